@@ -1,0 +1,247 @@
+"""Compile the project's Solidity sources with a pinned compiler, cached by content.
+
+Compiler choice, in order: ``LEDGER_SOLC`` (path to a native solc), a native ``solc``
+on PATH whose version is the pinned one, else the pinned solc-js from npm behind
+``scripts/solcjs-adapter.cjs``. All sources, OpenZeppelin's included, are inlined into
+the standard-JSON input, so every compiler sees byte-identical input.
+
+Artifacts are cached under ``build/contracts/<key>.json`` where the key hashes the
+sources, the pinned compiler version and the settings: a source change recompiles,
+nothing else does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import CompileError, ConfigError
+
+SOLC_VERSION = "0.8.37"
+EVM_VERSION = "cancun"
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 200},
+    "evmVersion": EVM_VERSION,
+    "viaIR": False,
+    "metadata": {"bytecodeHash": "ipfs"},
+    "outputSelection": {
+        "contracts/**": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
+        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
+    },
+}
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\';]*?\bfrom\s+)?["\']([^"\']+)["\']\s*;', re.M)
+_VERSION_RE = re.compile(r"Version:\s*(\d+\.\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One compiled contract."""
+
+    name: str
+    source: str
+    abi: list[dict[str, Any]]
+    bytecode: bytes
+    runtime_bytecode: bytes
+    compiler: str
+
+    @property
+    def runtime_hash(self) -> str:
+        """SHA-256 of the runtime bytecode: what a deployment manifest records."""
+        return hashlib.sha256(self.runtime_bytecode).hexdigest()
+
+
+def _node_modules() -> Path:
+    return Path(os.environ.get("LEDGER_NODE_MODULES", PROJECT_ROOT / "node_modules"))
+
+
+def _contracts_dir() -> Path:
+    return Path(os.environ.get("LEDGER_CONTRACTS_DIR", PROJECT_ROOT / "contracts"))
+
+
+def _build_dir() -> Path:
+    return Path(os.environ.get("LEDGER_BUILD_DIR", PROJECT_ROOT / "build"))
+
+
+def _resolve(unit: str) -> Path:
+    if unit.startswith("@"):
+        return _node_modules() / unit
+    return _contracts_dir().parent / unit
+
+
+def collect_sources(root_units: list[str] | None = None) -> dict[str, str]:
+    """Every source unit reachable from the project's contracts, keyed by unit name."""
+    contracts = _contracts_dir()
+    if root_units is None:
+        root_units = sorted(
+            str(p.relative_to(contracts.parent)).replace(os.sep, "/")
+            for p in contracts.rglob("*.sol")
+        )
+    sources: dict[str, str] = {}
+    pending = list(root_units)
+    while pending:
+        unit = pending.pop()
+        if unit in sources:
+            continue
+        path = _resolve(unit)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            hint = " (run the README's set-up: npm packages missing?)" if unit.startswith("@") else ""
+            raise CompileError(f"source {unit!r} not found at {path}{hint}") from None
+        sources[unit] = text
+        for imp in _IMPORT_RE.findall(text):
+            if imp.startswith("."):
+                target = os.path.normpath(os.path.join(os.path.dirname(unit), imp)).replace(
+                    os.sep, "/"
+                )
+            else:
+                target = imp
+            pending.append(target)
+    return sources
+
+
+def cache_key(sources: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"solc": SOLC_VERSION, "settings": SETTINGS}, sort_keys=True).encode())
+    for unit in sorted(sources):
+        h.update(unit.encode() + b"\0" + hashlib.sha256(sources[unit].encode()).digest())
+    return h.hexdigest()
+
+
+def _compiler_version(binary: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    except OSError:
+        return None
+    m = _VERSION_RE.search(out)
+    return m.group(1) if m else None
+
+
+@cache
+def find_compiler() -> tuple[str, str]:
+    """(path to an executable speaking solc's CLI, description). Never downloads."""
+    explicit = os.environ.get("LEDGER_SOLC")
+    if explicit:
+        version = _compiler_version(explicit)
+        if version != SOLC_VERSION:
+            raise ConfigError(
+                f"LEDGER_SOLC={explicit} reports version {version}, but {SOLC_VERSION} is pinned"
+            )
+        return explicit, f"native solc {version} ({explicit})"
+    native = shutil.which("solc")
+    if native and _compiler_version(native) == SOLC_VERSION:
+        return native, f"native solc {SOLC_VERSION} ({native})"
+    adapter = PROJECT_ROOT / "scripts" / "solcjs-adapter.cjs"
+    if not (_node_modules() / "solc" / "package.json").exists():
+        raise ConfigError(
+            f"no solc {SOLC_VERSION} found: install a native solc (or set LEDGER_SOLC), "
+            "or run the README's set-up so npm installs the pinned solc-js"
+        )
+    if shutil.which("node") is None:
+        raise ConfigError("solc-js needs Node.js (`node`) on PATH")
+    return str(adapter), f"solc-js {SOLC_VERSION} via {adapter.name}"
+
+
+def _run_compiler(binary: str, standard_input: dict[str, Any]) -> dict[str, Any]:
+    import solcx  # py-solc-x drives the compiler; imported late (slow import)
+
+    try:
+        out: dict[str, Any] = solcx.compile_standard(
+            standard_input, solc_binary=binary, allow_empty=True
+        )
+    except solcx.exceptions.SolcError as exc:
+        raise CompileError(_format_errors(getattr(exc, "stdout_data", "") or str(exc))) from None
+    return out
+
+
+def _format_errors(stdout: str) -> str:
+    try:
+        data = json.loads(stdout)
+    except (TypeError, ValueError):
+        return str(stdout)
+    return "\n".join(e.get("formattedMessage", e.get("message", "")) for e in data.get("errors", []))
+
+
+def compile_all(force: bool = False) -> dict[str, Artifact]:
+    """Compile (or load from cache) every project contract. Keyed by contract name."""
+    sources = collect_sources()
+    key = cache_key(sources)
+    cache_file = _build_dir() / "contracts" / f"{key}.json"
+    if not force and cache_file.exists():
+        return _load(cache_file)
+    binary, description = find_compiler()
+    version = _compiler_version(binary)
+    if version != SOLC_VERSION:
+        raise CompileError(f"{description} reports version {version}; {SOLC_VERSION} is pinned")
+    standard_input = {
+        "language": "Solidity",
+        "sources": {unit: {"content": text} for unit, text in sorted(sources.items())},
+        "settings": SETTINGS,
+    }
+    output = _run_compiler(binary, standard_input)
+    problems = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if problems:
+        raise CompileError("\n".join(e["formattedMessage"] for e in problems))
+    warnings = [e for e in output.get("errors", []) if e.get("severity") == "warning"]
+    artifacts: dict[str, Any] = {}
+    for unit, contracts in output.get("contracts", {}).items():
+        if not unit.startswith("contracts/"):
+            continue
+        for name, data in contracts.items():
+            if not data["evm"]["bytecode"]["object"] and not data["abi"]:
+                continue
+            artifacts[name] = {
+                "name": name,
+                "source": unit,
+                "abi": data["abi"],
+                "bytecode": data["evm"]["bytecode"]["object"],
+                "runtime_bytecode": data["evm"]["deployedBytecode"]["object"],
+                "compiler": f"solc {SOLC_VERSION}",
+            }
+    payload = {
+        "key": key,
+        "compiler": description,
+        "solc_version": SOLC_VERSION,
+        "settings": SETTINGS,
+        "sources": {u: hashlib.sha256(t.encode()).hexdigest() for u, t in sorted(sources.items())},
+        "warnings": [w["formattedMessage"] for w in warnings],
+        "contracts": artifacts,
+    }
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    os.replace(tmp, cache_file)
+    return _load(cache_file)
+
+
+def _load(path: Path) -> dict[str, Artifact]:
+    payload = json.loads(path.read_text())
+    return {
+        name: Artifact(
+            name=name,
+            source=a["source"],
+            abi=a["abi"],
+            bytecode=bytes.fromhex(a["bytecode"]),
+            runtime_bytecode=bytes.fromhex(a["runtime_bytecode"]),
+            compiler=a["compiler"],
+        )
+        for name, a in payload["contracts"].items()
+    }
+
+
+@cache
+def artifacts() -> dict[str, Artifact]:
+    """Process-wide cached artifacts (compiles on first use if needed)."""
+    return compile_all()

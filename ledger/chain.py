@@ -1,0 +1,450 @@
+"""Talk to a chain: the embedded py-evm chain, a local anvil, or any JSON-RPC endpoint.
+
+Every transaction is built, signed locally and sent raw, on every kind of chain, so the
+same code path runs in tests and in production. Reverts are decoded against the ABIs of
+all project contracts (custom errors with their arguments), never parsed from node text,
+except for the embedded chain, whose in-process backend only offers the raw revert
+bytes inside its exception message.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from ledger._internal import solc
+from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_CHAIN_ID = 31337
+DEV_ACCOUNTS = 10
+
+_PANIC_CODES = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division or modulo by zero",
+    0x21: "invalid enum value",
+    0x22: "invalid storage byte array",
+    0x31: "pop on empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialised function",
+}
+
+
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """4-byte selector -> (error name, argument types, argument names), from every ABI."""
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for art in solc.artifacts().values():
+        for item in art.abi:
+            if item.get("type") != "error":
+                continue
+            types = [_abi_type(i) for i in item["inputs"]]
+            sig = f"{item['name']}({','.join(types)})"
+            table[keccak(text=sig)[:4]] = (item["name"], types, [i["name"] for i in item["inputs"]])
+    table[keccak(text="Error(string)")[:4]] = ("Error", ["string"], ["message"])
+    table[keccak(text="Panic(uint256)")[:4]] = ("Panic", ["uint256"], ["code"])
+    return table
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){item['type'][5:]}"
+    return str(item["type"])
+
+
+_ERRORS: dict[bytes, tuple[str, list[str], list[str]]] | None = None
+
+
+def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
+    """Turn raw revert data into a ContractRevert naming the custom error and its values."""
+    global _ERRORS
+    if _ERRORS is None:
+        _ERRORS = _error_table()
+    if len(data) < 4:
+        return ContractRevert("Unknown", {}, f"{context} reverted without a reason")
+    entry = _ERRORS.get(data[:4])
+    if entry is None:
+        return ContractRevert(
+            "Unknown", {"data": "0x" + data.hex()}, f"{context} reverted with unknown error 0x{data.hex()}"
+        )
+    name, types, names = entry
+    try:
+        values = abi_decode(types, data[4:])
+    except Exception:  # noqa: BLE001 - malformed revert data is itself the diagnosis
+        return ContractRevert(name, {}, f"{context} reverted with malformed {name} data")
+    args = {n: (("0x" + v.hex()) if isinstance(v, bytes) else v) for n, v in zip(names, values)}
+    if name == "Panic":
+        code = int(values[0])
+        return ContractRevert(name, args, f"{context} panicked: {_PANIC_CODES.get(code, hex(code))}")
+    if name == "Error":
+        return ContractRevert(name, args, f"{context} reverted: {values[0]}")
+    shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    return ContractRevert(name, args, f"{context} reverted: {name}({shown})")
+
+
+def _revert_data(exc: BaseException) -> bytes | None:
+    """Raw revert bytes from whatever the provider raised, or None if not a revert."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), str):
+        return bytes.fromhex(data["data"][2:])
+    # eth-tester (embedded only): TransactionFailed("execution reverted: b'...'")
+    if type(exc).__name__ == "TransactionFailed" and exc.args:
+        msg = exc.args[0]
+        if isinstance(msg, bytes):
+            return msg
+        prefix = "execution reverted: "
+        if isinstance(msg, str) and msg.startswith(prefix):
+            literal = msg[len(prefix) :]
+            try:
+                value = ast.literal_eval(literal)
+            except (ValueError, SyntaxError):
+                return literal.encode()
+            return value if isinstance(value, bytes) else str(value).encode()
+        return b""
+    return None
+
+
+@dataclass
+class Chain:
+    """A connected chain with local signers."""
+
+    w3: Web3
+    accounts: list[LocalAccount]
+    kind: str  # "embedded" | "anvil" | "rpc"
+    confirmations: int = 1
+    url: str | None = None
+    tester: Any = None  # eth_tester.EthereumTester for the embedded chain
+    poll_interval: float = 0.05
+    timeout: float = 120.0
+    _nonces: dict[str, int] = field(default_factory=dict)
+    _chain_id: int | None = None
+
+    # -- basics ---------------------------------------------------------------
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    @property
+    def default_account(self) -> LocalAccount:
+        if not self.accounts:
+            raise ConfigError(
+                "no signing key: set LEDGER_PRIVATE_KEY, or LEDGER_KEYSTORE with "
+                "LEDGER_KEYSTORE_PASSWORD (or LEDGER_KEYSTORE_PASSWORD_FILE)"
+            )
+        return self.accounts[0]
+
+    def describe(self) -> str:
+        where = self.url or "in-process py-evm"
+        return f"{self.kind} chain {self.chain_id} ({where})"
+
+    def contract(self, name: str, address: str) -> Contract:
+        art = solc.artifacts()[name]
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=art.abi)
+
+    # -- transactions ----------------------------------------------------------
+    def _next_nonce(self, address: str) -> int:
+        chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
+        nonce = max(chain_nonce, self._nonces.get(address, 0))
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def _fees(self) -> dict[str, int]:
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        tip = 10**9 if self.kind != "rpc" else int(self.w3.eth.max_priority_fee)
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+
+    def build_signed(
+        self,
+        fn: Any,
+        sender: LocalAccount | None = None,
+        *,
+        value: int = 0,
+        nonce: int | None = None,
+        gas: int | None = None,
+        context: str | None = None,
+    ) -> tuple[bytes, bytes, int]:
+        """Estimate, build and sign a contract call. Returns (raw tx, tx hash, nonce).
+
+        Estimation runs the call first, so a revert surfaces here, decoded.
+        """
+        sender = sender or self.default_account
+        params: dict[str, Any] = {"from": sender.address, "value": value, "chainId": self.chain_id}
+        if gas is None:
+            try:
+                gas = int(fn.estimate_gas(params))
+            except Exception as exc:  # noqa: BLE001 - decoded below or re-raised
+                raise self._translate(exc, context or _fn_label(fn)) from None
+            gas = gas + gas // 5 + 5_000
+        params["gas"] = gas
+        params["nonce"] = self._next_nonce(sender.address) if nonce is None else nonce
+        params.update(self._fees())
+        tx = fn.build_transaction(params)
+        signed = sender.sign_transaction(tx)
+        return bytes(signed.raw_transaction), bytes(signed.hash), params["nonce"]
+
+    def broadcast(self, raw: bytes) -> bytes:
+        try:
+            return bytes(self.w3.eth.send_raw_transaction(raw))
+        except Exception as exc:  # noqa: BLE001
+            text = str(exc).lower()
+            if "already known" in text or "known transaction" in text:
+                return bytes(keccak(raw))
+            raise self._translate(exc, "broadcast") from None
+
+    def wait(self, tx_hash: bytes, confirmations: int | None = None) -> dict[str, Any]:
+        """Wait until mined with `confirmations` blocks on top of (and including) its own.
+
+        Re-checks that the receipt's block is still canonical, so a reorg that drops the
+        transaction is never reported as confirmed.
+        """
+        need = self.confirmations if confirmations is None else confirmations
+        deadline = time.monotonic() + self.timeout
+        while True:
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                block = int(receipt["blockNumber"])
+                head = int(self.w3.eth.block_number)
+                if head - block + 1 >= need:
+                    canonical = self.w3.eth.get_block(block)
+                    if bytes(canonical["hash"]) == bytes(receipt["blockHash"]):
+                        return dict(receipt)
+            if time.monotonic() > deadline:
+                raise ChainUnavailable(
+                    f"transaction 0x{tx_hash.hex()} not confirmed ({need} confirmations) "
+                    f"within {self.timeout:.0f}s on {self.describe()}"
+                )
+            time.sleep(self.poll_interval)
+
+    def _receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        try:
+            return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__name__ in ("TransactionNotFound",):
+                return None
+            raise self._translate(exc, "receipt lookup") from None
+
+    def transact(
+        self,
+        fn: Any,
+        sender: LocalAccount | None = None,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        confirmations: int | None = None,
+    ) -> dict[str, Any]:
+        """Send a contract call and wait for it; raises ContractRevert (decoded) on failure."""
+        label = _fn_label(fn)
+        raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, context=label)
+        self.broadcast(raw)
+        receipt = self.wait(tx_hash, confirmations)
+        if receipt["status"] != 1:
+            raise self._replay_failure(fn, sender or self.default_account, value, receipt, label)
+        return receipt
+
+    def _replay_failure(
+        self, fn: Any, sender: LocalAccount, value: int, receipt: dict[str, Any], label: str
+    ) -> LedgerError:
+        try:
+            fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
+        except Exception as exc:  # noqa: BLE001
+            return self._translate(exc, label)
+        return ContractRevert("Unknown", {}, f"{label} failed on chain (out of gas?)")
+
+    def call(self, fn: Any, sender: LocalAccount | None = None) -> Any:
+        params = {"from": (sender or self.default_account).address} if self.accounts else {}
+        try:
+            return fn.call(params)
+        except Exception as exc:  # noqa: BLE001
+            raise self._translate(exc, _fn_label(fn)) from None
+
+    def deploy(self, name: str, *args: Any, sender: LocalAccount | None = None) -> Contract:
+        contract, _ = self.deploy_with_receipt(name, *args, sender=sender)
+        return contract
+
+    def deploy_with_receipt(
+        self, name: str, *args: Any, sender: LocalAccount | None = None
+    ) -> tuple[Contract, dict[str, Any]]:
+        art = solc.artifacts()[name]
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = self.transact(factory.constructor(*args), sender)
+        address = receipt["contractAddress"]
+        return self.w3.eth.contract(address=address, abi=art.abi), receipt
+
+    def _translate(self, exc: BaseException, context: str) -> LedgerError:
+        if isinstance(exc, LedgerError):
+            return exc
+        data = _revert_data(exc)
+        if data is not None:
+            return decode_revert(data, context)
+        if isinstance(exc, (ConnectionError, OSError)) or "connection" in type(exc).__name__.lower():
+            return ChainUnavailable(f"{context}: no answer from {self.describe()}: {exc}")
+        return LedgerError(f"{context} failed: {exc}")
+
+    # -- time and state (dev chains) --------------------------------------------
+    def timestamp(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def time_travel(self, seconds: int) -> None:
+        """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
+        if self.kind == "embedded":
+            self.tester.time_travel(self.timestamp() + seconds)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request("evm_increaseTime", [seconds])
+            self.w3.provider.make_request("evm_mine", [])
+        else:
+            raise ConfigError("time travel needs the embedded chain or anvil")
+
+    def mine(self, blocks: int = 1) -> None:
+        if self.kind == "embedded":
+            self.tester.mine_blocks(blocks)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+        else:
+            raise ConfigError("mining on demand needs the embedded chain or anvil")
+
+    def snapshot(self) -> Any:
+        if self.kind == "embedded":
+            return self.tester.take_snapshot()
+        if self.kind == "anvil":
+            return self.w3.provider.make_request("evm_snapshot", [])["result"]
+        raise ConfigError("snapshots need the embedded chain or anvil")
+
+    def revert_to(self, snapshot: Any) -> None:
+        self._nonces.clear()
+        if self.kind == "embedded":
+            self.tester.revert_to_snapshot(snapshot)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request("evm_revert", [snapshot])
+        else:
+            raise ConfigError("snapshots need the embedded chain or anvil")
+
+
+def _fn_label(fn: Any) -> str:
+    name = getattr(fn, "fn_name", None) or getattr(fn, "abi_element_identifier", None)
+    if name is None and type(fn).__name__ == "ContractConstructor":
+        return "deploy"
+    return str(name or "call")
+
+
+def embedded(accounts: int = DEV_ACCOUNTS) -> Chain:
+    """A fresh in-process py-evm chain with funded dev accounts."""
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3.providers.eth_tester import EthereumTesterProvider
+
+    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides={"gas_limit": 60_000_000}))
+    tester = EthereumTester(backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    keys = backend.account_keys[:accounts]
+    signers = [Account.from_key(k.to_bytes()) for k in keys]
+    return Chain(w3=w3, accounts=signers, kind="embedded", confirmations=1, tester=tester, poll_interval=0)
+
+
+def dev_keys(count: int = DEV_ACCOUNTS) -> list[LocalAccount]:
+    """anvil's well-known development accounts (public test mnemonic: never hold value)."""
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
+    ]
+
+
+def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | None:
+    """The operator key from LEDGER_PRIVATE_KEY or an encrypted keystore; never logged."""
+    env = dict(os.environ if env is None else env)
+    key = env.get("LEDGER_PRIVATE_KEY")
+    if key:
+        try:
+            return Account.from_key(key)
+        except Exception:  # noqa: BLE001 - never echo the key back
+            raise ConfigError("LEDGER_PRIVATE_KEY is not a valid private key") from None
+    keystore = env.get("LEDGER_KEYSTORE")
+    if not keystore:
+        return None
+    password = env.get("LEDGER_KEYSTORE_PASSWORD")
+    pw_file = env.get("LEDGER_KEYSTORE_PASSWORD_FILE")
+    if password is None and pw_file:
+        password = Path(pw_file).read_text().rstrip("\n")
+    if password is None:
+        raise ConfigError(
+            "LEDGER_KEYSTORE is set but neither LEDGER_KEYSTORE_PASSWORD nor "
+            "LEDGER_KEYSTORE_PASSWORD_FILE is"
+        )
+    try:
+        encrypted = Path(keystore).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read keystore {keystore}: {exc.strerror}") from None
+    try:
+        return Account.from_key(Account.decrypt(encrypted, password))
+    except ValueError:
+        raise ConfigError(f"cannot decrypt keystore {keystore}: wrong password or corrupt file") from None
+
+
+def connect(
+    url: str,
+    *,
+    confirmations: int | None = None,
+    signers: Iterable[LocalAccount] | None = None,
+    timeout: float = 120.0,
+) -> Chain:
+    """Connect to a JSON-RPC endpoint. On a local anvil the dev accounts sign by default."""
+    from web3 import HTTPProvider
+
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = int(w3.eth.chain_id)
+        client = str(w3.client_version)
+    except Exception as exc:  # noqa: BLE001
+        raise ChainUnavailable(
+            f"no Ethereum JSON-RPC node answers at {url} ({type(exc).__name__}).\n"
+            "Start a local one with `ledger node` (anvil, state kept in the data directory), "
+            "or pass --rpc URL of a running node."
+        ) from None
+    is_anvil = "anvil" in client.lower() and chain_id == ANVIL_CHAIN_ID
+    chosen = list(signers) if signers is not None else []
+    if not chosen:
+        operator = load_signer_from_env()
+        if operator is not None:
+            chosen = [operator]
+        elif is_anvil:
+            chosen = dev_keys()
+    chain = Chain(
+        w3=w3,
+        accounts=chosen,
+        kind="anvil" if is_anvil else "rpc",
+        confirmations=confirmations if confirmations is not None else (1 if is_anvil else 3),
+        url=url,
+        timeout=timeout,
+    )
+    chain._chain_id = chain_id
+    return chain
+
+
+def retry(fn: Callable[[], Any], attempts: int = 3, delay: float = 0.2) -> Any:
+    """Call fn, retrying on ChainUnavailable (transient network trouble)."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except ChainUnavailable:
+            if i == attempts - 1:
+                raise
+            time.sleep(delay * (2**i))
+    raise AssertionError("unreachable")

@@ -1,0 +1,52 @@
+"""Shared fixtures: chains (embedded py-evm and a real anvil), deployed contracts.
+
+Every test that takes `chain` runs twice: on the embedded chain and on an anvil node
+that this test session starts and stops. Each test gets a clean state (a snapshot is
+reverted after it), so tests stay independent and fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ledger import chain as chain_mod
+from ledger.chain import Chain
+from ledger.node import AnvilProcess
+
+CHAIN_KINDS = [k for k in os.environ.get("LEDGER_TEST_CHAINS", "embedded,anvil").split(",") if k]
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[AnvilProcess]:
+    with AnvilProcess() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def _embedded_chain() -> Chain:
+    return chain_mod.embedded()
+
+
+@pytest.fixture(params=CHAIN_KINDS)
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """A chain with funded dev accounts, reset after each test."""
+    if request.param == "embedded":
+        c: Chain = request.getfixturevalue("_embedded_chain")
+    else:
+        node: AnvilProcess = request.getfixturevalue("anvil_node")
+        c = chain_mod.connect(node.url)
+        c.poll_interval = 0.01
+    snap = c.snapshot()
+    try:
+        yield c
+    finally:
+        c.revert_to(snap)
+
+
+@pytest.fixture
+def evidence_log(chain: Chain):  # type: ignore[no-untyped-def]
+    """A freshly deployed EvidenceLog; accounts[0] is admin and anchorer."""
+    return chain.deploy("EvidenceLog", chain.accounts[0].address)
