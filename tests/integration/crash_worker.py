@@ -1,0 +1,81 @@
+"""Child process for the crash test: ingest and anchor in rounds, saying what was acknowledged.
+
+usage: crash_worker.py DATA_DIR RPC_URL CONTRACT MODE
+MODE: loop               ingest+anchor every batch, printing ACK/ANCHORED lines
+      kill-before-send   ingest the next batch, then SIGKILL itself after the signed anchor
+                         transaction is stored but before it is broadcast
+      kill-after-send    the same, but right after the broadcast, before confirmation
+      resume             settle pending anchors and anchor the current head
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ledger import chain as chain_mod
+from ledger import records as rec
+from ledger.anchor import Anchorer
+from ledger.secrets import MasterSecret
+from ledger.simulate import generate_flash_sale, to_jsonl
+from ledger.store import Store
+
+BATCH = 40
+
+
+def batches() -> list[list[dict]]:
+    sale = generate_flash_sale(seed=5, orders=120, merchants=2, start="2026-11-11T12:00:00Z")
+    return [sale[i : i + BATCH] for i in range(0, len(sale), BATCH)]
+
+
+def main() -> None:
+    data_dir, url, contract, mode = sys.argv[1:5]
+    chain = chain_mod.connect(url)
+    chain.poll_interval = 0.01
+    log = chain.contract("EvidenceLog", contract)
+    store = Store(Path(data_dir) / "ev.sqlite3", MasterSecret.from_env())
+    anchorer = Anchorer(store, chain, log)
+    all_batches = batches()
+
+    def next_batch() -> list[dict] | None:
+        have = {r.id for r in store.records_in_range(None, None)}
+        for b in all_batches:
+            if any(r["id"] not in have for r in b):
+                return b
+        return None
+
+    if mode == "resume":
+        out = anchorer.anchor()
+        print(f"RESUMED {out.resumed} HEAD {store.size}", flush=True)
+        return
+    if mode in ("kill-before-send", "kill-after-send"):
+        b = next_batch()
+        assert b is not None
+        res = store.ingest(rec.parse_jsonl(to_jsonl(b), source="w"), source="w")
+        print(f"ACK {res.size}", flush=True)
+        if mode == "kill-before-send":
+            anchorer.anchor(before_broadcast=lambda _id: os.kill(os.getpid(), signal.SIGKILL))
+        else:
+            original = chain.broadcast
+
+            def broadcast_then_die(raw: bytes) -> bytes:
+                h = original(raw)
+                os.kill(os.getpid(), signal.SIGKILL)
+                return h
+
+            chain.broadcast = broadcast_then_die  # type: ignore[method-assign]
+            anchorer.anchor()
+        raise AssertionError("should have been killed")
+    while (b := next_batch()) is not None:
+        res = store.ingest(rec.parse_jsonl(to_jsonl(b), source="w"), source="w")
+        print(f"ACK {res.size}", flush=True)
+        out = anchorer.anchor()
+        print(f"ANCHORED {out.head.size if out.head else store.size}", flush=True)
+    anchorer.anchor()
+    print("DONE", flush=True)
+
+
+if __name__ == "__main__":
+    main()

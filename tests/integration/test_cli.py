@@ -1,0 +1,129 @@
+"""The CLI end to end, as a user runs it: separate processes against a real anvil node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.secrets import MasterSecret
+from ledger.simulate import generate_flash_sale, to_jsonl
+
+START = "2026-11-11T12:00:00Z"
+
+
+def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ledger {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def env(tmp_path: Path, anvil_node) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    e = dict(os.environ)
+    e.update(
+        LEDGER_HOME=str(tmp_path / "home"),
+        LEDGER_MASTER_SECRET=MasterSecret.generate_hex(),
+        LEDGER_RPC=anvil_node.url,
+        COLUMNS="200",
+    )
+    for k in ("LEDGER_PRIVATE_KEY", "LEDGER_KEYSTORE"):
+        e.pop(k, None)
+    return e
+
+
+def test_cli_flow_ingest_anchor_export_verify(tmp_path: Path, env: dict[str, str]) -> None:
+    sale = generate_flash_sale(seed=3, orders=30, merchants=2, start=START)
+    half = len(sale) // 2
+    (tmp_path / "a.jsonl").write_bytes(to_jsonl(sale[:half]))
+    (tmp_path / "b.jsonl").write_bytes(to_jsonl(sale[half:]))
+
+    dep = json.loads(run(["deploy", "--json", "--redeploy"], env).stdout)
+    again = json.loads(run(["deploy", "--json"], env).stdout)
+    assert again["reused"] and again["address"] == dep["address"]
+
+    out = json.loads(run(["ingest", str(tmp_path / "a.jsonl"), "--json"], env).stdout)
+    assert out["log_size"] == half
+    a1 = json.loads(run(["anchor", "--json"], env).stdout)
+    assert a1["anchored"] and a1["size"] == half and a1["previous_size"] == 0
+    run(["ingest", str(tmp_path / "b.jsonl")], env)
+    a2 = json.loads(run(["anchor", "--json"], env).stdout)
+    assert a2["size"] == len(sale) and a2["previous_size"] == half and a2["gas_used"] <= 100_000
+    assert not json.loads(run(["anchor", "--json"], env).stdout)["anchored"]
+    status = json.loads(run(["status", "--json"], env).stdout)
+    assert status["unanchored_records"] == 0 and status["pending_anchors"] == 0
+
+    order = sale[0]["order_id"]
+    bundle_path = tmp_path / "bundle.json"
+    run(["export", "--order", order, "-o", str(bundle_path)], env)
+    ok = run(["verify", str(bundle_path), "--json"], env, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["ok"]
+    human = run(["verify", str(bundle_path)], env)
+    assert "VERIFIED" in human.stdout and "OK" in human.stdout
+
+    bundle = json.loads(bundle_path.read_text())
+    victim = bundle["records"][0]["record"]
+    victim["ts"] = victim["ts"].replace(":0", ":1", 1)
+    bad_path = tmp_path / "bad.json"
+    bad_path.write_text(json.dumps(bundle))
+    bad = run(["verify", str(bad_path)], env, check=False)
+    assert bad.returncode == 1
+    assert "tampered content" in bad.stdout and victim["id"] in bad.stdout
+
+    merchant = sale[0]["merchant_id"]
+    mb = tmp_path / "merchant.json"
+    run(["export", "--merchant", merchant, "--since", START, "-o", str(mb)], env)
+    assert run(["verify", str(mb)], env).returncode == 0
+    assert {r["record"]["merchant_id"] for r in json.loads(mb.read_text())["records"]} == {merchant}
+
+
+def test_cli_invalid_file_lists_every_problem_and_stores_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    sale = generate_flash_sale(seed=4, orders=5, merchants=1, start=START)
+    lines = to_jsonl(sale).splitlines()
+    bad_money = json.loads(lines[1])
+    key = next(k for k in ("total", "amount") if k in bad_money)
+    bad_money[key] = 12.5
+    lines[1] = json.dumps(bad_money).encode()
+    lines[3] = b'{"id": "x1", "kind": "teleport"}'
+    (tmp_path / "bad.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    res = run(["ingest", str(tmp_path / "bad.jsonl"), "--json"], env, check=False)
+    assert res.returncode == 2
+    payload = json.loads(res.stdout)
+    problems = payload["problems"]
+    assert {p["line"] for p in problems} >= {2, 4}
+    assert any(p["field"] == key and p["record_id"] == bad_money["id"] for p in problems)
+    human = run(["ingest", str(tmp_path / "bad.jsonl")], env, check=False)
+    assert "bad.jsonl:2" in human.stderr and "nothing was stored" in human.stderr
+    status = json.loads(run(["status", "--json"], env).stdout)
+    assert status["log_size"] == 0
+
+
+def test_cli_without_a_chain_says_how_to_start_one(tmp_path: Path, env: dict[str, str]) -> None:
+    env = dict(env)
+    env.pop("LEDGER_RPC")
+    res = run(["anchor"], env, check=False)
+    assert res.returncode == 2 and "ledger node" in res.stderr and "--rpc" in res.stderr
+    res = run(["deploy", "--rpc", "http://127.0.0.1:9"], env, check=False)
+    assert res.returncode == 2 and "no Ethereum JSON-RPC node answers" in res.stderr
+
+
+def test_cli_demo_runs_on_the_embedded_chain(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledger", "demo", "--orders", "40", "--merchants", "2",
+         "--batches", "2", "--out", str(tmp_path / "demo"), "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["ok"] and summary["bundle_verified"] and summary["tampered_rejected"]
+    assert len(summary["heads"]) == 2 and Path(summary["bundle"]).exists()
+    assert all(h["gas"] <= 100_000 for h in summary["heads"])

@@ -1,0 +1,107 @@
+"""kill -9 at any instant: no acknowledged record lost, no head anchored twice, and a
+restart resumes pending anchoring. Runs against a real anvil node in separate processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger import chain as chain_mod
+from ledger.deploy import deploy_evidence_log
+from ledger.secrets import MasterSecret
+from ledger.store import Store
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+
+
+def _worker_batches() -> list[list[dict]]:
+    from tests.integration.crash_worker import batches
+
+    return batches()
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )
+
+
+def _acks(out: str) -> list[int]:
+    return [int(line.split()[1]) for line in out.splitlines() if line.startswith("ACK ")]
+
+
+def _check_invariants(chain, log, store: Store, acked: list[int]) -> None:  # type: ignore[no-untyped-def]
+    # 1. every acknowledged record survived
+    assert store.size >= max(acked, default=0)
+    # 2. on chain: every anchored head is a distinct, growing size whose root is our tree's
+    events = log.events.HeadAnchored().get_logs(from_block=0)
+    sizes = [int(e["args"]["size"]) for e in events]
+    assert sizes == sorted(set(sizes)), sizes
+    for e in events:
+        assert bytes(e["args"]["root"]) == store.tree.root(int(e["args"]["size"]))
+    # 3. locally: nothing left pending, one confirmed row per anchored head, and every
+    #    anchor transaction we ever signed for a head is that head's only transaction
+    rows = store.anchors(chain.chain_id, log.address)
+    assert not [r for r in rows if r.status == "sent"]
+    confirmed = sorted(r.size for r in rows if r.status == "confirmed")
+    assert confirmed == sizes
+    tx_hashes = {bytes(e["transactionHash"]) for e in events}
+    assert tx_hashes == {r.tx_hash for r in rows if r.status == "confirmed"}
+    per_size: dict[int, set[bytes]] = {}
+    for r in rows:
+        per_size.setdefault(r.size, set()).add(r.tx_hash)
+    mined = [r for r in rows if r.status == "failed" and chain._receipt(r.tx_hash) is not None]
+    assert not [r for r in mined if chain._receipt(r.tx_hash)["status"] == 1]
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_at_any_instant(tmp_path: Path, anvil_node) -> None:  # type: ignore[no-untyped-def]
+    chain = chain_mod.connect(anvil_node.url)
+    dep = deploy_evidence_log(chain, None)
+    log = chain.contract("EvidenceLog", dep.address)
+    secret_hex = MasterSecret.generate_hex()
+    env = dict(os.environ, LEDGER_MASTER_SECRET=secret_hex)
+    args = [str(tmp_path), anvil_node.url, dep.address]
+    acked: list[int] = []
+
+    # Exact protocol points first: stored-but-not-broadcast, broadcast-but-not-confirmed.
+    for mode in ("kill-before-send", "kill-after-send"):
+        p = _spawn([*args, mode], env)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == -signal.SIGKILL, err
+        acked += _acks(out)
+        with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
+            assert [r.status for r in store.anchors()][-1] == "sent"
+        p = _spawn([*args, "resume"], env)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "RESUMED 1" in out
+
+    # Then random instants.
+    rng = random.Random(20261125)
+    for _ in range(5):
+        p = _spawn([*args, "loop"], env)
+        time.sleep(rng.uniform(0.8, 3.0))
+        p.send_signal(signal.SIGKILL)
+        out, _ = p.communicate(timeout=60)
+        acked += _acks(out)
+    p = _spawn([*args, "loop"], env)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    acked += _acks(out)
+    assert "DONE" in out
+
+    with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
+        _check_invariants(chain, log, store, acked)
+        # the final run completed the whole sale: every record exactly once
+        expected = [r["id"] for b in _worker_batches() for r in b]
+        stored = [r.id for r in store.records_in_range(None, None)]
+        assert sorted(stored) == sorted(expected) and len(set(stored)) == len(stored)
