@@ -30,6 +30,8 @@ from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerE
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_CHAIN_ID = 31337
 DEV_ACCOUNTS = 10
+EMBEDDED_BLOCK_GAS_LIMIT = 60_000_000
+EMBEDDED_GAS_LIMIT = 15_000_000  # per transaction on the embedded chain (see build_signed)
 
 _PANIC_CODES = {
     0x01: "assertion failed",
@@ -191,10 +193,18 @@ class Chain:
         params: dict[str, Any] = {"from": sender.address, "value": value, "chainId": self.chain_id}
         if gas is None:
             try:
-                gas = int(fn.estimate_gas(params))
+                if self.kind == "embedded" and hasattr(fn, "call"):
+                    # py-evm estimates by binary search (about 14 executions per call);
+                    # one eth_call surfaces a revert just as well, and the in-process dev
+                    # chain can afford a generous limit (only the gas used is charged).
+                    # Deployments (no `call`) are rare and keep the estimate.
+                    fn.call(dict(params))
+                    gas = EMBEDDED_GAS_LIMIT
+                else:
+                    gas = int(fn.estimate_gas(params))
+                    gas = gas + gas // 5 + 5_000
             except Exception as exc:  # noqa: BLE001 - decoded below or re-raised
                 raise self._translate(exc, context or _fn_label(fn)) from None
-            gas = gas + gas // 5 + 5_000
         params["gas"] = gas
         params["nonce"] = self._next_nonce(sender.address) if nonce is None else nonce
         params.update(self._fees())
@@ -351,7 +361,7 @@ def embedded(accounts: int = DEV_ACCOUNTS) -> Chain:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3.providers.eth_tester import EthereumTesterProvider
 
-    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides={"gas_limit": 60_000_000}))
+    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides={"gas_limit": EMBEDDED_BLOCK_GAS_LIMIT}))
     tester = EthereumTester(backend)
     w3 = Web3(EthereumTesterProvider(tester))
     keys = backend.account_keys[:accounts]

@@ -19,7 +19,6 @@ so personal data never enters the log, and a record can be disclosed without it.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import operator
@@ -29,7 +28,10 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Union
 
+import orjson
+
 from ledger._internal import canonical
+from ledger._internal.perf import paused_gc
 from ledger.errors import RecordProblem, ValidationError
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "RETURN_REASONS",
     "RETURN_TYPES",
     "Record",
+    "Encoded",
+    "encode",
     "leaf_bytes",
     "leaf_hash_of",
     "parse_jsonl",
@@ -154,22 +158,62 @@ def personal_commitment(personal: Mapping[str, str], personal_salt: bytes) -> st
     return hashlib.sha256(personal_salt + canonical.dumps_strict(dict(personal))).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """What the log keeps of a record: its canonical parts and its leaf hash."""
+
+    public_jcs: bytes  # JCS of the public fields (no salt, no personal data)
+    personal_jcs: bytes | None  # JCS of the personal fields, to be encrypted at rest
+    personal_commitment: bytes | None  # SHA-256(personal salt || personal_jcs)
+    leaf_hash: bytes  # SHA-256(0x00 || JCS(committed object))
+
+
+def encode(record: Record, salt: bytes, personal_salt: bytes) -> Encoded:
+    """The record's canonical parts and leaf hash in one pass (the ingest hot path).
+
+    Validated records are written by the per-kind JCS writers; any other record goes
+    through the strict generic encoder. Both give the same bytes (tested).
+    """
+    if type(salt) is not bytes or len(salt) != 32:
+        raise ValueError("the record salt must be 32 bytes")
+    personal = record.personal
+    pjcs: bytes | None = None
+    pc: bytes | None = None
+    if personal is not None:
+        if type(personal_salt) is not bytes or len(personal_salt) != 32:
+            raise ValueError("the personal salt must be 32 bytes")
+        if record._validated:
+            # Keys are known ASCII names; values go through the JSON string escaper.
+            pjcs = ("{" + ",".join([f'"{k}":{_jstr(personal[k])}' for k in sorted(personal)])
+                    + "}").encode()
+        else:
+            pjcs = canonical.dumps_strict(dict(personal))
+        pc = hashlib.sha256(personal_salt + pjcs).digest()
+    if record._validated:
+        write = _JCS_WRITERS[record.kind]
+        public = write(record.public, "", "").encode()
+        pc_member = "" if pc is None else f'"personal_commitment":"{pc.hex()}",'
+        leaf_text = write(record.public, pc_member, f'"salt":"{salt.hex()}",').encode()
+    else:
+        public = canonical.dumps_strict(record.public)
+        committed = record.public.copy()
+        committed["salt"] = salt.hex()
+        if pc is not None:
+            committed["personal_commitment"] = pc.hex()
+        leaf_text = canonical.dumps_strict(committed)
+    return Encoded(public, pjcs, pc, hashlib.sha256(LEAF_PREFIX + leaf_text).digest())
+
+
 def leaf_bytes(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
     """JCS(committed object): the bytes that are leaf-hashed."""
     if not record._validated:
         return canonical.dumps_strict(record.committed(salt, personal_salt))
     if type(salt) is not bytes or len(salt) != 32:
         raise ValueError("the record salt must be 32 bytes")
-    personal = record.personal
-    if personal is None:
-        pc = ""
-    else:
-        if type(personal_salt) is not bytes or len(personal_salt) != 32:
-            raise ValueError("the personal salt must be 32 bytes")
-        # JCS of the personal object: keys are known ASCII names, values need escaping.
-        pjcs = "{" + ",".join([f'"{k}":{_jstr(personal[k])}' for k in sorted(personal)]) + "}"
-        pc = f'"personal_commitment":"{hashlib.sha256(personal_salt + pjcs.encode()).hexdigest()}",'
-    return _JCS_WRITERS[record.kind](record.public, pc, salt.hex()).encode()
+    pc = ""
+    if record.personal is not None:
+        pc = f'"personal_commitment":"{personal_commitment(record.personal, personal_salt)}",'
+    return _JCS_WRITERS[record.kind](record.public, pc, f'"salt":"{salt.hex()}",').encode()
 
 
 def leaf_hash_of(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
@@ -211,6 +255,9 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _decode = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_constant=_NonFinite).decode
+_orjson_loads = orjson.loads
+_orjson_dumps = orjson.dumps
+_OrjsonDecodeError = orjson.JSONDecodeError
 
 # --- field checkers ------------------------------------------------------------------
 # A checker returns None when the value is valid, a reason (str) when it is not, or, for
@@ -841,7 +888,8 @@ def _make_record(obj: dict[str, Any]) -> Record:
 # library's JSON string escaper (which matches JCS, see ledger/_internal/canonical.py),
 # integers are plain ints, and no other fields exist. Each writer is about ten times
 # faster than a generic encoder; tests check them against rfc8785 on every kind and
-# every optional field. `pc` is "" or '"personal_commitment":"<hex>",'.
+# every optional field. `pc` is "" or '"personal_commitment":"<hex>",'; `salt` is
+# '"salt":"<hex>",', or "" for the JCS of the public fields alone.
 
 
 def _opt_int(o: dict[str, Any], k: str) -> str:
@@ -873,7 +921,7 @@ def _write_order(o: dict[str, Any], pc: str, salt: str) -> str:
     return (
         f'{{"buyer_id":"{o["buyer_id"]}","currency":"{o["currency"]}",{_opt_int(o, "discount")}'
         f'"id":"{o["id"]}","items":[{items}],"kind":"order","live_session":"{o["live_session"]}",'
-        f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}"salt":"{salt}",'
+        f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}{salt}'
         f'"shipping_fee":{o["shipping_fee"]},"total":{o["total"]},"ts":"{o["ts"]}"}}'
     )
 
@@ -882,7 +930,7 @@ def _write_payment(o: dict[str, Any], pc: str, salt: str) -> str:
     return (
         f'{{"amount":{o["amount"]},"currency":"{o["currency"]}","id":"{o["id"]}","kind":"payment",'
         f'"merchant_id":"{o["merchant_id"]}","method":"{o["method"]}","order_id":"{o["order_id"]}",'
-        f'"payment_ref":"{o["payment_ref"]}",{pc}"salt":"{salt}","ts":"{o["ts"]}"}}'
+        f'"payment_ref":"{o["payment_ref"]}",{pc}{salt}"ts":"{o["ts"]}"}}'
     )
 
 
@@ -892,7 +940,7 @@ def _write_shipment(o: dict[str, Any], pc: str, salt: str) -> str:
         items = '"items":[' + ",".join([f'{{"qty":{it["qty"]},"sku":"{it["sku"]}"}}' for it in o["items"]]) + "],"
     return (
         f'{{"carrier":"{o["carrier"]}","id":"{o["id"]}",{items}"kind":"shipment",'
-        f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}"salt":"{salt}",'
+        f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}{salt}'
         f'"tracking_number":"{o["tracking_number"]}","ts":"{o["ts"]}"}}'
     )
 
@@ -901,7 +949,7 @@ def _write_delivery(o: dict[str, Any], pc: str, salt: str) -> str:
     return (
         f'{{"carrier":"{o["carrier"]}","id":"{o["id"]}","kind":"delivery",'
         f'"merchant_id":"{o["merchant_id"]}","method":"{o["method"]}","order_id":"{o["order_id"]}",'
-        f'{pc}"salt":"{salt}","tracking_number":"{o["tracking_number"]}","ts":"{o["ts"]}"}}'
+        f'{pc}{salt}"tracking_number":"{o["tracking_number"]}","ts":"{o["ts"]}"}}'
     )
 
 
@@ -909,7 +957,7 @@ def _write_review(o: dict[str, Any], pc: str, salt: str) -> str:
     return (
         f'{{"buyer_id":"{o["buyer_id"]}","id":"{o["id"]}","kind":"review",{_opt_media(o)}'
         f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}"rating":{o["rating"]},'
-        f'"salt":"{salt}",{_opt_text(o, "text")}"ts":"{o["ts"]}"}}'
+        f'{salt}{_opt_text(o, "text")}"ts":"{o["ts"]}"}}'
     )
 
 
@@ -918,7 +966,7 @@ def _write_return(o: dict[str, Any], pc: str, salt: str) -> str:
         f'{{"amount":{o["amount"]},{_opt_name(o, "carrier")}"currency":"{o["currency"]}",'
         f'{_opt_text(o, "detail")}"id":"{o["id"]}","kind":"return",{_opt_media(o)}'
         f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}"reason":"{o["reason"]}",'
-        f'"salt":"{salt}",{_opt_name(o, "tracking_number")}"ts":"{o["ts"]}","type":"{o["type"]}"}}'
+        f'{salt}{_opt_name(o, "tracking_number")}"ts":"{o["ts"]}","type":"{o["type"]}"}}'
     )
 
 
@@ -965,6 +1013,22 @@ def _strip_eol(line: bytes) -> bytes:
 
 
 def _parse_line(line: bytes, source: str, line_no: int | None) -> tuple[Record | None, list[RecordProblem]]:
+    # Fast path: orjson decodes, the fast validator accepts, and re-encoding gives back
+    # exactly as many bytes as the line had. orjson keeps the last of duplicate keys, so
+    # the length check is what rules duplicates out: for a record the validator accepts
+    # (no floats, no control characters but TAB/LF/CR, which orjson writes as two-character
+    # escapes), orjson's compact re-encoding of every member is never longer than its
+    # source text, so a dropped duplicate member always makes the re-encoding shorter.
+    # Anything else (a non-compact line, an escape written longer than needed, any
+    # problem at all) takes the slow path below, which is exact and names every problem.
+    if len(line) <= MAX_LINE_BYTES:
+        try:
+            obj = _orjson_loads(line)
+        except _OrjsonDecodeError:
+            pass
+        else:
+            if obj.__class__ is dict and _fast_valid(obj) and len(_orjson_dumps(obj)) == len(line):
+                return _make_record(obj), []
     if len(line) > MAX_LINE_BYTES:
         return None, [
             RecordProblem(
@@ -1030,15 +1094,8 @@ def parse_jsonl(data: bytes | Iterable[bytes], *, source: str) -> list[Record]:
         lines: Iterable[bytes] = bytes(data).split(b"\n")
     else:
         lines = data
-    # Records are acyclic, and the cyclic collector would otherwise rescan the growing
-    # list of records over and over (about a third of the parse time on large files).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _parse_lines(lines, source)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _parse_lines(lines: Iterable[bytes], source: str) -> list[Record]:

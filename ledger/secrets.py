@@ -100,6 +100,10 @@ def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return hkdf_expand(hkdf_extract(salt, ikm), info, length)
 
 
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
 def _hmac_states(key: bytes) -> tuple[Any, Any]:
     """SHA-256 states after absorbing the HMAC inner and outer pads of a 32-byte key.
 
@@ -107,10 +111,7 @@ def _hmac_states(key: bytes) -> tuple[Any, Any]:
     every call; the salts are derived once per record on the ingest hot path.
     """
     block = key.ljust(64, b"\0")
-    return (
-        hashlib.sha256(bytes(b ^ 0x36 for b in block)),
-        hashlib.sha256(bytes(b ^ 0x5C for b in block)),
-    )
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
 
 
 def _hmac_with(inner: Any, outer: Any, msg: bytes) -> bytes:
@@ -335,9 +336,12 @@ class PersonalCipher:
 
     def encrypt(self, record_id: str, personal: Mapping[str, Any]) -> bytes:
         """``0x01 || nonce || AES-GCM(JCS(personal), aad=record_id)``."""
+        return self.encrypt_canonical(record_id, canonical.dumps_strict(dict(personal)))
+
+    def encrypt_canonical(self, record_id: str, personal_jcs: bytes) -> bytes:
+        """`encrypt` for personal fields already in canonical form (the ingest hot path)."""
         nonce = os.urandom(_NONCE_LEN)
-        plaintext = canonical.dumps_strict(dict(personal))
-        ct = self._aead.encrypt(nonce, plaintext, record_id.encode("utf-8"))
+        ct = self._aead.encrypt(nonce, personal_jcs, record_id.encode("utf-8"))
         return bytes((BLOB_VERSION,)) + nonce + ct
 
     def decrypt(self, record_id: str, blob: bytes) -> dict[str, Any]:

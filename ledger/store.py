@@ -13,9 +13,9 @@ master secret (see ``ledger.secrets``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from hashlib import sha256
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ledger import records as rec
-from ledger._internal import canonical
 from ledger._internal.merkle import MerkleTree
+from ledger._internal.perf import paused_gc
 from ledger.errors import ConflictError, RecordProblem, StoreError
-from ledger.secrets import MasterSecret, decrypt_personal, encrypt_personal
+from ledger.secrets import MasterSecret, PersonalCipher, load_data_key
 
 SCHEMA_VERSION = 1
 
@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS anchors (
 );
 CREATE INDEX IF NOT EXISTS anchors_target ON anchors(chain_id, contract, status, size);
 """
+
+
+def _key_fingerprint(key: bytes) -> str:
+    """16 hex characters that identify a data key and reveal nothing about it."""
+    return hashlib.sha256(b"evidence-escrow/data-key-fingerprint\0" + key).hexdigest()[:16]
 
 
 def _now() -> str:
@@ -142,19 +147,23 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory
         self.db.executescript(_SCHEMA)
-        self._check_meta()
+        data_key = load_data_key(secret)
+        self._check_meta(_key_fingerprint(data_key))
         self._tree: MerkleTree | None = None
+        self._cipher = PersonalCipher(data_key)
 
     # -- set-up -----------------------------------------------------------------
-    def _check_meta(self) -> None:
+    def _check_meta(self, data_key_fingerprint: str) -> None:
         rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         fingerprint = self.secret.fingerprint
         if not rows:
             with self._txn():
                 self.db.executemany(
                     "INSERT INTO meta(key, value) VALUES (?, ?)",
-                    [("schema", str(SCHEMA_VERSION)), ("secret_fingerprint", fingerprint)],
+                    [("schema", str(SCHEMA_VERSION)), ("secret_fingerprint", fingerprint),
+                     ("data_key_fingerprint", data_key_fingerprint)],
                 )
             return
         if rows.get("schema") != str(SCHEMA_VERSION):
@@ -165,6 +174,11 @@ class Store:
             raise StoreError(
                 f"{self.path} was created with a different master secret "
                 "(LEDGER_MASTER_SECRET / LEDGER_MASTER_SECRET_FILE): its salts would not match"
+            )
+        if rows.get("data_key_fingerprint") != data_key_fingerprint:
+            raise StoreError(
+                f"{self.path} was created with a different personal-data key (LEDGER_DATA_KEY, "
+                "or the master secret's own when unset): its personal fields could not be read"
             )
 
     def close(self) -> None:
@@ -219,19 +233,25 @@ class Store:
     ) -> IngestResult:
         """Store a validated batch atomically. Identical records are skipped; a record
         whose id exists with other content raises ConflictError and nothing is stored."""
+        with paused_gc():
+            return self._ingest(records, source, progress)
+
+    def _ingest(
+        self,
+        records: Sequence[rec.Record],
+        source: str,
+        progress: Callable[[int], None] | None,
+    ) -> IngestResult:
         rows = []
-        secret = self.secret
-        data_key = secret.data_key
+        salts = self.secret.salts
+        encrypt = self._cipher.encrypt_canonical
+        encode = rec.encode
         for r in records:
-            salt = secret.record_salt(r.order_id, r.id)
-            psalt = secret.personal_salt(r.order_id, r.id) if r.personal else b""
-            committed = r.committed(salt, psalt)
-            leaf = sha256(b"\x00" + canonical.dumps(committed)).digest()
-            pc = bytes.fromhex(committed["personal_commitment"]) if r.personal else None
-            blob = encrypt_personal(data_key, r.id, r.personal) if r.personal else None
-            rows.append(
-                (r.id, r.kind, r.order_id, r.merchant_id, r.ts, canonical.dumps(r.public), blob, pc, leaf)
-            )
+            salt, psalt = salts(r.order_id, r.id)
+            e = encode(r, salt, psalt)
+            blob = None if e.personal_jcs is None else encrypt(r.id, e.personal_jcs)
+            rows.append((r.id, r.kind, r.order_id, r.merchant_id, r.ts, e.public_jcs, blob,
+                         e.personal_commitment, e.leaf_hash))
         with self._txn():
             existing = self._existing_leaves([row[0] for row in rows])
             conflicts = [
@@ -316,7 +336,7 @@ class Store:
     def personal(self, record: StoredRecord) -> dict[str, str] | None:
         if record.personal_blob is None:
             return None
-        return decrypt_personal(self.secret.data_key, record.id, record.personal_blob)
+        return self._cipher.decrypt(record.id, record.personal_blob)
 
     def iter_leaves(self) -> Iterator[bytes]:
         for (leaf,) in self.db.execute("SELECT leaf FROM records ORDER BY idx"):

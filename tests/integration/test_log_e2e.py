@@ -176,3 +176,20 @@ def test_deploy_is_idempotent(chain, tmp_path) -> None:  # type: ignore[no-untyp
     entry = manifest["contracts"]["EvidenceLog"]
     assert entry["address"] == first.address and entry["block_number"] == first.block_number
     assert entry["runtime_sha256"] == first.runtime_sha256 and entry["compiler"] == "solc 0.8.37"
+
+
+def test_store_refuses_another_data_key_and_reads_its_own(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.sqlite3"
+    secret = MasterSecret.generate()
+    monkeypatch.setenv("LEDGER_DATA_KEY", "11" * 32)
+    sale = generate_flash_sale(seed=8, orders=2, merchants=1, start=START)
+    with Store(path, secret) as store:
+        store.ingest(rec.parse_jsonl(to_jsonl(sale), source="s"), source="s")
+        with_personal = [r for r in store.records_in_range(None, None) if r.personal_blob]
+        assert with_personal and store.personal(with_personal[0])
+    monkeypatch.setenv("LEDGER_DATA_KEY", "22" * 32)
+    with pytest.raises(StoreError, match="different personal-data key"):
+        Store(path, secret)
+    monkeypatch.delenv("LEDGER_DATA_KEY")
+    with pytest.raises(StoreError, match="different personal-data key"):
+        Store(path, secret)

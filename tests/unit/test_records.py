@@ -963,3 +963,50 @@ def test_worked_example_by_an_independent_verifier() -> None:
     committed["personal_commitment"] = hashlib.sha256(psalt + rfc8785.dumps(personal)).hexdigest()
     leaf = hashlib.sha256(b"\x00" + rfc8785.dumps(committed)).hexdigest()
     assert leaf == _doc_block("leaf-hash")
+
+
+# --- the orjson fast path of parse_line ---------------------------------------------------
+
+
+def _compact(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _slow_parse(line: bytes) -> tuple[Record | None, list[RecordProblem]]:
+    """parse_line with the fast path switched off: the exact reference."""
+    saved = records._orjson_loads
+
+    def refuse(_: bytes) -> Any:
+        raise records._OrjsonDecodeError("fast path disabled", "", 0)
+
+    records._orjson_loads = refuse
+    try:
+        return records._parse_line(line, "h", 1)
+    finally:
+        records._orjson_loads = saved
+
+
+def test_compact_duplicate_keys_are_caught_by_the_fast_path_check() -> None:
+    pay = _compact(valid("payment"))
+    # The later value is shorter, equal and longer than the first; the record is otherwise valid.
+    for extra in (b',"amount":1', b',"amount":25400', b',"amount":9999999'):
+        p = one_problem(pay[:-1] + extra + b"}")
+        assert (p.field, p.reason) == ("amount", "duplicate key 'amount' in the object")
+    nested = _compact(valid("order")).replace(b'"qty":2', b'"qty":2,"qty":2', 1)
+    assert one_problem(nested).field == "items[0].qty"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_records(), st.data())
+def test_fast_path_agrees_with_the_exact_path(obj: dict[str, Any], data: Any) -> None:
+    """Compact lines, sometimes with a member repeated (any value): same verdict both ways."""
+    line = _compact(obj)
+    if data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(obj)))
+        value = data.draw(st.one_of(st.just(obj[key]), _json_values))
+        member = _compact({key: value})[1:-1]
+        line = line[:-1] + b"," + member + b"}"
+    fast = records._parse_line(line, "h", 1)
+    slow = _slow_parse(line)
+    assert fast[0] == slow[0]
+    assert [p.describe() for p in fast[1]] == [p.describe() for p in slow[1]]
