@@ -10,6 +10,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 
 import {IArbitrator} from "./interfaces/IArbitrator.sol";
 import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
@@ -35,12 +36,14 @@ import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
 ///   blocks only that account's withdrawal (pull payments), never another party's.
 /// - `evidence` arguments of permissionless steps are the submitter's claim, not authenticated:
 ///   verify each against the evidence log before relying on it.
-/// - Prices fit 96 bits (about 7.9e28 base units) so an order packs into two storage slots.
+/// - Prices fit 88 bits (about 3.1e26 base units) so an order packs into two storage slots.
+/// - {multicall} batches any calls of one sender (a relayer submitting many carrier attestations or
+///   releases pays the 21k base cost once). It is not payable, so ETH funding cannot be batched.
 /// - Timestamps are compared with `block.timestamp`; validators can skew it by seconds, which is
 ///   negligible against windows of an hour or more.
 /// - An arbitrator that rules synchronously inside `createDispute` is not supported (the re-entrant
 ///   `rule` call is rejected by the reentrancy guard); ERC-792 arbitrators rule later.
-contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, ReentrancyGuardTransient {
+contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, ReentrancyGuardTransient, Multicall {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------------------------------------
@@ -118,9 +121,10 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @dev An order in exactly two slots (written once at funding: 2 x 22.1k gas; each later step
     /// rewrites slot 0 only). Layout, low to high bits:
     ///   slot 0: merchant (160) | tokenId (8) | state (8) | clock (40) | inspectionWindow (24) | termsId (16)
-    ///   slot 1: buyer (160) | price (96)
+    ///   slot 1: buyer (160) | price (88) | pledged (8)
     /// Slot 0 holds all a carrier step needs (state, deadline clock, merchant for the signer check);
-    /// slot 1 is read only when money moves. `clock` is the timestamp the current state's deadline
+    /// slot 1 is read only when money moves; its `pledged` flag spares the lender lookup for the
+/// (usual) unpledged order. `clock` is the timestamp the current state's deadline
     /// counts from (see {_deadline}); uint40 seconds last until the year 36812. The inspection
     /// window is bounded by 30 days < 2^24 s. The token is a registry id (see {_tokens}) so the
     /// order needs no third slot for a token address.
@@ -132,7 +136,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         uint24 inspectionWindow;
         uint16 termsId;
         address buyer;
-        uint96 price;
+        uint88 price;
+        bool pledged;
     }
 
     /// @dev One slot per (token, account): a plain release updates the merchant's exposure and
@@ -238,7 +243,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             inspectionWindow: uint24(offer.inspectionWindow),
             termsId: termsId,
             buyer: buyer,
-            price: uint96(offer.price)
+            price: uint88(offer.price),
+            pledged: false
         });
         emit OrderFunded(orderId, offer.merchant, buyer, offer.token, offer.price, termsId, offer.orderRecord);
         _collect(offer.token, offer.price);
@@ -306,8 +312,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, state, M_DELIVERED | M_RETURNING);
         _requirePassed(orderId, _deadline(order, state));
         order.state = OrderState.Released;
-        (address payee, uint256 payout, uint256 fee) = _settle(orderId, order, 0);
-        emit OrderReleased(orderId, payee, payout, fee, evidence);
+        (address payee, uint256 payout, uint256 fee, uint256 reserve) = _settle(orderId, order, 0);
+        emit OrderReleased(orderId, payee, payout, fee, reserve, evidence);
     }
 
     /// @inheritdoc IFulfillmentEscrow
@@ -410,6 +416,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         address existing = _lenders[orderId];
         if (existing != address(0)) revert EscrowAlreadyPledged(orderId, existing);
         _lenders[orderId] = lender;
+        order.pledged = true;
         emit OrderPledged(orderId, merchant, lender);
     }
 
@@ -548,7 +555,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (amount == 0) revert EscrowZeroAmount();
         uint8 tokenId = _allowedTokenId(token);
         _books[tokenId].reserve += SafeCast.toUint128(amount);
-        emit ReserveFunded(token, bytes32(0), msg.sender, amount);
+        emit ReserveFunded(token, msg.sender, amount);
         _collect(token, amount);
     }
 
@@ -782,7 +789,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (offer.merchant == address(0) || offer.merchant == buyer) {
             revert EscrowInvalidParties(orderId, offer.merchant, buyer);
         }
-        if (offer.price == 0 || offer.price > type(uint96).max) revert EscrowInvalidPrice(orderId, offer.price);
+        if (offer.price == 0 || offer.price > type(uint88).max) revert EscrowInvalidPrice(orderId, offer.price);
         _checkBounds("shipBy", offer.shipBy, block.timestamp + 1, block.timestamp + MAX_SHIP_DELAY);
         _checkBounds("inspectionWindow", offer.inspectionWindow, MIN_INSPECTION_WINDOW, MAX_INSPECTION_WINDOW);
         TokenEntry memory entry = _tokens[offer.token];
@@ -832,13 +839,12 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// snapshotted rates. The caller has already moved the order to a terminal state.
     function _settle(bytes32 orderId, Order storage order, uint256 toBuyer)
         private
-        returns (address payee, uint256 payout, uint256 fee)
+        returns (address payee, uint256 payout, uint256 fee, uint256 reserve)
     {
         uint8 tokenId = order.tokenId;
         address merchant = order.merchant;
         uint256 price = order.price;
         uint256 gross = price - toBuyer;
-        uint256 reserve;
         if (gross != 0) {
             Terms storage t = _terms[order.termsId];
             fee = gross * t.feeBps / BPS;
@@ -856,16 +862,14 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         account.exposure -= uint128(price);
         payee = merchant;
         if (payout != 0) {
-            address lender = _lenders[orderId];
-            if (lender == address(0)) {
+            if (!order.pledged) {
                 account.credit += uint128(payout);
             } else {
-                payee = lender;
-                _accounts[tokenId][lender].credit += uint128(payout);
+                payee = _lenders[orderId];
+                _accounts[tokenId][payee].credit += uint128(payout);
             }
         }
         if (toBuyer != 0) _accounts[tokenId][order.buyer].credit += uint128(toBuyer);
-        if (reserve != 0) emit ReserveFunded(_tokenAddress[tokenId], orderId, merchant, reserve);
     }
 
     function _refundInFull(bytes32 orderId, Order storage order, bytes32 evidence) private {
@@ -878,8 +882,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function _settleReturn(bytes32 orderId, Order storage order, bytes32 evidence) private {
         order.state = OrderState.Returned;
         uint256 amount = _returns[orderId].amount;
-        (address payee, uint256 payout, uint256 fee) = _settle(orderId, order, amount);
-        emit ReturnSettled(orderId, amount, payee, payout, fee, evidence);
+        (address payee, uint256 payout, uint256 fee, uint256 reserve) = _settle(orderId, order, amount);
+        emit ReturnSettled(orderId, amount, payee, payout, fee, reserve, evidence);
     }
 
     function _resolve(bytes32 orderId, Order storage order, uint256 ruling, Resolution how) private {
@@ -891,10 +895,10 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         else if (ruling == RULING_RELEASE) buyerBps = 0;
         else buyerBps = ruling - RULING_SPLIT_BASE;
         uint256 toBuyer = price * buyerBps / BPS;
-        (address payee, uint256 payout,) = _settle(orderId, order, toBuyer);
+        (address payee, uint256 payout, uint256 fee, uint256 reserve) = _settle(orderId, order, toBuyer);
         uint256 compensation;
         if (ruling == RULING_FRAUD) compensation = _compensate(orderId, order, price);
-        emit DisputeResolved(orderId, ruling, how, toBuyer, payee, payout, compensation);
+        emit DisputeResolved(orderId, ruling, how, toBuyer, payee, payout, fee, reserve, compensation);
     }
 
     /// @dev Fraud: compensate the buyer by `compensationBps` of the price, from the merchant's

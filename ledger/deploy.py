@@ -74,11 +74,15 @@ def live_matches(chain: Chain, address: str, name: str) -> bool:
     return code == solc.artifacts()[name].runtime_bytecode
 
 
-def deploy_evidence_log(
-    chain: Chain, data_dir: Path | None, *, admin: str | None = None, redeploy: bool = False
+def deploy_contract(
+    chain: Chain, data_dir: Path | None, name: str, *args: Any, redeploy: bool = False
 ) -> Deployment:
-    """Deploy EvidenceLog (idempotent when a manifest names a matching live contract)."""
-    name = "EvidenceLog"
+    """Deploy `name` with constructor `args`, or recognise the manifest's live deployment.
+
+    Idempotent: when the chain's manifest names a contract of this name whose on-chain code
+    is the current build, nothing is sent. A manifest entry whose code does not match (a
+    reset node, a changed build) is an error unless `redeploy` is set.
+    """
     art = solc.artifacts()[name]
     manifest = read_manifest(data_dir, chain.chain_id) if data_dir else None
     entry = (manifest or {}).get("contracts", {}).get(name)
@@ -88,10 +92,10 @@ def deploy_evidence_log(
         raise DeploymentError(
             f"the manifest names {name} at {entry['address']} on chain {chain.chain_id}, but the "
             "code there does not match the current build (no code, or other bytecode). "
-            "Run `ledger deploy --redeploy` to deploy a new log (anchoring restarts on it)."
+            "Run `ledger deploy --redeploy` to deploy anew."
         )
     sender = chain.default_account
-    contract, receipt = chain.deploy_with_receipt(name, admin or sender.address, sender=sender)
+    contract, receipt = chain.deploy_with_receipt(name, *args, sender=sender)
     dep = Deployment(
         name=name,
         address=contract.address,
@@ -104,24 +108,122 @@ def deploy_evidence_log(
         reused=False,
     )
     if data_dir is not None:
+        manifest = read_manifest(data_dir, chain.chain_id)  # re-read: another entry may be new
         contracts = dict((manifest or {}).get("contracts", {}))
         contracts[name] = dep.to_json()
         _write_manifest(data_dir, chain.chain_id, contracts)
     return dep
 
 
-def evidence_log(chain: Chain, data_dir: Path) -> Contract:
-    """The deployed EvidenceLog for this chain, from the manifest, checked against the chain."""
+def deploy_evidence_log(
+    chain: Chain, data_dir: Path | None, *, admin: str | None = None, redeploy: bool = False
+) -> Deployment:
+    """Deploy EvidenceLog (idempotent when a manifest names a matching live contract)."""
+    return deploy_contract(
+        chain, data_dir, "EvidenceLog", admin or chain.default_account.address, redeploy=redeploy
+    )
+
+
+def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
+    """A contract deployed on this chain, from the manifest, checked against the chain."""
     manifest = read_manifest(data_dir, chain.chain_id)
-    entry = (manifest or {}).get("contracts", {}).get("EvidenceLog")
+    entry = (manifest or {}).get("contracts", {}).get(name)
     if not entry:
         raise DeploymentError(
-            f"no EvidenceLog deployment for chain {chain.chain_id} in "
+            f"no {name} deployment for chain {chain.chain_id} in "
             f"{manifest_path(data_dir, chain.chain_id)}: run `ledger deploy` first"
         )
-    if not live_matches(chain, entry["address"], "EvidenceLog"):
+    if not live_matches(chain, entry["address"], name):
         raise DeploymentError(
-            f"EvidenceLog at {entry['address']} (from the manifest) has no matching code on chain "
+            f"{name} at {entry['address']} (from the manifest) has no matching code on chain "
             f"{chain.chain_id}: was the node reset? Run `ledger deploy` again."
         )
-    return chain.contract("EvidenceLog", entry["address"])
+    return chain.contract(name, entry["address"])
+
+
+def evidence_log(chain: Chain, data_dir: Path) -> Contract:
+    """The deployed EvidenceLog for this chain (see `deployed`)."""
+    return deployed(chain, data_dir, "EvidenceLog")
+
+
+# --- the escrow -------------------------------------------------------------------------
+
+RULING_TITLES = [
+    "Refused to arbitrate: split the price 50/50",
+    "Refund the buyer in full",
+    "Release to the merchant (or its lender) in full",
+    "Fraud: refund in full and compensate the buyer from the merchant's deposit, then the reserve",
+]
+
+
+def meta_evidence_uri(terms: Any) -> str:
+    """ERC-1497 meta-evidence for a terms version, as a self-contained ``data:`` URI (JCS JSON)."""
+    import base64
+
+    from ledger._internal import canonical
+
+    doc = {
+        "category": "Escrow",
+        "title": "Live-commerce order fulfillment",
+        "description": (
+            "The buyer's payment is held in escrow and released to the merchant only on "
+            "evidenced performance: a registered carrier's signed shipment and delivery "
+            "attestations, then an inspection window. Evidence references leaves of the "
+            "platform's RFC 9162 evidence log (anchored on chain)."
+        ),
+        "question": "Did the merchant perform the order as agreed?",
+        "rulingOptions": {
+            "type": "single-select",
+            "titles": RULING_TITLES[1:],
+            "descriptions": RULING_TITLES[1:],
+            "splitRulings": "ruling 1000 + b (b = 0..10000): the buyer receives b basis points of the price",
+        },
+        "terms": {
+            "feeBps": terms.fee_bps, "reserveBps": terms.reserve_bps,
+            "compensationBps": terms.compensation_bps, "deliveryWindow": terms.delivery_window,
+            "returnShipWindow": terms.return_ship_window,
+            "returnDeliveryWindow": terms.return_delivery_window,
+            "returnInspectionWindow": terms.return_inspection_window,
+            "responseWindow": terms.response_window, "arbitrationWindow": terms.arbitration_window,
+        },  # fmt: skip
+    }
+    return "data:application/json;base64," + base64.b64encode(canonical.dumps_strict(doc)).decode()
+
+
+@dataclass(frozen=True)
+class EscrowDeployment:
+    escrow: Deployment
+    arbitrator: Deployment
+
+
+def deploy_escrow(
+    chain: Chain,
+    data_dir: Path | None,
+    *,
+    panel: list[str],
+    threshold: int,
+    arbitration_cost: int = 0,
+    treasury: str | None = None,
+    deposit_ratio_bps: int = 2_000,
+    terms: dict[str, Any] | None = None,
+    redeploy: bool = False,
+) -> EscrowDeployment:
+    """Deploy PanelArbitrator (the panel, N of M) and FulfillmentEscrow using it.
+
+    The deployer becomes the admin of both; `treasury` (default: the deployer) receives
+    platform fees. `terms` overrides fields of `ledger.escrow.Terms` for version 1.
+    Idempotent like `deploy_contract`.
+    """
+    from ledger.escrow import Terms
+
+    admin = chain.default_account.address
+    arb = deploy_contract(
+        chain, data_dir, "PanelArbitrator", admin, panel, threshold, arbitration_cost,
+        redeploy=redeploy,
+    )  # fmt: skip
+    t = Terms(arbitrator=arb.address, **(terms or {}))
+    esc = deploy_contract(
+        chain, data_dir, "FulfillmentEscrow", admin, treasury or admin, t.as_tuple(),
+        deposit_ratio_bps, meta_evidence_uri(t), redeploy=redeploy,
+    )  # fmt: skip
+    return EscrowDeployment(esc, arb)

@@ -142,7 +142,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Thrown when the merchant and the buyer are the same address (or the merchant is zero).
     error EscrowInvalidParties(bytes32 orderId, address merchant, address buyer);
 
-    /// @notice Thrown when a price is zero or does not fit the order's 96-bit amount field.
+    /// @notice Thrown when a price is zero or does not fit the order's 88-bit amount field.
     error EscrowInvalidPrice(bytes32 orderId, uint256 price);
 
     /// @notice Thrown when a value is outside its hard bounds.
@@ -253,8 +253,11 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         bytes32 indexed orderId, address indexed attester, bytes32 trackingHash, uint64 deliveredAt, bytes32 evidence
     );
 
-    /// @notice Emitted when an order is released to the merchant (or its lender).
-    event OrderReleased(bytes32 indexed orderId, address indexed payee, uint256 payout, uint256 fee, bytes32 evidence);
+    /// @notice Emitted when an order is released to the merchant (or its lender): `payout` to the
+    /// payee, `fee` to the platform and `reserve` to the risk reserve (their sum is the price).
+    event OrderReleased(
+        bytes32 indexed orderId, address indexed payee, uint256 payout, uint256 fee, uint256 reserve, bytes32 evidence
+    );
 
     /// @notice Emitted when the buyer is refunded in full (timeout or merchant cancel).
     event OrderRefunded(bytes32 indexed orderId, address indexed buyer, uint256 amount, bytes32 evidence);
@@ -275,9 +278,16 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         bytes32 indexed orderId, address indexed carrier, bytes32 trackingHash, uint64 deliveredAt, bytes32 evidence
     );
 
-    /// @notice Emitted when a return is settled: `refund` to the buyer, the rest released.
+    /// @notice Emitted when a return is settled: `refund` to the buyer, the rest released (payout,
+    /// fee and reserve contribution as in {OrderReleased}).
     event ReturnSettled(
-        bytes32 indexed orderId, uint256 refund, address indexed payee, uint256 payout, uint256 fee, bytes32 evidence
+        bytes32 indexed orderId,
+        uint256 refund,
+        address indexed payee,
+        uint256 payout,
+        uint256 fee,
+        uint256 reserve,
+        bytes32 evidence
     );
 
     /// @notice Emitted when a party opens a dispute.
@@ -296,6 +306,8 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         uint256 toBuyer,
         address indexed payee,
         uint256 payout,
+        uint256 fee,
+        uint256 reserve,
         uint256 compensation
     );
 
@@ -312,9 +324,9 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Emitted when a fraud ruling slashes a merchant's deposit.
     event DepositSlashed(address indexed merchant, address indexed token, bytes32 indexed orderId, uint256 amount);
 
-    /// @notice Emitted when the risk reserve grows: a release contribution (`orderId` set) or a
-    /// donation (`orderId` zero).
-    event ReserveFunded(address indexed token, bytes32 indexed orderId, address indexed from, uint256 amount);
+    /// @notice Emitted when someone donates to the risk reserve. (Contributions from settled orders
+    /// are the `reserve` field of {OrderReleased}, {ReturnSettled} and {DisputeResolved}.)
+    event ReserveFunded(address indexed token, address indexed from, uint256 amount);
 
     /// @notice Emitted when the risk reserve pays a buyer's compensation shortfall.
     event ReservePaid(address indexed token, bytes32 indexed orderId, address indexed buyer, uint256 amount);

@@ -30,7 +30,7 @@ EVM_VERSION = "cancun"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
     "evmVersion": EVM_VERSION,
-    "viaIR": False,
+    "viaIR": True,  # FulfillmentEscrow exceeds the 24,576-byte code limit without the IR pipeline
     "metadata": {"bytecodeHash": "ipfs"},
     "outputSelection": {
         "contracts/**": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
@@ -39,7 +39,9 @@ SETTINGS: dict[str, Any] = {
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\';]*?\bfrom\s+)?["\']([^"\']+)["\']\s*;', re.M)
+_IMPORT_RE = re.compile(
+    r'^\s*import\s+(?:[^"\';]*?\bfrom\s+)?["\']([^"\']+)["\'](?:\s+as\s+[\w$]+)?\s*;', re.M
+)
 _VERSION_RE = re.compile(r"Version:\s*(\d+\.\d+\.\d+)")
 
 
@@ -171,7 +173,11 @@ def _format_errors(stdout: str) -> str:
         data = json.loads(stdout)
     except (TypeError, ValueError):
         return str(stdout)
-    return "\n".join(e.get("formattedMessage", e.get("message", "")) for e in data.get("errors", []))
+    return "\n".join(
+        e.get("formattedMessage", e.get("message", ""))
+        for e in data.get("errors", [])
+        if e.get("severity") == "error"
+    )
 
 
 def compile_all(force: bool = False) -> dict[str, Artifact]:
@@ -196,8 +202,9 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
         raise CompileError("\n".join(e["formattedMessage"] for e in problems))
     warnings = [e for e in output.get("errors", []) if e.get("severity") == "warning"]
     artifacts: dict[str, Any] = {}
+    project = _contracts_dir().name + "/"  # unit names are relative to the dir's parent
     for unit, contracts in output.get("contracts", {}).items():
-        if not unit.startswith("contracts/"):
+        if not unit.startswith(project):
             continue
         for name, data in contracts.items():
             if not data["evm"]["bytecode"]["object"] and not data["abi"]:
