@@ -94,15 +94,23 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    import signal
+    import subprocess
+    import threading
+
     from ledger.node import anvil_command, wait_for_rpc
 
-    import subprocess
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
     ddir = data_dir(args)
     state_dir = ddir / "anvil"
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
     cmd = anvil_command(args.port, state_dir / "state.json", block_time=args.block_time)
+    # SIGTERM (kill, systemd, containers) stops the node like Ctrl-C instead of orphaning anvil.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if on_main else None
     proc = subprocess.Popen(cmd)
     try:
         wait_for_rpc(url, proc)
@@ -112,9 +120,19 @@ def cmd_node(args: argparse.Namespace) -> int:
         )
         return proc.wait()
     except KeyboardInterrupt:
-        proc.wait()
+        # Ctrl-C in a terminal reaches anvil too, but a signal sent to this process alone
+        # does not: pass SIGINT on (anvil saves its --state on it) and wait for anvil to exit.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         return 0
     finally:
+        if on_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if proc.poll() is None:
             proc.terminate()
         try:

@@ -360,7 +360,10 @@ class PersonalCipher:
                 f"cannot decrypt personal data of record {record_id!r}: wrong data key, "
                 "a blob from another record, or tampered ciphertext"
             ) from None
-        value = json.loads(plaintext)
+        try:
+            value = json.loads(plaintext)
+        except ValueError:
+            raise CryptoError(f"personal data of record {record_id!r} is not JSON") from None
         if not isinstance(value, dict):
             raise CryptoError(f"personal data of record {record_id!r} is not an object")
         return value

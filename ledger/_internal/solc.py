@@ -18,7 +18,8 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,7 @@ SETTINGS: dict[str, Any] = {
     "viaIR": True,  # FulfillmentEscrow exceeds the 24,576-byte code limit without the IR pipeline
     "metadata": {"bytecodeHash": "ipfs"},
     "outputSelection": {
-        "contracts/**": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
-        "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]},
+        "*": {"*": ["abi", "userdoc", "evm.bytecode.object", "evm.deployedBytecode.object"]},
     },
 }
 
@@ -55,6 +55,7 @@ class Artifact:
     bytecode: bytes
     runtime_bytecode: bytes
     compiler: str
+    userdoc: dict[str, Any] = field(default_factory=dict)  # NatSpec @notice texts, errors included
 
     @property
     def runtime_hash(self) -> str:
@@ -186,7 +187,10 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
     key = cache_key(sources)
     cache_file = _build_dir() / "contracts" / f"{key}.json"
     if not force and cache_file.exists():
-        return _load(cache_file)
+        try:
+            return _load(cache_file)
+        except (OSError, ValueError, KeyError):
+            pass  # a corrupt or truncated cache entry: compile again and replace it
     binary, description = find_compiler()
     version = _compiler_version(binary)
     if version != SOLC_VERSION:
@@ -216,6 +220,7 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
                 "bytecode": data["evm"]["bytecode"]["object"],
                 "runtime_bytecode": data["evm"]["deployedBytecode"]["object"],
                 "compiler": f"solc {SOLC_VERSION}",
+                "userdoc": data.get("userdoc", {}),
             }
     payload = {
         "key": key,
@@ -227,8 +232,10 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
         "contracts": artifacts,
     }
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    # A private temporary name, so processes compiling at once never write the same file.
+    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.stem, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(payload, indent=1, sort_keys=True))
     os.replace(tmp, cache_file)
     return _load(cache_file)
 
@@ -243,6 +250,7 @@ def _load(path: Path) -> dict[str, Artifact]:
             bytecode=bytes.fromhex(a["bytecode"]),
             runtime_bytecode=bytes.fromhex(a["runtime_bytecode"]),
             compiler=a["compiler"],
+            userdoc=a.get("userdoc", {}),
         )
         for name, a in payload["contracts"].items()
     }
