@@ -10,6 +10,7 @@ bytes inside its exception message.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -46,18 +47,23 @@ _PANIC_CODES = {
 }
 
 
-def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    """4-byte selector -> (error name, argument types, argument names), from every ABI."""
-    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str], str]]:
+    """4-byte selector -> (error name, argument types, argument names, NatSpec notice)."""
+    table: dict[bytes, tuple[str, list[str], list[str], str]] = {}
     for art in solc.artifacts().values():
+        notices = art.userdoc.get("errors", {})
         for item in art.abi:
             if item.get("type") != "error":
                 continue
             types = [_abi_type(i) for i in item["inputs"]]
             sig = f"{item['name']}({','.join(types)})"
-            table[keccak(text=sig)[:4]] = (item["name"], types, [i["name"] for i in item["inputs"]])
-    table[keccak(text="Error(string)")[:4]] = ("Error", ["string"], ["message"])
-    table[keccak(text="Panic(uint256)")[:4]] = ("Panic", ["uint256"], ["code"])
+            notice = next((n.get("notice", "") for n in notices.get(sig, [])), "")
+            prev = table.get(keccak(text=sig)[:4])
+            if prev is not None and prev[3] and not notice:
+                continue  # keep the entry that carries the explanation
+            table[keccak(text=sig)[:4]] = (item["name"], types, [i["name"] for i in item["inputs"]], notice)
+    table[keccak(text="Error(string)")[:4]] = ("Error", ["string"], ["message"], "")
+    table[keccak(text="Panic(uint256)")[:4]] = ("Panic", ["uint256"], ["code"], "")
     return table
 
 
@@ -68,7 +74,7 @@ def _abi_type(item: dict[str, Any]) -> str:
     return str(item["type"])
 
 
-_ERRORS: dict[bytes, tuple[str, list[str], list[str]]] | None = None
+_ERRORS: dict[bytes, tuple[str, list[str], list[str], str]] | None = None
 
 
 def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
@@ -83,7 +89,7 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
         return ContractRevert(
             "Unknown", {"data": "0x" + data.hex()}, f"{context} reverted with unknown error 0x{data.hex()}"
         )
-    name, types, names = entry
+    name, types, names, notice = entry
     try:
         values = abi_decode(types, data[4:])
     except Exception:  # noqa: BLE001 - malformed revert data is itself the diagnosis
@@ -95,7 +101,19 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
     if name == "Error":
         return ContractRevert(name, args, f"{context} reverted: {values[0]}")
     shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    plain = _plain(notice)
+    if plain:
+        return ContractRevert(name, args, f"{context} reverted: {plain} [{name}({shown})]")
     return ContractRevert(name, args, f"{context} reverted: {name}({shown})")
+
+
+def _plain(notice: str) -> str:
+    """'Thrown when a tracking hash was reused.' -> 'a tracking hash was reused'."""
+    text = " ".join(notice.split()).rstrip(".")
+    for prefix in ("Thrown when ", "Thrown if ", "Thrown on "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def _revert_data(exc: BaseException) -> bytes | None:
@@ -371,10 +389,14 @@ def embedded(accounts: int = DEV_ACCOUNTS) -> Chain:
 
 def dev_keys(count: int = DEV_ACCOUNTS) -> list[LocalAccount]:
     """anvil's well-known development accounts (public test mnemonic: never hold value)."""
+    return [dev_key(i) for i in range(count)]
+
+
+@functools.cache
+def dev_key(index: int) -> LocalAccount:
+    """anvil's development account `index` (derived from its public test mnemonic)."""
     Account.enable_unaudited_hdwallet_features()
-    return [
-        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
-    ]
+    return Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
 def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | None:
@@ -392,7 +414,10 @@ def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | No
     password = env.get("LEDGER_KEYSTORE_PASSWORD")
     pw_file = env.get("LEDGER_KEYSTORE_PASSWORD_FILE")
     if password is None and pw_file:
-        password = Path(pw_file).read_text().rstrip("\n")
+        try:
+            password = Path(pw_file).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read keystore password file {pw_file}: {exc.strerror}") from None
     if password is None:
         raise ConfigError(
             "LEDGER_KEYSTORE is set but neither LEDGER_KEYSTORE_PASSWORD nor "
@@ -404,7 +429,7 @@ def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | No
         raise ConfigError(f"cannot read keystore {keystore}: {exc.strerror}") from None
     try:
         return Account.from_key(Account.decrypt(encrypted, password))
-    except ValueError:
+    except (ValueError, KeyError, TypeError):
         raise ConfigError(f"cannot decrypt keystore {keystore}: wrong password or corrupt file") from None
 
 
@@ -458,3 +483,40 @@ def retry(fn: Callable[[], Any], attempts: int = 3, delay: float = 0.2) -> Any:
                 raise
             time.sleep(delay * (2**i))
     raise AssertionError("unreachable")
+
+
+def resolve_signer(ref: str, chain: Chain | None = None, env: dict[str, str] | None = None) -> LocalAccount:
+    """A signing key from a reference, never from a literal key on the command line.
+
+    ``dev:N``        the N-th well-known development account (embedded chain or local anvil)
+    ``env:VAR``      a private key (hex) in the environment variable VAR
+    ``keystore:PATH`` an encrypted eth-account keystore; its password comes from
+                     LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE
+    """
+    env = dict(os.environ if env is None else env)
+    kind, _, arg = ref.partition(":")
+    if kind == "dev":
+        if chain is not None and chain.kind not in ("embedded", "anvil"):
+            raise ConfigError(f"{ref}: development accounts exist only on the embedded chain or anvil")
+        try:
+            n = int(arg)
+        except ValueError:
+            raise ConfigError(f"{ref}: expected dev:N with N a number") from None
+        if chain is not None and 0 <= n < len(chain.accounts) and chain.kind == "embedded":
+            return chain.accounts[n]
+        if not 0 <= n < 100:
+            raise ConfigError(f"{ref}: N must be 0..99")
+        return dev_key(n)
+    if kind == "env":
+        key = env.get(arg)
+        if not key:
+            raise ConfigError(f"{ref}: environment variable {arg} is not set")
+        try:
+            return Account.from_key(key)
+        except Exception:  # noqa: BLE001 - never echo the key
+            raise ConfigError(f"{ref}: {arg} does not hold a valid private key") from None
+    if kind == "keystore":
+        signer = load_signer_from_env({**env, "LEDGER_KEYSTORE": arg, "LEDGER_PRIVATE_KEY": ""})
+        assert signer is not None
+        return signer
+    raise ConfigError(f"unknown key reference {ref!r}: use dev:N, env:VAR or keystore:PATH")

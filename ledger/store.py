@@ -76,6 +76,29 @@ CREATE TABLE IF NOT EXISTS anchors (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS anchors_target ON anchors(chain_id, contract, status, size);
+CREATE TABLE IF NOT EXISTS escrow_actions (
+    id INTEGER PRIMARY KEY,              -- append order = the order actions were taken
+    chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL,              -- the escrow
+    order_id TEXT NOT NULL,              -- evidence-log order id
+    action TEXT NOT NULL,                -- fund, ship, deliver, release, ...
+    record_id TEXT,                      -- the evidence record behind it (in the log), if any
+    evidence BLOB,                       -- the 32 bytes passed on chain (that record's leaf)
+    payload TEXT NOT NULL,               -- JSON: call arguments, signed offer/attestation
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    tx_hash BLOB NOT NULL,
+    raw_tx BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('sent', 'confirmed', 'failed')),
+    block_number INTEGER,
+    block_timestamp INTEGER,
+    gas_used INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS escrow_actions_order ON escrow_actions(order_id, id);
+CREATE INDEX IF NOT EXISTS escrow_actions_status ON escrow_actions(status);
 """
 
 
@@ -111,6 +134,46 @@ class StoredRecord:
     personal_commitment: bytes | None
     leaf: bytes
     personal_blob: bytes | None
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """An escrow transaction the platform signed, with the evidence behind it."""
+
+    id: int
+    chain_id: int
+    contract: str
+    order_id: str
+    action: str
+    record_id: str | None
+    evidence: bytes | None
+    payload: dict[str, Any]
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw_tx: bytes
+    status: str
+    block_number: int | None
+    block_timestamp: int | None
+    gas_used: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class NewAction:
+    """An escrow transaction to note durably (status ``sent``) together with its records."""
+
+    chain_id: int
+    contract: str
+    order_id: str
+    action: str
+    record_id: str | None
+    evidence: bytes | None
+    payload: dict[str, Any]
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw_tx: bytes
 
 
 @dataclass(frozen=True)
@@ -230,17 +293,29 @@ class Store:
         *,
         source: str,
         progress: Callable[[int], None] | None = None,
+        actions: Sequence[NewAction] = (),
     ) -> IngestResult:
         """Store a validated batch atomically. Identical records are skipped; a record
-        whose id exists with other content raises ConflictError and nothing is stored."""
+        whose id exists with other content raises ConflictError and nothing is stored.
+
+        `actions` (signed escrow transactions backed by these records) are noted in the
+        same transaction: a record and the transaction citing it are stored together or
+        not at all.
+        """
         with paused_gc():
-            return self._ingest(records, source, progress)
+            return self._ingest(records, source, progress, actions)
+
+    def leaf_for(self, record: rec.Record) -> bytes:
+        """The leaf hash `record` has (or would have) in this log."""
+        salt, psalt = self.secret.salts(record.order_id, record.id)
+        return rec.encode(record, salt, psalt).leaf_hash
 
     def _ingest(
         self,
         records: Sequence[rec.Record],
         source: str,
         progress: Callable[[int], None] | None,
+        actions: Sequence[NewAction] = (),
     ) -> IngestResult:
         rows = []
         salts = self.secret.salts
@@ -281,6 +356,15 @@ class Store:
                 )
                 if progress:
                     progress(len(part))
+            now = _now()
+            self.db.executemany(
+                "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
+                " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'sent',?,?)",
+                [(a.chain_id, a.contract, a.order_id, a.action, a.record_id, a.evidence,
+                  json.dumps(a.payload, sort_keys=True), a.sender, a.nonce, a.tx_hash, a.raw_tx,
+                  now, now) for a in actions],
+            )
         if self._tree is not None and self._tree.size == first:
             self._tree.extend(row[8] for row in fresh)
         return IngestResult(source, len(fresh), len(rows) - len(fresh), first, first + len(fresh))
@@ -344,6 +428,49 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+
+    def index_of(self, record_id: str) -> int | None:
+        """The leaf index of a record, or None if it is not in the log."""
+        row = self.db.execute("SELECT idx FROM records WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_by_leaf(self, leaf: bytes) -> StoredRecord | None:
+        rows = self._rows("leaf = ?", (leaf,))
+        return rows[0] if rows else None
+
+    # -- escrow actions ------------------------------------------------------------------
+    _ACTION_COLS = (
+        "id, chain_id, contract, order_id, action, record_id, evidence, payload, sender, nonce,"
+        " tx_hash, raw_tx, status, block_number, block_timestamp, gas_used, error"
+    )
+
+    def actions(
+        self, *, order_id: str | None = None, status: str | None = None,
+        contract: str | None = None,
+    ) -> list[ActionRow]:
+        """Escrow actions in the order they were taken, optionally filtered."""
+        where, args = ["1=1"], []
+        for col, val in (("order_id", order_id), ("status", status), ("contract", contract)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        q = f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE {' AND '.join(where)} ORDER BY id"
+        out = []
+        for r in self.db.execute(q, args):
+            out.append(ActionRow(*r[:7], json.loads(r[7]), *r[8:]))  # type: ignore[arg-type]
+        return out
+
+    def mark_action(self, action_id: int, status: str, **fields: Any) -> None:
+        allowed = {"block_number", "block_timestamp", "gas_used", "error"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown action fields {sorted(bad)}")
+        sets = "".join(f", {k} = ?" for k in fields)
+        with self._txn():
+            self.db.execute(
+                f"UPDATE escrow_actions SET status = ?, updated_at = ?{sets} WHERE id = ?",
+                (status, _now(), *fields.values(), action_id),
+            )
 
     # -- anchors ------------------------------------------------------------------------
     _ANCHOR_COLS = (
