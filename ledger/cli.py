@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ChainUnavailable, LedgerError, StoreError, ValidationError
+from ledger.errors import ChainUnavailable, ConfigError, LedgerError, StoreError, ValidationError
 
 DEFAULT_DATA_DIR = ".ledger"
 
@@ -142,16 +142,49 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from ledger.deploy import deploy_evidence_log, manifest_path
+    from ledger.deploy import deploy_escrow, deploy_evidence_log, manifest_path
 
     chain = open_chain(args)
-    dep = deploy_evidence_log(chain, data_dir(args), redeploy=args.redeploy)
-    verb = "already deployed" if dep.reused else "deployed"
-    emit(args, {"reused": dep.reused, "manifest": str(manifest_path(data_dir(args), chain.chain_id)),
-                **dep.to_json()},
-         f"EvidenceLog {verb} at {dep.address} on chain {chain.chain_id} "
-         f"(tx {dep.tx_hash}, block {dep.block_number})")
+    ddir = data_dir(args)
+    deployments = [deploy_evidence_log(chain, ddir, redeploy=args.redeploy)]
+    if not args.log_only:
+        if args.panel:
+            panel = [_address_of(chain, ref) for ref in args.panel.split(",")]
+        elif chain.kind in ("anvil", "embedded"):
+            panel = [_address_of(chain, f"dev:{i}") for i in (7, 8, 9)]
+        else:
+            raise ConfigError(
+                "deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
+                "arbitration panel) and --threshold N; or pass --log-only"
+            )
+        threshold = args.threshold or len(panel) // 2 + 1
+        esc = deploy_escrow(
+            chain, ddir, panel=panel, threshold=threshold, arbitration_cost=args.arbitration_cost,
+            treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, redeploy=args.redeploy,
+        )  # fmt: skip
+        deployments += [esc.arbitrator, esc.escrow]
+    payload = {
+        "manifest": str(manifest_path(ddir, chain.chain_id)),
+        "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},
+        # the log's fields at the top level, as before the escrow existed
+        "reused": deployments[0].reused, **deployments[0].to_json(),
+    }
+    lines = [
+        f"{d.name} {'already deployed' if d.reused else 'deployed'} at {d.address} on chain "
+        f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number})"
+        for d in deployments
+    ]
+    emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _address_of(chain: Any, ref: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    from ledger.chain import resolve_signer
+
+    ref = ref.strip()
+    return to_checksum_address(ref) if is_address(ref) else str(resolve_signer(ref, chain).address)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -344,8 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on demand)")
     sp.set_defaults(func=cmd_node)
 
-    sp = add("deploy", "deploy EvidenceLog (idempotent) and write the chain's deployment manifest", chain=True)
-    sp.add_argument("--redeploy", action="store_true", help="deploy a new log even if one is live")
+    sp = add("deploy", "deploy EvidenceLog, PanelArbitrator and FulfillmentEscrow (idempotent); "
+             "write the chain's deployment manifest", chain=True)
+    sp.add_argument("--redeploy", action="store_true", help="deploy anew even if a matching deployment is live")
+    sp.add_argument("--log-only", action="store_true", help="only the evidence log")
+    sp.add_argument("--panel", help="arbitration panel: addresses or KEYREFs, comma-separated "
+                    "(default on a local node: dev:7,dev:8,dev:9)")
+    sp.add_argument("--threshold", type=int, help="votes for a final ruling (default: a majority)")
+    sp.add_argument("--arbitration-cost", type=int, default=0, help="wei paid to open a dispute")
+    sp.add_argument("--treasury", help="where platform fees go (default: the deployer)")
+    sp.add_argument("--deposit-ratio", type=int, default=2_000,
+                    help="merchant deposit required, in basis points of open exposure (default 2000)")
     sp.set_defaults(func=cmd_deploy)
 
     sp = add("ingest", "validate and append JSONL record files to the log (atomic, idempotent)")
@@ -374,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("verify", "verify an evidence bundle against the chain; exit 0 only if all verified", chain=True)
     sp.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
     sp.set_defaults(func=cmd_verify)
+
+    from ledger import cli_escrow
+
+    cli_escrow.register(add)
 
     sp = add("demo", "the whole flow on the embedded chain: sale → log → anchors → bundle → verify")
     sp.add_argument("--orders", type=int, default=400)

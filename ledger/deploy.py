@@ -70,8 +70,7 @@ def _write_manifest(data_dir: Path, chain_id: int, contracts: dict[str, Any]) ->
 
 def live_matches(chain: Chain, address: str, name: str) -> bool:
     """Whether `address` holds exactly the current build's runtime code for `name`."""
-    code = bytes(chain.w3.eth.get_code(address))
-    return code == solc.artifacts()[name].runtime_bytecode
+    return solc.artifacts()[name].matches_deployed(bytes(chain.w3.eth.get_code(address)))
 
 
 def deploy_contract(

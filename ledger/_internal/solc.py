@@ -34,7 +34,15 @@ SETTINGS: dict[str, Any] = {
     "viaIR": True,  # FulfillmentEscrow exceeds the 24,576-byte code limit without the IR pipeline
     "metadata": {"bytecodeHash": "ipfs"},
     "outputSelection": {
-        "*": {"*": ["abi", "userdoc", "evm.bytecode.object", "evm.deployedBytecode.object"]},
+        "*": {
+            "*": [
+                "abi",
+                "userdoc",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+            ]
+        },
     },
 }
 
@@ -56,6 +64,17 @@ class Artifact:
     runtime_bytecode: bytes
     compiler: str
     userdoc: dict[str, Any] = field(default_factory=dict)  # NatSpec @notice texts, errors included
+    # (offset, length) of each immutable in the runtime code: zero here, set at deployment
+    immutable_ranges: tuple[tuple[int, int], ...] = ()
+
+    def matches_deployed(self, code: bytes) -> bool:
+        """Whether on-chain `code` is this contract's runtime code (immutables aside)."""
+        if len(code) != len(self.runtime_bytecode):
+            return False
+        masked = bytearray(code)
+        for start, length in self.immutable_ranges:
+            masked[start : start + length] = bytes(length)
+        return bytes(masked) == self.runtime_bytecode
 
     @property
     def runtime_hash(self) -> str:
@@ -221,6 +240,11 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
                 "runtime_bytecode": data["evm"]["deployedBytecode"]["object"],
                 "compiler": f"solc {SOLC_VERSION}",
                 "userdoc": data.get("userdoc", {}),
+                "immutable_ranges": sorted(
+                    (ref["start"], ref["length"])
+                    for refs in data["evm"]["deployedBytecode"].get("immutableReferences", {}).values()
+                    for ref in refs
+                ),
             }
     payload = {
         "key": key,
@@ -251,6 +275,7 @@ def _load(path: Path) -> dict[str, Artifact]:
             runtime_bytecode=bytes.fromhex(a["runtime_bytecode"]),
             compiler=a["compiler"],
             userdoc=a.get("userdoc", {}),
+            immutable_ranges=tuple(tuple(r) for r in a.get("immutable_ranges", ())),  # type: ignore[misc]
         )
         for name, a in payload["contracts"].items()
     }
