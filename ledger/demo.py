@@ -1,7 +1,10 @@
-"""`ledger demo`: the evidence log end to end, in one process on the embedded chain.
+"""`ledger demo`: the evidence log and the escrow end to end, in one process on the embedded chain.
 
 Deploy → generate a live-stream flash sale → ingest and anchor it in several batches →
-export one order's bundle → verify it against the chain → show that a tampered copy fails.
+export one order's bundle → verify it against the chain → show that a tampered copy fails →
+settle a second day's orders through the escrow on evidenced performance (releases, a
+return, a fraud ruling, a refused reused waybill, a pledged receivable) → anchor that
+evidence too and verify the pledged order's bundle.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ledger import records as rec
 from ledger.anchor import Anchorer
 from ledger.bundle import export_bundle, verify_bundle
 from ledger.deploy import deploy_evidence_log
+from ledger.demo_escrow import escrow_table, run_escrow_demo
 from ledger.secrets import MasterSecret
 from ledger.simulate import generate_flash_sale, to_jsonl
 from ledger.store import Store
@@ -128,6 +132,27 @@ def run_demo(
     for f in failures:
         console.print(f"     {f}")
 
+    t = time.perf_counter()
+    escrow = run_escrow_demo(chain, store, console)
+    outcome = anchorer.anchor()
+    assert outcome.head is not None
+    heads.append({"batch": "escrow", "records": outcome.head.size - outcome.previous.size,
+                  "size": outcome.head.size, "root": outcome.head.root.hex(),
+                  "gas": outcome.gas_used, "block": outcome.block_number})
+    pledged_bundle, _ = export_bundle(store, chain.chain_id, log.address, order_id=escrow.pledged_order)
+    pledged_path = out_dir / f"bundle-{escrow.pledged_order}.json"
+    pledged_path.write_text(json.dumps(pledged_bundle, indent=2, sort_keys=True) + "\n")
+    pledged_ok = verify_bundle(pledged_bundle, chain.w3).ok
+    cited = {a.evidence.hex() for a in store.actions(order_id=escrow.pledged_order) if a.evidence}
+    cited_ok = cited <= {item["leaf_hash"] for item in pledged_bundle["records"]}
+    timings["escrow"] = time.perf_counter() - t
+    console.print(f"[bold]11.[/bold] escrow evidence anchored (head size {outcome.head.size}); the pledged "
+                  f"order's bundle {pledged_path} verifies: "
+                  + ("[green]OK[/green]" if pledged_ok and cited_ok else "[red]FAILED[/red]")
+                  + f", and every evidence hash its escrow steps cited is among its leaves")
+    books_ok = escrow.balances["escrow_balance"] == sum(
+        escrow.balances[k] for k in ("escrowed", "deposits", "reserve", "fees", "credits"))
+
     counts = store.counts()
     store.close()
     timings["total"] = time.perf_counter() - t0
@@ -141,16 +166,35 @@ def run_demo(
         table.add_row(str(h["batch"]), str(h["records"]), str(h["size"]), h["root"][:16] + "…",
                       f"{h['gas']:,}")
     console.print(table)
+    console.print(escrow_table(escrow))
+    b = escrow.balances
+    console.print(
+        f"escrow books (TUSD base units): balance {b['escrow_balance']:,} = escrowed {b['escrowed']:,} + "
+        f"deposits {b['deposits']:,} + reserve {b['reserve']:,} + fees {b['fees']:,} + credits "
+        f"{b['credits']:,} → {'[green]balanced[/green]' if books_ok else '[red]NOT BALANCED[/red]'}\n"
+        f"merchant deposits after the fraud ruling: A {b['deposit_a']:,}, B {b['deposit_b']:,}; "
+        f"lender credit {b['lender_credit']:,}\n"
+        "gas per step (mean): " + ", ".join(
+            f"{k} {sum(v) // len(v):,}" for k, v in escrow.gas.items()))
     console.print("records by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     console.print(f"bundle: {bundle_path}\ntampered bundle: {bad_path}\n"
                   f"try: ledger verify {bundle_path} --rpc URL  (needs the chain the bundle names)")
-    success = verdict.ok and not bad_verdict.ok
+    success = (verdict.ok and not bad_verdict.ok and pledged_ok and cited_ok and books_ok
+               and "EscrowTrackingReused" in escrow.rejected)
     if as_json:
         print(json.dumps({
             "ok": success, "records": len(sale), "records_by_kind": counts, "heads": heads,
             "bundle": str(bundle_path), "tampered_bundle": str(bad_path),
             "bundle_verified": verdict.ok, "tampered_rejected": not bad_verdict.ok,
             "tamper": change, "tamper_failures": failures, "timings": timings,
+            "escrow": {
+                "address": escrow.escrow, "arbitrator": escrow.arbitrator, "token": escrow.token,
+                "orders": escrow.orders, "empty_parcel_rejected": escrow.rejected,
+                "pledged_order": escrow.pledged_order, "pledged_bundle": str(pledged_path),
+                "pledged_bundle_verified": pledged_ok, "cited_evidence_in_bundle": cited_ok,
+                "balances": escrow.balances, "books_balanced": books_ok,
+                "gas": {k: sum(v) // len(v) for k, v in escrow.gas.items()},
+            },
         }, indent=2))
     return 0 if success else 1

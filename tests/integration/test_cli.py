@@ -125,5 +125,12 @@ def test_cli_demo_runs_on_the_embedded_chain(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["ok"] and summary["bundle_verified"] and summary["tampered_rejected"]
-    assert len(summary["heads"]) == 2 and Path(summary["bundle"]).exists()
+    assert len(summary["heads"]) == 3 and Path(summary["bundle"]).exists()  # 2 batches + escrow
     assert all(h["gas"] <= 100_000 for h in summary["heads"])
+    esc = summary["escrow"]
+    states = [o["state"] for o in esc["orders"]]
+    assert {"RELEASED", "RETURNED", "RESOLVED", "REFUNDED"} <= set(states)
+    assert "EscrowTrackingReused" in esc["empty_parcel_rejected"]
+    assert esc["pledged_bundle_verified"] and esc["cited_evidence_in_bundle"] and esc["books_balanced"]
+    assert esc["balances"]["lender_credit"] > 0 and esc["balances"]["escrowed"] == 0
+    assert esc["balances"]["deposit_a"] + esc["balances"]["deposit_b"] < 800 * 10**6  # slashed
