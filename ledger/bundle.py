@@ -230,7 +230,9 @@ def _leaf_of(committed: dict[str, Any]) -> bytes:
     return hashlib.sha256(b"\x00" + canonical.dumps_strict(committed)).digest()
 
 
-def verify_records(bundle: dict[str, Any]) -> tuple[list[RecordVerdict], int, bytes]:
+def verify_records(
+    bundle: dict[str, Any], progress: Callable[[int], None] | None = None
+) -> tuple[list[RecordVerdict], int, bytes]:
     """Offline part: leaves and inclusion proofs against the bundle's own head."""
     head = bundle["anchor"]
     try:
@@ -243,6 +245,8 @@ def verify_records(bundle: dict[str, Any]) -> tuple[list[RecordVerdict], int, by
     seen: set[int] = set()
     for n, item in enumerate(bundle["records"]):
         verdicts.append(_verify_one(n, item, size, root, order_keys, seen))
+        if progress is not None:
+            progress(1)
     return verdicts, size, root
 
 
@@ -405,9 +409,7 @@ def _discard() -> Any:
 def verify_bundle(
     bundle: dict[str, Any], w3: Any, progress: Callable[[int], None] | None = None
 ) -> Verdict:
-    records, size, _root = verify_records(bundle)
-    if progress:
-        progress(len(records))
+    records, size, _root = verify_records(bundle, progress)
     head_failures, ts = verify_head_on_chain(bundle, w3)
     head = bundle["anchor"]
     if not records:

@@ -71,6 +71,16 @@ def progress_bar(enabled: bool, description: str, total: int | None) -> Iterator
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def spinner(enabled: bool, message: str) -> Iterator[None]:
+    """A rich status spinner on stderr for a step of unknown length (or a no-op)."""
+    if not enabled:
+        yield
+        return
+    with _console(stderr=True).status(message):
+        yield
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps(payload, indent=2, sort_keys=True))
@@ -225,7 +235,11 @@ def cmd_anchor(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     with open_store(args) as store:
         log = evidence_log(chain, data_dir(args))
-        outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
+        need = args.confirmations if args.confirmations is not None else chain.confirmations
+        with spinner(not args.json and sys.stderr.isatty(),
+                     f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
+                     f"{need} confirmation(s)…"):
+            outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
     if outcome.head is None:
         emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed},
              f"nothing new to anchor (head size {outcome.previous.size} already anchored)")
@@ -313,7 +327,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
     data = bundle_mod.load_bundle(text, args.bundle)
     chain = connect(rpc_url(args))
-    verdict = bundle_mod.verify_bundle(data, chain.w3)
+    show = not args.json and sys.stderr.isatty()
+    with progress_bar(show, f"verify {args.bundle}", len(data["records"])) as advance:
+        verdict = bundle_mod.verify_bundle(data, chain.w3, progress=advance)
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2))
     else:
@@ -421,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_escrow.register(add)
 
-    sp = add("demo", "the whole flow on the embedded chain: sale → log → anchors → bundle → verify")
+    sp = add("demo", "the whole flow on the embedded chain: sale → log → anchors → bundle → verify "
+             "→ escrow settlements")
     sp.add_argument("--orders", type=int, default=400)
     sp.add_argument("--merchants", type=int, default=5)
     sp.add_argument("--seed", type=int, default=11)
