@@ -298,10 +298,13 @@ class Chain:
             return self._translate(exc, label)
         return ContractRevert("Unknown", {}, f"{label} failed on chain (out of gas?)")
 
-    def call(self, fn: Any, sender: LocalAccount | None = None) -> Any:
+    def call(self, fn: Any, sender: LocalAccount | None = None, *, block: Any = None) -> Any:
+        """A read-only call; `block` (number, or "latest"/"pending") reads historical state."""
         params = {"from": (sender or self.default_account).address} if self.accounts else {}
         try:
-            return fn.call(params)
+            if block is None:
+                return fn.call(params)
+            return fn.call(params, block_identifier=block)
         except Exception as exc:  # noqa: BLE001
             raise self._translate(exc, _fn_label(fn)) from None
 
@@ -335,12 +338,30 @@ class Chain:
     def time_travel(self, seconds: int) -> None:
         """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
         if self.kind == "embedded":
-            self.tester.time_travel(self.timestamp() + seconds)
+            # eth-tester's own time_travel lands one second short; mine the exact time.
+            self.set_next_timestamp(self.timestamp() + seconds)
+            self.tester.mine_blocks(1)
         elif self.kind == "anvil":
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.w3.provider.make_request("evm_mine", [])
         else:
             raise ConfigError("time travel needs the embedded chain or anvil")
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        """Make the next block (the next transaction's, auto-mined) carry `timestamp`.
+
+        It must be later than the latest block's. Embedded chain and anvil only.
+        """
+        latest = self.timestamp()
+        if timestamp <= latest:
+            raise ConfigError(f"next block time {timestamp} must be after the latest block's {latest}")
+        if self.kind == "embedded":
+            chain = self.tester.backend.chain
+            chain.header = chain.header.copy(timestamp=timestamp)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+        else:
+            raise ConfigError("setting block times needs the embedded chain or anvil")
 
     def mine(self, blocks: int = 1) -> None:
         if self.kind == "embedded":
@@ -374,12 +395,19 @@ def _fn_label(fn: Any) -> str:
     return str(name or "call")
 
 
-def embedded(accounts: int = DEV_ACCOUNTS) -> Chain:
-    """A fresh in-process py-evm chain with funded dev accounts."""
+def embedded(accounts: int = DEV_ACCOUNTS, *, genesis_timestamp: int | None = None) -> Chain:
+    """A fresh in-process py-evm chain with funded dev accounts.
+
+    `genesis_timestamp` starts the chain's clock in the past (for replays at original
+    times); later blocks then follow `set_next_timestamp`, or the wall clock.
+    """
     from eth_tester import EthereumTester, PyEVMBackend
     from web3.providers.eth_tester import EthereumTesterProvider
 
-    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides={"gas_limit": EMBEDDED_BLOCK_GAS_LIMIT}))
+    overrides: dict[str, Any] = {"gas_limit": EMBEDDED_BLOCK_GAS_LIMIT}
+    if genesis_timestamp is not None:
+        overrides["timestamp"] = genesis_timestamp
+    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides=overrides))
     tester = EthereumTester(backend)
     w3 = Web3(EthereumTesterProvider(tester))
     keys = backend.account_keys[:accounts]

@@ -48,6 +48,7 @@ def anvil_command(
     *,
     block_time: float | None = None,
     state_interval: int = 1,
+    timestamp: int | None = None,
 ) -> list[str]:
     cmd = [
         find_anvil(),
@@ -61,6 +62,8 @@ def anvil_command(
         cmd += ["--state", str(state_file), "--state-interval", str(state_interval)]
     if block_time is not None:
         cmd += ["--block-time", str(block_time)]
+    if timestamp is not None:
+        cmd += ["--timestamp", str(timestamp)]  # genesis time: replays start in the past
     return cmd
 
 
