@@ -76,6 +76,10 @@ def _abi_type(item: dict[str, Any]) -> str:
 
 _ERRORS: dict[bytes, tuple[str, list[str], list[str], str]] | None = None
 
+#: error name -> function giving display values for its arguments (e.g. enum names for
+#: numbers); modules that know a contract's types register here.
+ERROR_DISPLAY: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
 
 def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
     """Turn raw revert data into a ContractRevert naming the custom error and its values."""
@@ -100,7 +104,7 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
         return ContractRevert(name, args, f"{context} panicked: {_PANIC_CODES.get(code, hex(code))}")
     if name == "Error":
         return ContractRevert(name, args, f"{context} reverted: {values[0]}")
-    shown = ", ".join(f"{k}={v}" for k, v in args.items())
+    shown = ", ".join(f"{k}={v}" for k, v in ERROR_DISPLAY.get(name, dict)(args).items())
     plain = _plain(notice)
     if plain:
         return ContractRevert(name, args, f"{context} reverted: {plain} [{name}({shown})]")

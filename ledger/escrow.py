@@ -25,7 +25,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
-from ledger.chain import Chain
+from ledger.chain import ERROR_DISPLAY, Chain
 from ledger.errors import ConfigError
 
 __all__ = [
@@ -105,6 +105,18 @@ class Ruling(IntEnum):
 
 
 RULING_SPLIT_BASE = 1_000
+
+
+def _show_unexpected_state(args: dict[str, Any]) -> dict[str, Any]:
+    shown = dict(args)
+    if "current" in args:
+        shown["current"] = OrderState(int(args["current"])).name
+    if "expectedStates" in args:
+        shown["expectedStates"] = "|".join(s.name for s in OrderState.from_mask(int(args["expectedStates"])))
+    return shown
+
+
+ERROR_DISPLAY["EscrowUnexpectedState"] = _show_unexpected_state
 
 
 def split_ruling(buyer_bps: int) -> int:

@@ -738,7 +738,10 @@ class _Replayer:
 
 
 def _error_text(name: str, args: dict[str, Any]) -> str:
-    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
+    from ledger.chain import ERROR_DISPLAY
+
+    shown = ERROR_DISPLAY.get(name, dict)(args)
+    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
 
 
 def _check_evidence(
@@ -810,6 +813,8 @@ def replay(
         oid = order_key(case["order_id"])
         for a in case["actions"]:
             cited, ok, detail = _check_evidence(a, records, verdicts, r, head)
+            if a.get("dropped"):
+                ok, detail = None, "step dropped"
             original_error = None if a["error"] is None else _error_text(a["error"]["name"], a["error"]["args"])
             if a.get("dropped"):
                 status, error, events = "dropped", None, []
