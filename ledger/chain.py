@@ -302,6 +302,16 @@ class Chain:
             return self._translate(exc, label)
         return ContractRevert("Unknown", {}, f"{label} failed on chain (out of gas?)")
 
+    def send_eth(self, to: str, amount: int, sender: LocalAccount | None = None) -> dict[str, Any]:
+        """A plain value transfer, signed locally and awaited."""
+        sender = sender or self.default_account
+        tx = {"to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
+              "nonce": self._next_nonce(sender.address), **self._fees()}
+        receipt = self.wait(self.broadcast(bytes(sender.sign_transaction(tx).raw_transaction)))
+        if receipt["status"] != 1:
+            raise LedgerError(f"transfer of {amount} wei to {to} failed")
+        return receipt
+
     def call(self, fn: Any, sender: LocalAccount | None = None, *, block: Any = None) -> Any:
         """A read-only call; `block` (number, or "latest"/"pending") reads historical state."""
         params = {"from": (sender or self.default_account).address} if self.accounts else {}

@@ -11,11 +11,9 @@ first half anchored, so the final anchor covers the escrow's evidence too.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +23,7 @@ from ledger.deploy import deploy_escrow
 from ledger.errors import ContractRevert
 from ledger.escrow import EscrowClient, Ruling, order_key
 from ledger.platform import Platform
+from ledger.sandbox import labelled_key
 from ledger.simulate import generate_flash_sale
 from ledger.store import Store
 
@@ -50,15 +49,7 @@ class EscrowDemo:
 
 
 def _key(label: str) -> LocalAccount:
-    """A deterministic demo key (never holds value outside this in-process chain)."""
-    return Account.from_key(hashlib.sha256(f"evidence-escrow demo {label}".encode()).digest())
-
-
-def _fund_eth(chain: Chain, to: str, amount: int) -> None:
-    funder = chain.default_account
-    tx = {"to": to, "value": amount, "gas": 21_000, "chainId": chain.chain_id,
-          "nonce": chain._next_nonce(funder.address), **chain._fees()}
-    chain.wait(chain.broadcast(bytes(funder.sign_transaction(tx).raw_transaction)))
+    return labelled_key(f"evidence-escrow demo {label}")
 
 
 def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int = 10) -> EscrowDemo:
@@ -69,7 +60,7 @@ def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int
     panel = [_key(f"panel-{i}") for i in range(3)]
     lender = _key("lender")
     for acct in [*merchants, *buyers, *carriers.values(), *panel, lender]:
-        _fund_eth(chain, acct.address, 10**20)
+        chain.send_eth(acct.address, 10**20)
 
     dep = deploy_escrow(chain, None, panel=[p.address for p in panel], threshold=2)
     client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address)

@@ -655,12 +655,8 @@ class _Replayer:
         self.reverse[replay.lower()] = to_checksum_address(original)
 
     def _fund_eth(self, to: str, extra: int = 0) -> None:
-        amount = 10**21 + extra
-        c = self.chain
         self.tick()
-        tx = {"to": to, "value": amount, "gas": 21_000, "chainId": c.chain_id,
-              "nonce": c._next_nonce(self.deployer.address), **c._fees()}
-        c.wait(c.broadcast(bytes(self.deployer.sign_transaction(tx).raw_transaction)))
+        self.chain.send_eth(to, 10**21 + extra, self.deployer)
 
     # steps -----------------------------------------------------------------------------
     def call_args(self, action: dict[str, Any], contract: Contract) -> list[Any]:
