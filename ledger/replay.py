@@ -28,6 +28,7 @@ whose outcome diverges and the first whose evidence fails verification.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -49,7 +50,10 @@ from ledger.deploy import meta_evidence_uri
 from ledger.errors import ContractRevert, LedgerError
 from ledger.escrow import ATTESTATION_KINDS, NATIVE, OrderState, Terms, order_key
 
-__all__ = ["CASE_FORMAT", "Override", "ReplayResult", "StepResult", "build_case", "load_case", "replay"]
+__all__ = [
+    "CASE_FORMAT", "Override", "ReplayResult", "StepResult", "build_case", "expectation_problems",
+    "load_case", "replay",
+]
 
 CASE_FORMAT = "evidence-escrow/case/v1"
 REPLAY_GAS = 3_000_000
@@ -258,10 +262,7 @@ def build_case(
     if fund is None:
         raise CaseError(f"order {order_id!r} was never funded: nothing to replay")
     setup = _setup(client, fund)
-    setup["carriers"] = sorted({
-        s["signer"] for a in actions if a["status"] == "confirmed"
-        for s in a["signatures"] if s["type"] != "Offer" and s["signer"]
-    })  # fmt: skip
+    setup.update(_outside_state(client, order_id, actions))
     final = client.state(order_key(order_id))
     return {
         "format": CASE_FORMAT,
@@ -299,7 +300,7 @@ def _setup(client: Any, fund: dict[str, Any]) -> dict[str, Any]:
     token = offer["token"]
     merchant = offer["merchant"]
     esc = client.escrow
-    deposit, _, _ = chain.call(esc.functions.depositOf(token, merchant), block=before)
+    deposit, exposure, _ = chain.call(esc.functions.depositOf(token, merchant), block=before)
     totals = chain.call(esc.functions.totals(token), block=before)
     terms_id = int(chain.call(esc.functions.currentTermsId(), block=before))
     terms = Terms.from_tuple(chain.call(esc.functions.terms(terms_id), block=before))
@@ -323,8 +324,35 @@ def _setup(client: Any, fund: dict[str, Any]) -> dict[str, Any]:
         "terms": {k: (("0x" + v.hex()) if isinstance(v, bytes) else v) for k, v in terms.__dict__.items()},
         "deposit_ratio_bps": ratio,
         "merchant_deposit": int(deposit),
+        "merchant_exposure": int(exposure),
         "reserve": int(totals[2]),
         "panel": panel,
+    }
+
+
+def _outside_state(client: Any, order_id: str, actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the order's steps depended on beyond the order itself, as it stood at each step:
+    which attestation signers were registered carriers, and which tracking hashes other
+    orders had already claimed (the reused-waybill check)."""
+    chain = client.chain
+    esc = client.escrow
+    own = order_key(order_id)
+    carriers: set[str] = set()
+    claimed: dict[str, str] = {}
+    for a in actions:
+        before = a["block"] - 1
+        for sig in a["signatures"]:
+            if sig["type"] == "Offer" or not sig["signer"]:
+                continue
+            if chain.call(esc.functions.isCarrier(sig["signer"]), block=before):
+                carriers.add(sig["signer"])
+            th = a["args"][sig["of"]]["trackingHash"]
+            owner = bytes(chain.call(esc.functions.orderOfTracking(th), block=before))
+            if int.from_bytes(owner, "big") and owner != own:
+                claimed.setdefault(th, "0x" + owner.hex())
+    return {
+        "carriers": sorted(carriers),
+        "claimed_tracking": [{"tracking_hash": th, "order_id": oid} for th, oid in sorted(claimed.items())],
     }
 
 
@@ -479,8 +507,11 @@ class ReplayResult:
 
     @property
     def verified(self) -> bool:
-        """Every step's cited evidence is a verified leaf of the anchored head."""
-        return all(s.evidence_ok is not False for s in self.steps) and not self.record_failures
+        """The evidence every effective step cited is a verified leaf of the anchored head.
+
+        Steps the escrow refused on the original chain changed nothing; what they cited is
+        shown but does not count (an attacker's rejected call may cite anything)."""
+        return self.first_verification_failure is None and not self.record_failures
 
     @property
     def ok(self) -> bool:
@@ -493,7 +524,7 @@ class ReplayResult:
 
     @property
     def first_verification_failure(self) -> int | None:
-        return next((s.n for s in self.steps if s.evidence_ok is False), None)
+        return next((s.n for s in self.steps if s.evidence_ok is False and s.original_status == "confirmed"), None)
 
     @property
     def event_log_digest(self) -> str:
@@ -578,7 +609,12 @@ class _Replayer:
         self.chain.broadcast(raw)
         receipt = self.chain.wait(h)
         if receipt["status"] != 1:
-            raise CaseError(f"replay set-up step {fn.fn_name} failed")
+            try:
+                fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
+                why = "out of gas?"
+            except Exception as exc:  # noqa: BLE001 - decoded for the message
+                why = str(self.chain._translate(exc, fn.fn_name))
+            raise CaseError(f"replay set-up step {fn.fn_name} failed: {why}")
         return receipt
 
     # set-up ------------------------------------------------------------------------------
@@ -596,7 +632,8 @@ class _Replayer:
         if s.get("panel"):
             parties |= set(s["panel"]["members"])
         for p in sorted(parties):
-            self._fund_eth(self.key(p).address)
+            spends = sum(a["value"] for a in case["actions"] if a["sender"] == p)
+            self._fund_eth(self.key(p).address, spends)
         # The evidence log, with the case's head anchored, so inclusion proofs can be checked
         # by the contract itself.
         self.log = self._deploy("EvidenceLog", self.deployer.address)
@@ -629,9 +666,9 @@ class _Replayer:
                 self.send(tok.functions.mint(acct.address, 2**96), self.deployer)
                 self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), acct)
         self.token = token
+        native = token == NATIVE
         for carrier in s["carriers"]:
             self.send(self.escrow.functions.setCarrier(self.key(carrier).address, True), self.deployer)
-        native = token == NATIVE
         if s["merchant_deposit"]:
             m = self.key(merchant)
             if native:
@@ -645,6 +682,54 @@ class _Replayer:
                 self.send(tok_c.functions.approve(self.escrow.address, s["reserve"]), self.deployer)
             self.send(self.escrow.functions.fundReserve(token, s["reserve"]), self.deployer,
                       s["reserve"] if native else 0)
+        self._ghosts(s, token, merchant)
+
+    def _ghosts(self, s: dict[str, Any], token: str, merchant: str) -> None:
+        """Recreate the outside state the order met: waybills other orders had claimed, and
+        the merchant's exposure on its other open orders (which its deposit had to cover).
+        Ghost orders stand in for those other orders; a claimed waybill's ghost carries the
+        very order id that claimed it, so a reuse is refused with the same values."""
+        claimed = s.get("claimed_tracking", [])
+        exposure = int(s.get("merchant_exposure", 0))
+        if not claimed and not exposure:
+            return
+        native = token == NATIVE
+        ghost_m, ghost_b, ghost_c = (_replay_key(f"0x{keccak(text=x).hex()[:40]}")
+                                     for x in ("ghost merchant", "ghost buyer", "ghost carrier"))
+        for g in (ghost_m, ghost_b, ghost_c):
+            self._fund_eth(g.address, (exposure + 10**18) if native else 0)
+        if not native:
+            tok = self.chain.contract("TestStablecoin", token)
+            for g in (ghost_m, ghost_b):
+                self.send(tok.functions.mint(g.address, 2**96), self.deployer)
+                self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), g)
+        self.send(self.escrow.functions.setCarrier(ghost_c.address, True), self.deployer)
+        if claimed:
+            self.send(self.escrow.functions.depositFor(ghost_m.address, token, 10**18), ghost_m,
+                      10**18 if native else 0)
+        orders = [(bytes.fromhex(c["order_id"][2:]), ghost_m, 1, bytes.fromhex(c["tracking_hash"][2:]))
+                  for c in claimed]
+        if exposure:
+            orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
+        for oid, seller, price, th in orders:
+            now = self.last_time
+            offer = (oid, seller.address, ghost_b.address, token, price, now + 86400 * 30, 86400, b"\x00" * 32,
+                     now + 86400 * 30)
+            typed = _typed("Offer", _eip712_message("Offer", dict(zip(
+                [f["name"] for f in _OFFER_TYPE], ["0x" + oid.hex(), seller.address, ghost_b.address, token,
+                                                   price, now + 86400 * 30, 86400, "0x" + "00" * 32,
+                                                   now + 86400 * 30], strict=True))),
+                self.chain.chain_id, self.escrow.address)
+            sig = bytes(seller.sign_message(encode_typed_data(full_message=typed)).signature)
+            self.send(self.escrow.functions.fund(offer, sig), ghost_b, price if native else 0)
+            if th is not None:
+                at = self.last_time + 1
+                att = _typed("Shipment", _eip712_message("Shipment", {
+                    "orderId": "0x" + oid.hex(), "trackingHash": "0x" + th.hex(), "shippedAt": at}),
+                    self.chain.chain_id, self.escrow.address)
+                csig = bytes(ghost_c.sign_message(encode_typed_data(full_message=att)).signature)
+                self.send(self.escrow.functions.ship((oid, th, at), csig, b"\x00" * 32), ghost_c)
+        self.send(self.escrow.functions.setCarrier(ghost_c.address, False), self.deployer)
 
     def _deploy(self, name: str, *args: Any) -> Contract:
         self.tick()
@@ -655,8 +740,9 @@ class _Replayer:
         self.reverse[replay.lower()] = to_checksum_address(original)
 
     def _fund_eth(self, to: str, extra: int = 0) -> None:
+        """Gas money (10 ETH) plus what the account will pay in."""
         self.tick()
-        self.chain.send_eth(to, 10**21 + extra, self.deployer)
+        self.chain.send_eth(to, 10**19 + extra, self.deployer)
 
     # steps -----------------------------------------------------------------------------
     def call_args(self, action: dict[str, Any], contract: Contract) -> list[Any]:
@@ -734,10 +820,21 @@ class _Replayer:
 
 
 def _error_text(name: str, args: dict[str, Any]) -> str:
+    """``Name(arg=value, ...)`` with the arguments in the error's declared order."""
     from ledger.chain import ERROR_DISPLAY
 
     shown = ERROR_DISPLAY.get(name, dict)(args)
-    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in shown.items()) + ")"
+    order = _error_arg_order().get(name, [])
+    keys = [k for k in order if k in shown] + sorted(k for k in shown if k not in order)
+    return f"{name}(" + ", ".join(f"{k}={shown[k]}" for k in keys) + ")"
+
+
+@functools.cache
+def _error_arg_order() -> dict[str, list[str]]:
+    from ledger._internal import solc
+
+    return {item["name"]: [i["name"] for i in item["inputs"]]
+            for art in solc.artifacts().values() for item in art.abi if item.get("type") == "error"}
 
 
 def _check_evidence(
@@ -827,3 +924,30 @@ def replay(
         state = OrderState(int(c.call(r.escrow.functions.orderState(oid)))).name
     failures = {k: v for k, v in verdicts.items() if v}
     return ReplayResult(case["order_id"], label, steps, case["outcome"]["state"], state, failures, log)
+
+
+def expectation_problems(case: dict[str, Any], result: ReplayResult) -> list[str]:
+    """How a replay falls short of the case's ``expect`` block (empty when it meets it).
+
+    ``expect``: ``state`` (final order state), ``failed`` ([function, error name] of every
+    step the escrow refuses), ``verified`` (default true) and ``first_verification_failure``
+    (the function of the first effective step whose evidence fails, default none). The
+    replay must also reproduce the original step by step.
+    """
+    expect = case.get("expect") or {}
+    problems = []
+    if not result.matches:
+        problems.append(f"the replay diverges from the original at step {result.first_divergence}")
+    if "state" in expect and result.replay_state != expect["state"]:
+        problems.append(f"final state {result.replay_state}, expected {expect['state']}")
+    failed = [[s.function, (s.replay_error or "").split("(")[0]] for s in result.steps
+              if s.replay_status == "failed"]
+    if "failed" in expect and failed != expect["failed"]:
+        problems.append(f"refused steps {failed}, expected {expect['failed']}")
+    if result.verified != expect.get("verified", True):
+        problems.append(f"evidence verified: {result.verified}, expected {expect.get('verified', True)}")
+    first = result.first_verification_failure
+    name = None if first is None else result.steps[first].function
+    if name != expect.get("first_verification_failure"):
+        problems.append(f"first evidence failure at {name}, expected {expect.get('first_verification_failure')}")
+    return problems
