@@ -85,8 +85,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @notice Ruling 3: refund the buyer in full and compensate it from the merchant's deposit,
     /// then from the risk reserve, by the terms' `compensationBps` of the price.
     uint256 public constant RULING_FRAUD = 3;
-    /// @notice Rulings 1000 + b (b = 0..10000): the buyer gets b basis points of the price.
-    uint256 public constant RULING_SPLIT_BASE = 1_000;
+    /// @notice Rulings 4 + b (b = 0..10000): the buyer gets b basis points of the price. Rulings
+    /// are contiguous, so every ruling an ERC-792 arbitrator may give (0..RULING_OPTIONS) is valid.
+    uint256 public constant RULING_SPLIT_BASE = 4;
     /// @notice Number of ruling options passed to `createDispute` (the highest valid ruling).
     uint256 public constant RULING_OPTIONS = RULING_SPLIT_BASE + BPS;
 
@@ -267,8 +268,10 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             revert EscrowLateShipment(orderId, shipment.shippedAt, shipBy);
         }
         _claimTracking(orderId, shipment.trackingHash);
+        // The delivery window runs from when the shipment is recorded: a back-dated attestation
+        // (an old waybill) can neither shorten it nor open the buyer's timeout refund early.
         order.state = OrderState.Shipped;
-        order.clock = uint40(shipment.shippedAt);
+        order.clock = uint40(block.timestamp);
         emit OrderShipped(orderId, carrier, shipment.trackingHash, shipment.shippedAt, evidence);
     }
 
@@ -280,6 +283,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         bytes32 orderId = delivery.orderId;
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_SHIPPED);
+        _requireOpen(orderId, _deadline(order, OrderState.Shipped));
         address carrier =
             _carrier(DELIVERY_TYPEHASH, orderId, delivery.trackingHash, delivery.deliveredAt, carrierSignature);
         if (carrier == order.merchant) revert EscrowSignerIsParty(orderId, carrier);
@@ -287,7 +291,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (_trackingOrders[delivery.trackingHash] != orderId) {
             revert EscrowTrackingMismatch(orderId, delivery.trackingHash);
         }
-        _checkTime(orderId, delivery.deliveredAt, order.clock);
+        _checkTime(orderId, delivery.deliveredAt, 0);
         // The inspection window runs from when the delivery is recorded, so a late or back-dated
         // attestation never shortens it.
         order.state = OrderState.Delivered;
@@ -360,11 +364,11 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             RETURN_SHIPMENT_TYPEHASH, orderId, shipment.trackingHash, shipment.shippedAt, carrierSignature
         );
         if (carrier == order.merchant || carrier == order.buyer) revert EscrowSignerIsParty(orderId, carrier);
-        _checkTime(orderId, shipment.shippedAt, order.clock);
+        _checkTime(orderId, shipment.shippedAt, 0);
         _claimTracking(orderId, shipment.trackingHash);
         _returns[orderId].trackingHash = shipment.trackingHash;
         order.state = OrderState.ReturnShipped;
-        order.clock = uint40(shipment.shippedAt);
+        order.clock = uint40(block.timestamp); // the return-delivery window, from recording
         emit ReturnShipped(orderId, carrier, shipment.trackingHash, shipment.shippedAt, evidence);
     }
 
@@ -376,6 +380,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         bytes32 orderId = delivery.orderId;
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_RETURN_SHIPPED);
+        _requireOpen(orderId, _deadline(order, OrderState.ReturnShipped));
         address carrier = _carrier(
             RETURN_DELIVERY_TYPEHASH, orderId, delivery.trackingHash, delivery.deliveredAt, carrierSignature
         );
@@ -383,7 +388,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (_returns[orderId].trackingHash != delivery.trackingHash) {
             revert EscrowTrackingMismatch(orderId, delivery.trackingHash);
         }
-        _checkTime(orderId, delivery.deliveredAt, order.clock);
+        _checkTime(orderId, delivery.deliveredAt, 0);
         order.state = OrderState.ReturnDelivered;
         order.clock = uint40(block.timestamp);
         emit ReturnDelivered(orderId, carrier, delivery.trackingHash, delivery.deliveredAt, evidence);
@@ -439,8 +444,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         } else {
             revert EscrowUnauthorizedCaller(orderId, msg.sender);
         }
-        // A merchant may dispute a shipment at any time until the buyer takes the timeout refund.
-        if (state != OrderState.Shipped) _requireOpen(orderId, _deadline(order, state));
+        _requireOpen(orderId, _deadline(order, state));
 
         uint16 termsId = order.termsId;
         IArbitrator arbitrator = _terms[termsId].arbitrator;
@@ -507,15 +511,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @notice ERC-792: the arbitrator of a dispute gives its final ruling; see the RULING_*
     /// constants for the encoding. Only the arbitrator the dispute was created with can call it.
     /// @param disputeID The dispute's id in the calling arbitrator.
-    /// @param ruling 0..3, or 1000 + the buyer's share in basis points.
+    /// @param ruling 0..3, or 4 + the buyer's share in basis points.
     function rule(uint256 disputeID, uint256 ruling) external nonReentrant {
         bytes32 orderId = _disputeOrders[IArbitrator(msg.sender)][disputeID];
         if (orderId == bytes32(0)) revert EscrowUnknownDispute(msg.sender, disputeID);
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_DISPUTED);
-        if (ruling > RULING_FRAUD && (ruling < RULING_SPLIT_BASE || ruling > RULING_OPTIONS)) {
-            revert EscrowInvalidRuling(disputeID, ruling);
-        }
+        if (ruling > RULING_OPTIONS) revert EscrowInvalidRuling(disputeID, ruling);
         emit Ruling(IArbitrator(msg.sender), disputeID, ruling);
         _resolve(orderId, order, ruling, Resolution.Ruling);
     }
@@ -638,7 +640,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             inspectionWindow: order.inspectionWindow,
             termsId: order.termsId,
             lender: _lenders[orderId],
-            deadline: _deadline(order, state)
+            deadline: state == OrderState.Disputed && _disputes[orderId].answered
+                ? uint256(order.clock) + _terms[order.termsId].arbitrationWindow
+                : _deadline(order, state)
         });
     }
 

@@ -98,7 +98,7 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
         values = abi_decode(types, data[4:])
     except Exception:  # noqa: BLE001 - malformed revert data is itself the diagnosis
         return ContractRevert(name, {}, f"{context} reverted with malformed {name} data")
-    args = {n: (("0x" + v.hex()) if isinstance(v, bytes) else v) for n, v in zip(names, values)}
+    args = {n: _arg_value(t, v) for n, t, v in zip(names, types, values, strict=True)}
     if name == "Panic":
         code = int(values[0])
         return ContractRevert(name, args, f"{context} panicked: {_PANIC_CODES.get(code, hex(code))}")
@@ -109,6 +109,14 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
     if plain:
         return ContractRevert(name, args, f"{context} reverted: {plain} [{name}({shown})]")
     return ContractRevert(name, args, f"{context} reverted: {name}({shown})")
+
+
+def _arg_value(abi_type: str, v: Any) -> Any:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if abi_type == "address":
+        return to_checksum_address(v)
+    return v
 
 
 def _plain(notice: str) -> str:
@@ -220,10 +228,14 @@ class Chain:
                     # one eth_call surfaces a revert just as well, and the in-process dev
                     # chain can afford a generous limit (only the gas used is charged).
                     # Deployments (no `call`) are rare and keep the estimate.
-                    fn.call(dict(params))
+                    fn.call(dict(params), block_identifier="pending")
                     gas = EMBEDDED_GAS_LIMIT
+                elif self.kind == "embedded":
+                    gas = int(fn.estimate_gas(params))  # eth-tester estimates on pending only
                 else:
-                    gas = int(fn.estimate_gas(params))
+                    # Simulated on the pending block: its time is the next block's, so a
+                    # deadline that passes (or a time set with set_next_timestamp) counts.
+                    gas = int(fn.estimate_gas(params, block_identifier="pending"))
                     gas = gas + gas // 5 + 5_000
             except Exception as exc:  # noqa: BLE001 - decoded below or re-raised
                 raise self._translate(exc, context or _fn_label(fn)) from None
@@ -296,11 +308,37 @@ class Chain:
     def _replay_failure(
         self, fn: Any, sender: LocalAccount, value: int, receipt: dict[str, Any], label: str
     ) -> LedgerError:
+        """Why a mined transaction reverted: its own revert data where the node can trace it,
+        else a re-run at the parent block (whose time may differ from the mined block's)."""
+        data = self.revert_data(bytes(receipt["transactionHash"]))
+        if data is not None:
+            return decode_revert(data, label)
         try:
             fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
         except Exception as exc:  # noqa: BLE001
-            return self._translate(exc, label)
-        return ContractRevert("Unknown", {}, f"{label} failed on chain (out of gas?)")
+            err = self._translate(exc, label)
+            if isinstance(err, ContractRevert):
+                err.args = (f"{err} (re-run at the parent block)",)
+            return err
+        return ContractRevert(
+            "Unknown", {}, f"{label} reverted on chain; re-run at the parent block it succeeds "
+            "(it depended on the mined block's time or state, or ran out of gas)"
+        )
+
+    def revert_data(self, tx_hash: bytes) -> bytes | None:
+        """The revert data of a mined, failed transaction, from the node's call tracer
+        (anvil and geth-compatible nodes); None where the node cannot trace."""
+        if self.kind == "embedded":
+            return None
+        try:
+            res = self.w3.provider.make_request(
+                "debug_traceTransaction", ["0x" + tx_hash.hex(), {"tracer": "callTracer"}])
+        except Exception:  # noqa: BLE001 - tracing is optional
+            return None
+        out = (res.get("result") or {}).get("output")
+        if not isinstance(out, str) or not out.startswith("0x") or "error" not in res.get("result", {}):
+            return None
+        return bytes.fromhex(out[2:])
 
     def send_eth(self, to: str, amount: int, sender: LocalAccount | None = None) -> dict[str, Any]:
         """A plain value transfer, signed locally and awaited."""

@@ -175,7 +175,7 @@ def meta_evidence_uri(terms: Any) -> str:
             "type": "single-select",
             "titles": RULING_TITLES[1:],
             "descriptions": RULING_TITLES[1:],
-            "splitRulings": "ruling 1000 + b (b = 0..10000): the buyer receives b basis points of the price",
+            "splitRulings": "ruling 4 + b (b = 0..10000): the buyer receives b basis points of the price",
         },
         "terms": {
             "feeBps": terms.fee_bps, "reserveBps": terms.reserve_bps,

@@ -15,6 +15,7 @@ docs/escrow.md describes the messages, the state machine and the money rules.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -96,7 +97,7 @@ class Resolution(IntEnum):
 
 
 class Ruling(IntEnum):
-    """The escrow's ERC-792 rulings; `split_ruling` gives the rest (1000 + buyer's bps)."""
+    """The escrow's ERC-792 rulings; `split_ruling` gives the rest (4 + buyer's bps)."""
 
     REFUSED = 0  # split 50/50 (also what an arbitrator timeout gives)
     REFUND = 1  # buyer refunded in full
@@ -104,7 +105,7 @@ class Ruling(IntEnum):
     FRAUD = 3  # refund in full plus compensation from the deposit, then the reserve
 
 
-RULING_SPLIT_BASE = 1_000
+RULING_SPLIT_BASE = 4  # contiguous: every ruling 0..4 + 10000 means something
 
 
 def _show_unexpected_state(args: dict[str, Any]) -> dict[str, Any]:
@@ -133,14 +134,18 @@ def order_key(order_id: str) -> bytes:
     return bytes(keccak(text=order_id))
 
 
-def tracking_hash(carrier: str, tracking_number: str) -> bytes:
-    """keccak256 of ``CARRIER:TRACKING`` (both upper-cased, trimmed).
+_WAYBILL_NOISE = re.compile(r"[\s\-]+")
 
-    Normalising case and whitespace means a reused waybill cannot slip past the escrow's
-    reuse check by being written differently.
+
+def tracking_hash(carrier: str, tracking_number: str) -> bytes:
+    """keccak256 of ``CARRIER:TRACKING``, normalised: upper case, with whitespace and hyphens
+    removed everywhere (they are formatting, not part of a waybill number).
+
+    Normalising means a reused waybill cannot slip past the escrow's reuse check by being
+    written differently ("sf 1234-5678" is "SF12345678").
     """
-    carrier_n = carrier.strip().upper()
-    number_n = tracking_number.strip().upper()
+    carrier_n = _WAYBILL_NOISE.sub("", carrier).upper()
+    number_n = _WAYBILL_NOISE.sub("", tracking_number).upper()
     if not carrier_n or not number_n:
         raise ValueError("carrier and tracking number must not be empty")
     return bytes(keccak(text=f"{carrier_n}:{number_n}"))
@@ -370,6 +375,11 @@ class Totals:
 
 # --- the client ---------------------------------------------------------------------------
 
+_APPROVE_ABI = [{
+    "type": "function", "name": "approve", "stateMutability": "nonpayable", "outputs": [],
+    "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+}]  # fmt: skip
+
 
 @dataclass
 class EscrowClient:
@@ -414,7 +424,9 @@ class EscrowClient:
         """Let the escrow pull `amount` of an ERC-20 from `owner` (no-op for ETH)."""
         if int(token, 16) == 0:
             return None
-        erc20 = self.chain.contract("TestStablecoin", token)  # any ERC-20 ABI will do
+        # The approve fragment declares no return value, so tokens that return nothing
+        # (USDT-like) and tokens that return a bool both work.
+        erc20 = self.chain.w3.eth.contract(address=to_checksum_address(token), abi=_APPROVE_ABI)
         return self._tx(erc20.functions.approve(self.address, amount), owner)
 
     # order lifecycle ------------------------------------------------------------------

@@ -167,7 +167,12 @@ class Platform:
         return receipt
 
     def _why_failed(self, row: ActionRow, receipt: dict[str, Any]) -> LedgerError:
-        """Re-run the transaction at its block's parent to decode why it reverted."""
+        """Why the transaction reverted: its traced revert data, or a re-run at the parent block."""
+        from ledger.chain import decode_revert
+
+        data = self.chain.revert_data(row.tx_hash)
+        if data is not None:
+            return decode_revert(data, row.action)
         tx = self.chain.w3.eth.get_transaction(row.tx_hash)
         call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:

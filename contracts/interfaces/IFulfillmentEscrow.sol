@@ -104,7 +104,8 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         uint256 inspectionWindow;
         uint16 termsId;
         address lender; // address(0) unless the payout is pledged
-        uint256 deadline; // when the current state's window closes (0 if terminal)
+        uint256 deadline; // when the current state's window closes (0 if terminal; for an answered
+        // dispute, when the arbitrator's window closes)
     }
 
     /// @notice A dispute, for views.
@@ -204,7 +205,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Thrown when an arbitrator returns a dispute id already in use with it.
     error EscrowDuplicateDispute(address arbitrator, uint256 disputeId);
 
-    /// @notice Thrown when a ruling is not 0..3 or 1000..11000.
+    /// @notice Thrown when a ruling is above RULING_OPTIONS (0..3 named, 4 + buyer's bps).
     error EscrowInvalidRuling(uint256 disputeId, uint256 ruling);
 
     /// @notice Thrown when a default judgement is claimed but the respondent answered.
