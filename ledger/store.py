@@ -137,29 +137,6 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
-class ActionRow:
-    """An escrow transaction the platform signed, with the evidence behind it."""
-
-    id: int
-    chain_id: int
-    contract: str
-    order_id: str
-    action: str
-    record_id: str | None
-    evidence: bytes | None
-    payload: dict[str, Any]
-    sender: str
-    nonce: int
-    tx_hash: bytes
-    raw_tx: bytes
-    status: str
-    block_number: int | None
-    block_timestamp: int | None
-    gas_used: int | None
-    error: str | None
-
-
-@dataclass(frozen=True)
 class NewAction:
     """An escrow transaction to note durably (status ``sent``) together with its records."""
 
@@ -174,6 +151,18 @@ class NewAction:
     nonce: int
     tx_hash: bytes
     raw_tx: bytes
+
+
+@dataclass(frozen=True)
+class ActionRow(NewAction):
+    """An escrow transaction the platform signed, with the evidence behind it and its fate."""
+
+    id: int
+    status: str
+    block_number: int | None
+    block_timestamp: int | None
+    gas_used: int | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -439,9 +428,9 @@ class Store:
         return rows[0] if rows else None
 
     # -- escrow actions ------------------------------------------------------------------
-    _ACTION_COLS = (
-        "id, chain_id, contract, order_id, action, record_id, evidence, payload, sender, nonce,"
-        " tx_hash, raw_tx, status, block_number, block_timestamp, gas_used, error"
+    _ACTION_COLS = (  # in ActionRow's field order
+        "chain_id, contract, order_id, action, record_id, evidence, payload, sender, nonce,"
+        " tx_hash, raw_tx, id, status, block_number, block_timestamp, gas_used, error"
     )
 
     def actions(
@@ -457,7 +446,7 @@ class Store:
         q = f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE {' AND '.join(where)} ORDER BY id"
         out = []
         for r in self.db.execute(q, args):
-            out.append(ActionRow(*r[:7], json.loads(r[7]), *r[8:]))  # type: ignore[arg-type]
+            out.append(ActionRow(*r[:6], json.loads(r[6]), *r[7:]))  # type: ignore[arg-type]
         return out
 
     def mark_action(self, action_id: int, status: str, **fields: Any) -> None:

@@ -39,7 +39,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -72,6 +71,8 @@ from ledger.escrow import (
     tracking_hash,
 )
 from ledger.node import AnvilProcess
+
+from benchutil import machine, write_results  # scripts/benchutil.py
 
 SEED = "evidence-escrow/bench_escrow"
 GAS_TARGET = 250_000  # the target for the ERC-20 happy path
@@ -808,9 +809,7 @@ def main() -> int:
     )
     payload = {
         "benchmark": "bench_escrow",
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        **machine(),
         "chain": chain_info,
         "compiler": {"solc": solc.SOLC_VERSION, "settings": solc.SETTINGS},
         "batch": args.batch,
@@ -823,12 +822,7 @@ def main() -> int:
         "paths": [r.to_json() for r in results],
         "seconds": seconds,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    console.print(f"wrote {out}")
-    if args.json:
-        print(json.dumps(payload, indent=2))
+    write_results(payload, args.out, console, args.json)
     return 0
 
 

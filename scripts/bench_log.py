@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -44,6 +43,8 @@ from ledger.anchor import Anchorer
 from ledger.deploy import deploy_evidence_log
 from ledger.secrets import MasterSecret
 from ledger.simulate import iter_flash_sale
+
+from benchutil import machine, write_results  # scripts/benchutil.py
 
 START = "2026-11-11T12:00:00Z"
 
@@ -263,20 +264,8 @@ def main() -> int:
         table.add_row(label, *[fmt(r) for r in results])
     console.print(table)
     console.print(f"naive design: {naive['gas_per_record']:,.0f} gas per record, one tx each")
-    payload = {
-        "benchmark": "bench_log",
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "batch": args.batch,
-        "results": results,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    console.print(f"wrote {out}")
-    if args.json:
-        print(json.dumps(payload, indent=2))
+    payload = {"benchmark": "bench_log", **machine(), "batch": args.batch, "results": results}
+    write_results(payload, args.out, console, args.json)
     return 0
 
 
