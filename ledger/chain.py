@@ -55,7 +55,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str], str]]:
         for item in art.abi:
             if item.get("type") != "error":
                 continue
-            types = [_abi_type(i) for i in item["inputs"]]
+            types = [abi_type(i) for i in item["inputs"]]
             sig = f"{item['name']}({','.join(types)})"
             notice = next((n.get("notice", "") for n in notices.get(sig, [])), "")
             prev = table.get(keccak(text=sig)[:4])
@@ -67,11 +67,38 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str], str]]:
     return table
 
 
-def _abi_type(item: dict[str, Any]) -> str:
+def abi_type(item: dict[str, Any]) -> str:
+    """The canonical type of an ABI input (tuples spelled out), as in a signature."""
     if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in item["components"])
+        inner = ",".join(abi_type(c) for c in item["components"])
         return f"({inner}){item['type'][5:]}"
     return str(item["type"])
+
+
+def event_topic(item: dict[str, Any]) -> bytes:
+    """topic0 of an ABI event: keccak256 of its signature."""
+    return bytes(keccak(text=f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"))
+
+
+@functools.cache
+def _events_by_topic(abi_json: str) -> dict[bytes, dict[str, Any]]:
+    import json
+
+    return {event_topic(i): i for i in json.loads(abi_json) if i.get("type") == "event"}
+
+
+def decode_log(contract: Contract, log: Any) -> tuple[str, dict[str, Any]] | None:
+    """(event name, arguments) of a log emitted by `contract`, or None if not one of its events."""
+    import json
+
+    from web3._utils.events import get_event_data
+
+    if not log["topics"]:
+        return None
+    item = _events_by_topic(json.dumps(contract.abi, sort_keys=True)).get(bytes(log["topics"][0]))
+    if item is None:
+        return None
+    return str(item["name"]), dict(get_event_data(contract.w3.codec, item, log)["args"])
 
 
 _ERRORS: dict[bytes, tuple[str, list[str], list[str], str]] | None = None
@@ -111,10 +138,10 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
     return ContractRevert(name, args, f"{context} reverted: {name}({shown})")
 
 
-def _arg_value(abi_type: str, v: Any) -> Any:
+def _arg_value(type_: str, v: Any) -> Any:
     if isinstance(v, bytes):
         return "0x" + v.hex()
-    if abi_type == "address":
+    if type_ == "address":
         return to_checksum_address(v)
     return v
 

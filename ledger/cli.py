@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ledger import cli_escrow
 
     cli_escrow.register(add)
+    from ledger import cli_audit
+
+    cli_audit.register(add)
     from ledger import cli_replay
 
     cli_replay.register(add)

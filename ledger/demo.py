@@ -149,7 +149,7 @@ def run_demo(
     console.print(f"[bold]11.[/bold] escrow evidence anchored (head size {outcome.head.size}); the pledged "
                   f"order's bundle {pledged_path} verifies: "
                   + ("[green]OK[/green]" if pledged_ok and cited_ok else "[red]FAILED[/red]")
-                  + f", and every evidence hash its escrow steps cited is among its leaves")
+                  + ", and every evidence hash its escrow steps cited is among its leaves")
     books_ok = escrow.balances["escrow_balance"] == sum(
         escrow.balances[k] for k in ("escrowed", "deposits", "reserve", "fees", "credits"))
 

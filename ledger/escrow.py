@@ -26,7 +26,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
-from ledger.chain import ERROR_DISPLAY, Chain
+from ledger.chain import ERROR_DISPLAY, Chain, decode_log
 from ledger.errors import ConfigError
 
 __all__ = [
@@ -614,27 +614,7 @@ class EscrowClient:
             contract = by_address.get(str(log["address"]).lower())
             if contract is None:
                 continue
-            decoded = _decode_log(contract, log)
+            decoded = decode_log(contract, log)
             if decoded is not None:
                 out.append(decoded)
         return out
-
-
-def _decode_log(contract: Contract, log: Any) -> tuple[str, dict[str, Any]] | None:
-    from web3._utils.events import get_event_data
-
-    topic0 = bytes(log["topics"][0]) if log["topics"] else b""
-    for item in contract.abi:
-        if item.get("type") != "event":
-            continue
-        sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
-        if bytes(keccak(text=sig)) == topic0:
-            data = get_event_data(contract.w3.codec, item, log)
-            return str(item["name"]), dict(data["args"])
-    return None
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
-    return str(item["type"])

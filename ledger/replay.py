@@ -45,7 +45,7 @@ from web3.contract import Contract
 
 from ledger import chain as chain_mod
 from ledger.bundle import export_bundle, verify_records
-from ledger.chain import Chain
+from ledger.chain import Chain, decode_log
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import ContractRevert, LedgerError
 from ledger.escrow import ATTESTATION_KINDS, NATIVE, OrderState, Terms, order_key
@@ -783,8 +783,6 @@ class _Replayer:
         return "confirmed", None, events
 
     def _events(self, receipt: dict[str, Any]) -> list[dict[str, Any]]:
-        from ledger.escrow import _decode_log
-
         out = []
         for log in receipt["logs"]:
             addr = str(log["address"]).lower()
@@ -792,7 +790,7 @@ class _Replayer:
                         else self.arbitrator if addr == self.arbitrator.address.lower() else None)
             if contract is None:
                 continue
-            decoded = _decode_log(contract, log)
+            decoded = decode_log(contract, log)
             if decoded is None:
                 continue
             name, args = decoded

@@ -15,7 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
 from ledger._internal import solc
-from ledger.chain import Chain, _abi_type, decode_revert
+from ledger.chain import Chain, abi_type, decode_revert
 from ledger.errors import LedgerError
 
 
@@ -27,7 +27,7 @@ def _functions() -> dict[bytes, list[tuple[str, str, list[dict[str, Any]]]]]:
         for item in art.abi:
             if item.get("type") != "function":
                 continue
-            sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+            sig = f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
             table.setdefault(bytes(keccak(text=sig))[:4], []).append((name, item["name"], item["inputs"]))
     return table
 
@@ -61,7 +61,7 @@ def _decode_frame(frame: dict[str, Any], names: dict[str, str]) -> dict[str, Any
         candidates = [c for c in candidates if c[0] == out["contract"]] or candidates
     for contract, fn, inputs in candidates:
         try:
-            values = abi_decode([_abi_type(i) for i in inputs], data[4:])
+            values = abi_decode([abi_type(i) for i in inputs], data[4:])
         except Exception:  # noqa: BLE001 - try the next contract with this selector
             continue
         out["contract"] = out["contract"] or contract

@@ -115,6 +115,25 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     kinds = {r["record"]["kind"] for r in json.loads(bundle.read_text())["records"]}
     assert kinds == {"order", "payment", "shipment", "delivery"}
 
+    # An investigator exports c's case and replays it on a fresh chain; or replays the order
+    # straight from this data dir and its live chain.
+    case_path = tmp_path / "c-case.json"
+    out = j(["case", c, "-o", str(case_path)], env)
+    assert out["state"] == "RESOLVED" and out["actions"] == 7  # fund ship deliver open evidence 2 votes
+    replayed = run(["replay", str(case_path), "--json"], env)
+    result = json.loads(replayed.stdout)
+    assert result["ok"] and result["replay_state"] == "RESOLVED"
+    from_live = json.loads(run(["replay", c, "--json"], env).stdout)
+    assert from_live["ok"] and from_live["event_log_digest"] == result["event_log_digest"]
+
+    # The failed waybill attempt above was refused before it was sent; a refused call that is
+    # mined is traced with its custom error decoded.
+    shown = j(["order", "show", a], env)
+    fund_tx = shown["actions"][0]["tx"]
+    trace = j(["trace", fund_tx], env)
+    assert trace["contract"] == "FulfillmentEscrow" and trace["function"] == "fund"
+    assert trace["args"]["offer"][0].startswith("0x")
+
 
 def test_cli_escrow_errors_are_clear(tmp_path: Path, env: dict[str, str]) -> None:
     res = run(["order", "show", "X1"], env, check=False)
