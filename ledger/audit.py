@@ -21,7 +21,6 @@ plain JSON-able dicts (shape in docs/audit.md); `render_text`, `render_json` and
 
 from __future__ import annotations
 
-import calendar
 import html
 import io
 import json
@@ -30,11 +29,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from eth_utils import to_checksum_address
 
+from ledger import records
 from ledger.bundle import build_bundle, export_bundle, verify_bundle
 from ledger.chain import decode_log, event_topic
 from ledger.errors import BundleError, LedgerError
@@ -85,11 +84,6 @@ RECORD_KINDS = ("order", "payment", "shipment", "delivery", "review", "return")
 
 _LEAF_REF = re.compile(r"leaf:([0-9]{1,20}):([0-9a-fA-F]{64})")
 _HEX_REF = re.compile(r"0x([0-9a-fA-F]{64})")
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
 
 class AuditError(LedgerError, ValueError):
     """An audit cannot be made as asked (unknown order or merchant, a bad time bound)."""
@@ -99,24 +93,11 @@ class AuditError(LedgerError, ValueError):
 
 
 def parse_time_ns(text: str) -> int:
-    """An RFC 3339 time (``Z`` or an offset, up to 9 fractional digits) as unix nanoseconds.
-
-    Integer nanoseconds compare exactly, unlike the strings (``…00.5Z`` sorts before ``…00Z``).
-    """
-    m = _RFC3339.fullmatch(text.strip()) if isinstance(text, str) else None
-    if m is None:
-        raise AuditError(f"not an RFC 3339 time: {str(text)[:40]!r} (e.g. 2026-11-11T00:00:00Z)")
-    y, mo, d, hh, mi, ss = (int(g) for g in m.groups()[:6])
+    """An RFC 3339 time as unix nanoseconds (see `ledger.records.parse_time_ns`)."""
     try:
-        base = calendar.timegm(datetime(y, mo, d, hh, mi, ss).timetuple())
-    except ValueError:
-        raise AuditError(f"not a real date and time: {text[:40]!r}") from None
-    offset = m.group(8)
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        base -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
-    frac = (m.group(7) or ".")[1:].ljust(9, "0")
-    return base * 10**9 + int(frac)
+        return records.parse_time_ns(text)
+    except ValueError as exc:
+        raise AuditError(str(exc)) from None
 
 
 def _rfc3339(unix: int) -> str:

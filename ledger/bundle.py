@@ -20,6 +20,7 @@ from typing import Any
 from ledger._internal import canonical
 from ledger._internal.merkle import verify_inclusion
 from ledger.errors import BundleError, InclusionProofError, LedgerError
+from ledger.records import parse_time_ns, ts_ns
 from ledger.secrets import hkdf_expand
 
 FORMAT = "evidence-escrow/bundle/v1"
@@ -143,7 +144,10 @@ def export_bundle(
         selected = store.records_for_order(order_id)
         selection: dict[str, Any] = {"order_id": order_id}
         if since or until:
-            selected = [r for r in selected if (not since or r.ts >= since) and (not until or r.ts < until)]
+            lo = parse_time_ns(since) if since else None
+            hi = parse_time_ns(until) if until else None
+            selected = [r for r in selected if (lo is None or ts_ns(r.ts) >= lo)
+                        and (hi is None or ts_ns(r.ts) < hi)]
     elif merchant_id is not None:
         selected = store.records_for_merchant(merchant_id, since, until)
         selection = {"merchant_id": merchant_id}

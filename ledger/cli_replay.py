@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _client(args: argparse.Namespace, chain: Any) -> Any:
     from ledger import cli
     from ledger.deploy import deployed

@@ -22,8 +22,8 @@ from ledger import chain as chain_mod
 from ledger import records as rec
 from ledger.anchor import Anchorer
 from ledger.bundle import export_bundle, verify_bundle
-from ledger.deploy import deploy_evidence_log
 from ledger.demo_escrow import escrow_table, run_escrow_demo
+from ledger.deploy import deploy_evidence_log
 from ledger.secrets import MasterSecret
 from ledger.simulate import generate_flash_sale, to_jsonl
 from ledger.store import Store

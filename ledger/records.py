@@ -19,6 +19,8 @@ so personal data never enters the log, and a record can be disclosed without it.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import hashlib
 import json
 import operator
@@ -32,7 +34,7 @@ import orjson
 
 from ledger._internal import canonical
 from ledger._internal.perf import paused_gc
-from ledger.errors import RecordProblem, ValidationError
+from ledger.errors import ConfigError, RecordProblem, ValidationError
 
 __all__ = [
     "CURRENCIES",
@@ -54,7 +56,9 @@ __all__ = [
     "parse_jsonl",
     "parse_line",
     "parse_record",
+    "parse_time_ns",
     "personal_commitment",
+    "ts_ns",
 ]
 
 KINDS: tuple[str, ...] = ("order", "payment", "shipment", "delivery", "review", "return")
@@ -219,6 +223,51 @@ def leaf_bytes(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
 def leaf_hash_of(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
     """SHA-256(0x00 || leaf_bytes): the record's RFC 9162 leaf hash."""
     return hashlib.sha256(LEAF_PREFIX + leaf_bytes(record, salt, personal_salt)).digest()
+
+
+# --- time -------------------------------------------------------------------------------
+
+_RFC3339_ANY = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def parse_time_ns(text: str) -> int:
+    """An RFC 3339 time (``Z`` or an offset, up to 9 fractional digits) as unix nanoseconds.
+
+    Integer nanoseconds compare exactly; the strings do not (``…00.5Z`` sorts before
+    ``…00Z``). Raises ConfigError (a ValueError) naming the text for anything else.
+    """
+    m = _RFC3339_ANY.fullmatch(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise ConfigError(f"not an RFC 3339 time: {str(text)[:40]!r} (e.g. 2026-11-11T00:00:00Z)")
+    y, mo, d, hh, mi, ss = (int(g) for g in m.groups()[:6])
+    try:
+        base = calendar.timegm(datetime.datetime(y, mo, d, hh, mi, ss).timetuple())
+    except ValueError:
+        raise ConfigError(f"not a real date and time: {text[:40]!r}") from None
+    offset = m.group(8)
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        base -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    frac = (m.group(7) or ".")[1:].ljust(9, "0")
+    return base * 10**9 + int(frac)
+
+
+_DAY_NS: dict[str, int] = {}
+
+
+def ts_ns(ts: str) -> int:
+    """A validated record's ``ts`` as unix nanoseconds (fast: dates are cached)."""
+    day = _DAY_NS.get(ts[:10])
+    if day is None:
+        day = calendar.timegm((int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), 0, 0, 0)) * 10**9
+        if len(_DAY_NS) < 100_000:
+            _DAY_NS[ts[:10]] = day
+    secs = int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])
+    frac = ts[20:-1]
+    return day + secs * 10**9 + (int(frac.ljust(9, "0")) if frac else 0)
 
 
 # --- JSON decoding: duplicate keys and NaN are kept visible for validation -----------

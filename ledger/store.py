@@ -26,9 +26,10 @@ from ledger import records as rec
 from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
 from ledger.errors import ConflictError, RecordProblem, StoreError
+from ledger.records import ts_ns
 from ledger.secrets import MasterSecret, PersonalCipher, load_data_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ts_ns, records_leaf
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS records (
     order_id TEXT NOT NULL,
     merchant_id TEXT NOT NULL,
     ts TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,              -- ts as unix nanoseconds: time ranges compare these
     public BLOB NOT NULL,                -- canonical JSON of the public fields
     personal BLOB,                       -- AES-GCM blob of the personal fields, or NULL
     personal_commitment BLOB,            -- 32 bytes, or NULL (salted: reveals nothing)
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS records (
     batch INTEGER NOT NULL REFERENCES batches(id)
 );
 CREATE INDEX IF NOT EXISTS records_order ON records(order_id);
-CREATE INDEX IF NOT EXISTS records_merchant_ts ON records(merchant_id, ts);
+CREATE INDEX IF NOT EXISTS records_merchant_ts ON records(merchant_id, ts_ns);
+CREATE INDEX IF NOT EXISTS records_leaf ON records(leaf);
 CREATE TABLE IF NOT EXISTS anchors (
     id INTEGER PRIMARY KEY,
     chain_id INTEGER NOT NULL,
@@ -314,16 +317,16 @@ class Store:
             salt, psalt = salts(r.order_id, r.id)
             e = encode(r, salt, psalt)
             blob = None if e.personal_jcs is None else encrypt(r.id, e.personal_jcs)
-            rows.append((r.id, r.kind, r.order_id, r.merchant_id, r.ts, e.public_jcs, blob,
+            rows.append((r.id, r.kind, r.order_id, r.merchant_id, r.ts, ts_ns(r.ts), e.public_jcs, blob,
                          e.personal_commitment, e.leaf_hash))
         with self._txn():
             existing = self._existing_leaves([row[0] for row in rows])
             conflicts = [
                 RecordProblem(source, None, row[0], None, "id already in the log with different "
                               f"content (stored leaf {existing[row[0]].hex()[:16]}…, new "
-                              f"{row[8].hex()[:16]}…): possible tampering")
+                              f"{row[9].hex()[:16]}…): possible tampering")
                 for row in rows
-                if row[0] in existing and existing[row[0]] != row[8]
+                if row[0] in existing and existing[row[0]] != row[9]
             ]
             if conflicts:
                 raise ConflictError(conflicts)
@@ -339,8 +342,8 @@ class Store:
             for i in range(0, len(fresh), step):
                 part = fresh[i : i + step]
                 self.db.executemany(
-                    "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, public, personal,"
-                    " personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
+                    " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(first + i + j, *row, batch) for j, row in enumerate(part)],
                 )
                 if progress:
@@ -355,7 +358,7 @@ class Store:
                   now, now) for a in actions],
             )
         if self._tree is not None and self._tree.size == first:
-            self._tree.extend(row[8] for row in fresh)
+            self._tree.extend(row[9] for row in fresh)
         return IngestResult(source, len(fresh), len(rows) - len(fresh), first, first + len(fresh))
 
     def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:
@@ -383,24 +386,25 @@ class Store:
     def records_for_merchant(
         self, merchant_id: str, since: str | None = None, until: str | None = None
     ) -> list[StoredRecord]:
-        where, args = "merchant_id = ?", [merchant_id]
-        if since:
-            where += " AND ts >= ?"
-            args.append(since)
-        if until:
-            where += " AND ts < ?"
-            args.append(until)
-        return self._rows(where, args)
+        """A merchant's records with ``since <= ts < until`` (RFC 3339 bounds, compared as times)."""
+        where, args = self._time_range(since, until)
+        return self._rows("merchant_id = ?" + where, [merchant_id, *args])
 
     def records_in_range(self, since: str | None, until: str | None) -> list[StoredRecord]:
-        where, args = "1=1", []
+        """All records with ``since <= ts < until`` (RFC 3339 bounds, compared as times)."""
+        where, args = self._time_range(since, until)
+        return self._rows("1=1" + where, args)
+
+    @staticmethod
+    def _time_range(since: str | None, until: str | None) -> tuple[str, list[int]]:
+        where, args = "", []
         if since:
-            where += " AND ts >= ?"
-            args.append(since)
+            where += " AND ts_ns >= ?"
+            args.append(rec.parse_time_ns(since))
         if until:
-            where += " AND ts < ?"
-            args.append(until)
-        return self._rows(where, args)
+            where += " AND ts_ns < ?"
+            args.append(rec.parse_time_ns(until))
+        return where, args
 
     def record_by_id(self, record_id: str) -> StoredRecord | None:
         rows = self._rows("id = ?", (record_id,))
