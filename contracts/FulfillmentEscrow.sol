@@ -417,7 +417,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, order.state, M_OPEN);
         address merchant = order.merchant;
         if (msg.sender != merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
-        if (lender == address(0) || lender == merchant) revert EscrowInvalidLender(orderId, lender);
+        if (lender == address(0) || lender == merchant || lender == address(this)) {
+            revert EscrowInvalidLender(orderId, lender);
+        }
         address existing = _lenders[orderId];
         if (existing != address(0)) revert EscrowAlreadyPledged(orderId, existing);
         _lenders[orderId] = lender;
@@ -529,6 +531,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function depositFor(address merchant, address token, uint256 amount) external payable nonReentrant {
         if (merchant == address(0)) revert EscrowZeroAddress();
+        if (merchant == address(this)) revert EscrowSelfTransfer();
         if (amount == 0) revert EscrowZeroAmount();
         uint8 tokenId = _allowedTokenId(token);
         _books[tokenId].deposits += SafeCast.toUint128(amount);
@@ -569,6 +572,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function withdrawTo(address token, address to) external nonReentrant {
         if (to == address(0)) revert EscrowZeroAddress();
+        if (to == address(this)) revert EscrowSelfTransfer();
         _withdraw(token, to);
     }
 
@@ -605,6 +609,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (treasury_ == address(0)) revert EscrowZeroAddress();
+        if (treasury_ == address(this)) revert EscrowSelfTransfer();
         _treasury = treasury_;
         emit TreasurySet(treasury_);
     }

@@ -196,7 +196,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Thrown when an order's payout is already pledged (to `lender`).
     error EscrowAlreadyPledged(bytes32 orderId, address lender);
 
-    /// @notice Thrown when a lender address is zero or the merchant itself.
+    /// @notice Thrown when a lender address is zero, the merchant itself or the escrow.
     error EscrowInvalidLender(bytes32 orderId, address lender);
 
     /// @notice Thrown when `rule` is called for a dispute this contract does not know from the caller.
@@ -222,6 +222,10 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
 
     /// @notice Thrown when an address argument must not be zero.
     error EscrowZeroAddress();
+
+    /// @notice Thrown when value would be paid or credited to the escrow itself, where no one
+    /// could ever withdraw it (a withdrawal, deposit or treasury naming the escrow).
+    error EscrowSelfTransfer();
 
     /// @notice Thrown when an amount argument must not be zero.
     error EscrowZeroAmount();

@@ -2259,3 +2259,21 @@ def test_relayer_batches_attestations_and_releases(escrow_env: EscrowEnv) -> Non
     assert c.credit_of(env.token, env.merchant2.address) == payout
     _reverts("EscrowUnexpectedState", lambda: multicall(releases[:1]), current=S.RELEASED)
     assert_books(env, env.token)
+
+
+def test_nothing_can_be_paid_or_credited_to_the_escrow_itself(escrow_env: EscrowEnv) -> None:
+    """Value sent or credited to the escrow's own address could never leave it: refused."""
+    env, c = escrow_env, escrow_env.client
+    oid, _ = fund_order(env, token=env.token)
+    c.cancel(oid, env.merchant)  # the buyer is credited the price
+    books = c.totals(env.token)
+    for token in (env.token, NATIVE):
+        _reverts("EscrowSelfTransfer", lambda t=token: c.withdraw(t, env.buyer, c.address))
+    _reverts("EscrowSelfTransfer", lambda: c.deposit(c.address, env.token, 5, env.merchant))
+    _reverts("EscrowSelfTransfer", lambda: c.set_treasury(c.address, env.admin))
+    oid2, _ = fund_order(env, token=env.token)
+    _reverts("EscrowInvalidLender", lambda: c.pledge(oid2, c.address, env.merchant),
+             orderId="0x" + oid2.hex(), lender=c.address)
+    assert c.totals(env.token).credits == books.credits
+    assert c.balance(env.token) == c.totals(env.token).total
+    c.withdraw(env.token, env.buyer)  # the credit is still the buyer's to take
