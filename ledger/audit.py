@@ -29,9 +29,11 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
+from web3.types import FilterParams
 
 from ledger import records
 from ledger.bundle import build_bundle, export_bundle, verify_bundle
@@ -301,7 +303,8 @@ class Auditor:
         self.from_block = from_block
         self._block_times: dict[int, int] = {}
         self._topic0: dict[str, str] = {}
-        abi: list[dict[str, Any]] = list(client.escrow.abi)  # type: ignore[arg-type]
+        # web3 types ABI entries as a union of TypedDicts; they are the artifact's plain JSON objects.
+        abi: list[dict[str, Any]] = list(cast(Sequence[dict[str, Any]], client.escrow.abi))
         for item in abi:
             if item.get("type") == "event":
                 self._topic0[str(item["name"])] = _hex(event_topic(item))
@@ -313,10 +316,10 @@ class Auditor:
         return self._block_times[number]
 
     def _logs(self, topics: list[Any]) -> list[Any]:
-        query = {"address": self.client.address, "fromBlock": self.from_block,
-                 "toBlock": "latest", "topics": topics}
+        query: FilterParams = {"address": cast(ChecksumAddress, self.client.address),
+                               "fromBlock": self.from_block, "toBlock": "latest", "topics": topics}
         try:
-            return list(self.w3.eth.get_logs(query))  # type: ignore[arg-type]
+            return list(self.w3.eth.get_logs(query))
         except Exception as exc:  # noqa: BLE001 - the node's own error, reported
             raise AuditError(f"cannot read the escrow's event logs from the chain: {exc}") from None
 

@@ -284,7 +284,10 @@ def _verify_one(
     okey = order_keys.get(order_id) if isinstance(order_id, str) else None
     if okey is not None:
         try:
-            expected_salt = hkdf_expand(_unhex(okey, f"order_keys[{order_id}]"), b"record:" + rid.encode(), 32) if rid else None
+            expected_salt = (
+                hkdf_expand(_unhex(okey, f"order_keys[{order_id}]"), b"record:" + rid.encode(), 32)
+                if rid else None
+            )
         except BundleError as exc:
             v.failures.append(str(exc))
             expected_salt = None

@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import ChecksumAddress, Hash32
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import RPCEndpoint
 
 from ledger._internal import solc
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
@@ -221,7 +224,7 @@ class Chain:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=art.abi)
 
     # -- transactions ----------------------------------------------------------
-    def _next_nonce(self, address: str) -> int:
+    def _next_nonce(self, address: ChecksumAddress) -> int:
         chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
         nonce = max(chain_nonce, self._nonces.get(address, 0))
         self._nonces[address] = nonce + 1
@@ -308,7 +311,7 @@ class Chain:
 
     def _receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
         try:
-            return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+            return dict(self.w3.eth.get_transaction_receipt(Hash32(tx_hash)))
         except Exception as exc:  # noqa: BLE001
             if type(exc).__name__ in ("TransactionNotFound",):
                 return None
@@ -359,7 +362,7 @@ class Chain:
             return None
         try:
             res = self.w3.provider.make_request(
-                "debug_traceTransaction", ["0x" + tx_hash.hex(), {"tracer": "callTracer"}])
+                RPCEndpoint("debug_traceTransaction"), ["0x" + tx_hash.hex(), {"tracer": "callTracer"}])
         except Exception:  # noqa: BLE001 - tracing is optional
             return None
         out = (res.get("result") or {}).get("output")
@@ -370,8 +373,10 @@ class Chain:
     def send_eth(self, to: str, amount: int, sender: LocalAccount | None = None) -> dict[str, Any]:
         """A plain value transfer, signed locally and awaited."""
         sender = sender or self.default_account
-        tx = {"to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
-              "nonce": self._next_nonce(sender.address), **self._fees()}
+        tx: TransactionDictType = {
+            "to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
+            "nonce": self._next_nonce(sender.address), **self._fees(),
+        }
         receipt = self.wait(self.broadcast(bytes(sender.sign_transaction(tx).raw_transaction)))
         if receipt["status"] != 1:
             raise LedgerError(f"transfer of {amount} wei to {to} failed")
@@ -421,8 +426,8 @@ class Chain:
             self.set_next_timestamp(self.timestamp() + seconds)
             self.tester.mine_blocks(1)
         elif self.kind == "anvil":
-            self.w3.provider.make_request("evm_increaseTime", [seconds])
-            self.w3.provider.make_request("evm_mine", [])
+            self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+            self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         else:
             raise ConfigError("time travel needs the embedded chain or anvil")
 
@@ -438,7 +443,7 @@ class Chain:
             chain = self.tester.backend.chain
             chain.header = chain.header.copy(timestamp=timestamp)
         elif self.kind == "anvil":
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])
+            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [timestamp])
         else:
             raise ConfigError("setting block times needs the embedded chain or anvil")
 
@@ -446,7 +451,7 @@ class Chain:
         if self.kind == "embedded":
             self.tester.mine_blocks(blocks)
         elif self.kind == "anvil":
-            self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+            self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
         else:
             raise ConfigError("mining on demand needs the embedded chain or anvil")
 
@@ -454,7 +459,7 @@ class Chain:
         if self.kind == "embedded":
             return self.tester.take_snapshot()
         if self.kind == "anvil":
-            return self.w3.provider.make_request("evm_snapshot", [])["result"]
+            return self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
         raise ConfigError("snapshots need the embedded chain or anvil")
 
     def revert_to(self, snapshot: Any) -> None:
@@ -462,7 +467,7 @@ class Chain:
         if self.kind == "embedded":
             self.tester.revert_to_snapshot(snapshot)
         elif self.kind == "anvil":
-            self.w3.provider.make_request("evm_revert", [snapshot])
+            self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
         else:
             raise ConfigError("snapshots need the embedded chain or anvil")
 
@@ -503,7 +508,8 @@ def dev_keys(count: int = DEV_ACCOUNTS) -> list[LocalAccount]:
 def dev_key(index: int) -> LocalAccount:
     """anvil's development account `index` (derived from its public test mnemonic)."""
     Account.enable_unaudited_hdwallet_features()
-    return Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    account = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return cast(LocalAccount, account)
 
 
 def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | None:
@@ -512,7 +518,7 @@ def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | No
     key = env.get("LEDGER_PRIVATE_KEY")
     if key:
         try:
-            return Account.from_key(key)
+            return cast(LocalAccount, Account.from_key(key))
         except Exception:  # noqa: BLE001 - never echo the key back
             raise ConfigError("LEDGER_PRIVATE_KEY is not a valid private key") from None
     keystore = env.get("LEDGER_KEYSTORE")
@@ -535,7 +541,7 @@ def load_signer_from_env(env: dict[str, str] | None = None) -> LocalAccount | No
     except OSError as exc:
         raise ConfigError(f"cannot read keystore {keystore}: {exc.strerror}") from None
     try:
-        return Account.from_key(Account.decrypt(encrypted, password))
+        return cast(LocalAccount, Account.from_key(Account.decrypt(encrypted, password)))
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"cannot decrypt keystore {keystore}: wrong password or corrupt file") from None
 
@@ -619,7 +625,7 @@ def resolve_signer(ref: str, chain: Chain | None = None, env: dict[str, str] | N
         if not key:
             raise ConfigError(f"{ref}: environment variable {arg} is not set")
         try:
-            return Account.from_key(key)
+            return cast(LocalAccount, Account.from_key(key))
         except Exception:  # noqa: BLE001 - never echo the key
             raise ConfigError(f"{ref}: {arg} does not hold a valid private key") from None
     if kind == "keystore":

@@ -372,13 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ledger",
         description="evidence-escrow: provable live-commerce evidence on an anchored RFC 9162 log.",
     )
-    p.add_argument("--data-dir", help=f"store, manifests and node state (env LEDGER_HOME; default {DEFAULT_DATA_DIR})")
+    p.add_argument("--data-dir",
+                   help=f"store, manifests and node state (env LEDGER_HOME; default {DEFAULT_DATA_DIR})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_: str, *, chain: bool = False, json_: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         if chain:
-            sp.add_argument("--rpc", help="JSON-RPC URL (env LEDGER_RPC; default: the `ledger node` of the data dir)")
+            sp.add_argument("--rpc",
+                            help="JSON-RPC URL (env LEDGER_RPC; default: the `ledger node` of the data dir)")
         if json_:
             sp.add_argument("--json", action="store_true", help="machine-readable output")
         return sp
@@ -390,12 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("node", "run a local anvil node whose state persists in the data dir", json_=False)
     sp.add_argument("--port", type=int, default=8545)
-    sp.add_argument("--block-time", type=float, default=None, help="seconds per block (default: mine on demand)")
+    sp.add_argument("--block-time", type=float, default=None,
+                    help="seconds per block (default: mine on demand)")
     sp.set_defaults(func=cmd_node)
 
     sp = add("deploy", "deploy EvidenceLog, PanelArbitrator and FulfillmentEscrow (idempotent); "
              "write the chain's deployment manifest", chain=True)
-    sp.add_argument("--redeploy", action="store_true", help="deploy anew even if a matching deployment is live")
+    sp.add_argument("--redeploy", action="store_true",
+                    help="deploy anew even if a matching deployment is live")
     sp.add_argument("--log-only", action="store_true", help="only the evidence log")
     sp.add_argument("--panel", help="arbitration panel: addresses or KEYREFs, comma-separated "
                     "(default on a local node: dev:7,dev:8,dev:9)")
@@ -411,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_ingest)
 
     sp = add("anchor", "anchor the current tree head on chain (resumes pending anchors first)", chain=True)
-    sp.add_argument("--confirmations", type=int, default=None, help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
+    sp.add_argument("--confirmations", type=int, default=None,
+                    help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
     sp.set_defaults(func=cmd_anchor)
 
     sp = add("status", "log size, anchoring state")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def register(add: Any) -> None:
+def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `audit`; `add(name, help, chain=..., json_=...)` makes a subparser."""
     sp = add("audit", "audit an order (verified timeline of records and escrow events) or a "
              "merchant (sales, refunds, returns, disputes, deposit coverage, pledges); "

@@ -15,6 +15,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,8 @@ def cmd_order(args: argparse.Namespace) -> int:
             status = p.status(a.order)
             lines = [f"order {a.order}: {status['state']} price {status['price']} token {status['token']}"
                      + (f" pledged to {status['lender']}" if status["lender"] else "")]
-            lines += [f"  record  #{r['index']:<6} {r['id']:<40} {r['kind']:<9} {r['ts']}" for r in status["records"]]
+            lines += [f"  record  #{r['index']:<6} {r['id']:<40} {r['kind']:<9} {r['ts']}"
+                      for r in status["records"]]
             lines += [f"  action  {x['action']:<16} {x['status']:<9} block {x['block']} gas {x['gas_used']}"
                       + (f"  error: {x['error']}" if x["error"] else "") for x in status["actions"]]
             return status, "\n".join(lines)
@@ -317,11 +319,12 @@ def cmd_advance(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- parser
 
 
-def register(add: Any) -> None:
+def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add the escrow commands; `add(name, help, chain=..., json_=...)` makes a subparser."""
     # Options every step takes, so that they can follow the step: `ledger order ship X --rpc URL`.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--rpc", help="JSON-RPC URL (env LEDGER_RPC; default: the `ledger node` of the data dir)")
+    common.add_argument("--rpc",
+                        help="JSON-RPC URL (env LEDGER_RPC; default: the `ledger node` of the data dir)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     sp = add("order", "escrowed orders: open, ship, deliver, confirm, release, refund, cancel, returns, show",
@@ -416,7 +419,8 @@ def register(add: Any) -> None:
     sp.add_argument("--merchant", required=True, help="address or KEYREF (KEYREF to withdraw)")
     sp.add_argument("--amount", type=int, default=0)
     sp.add_argument("--token", default="ETH")
-    sp.add_argument("--from", dest="from_", metavar="KEYREF", help="who pays a deposit (default: the merchant)")
+    sp.add_argument("--from", dest="from_", metavar="KEYREF",
+                    help="who pays a deposit (default: the merchant)")
     sp.set_defaults(func=cmd_deposit)
 
     sp = add("withdraw", "withdraw an account's credit (payouts, refunds, compensation)", chain=True)

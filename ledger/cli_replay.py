@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(add: Any) -> None:
+def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     sp = add("case", "export an order's case file (evidence, set-up, every transaction) for replay",
              chain=True)
     sp.add_argument("order", metavar="ORDER")

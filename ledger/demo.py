@@ -167,13 +167,13 @@ def run_demo(
                       f"{h['gas']:,}")
     console.print(table)
     console.print(escrow_table(escrow))
-    b = escrow.balances
+    bal = escrow.balances
     console.print(
-        f"escrow books (TUSD base units): balance {b['escrow_balance']:,} = escrowed {b['escrowed']:,} + "
-        f"deposits {b['deposits']:,} + reserve {b['reserve']:,} + fees {b['fees']:,} + credits "
-        f"{b['credits']:,} → {'[green]balanced[/green]' if books_ok else '[red]NOT BALANCED[/red]'}\n"
-        f"merchant deposits after the fraud ruling: A {b['deposit_a']:,}, B {b['deposit_b']:,}; "
-        f"lender credit {b['lender_credit']:,}\n"
+        f"escrow books (TUSD base units): balance {bal['escrow_balance']:,} = escrowed {bal['escrowed']:,} + "
+        f"deposits {bal['deposits']:,} + reserve {bal['reserve']:,} + fees {bal['fees']:,} + credits "
+        f"{bal['credits']:,} → {'[green]balanced[/green]' if books_ok else '[red]NOT BALANCED[/red]'}\n"
+        f"merchant deposits after the fraud ruling: A {bal['deposit_a']:,}, B {bal['deposit_b']:,}; "
+        f"lender credit {bal['lender_credit']:,}\n"
         "gas per step (mean): " + ", ".join(
             f"{k} {sum(v) // len(v):,}" for k, v in escrow.gas.items()))
     console.print("records by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -12,7 +12,7 @@ first half anchored, so the final anchor covers the escrow's evidence too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
@@ -25,7 +25,7 @@ from ledger.escrow import EscrowClient, Ruling, order_key
 from ledger.platform import Platform
 from ledger.sandbox import labelled_key
 from ledger.simulate import generate_flash_sale
-from ledger.store import Store
+from ledger.store import Store, StoredRecord
 
 DAY = 86400
 ESCROW_DAY = "2026-11-12T20:00:00Z"
@@ -111,15 +111,17 @@ def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int
 
     delivered = ids[:-1]
     for oid in delivered:
-        code = store.record_by_id(f"{oid}:ship").public["carrier"]  # type: ignore[union-attr]
+        shipped = cast(StoredRecord, store.record_by_id(f"{oid}:ship"))  # stored by platform.ship above
+        code = shipped.public["carrier"]
         gas(platform.deliver(oid, carrier=carriers[code], method="locker"))
     returned, disputed, pledged = delivered[1], delivered[2], delivered[3]
     out.pledged_order, out.lender = pledged, lender.address
     info = client.order(order_key(returned))
-    buyer_of = {b.address: b for b in buyers}
+    buyer_of: dict[str, LocalAccount] = {b.address: b for b in buyers}
     gas(platform.request_return(returned, buyer=buyer_of[info.buyer], amount=info.price // 2,
                                 reason="size_fit", detail="one of two items does not fit"))
-    gas(platform.ship_return(returned, carrier=carriers["JD"], carrier_code="JD", tracking_number="JD9900000001"))
+    gas(platform.ship_return(returned, carrier=carriers["JD"], carrier_code="JD",
+                             tracking_number="JD9900000001"))
     gas(platform.deliver_return(returned, carrier=carriers["JD"]))
     gas(platform.confirm_return(returned, merchant=merchant_of[returned]))
     dinfo = client.order(order_key(disputed))
@@ -144,15 +146,16 @@ def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int
                   f"(pledged payout to the lender), order {fraud} refunded on timeout")
 
     for oid in ids:
-        i = client.order(order_key(oid))
-        out.orders.append({"order_id": oid, "state": i.state.name, "price": i.price,
-                           "lender": i.lender if i.pledged else None})
+        o = client.order(order_key(oid))
+        out.orders.append({"order_id": oid, "state": o.state.name, "price": o.price,
+                           "lender": o.lender if o.pledged else None})
     t = client.totals(token.address)
     out.balances = {
         "escrow_balance": client.balance(token.address), "escrowed": t.escrowed,
         "deposits": t.deposits, "reserve": t.reserve, "fees": t.fees, "credits": t.credits,
         "lender_credit": client.credit_of(token.address, lender.address),
-        **{f"deposit_{n}": client.deposit_of(token.address, m.address)[0] for n, m in (("a", merchants[0]), ("b", merchants[1]))},
+        **{f"deposit_{n}": client.deposit_of(token.address, m.address)[0]
+           for n, m in (("a", merchants[0]), ("b", merchants[1]))},
     }  # fmt: skip
     return out
 

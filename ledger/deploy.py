@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
 from ledger._internal import solc
@@ -68,7 +69,7 @@ def _write_manifest(data_dir: Path, chain_id: int, contracts: dict[str, Any]) ->
     return path
 
 
-def live_matches(chain: Chain, address: str, name: str) -> bool:
+def live_matches(chain: Chain, address: ChecksumAddress, name: str) -> bool:
     """Whether `address` holds exactly the current build's runtime code for `name`."""
     return solc.artifacts()[name].matches_deployed(bytes(chain.w3.eth.get_code(address)))
 

@@ -430,20 +430,24 @@ class EscrowClient:
         return self._tx(erc20.functions.approve(self.address, amount), owner)
 
     # order lifecycle ------------------------------------------------------------------
-    def fund(self, offer: Offer, signature: bytes, buyer: LocalAccount, *, approve: bool = True) -> dict[str, Any]:
+    def fund(self, offer: Offer, signature: bytes, buyer: LocalAccount, *,
+             approve: bool = True) -> dict[str, Any]:
         """The buyer pays the price into escrow (approving an ERC-20 first unless told not to)."""
         if approve:
             self.approve(offer.token, buyer, offer.price)
         fn = self.escrow.functions.fund(offer.as_tuple(), signature)
         return self._tx(fn, buyer, self._value(offer.token, offer.price))
 
-    def ship(self, att: Attestation, signature: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def ship(self, att: Attestation, signature: bytes, sender: LocalAccount,
+             evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.ship(att.as_tuple(), signature, evidence), sender)
 
-    def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.deliver(att.as_tuple(), signature, evidence), sender)
 
-    def confirm_delivery(self, order_id: bytes, buyer: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def confirm_delivery(self, order_id: bytes, buyer: LocalAccount,
+                         evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.confirmDelivery(order_id, evidence), buyer)
 
     def release(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
@@ -455,19 +459,24 @@ class EscrowClient:
     def cancel(self, order_id: bytes, merchant: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.cancel(order_id, evidence), merchant)
 
-    def request_return(self, order_id: bytes, amount: int, buyer: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def request_return(self, order_id: bytes, amount: int, buyer: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.requestReturn(order_id, amount, evidence), buyer)
 
-    def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                    evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.shipReturn(att.as_tuple(), signature, evidence), sender)
 
-    def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.deliverReturn(att.as_tuple(), signature, evidence), sender)
 
-    def confirm_return(self, order_id: bytes, merchant: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def confirm_return(self, order_id: bytes, merchant: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.confirmReturn(order_id, evidence), merchant)
 
-    def settle_return(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+    def settle_return(self, order_id: bytes, sender: LocalAccount,
+                      evidence: bytes = ZERO32) -> dict[str, Any]:
         return self._tx(self.escrow.functions.settleReturn(order_id, evidence), sender)
 
     def pledge(self, order_id: bytes, lender: str, merchant: LocalAccount) -> dict[str, Any]:
@@ -504,7 +513,8 @@ class EscrowClient:
     def deposit(self, merchant: str, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
         """Add to `merchant`'s deposit (approving an ERC-20 first)."""
         self.approve(token, sender, amount)
-        fn = self.escrow.functions.depositFor(to_checksum_address(merchant), to_checksum_address(token), amount)
+        fn = self.escrow.functions.depositFor(to_checksum_address(merchant), to_checksum_address(token),
+                                              amount)
         return self._tx(fn, sender, self._value(token, amount))
 
     def withdraw_deposit(self, token: str, amount: int, merchant: LocalAccount) -> dict[str, Any]:
@@ -586,7 +596,8 @@ class EscrowClient:
         if terms_id is None:
             terms_id = int(self.chain.call(self.escrow.functions.currentTermsId()))
         if terms_id not in self._terms_cache:  # versions are immutable once published
-            self._terms_cache[terms_id] = Terms.from_tuple(self.chain.call(self.escrow.functions.terms(terms_id)))
+            self._terms_cache[terms_id] = Terms.from_tuple(
+                self.chain.call(self.escrow.functions.terms(terms_id)))
         return self._terms_cache[terms_id]
 
     def is_carrier(self, address: str) -> bool:

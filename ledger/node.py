@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from ledger._internal.solc import PROJECT_ROOT
 from ledger.errors import ChainUnavailable, ConfigError
@@ -40,6 +41,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class _AnvilOptions(TypedDict, total=False):
+    """The keyword options of `anvil_command`."""
+
+    block_time: float | None
+    state_interval: int
+    timestamp: int | None
 
 
 def anvil_command(
@@ -89,10 +98,10 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
 class AnvilProcess:
     """A child anvil process; a context manager that always stops it."""
 
-    def __init__(self, port: int | None = None, state_file: Path | None = None, **kw: object):
+    def __init__(self, port: int | None = None, state_file: Path | None = None, **kw: Unpack[_AnvilOptions]):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = anvil_command(self.port, state_file, **kw)  # type: ignore[arg-type]
+        self.cmd = anvil_command(self.port, state_file, **kw)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AnvilProcess:

@@ -26,10 +26,13 @@ clock the escrow's windows run on, so the log and the chain tell the same timeli
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
+from web3.types import TxParams
 
 from ledger import records as rec
 from ledger.chain import Chain
@@ -117,7 +120,7 @@ class Platform:
         fn: Any,
         sender: LocalAccount,
         *,
-        records: list[rec.Record] = (),  # type: ignore[assignment]
+        records: Sequence[rec.Record] = (),
         evidence_record: rec.Record | StoredRecord | None = None,
         payload: dict[str, Any] | None = None,
         value: int = 0,
@@ -173,8 +176,8 @@ class Platform:
         data = self.chain.revert_data(row.tx_hash)
         if data is not None:
             return decode_revert(data, row.action)
-        tx = self.chain.w3.eth.get_transaction(row.tx_hash)
-        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+        tx = self.chain.w3.eth.get_transaction(Hash32(row.tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
             self.chain.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
         except Exception as exc:  # noqa: BLE001 - decoded by the chain layer
@@ -332,7 +335,8 @@ class Platform:
         return self._act(order_id, "refund", fn, sender or self.relayer, records=[record],
                          evidence_record=record)
 
-    def cancel(self, order_id: str, *, merchant: LocalAccount, detail: str = "cancelled by the merchant") -> EscrowStep:
+    def cancel(self, order_id: str, *, merchant: LocalAccount,
+               detail: str = "cancelled by the merchant") -> EscrowStep:
         order = self.order_record(order_id)
         record = self._record({
             **self._base(order_id, "cancel", "return"), "amount": order.public["total"],
@@ -364,7 +368,8 @@ class Platform:
         if detail:
             obj["detail"] = detail
         record = self._record(obj)
-        fn = self.client.escrow.functions.requestReturn(order_key(order_id), amount, self.store.leaf_for(record))
+        fn = self.client.escrow.functions.requestReturn(order_key(order_id), amount,
+                                                        self.store.leaf_for(record))
         return self._act(order_id, "request_return", fn, buyer, records=[record],
                          evidence_record=record, payload={"amount": amount})
 
@@ -396,7 +401,8 @@ class Platform:
         return self._act(order_id, "confirm_return", fn, merchant, evidence_record=evidence)
 
     def settle_return(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
-        evidence = self._latest(order_id, "return-dlv", "return-ship", "return") or self.order_record(order_id)
+        evidence = (self._latest(order_id, "return-dlv", "return-ship", "return")
+                    or self.order_record(order_id))
         fn = self.client.escrow.functions.settleReturn(order_key(order_id), evidence.leaf)
         return self._act(order_id, "settle_return", fn, sender or self.relayer, evidence_record=evidence)
 

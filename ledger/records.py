@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _jstr
-from typing import Any, Union
+from typing import Any, cast
 
 import orjson
 
@@ -273,10 +273,11 @@ def ts_ns(ts: str) -> int:
 # --- JSON decoding: duplicate keys and NaN are kept visible for validation -----------
 
 
-class _DupDict(dict):  # type: ignore[type-arg]
+class _DupDict(dict[str, Any]):
     """An object that had duplicate keys; ``dups`` names them (the last value wins)."""
 
     __slots__ = ("dups",)
+    dups: list[str]
 
 
 class _NonFinite:
@@ -313,7 +314,7 @@ _OrjsonDecodeError = orjson.JSONDecodeError
 # arrays and objects, a list of (sub-path, reason) such as ("[2].qty", "...").
 
 _Problems = list[tuple[str, str]]
-_Check = Callable[[Any], Union[str, _Problems, None]]
+_Check = Callable[[Any], str | _Problems | None]
 
 # For the fast path of `_parse_line`: string checkers whose rule is exactly "a str that
 # fully matches this regex", and integer checkers with their range.
@@ -482,7 +483,8 @@ _TS_EXAMPLE = "e.g. 2026-11-11T20:00:00Z or 2026-11-11T20:00:00.123Z"
 
 def _ts_form_problem(v: str) -> str:
     if _ts_offset(v) is not None:
-        return f"timezone offsets are not allowed: {v[:40]!r}; convert to UTC and end with 'Z' ({_TS_EXAMPLE})"
+        return (f"timezone offsets are not allowed: {v[:40]!r}; "
+                f"convert to UTC and end with 'Z' ({_TS_EXAMPLE})")
     if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{10,}Z", v):
         return "at most 9 fractional-second digits are allowed"
     return f"not an RFC 3339 UTC timestamp: {v[:40]!r} ({_TS_EXAMPLE}; 'T' and 'Z' upper-case)"
@@ -504,9 +506,9 @@ def _list_check(item: _Check, max_len: int, *, unique_key: str | None = None) ->
             r = item(el)
             if r is not None:
                 if r.__class__ is str:
-                    out.append((f"[{i}]", r))  # type: ignore[arg-type]
+                    out.append((f"[{i}]", r))
                 else:
-                    out.extend((f"[{i}]{sub}", reason) for sub, reason in r)  # type: ignore[union-attr]
+                    out.extend((f"[{i}]{sub}", reason) for sub, reason in cast(_Problems, r))
             elif unique_key is not None:
                 key = el[unique_key]
                 if key in seen:
@@ -543,9 +545,9 @@ def _object_check(fields: Mapping[str, _Check], required: Iterable[str]) -> _Che
             r = c(val)
             if r is not None:
                 if r.__class__ is str:
-                    out.append((f".{k}", r))  # type: ignore[arg-type]
+                    out.append((f".{k}", r))
                 else:
-                    out.extend((f".{k}{sub}", reason) for sub, reason in r)  # type: ignore[union-attr]
+                    out.extend((f".{k}{sub}", reason) for sub, reason in cast(_Problems, r))
         if not req <= v.keys():
             out.extend((f".{k}", "missing required field") for k in sorted(req - v.keys()))
         return out or None
@@ -578,7 +580,7 @@ def _personal_check(kind: str) -> _Check:
             (sub, f"unknown personal field for kind {kind!r}; allowed: {listing}")
             if reason.startswith("unknown field")
             else (sub, reason)
-            for sub, reason in r  # type: ignore[union-attr]
+            for sub, reason in cast(_Problems, r)
         ]
 
     return check
@@ -609,7 +611,8 @@ def _kind_check(v: Any) -> str | None:
 
 
 def _order_rules(obj: dict[str, Any], bad: set[str], out: _Problems) -> None:
-    if bad & {"items", "shipping_fee", "discount", "total"} or not {"items", "shipping_fee", "total"} <= obj.keys():
+    if (bad & {"items", "shipping_fee", "discount", "total"}
+            or not {"items", "shipping_fee", "total"} <= obj.keys()):
         return
     subtotal = sum(it["qty"] * it["unit_price"] for it in obj["items"])
     discount = obj.get("discount", 0)
@@ -654,7 +657,7 @@ class _Schema:
     optional: tuple[tuple[str, _Check], ...]
 
 
-_COMMON: dict[str, _Check] = {
+_COMMON: dict[str, Callable[[Any], str | None]] = {
     "id": _check_ident,
     "kind": _kind_check,
     "order_id": _check_ident,
@@ -853,9 +856,9 @@ def _collect_problems(obj: dict[str, Any]) -> _Problems:
             if name not in obj:
                 out.append((name, "missing required field"))
             else:
-                r = _COMMON[name](obj[name])
-                if r is not None:
-                    out.append((name, r))  # type: ignore[arg-type]
+                problem = _COMMON[name](obj[name])
+                if problem is not None:
+                    out.append((name, problem))
         return out
     fields = schema.fields
     for k, v in obj.items():
@@ -870,9 +873,9 @@ def _collect_problems(obj: dict[str, Any]) -> _Problems:
         r = c(v)
         if r is not None:
             if r.__class__ is str:
-                out.append((k, r))  # type: ignore[arg-type]
+                out.append((k, r))
             else:
-                out.extend((k + sub, reason) for sub, reason in r)  # type: ignore[union-attr]
+                out.extend((k + sub, reason) for sub, reason in cast(_Problems, r))
     if not schema.required <= obj.keys():
         out.extend((k, "missing required field") for k in sorted(schema.required - obj.keys()))
     if schema.rules is not None:
@@ -887,8 +890,8 @@ def _top_field(path: str) -> str:
 
 def _key(k: object) -> str:
     """A field name fit for a message: as is when printable, else its Python repr."""
-    if k.__class__ is str and k.isprintable() and _LONE_SURROGATE.search(k) is None:  # type: ignore[attr-defined]
-        return k  # type: ignore[return-value]
+    if k.__class__ is str and k.isprintable() and _LONE_SURROGATE.search(k) is None:
+        return k
     return repr(k)
 
 
@@ -961,7 +964,8 @@ def _opt_media(o: dict[str, Any]) -> str:
 
 def _order_item_jcs(it: dict[str, Any]) -> str:
     if "title" in it:
-        return f'{{"qty":{it["qty"]},"sku":"{it["sku"]}","title":{_jstr(it["title"])},"unit_price":{it["unit_price"]}}}'
+        return (f'{{"qty":{it["qty"]},"sku":"{it["sku"]}","title":{_jstr(it["title"])},'
+                f'"unit_price":{it["unit_price"]}}}')
     return f'{{"qty":{it["qty"]},"sku":"{it["sku"]}","unit_price":{it["unit_price"]}}}'
 
 
@@ -986,7 +990,9 @@ def _write_payment(o: dict[str, Any], pc: str, salt: str) -> str:
 def _write_shipment(o: dict[str, Any], pc: str, salt: str) -> str:
     items = ""
     if "items" in o:
-        items = '"items":[' + ",".join([f'{{"qty":{it["qty"]},"sku":"{it["sku"]}"}}' for it in o["items"]]) + "],"
+        items = ('"items":['
+                 + ",".join([f'{{"qty":{it["qty"]},"sku":"{it["sku"]}"}}' for it in o["items"]])
+                 + "],")
     return (
         f'{{"carrier":"{o["carrier"]}","id":"{o["id"]}",{items}"kind":"shipment",'
         f'"merchant_id":"{o["merchant_id"]}","order_id":"{o["order_id"]}",{pc}{salt}'
@@ -1034,7 +1040,8 @@ _WRITER_FIELDS = {
     "shipment": {"carrier", "items", "tracking_number"},
     "delivery": {"carrier", "method", "tracking_number"},
     "review": {"buyer_id", "media_sha256", "rating", "text"},
-    "return": {"amount", "carrier", "currency", "detail", "media_sha256", "reason", "tracking_number", "type"},
+    "return": {"amount", "carrier", "currency", "detail", "media_sha256", "reason", "tracking_number",
+               "type"},
 }
 for _kind, _schema_ in _SCHEMAS.items():
     if set(_schema_.fields) - {"personal", *_COMMON} != _WRITER_FIELDS[_kind]:
@@ -1091,11 +1098,13 @@ def _parse_line(line: bytes, source: str, line_no: int | None) -> tuple[Record |
         return None, [
             RecordProblem(
                 source, line_no, _guess_id(line), None,
-                f"not valid UTF-8: {e.reason} (byte 0x{line[e.start]:02x}) at byte offset {e.start} of the line",
+                f"not valid UTF-8: {e.reason} (byte 0x{line[e.start]:02x}) "
+                f"at byte offset {e.start} of the line",
             )
         ]  # fmt: skip
     if text.startswith("\ufeff"):
-        return None, [RecordProblem(source, line_no, _guess_id(line), None, "a UTF-8 byte order mark is not allowed")]
+        return None, [RecordProblem(source, line_no, _guess_id(line), None,
+                                    "a UTF-8 byte order mark is not allowed")]
     try:
         obj = _decode(text)
     except ValueError as e:  # JSONDecodeError, or an integer with too many digits
@@ -1103,7 +1112,8 @@ def _parse_line(line: bytes, source: str, line_no: int | None) -> tuple[Record |
         where = f" at character {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
         return None, [RecordProblem(source, line_no, _guess_id(line), None, f"invalid JSON: {msg}{where}")]
     except RecursionError:
-        return None, [RecordProblem(source, line_no, _guess_id(line), None, "invalid JSON: nested too deeply")]
+        return None, [RecordProblem(source, line_no, _guess_id(line), None,
+                                    "invalid JSON: nested too deeply")]
     if obj.__class__ is not dict and obj.__class__ is not _DupDict:
         return None, [
             RecordProblem(source, line_no, None, None, f"expected a JSON object, got {_type_name(obj)}")
@@ -1185,7 +1195,8 @@ def parse_record(obj: Mapping[str, Any], *, source: str = "<api>", line_no: int 
     canonical form must fit in the 64 KiB record limit.
     """
     if not isinstance(obj, Mapping):
-        raise ValidationError([RecordProblem(source, line_no, None, None, f"expected an object, got {_type_name(obj)}")])
+        raise ValidationError([RecordProblem(source, line_no, None, None,
+                                             f"expected an object, got {_type_name(obj)}")])
     copy = _copy(obj)
     found = _check_record(copy)
     if found:

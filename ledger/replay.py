@@ -35,13 +35,14 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
+from web3.types import TxParams
 
 from ledger import chain as chain_mod
 from ledger.bundle import export_bundle, verify_records
@@ -147,7 +148,8 @@ def _json_value(v: Any) -> Any:
 
 
 def _fn_abi(contract: Contract, name: str) -> dict[str, Any]:
-    for item in contract.abi:
+    # web3 types ABI entries as a union of TypedDicts; they are the artifacts' plain JSON objects.
+    for item in cast(Sequence[dict[str, Any]], contract.abi):
         if item.get("type") == "function" and item["name"] == name:
             return item
     raise CaseError(f"{name} is not a function of this contract")
@@ -221,7 +223,7 @@ def build_case(
         receipt = w3.eth.get_transaction_receipt(h)
         txs.append((int(receipt["blockNumber"]), int(receipt["transactionIndex"]), h, tx, receipt))
     txs.sort(key=lambda x: (x[0], x[1]))
-    actions = []
+    actions: list[dict[str, Any]] = []
     for block, _, h, tx, receipt in txs:
         contract = contracts.get(str(tx["to"]).lower())
         if contract is None:
@@ -281,7 +283,7 @@ def build_case(
 
 
 def _original_error(chain: Chain, tx: Any, block: int) -> dict[str, Any]:
-    call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+    call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
     try:
         chain.w3.eth.call(call, block_identifier=block - 1)
     except Exception as exc:  # noqa: BLE001 - decoded by the chain layer
@@ -448,7 +450,8 @@ def apply_overrides(case: dict[str, Any], overrides: Sequence[Override]) -> dict
                 try:
                     action["time"] = int(ov.value or "")
                 except ValueError:
-                    raise CaseError(f"override {ov}: time must be +DURATION, -DURATION or unix seconds") from None
+                    raise CaseError(f"override {ov}: time must be +DURATION, -DURATION "
+                                    "or unix seconds") from None
         elif ov.op == "arg":
             keys = path.split(".") if path else []
             if not keys:
@@ -524,7 +527,8 @@ class ReplayResult:
 
     @property
     def first_verification_failure(self) -> int | None:
-        return next((s.n for s in self.steps if s.evidence_ok is False and s.original_status == "confirmed"), None)
+        return next((s.n for s in self.steps
+                     if s.evidence_ok is False and s.original_status == "confirmed"), None)
 
     @property
     def event_log_digest(self) -> str:
@@ -553,7 +557,8 @@ class ReplayResult:
 
 def _replay_key(original: str) -> LocalAccount:
     """The replay stand-in for an original party: a key derived from its address."""
-    return Account.from_key(keccak(b"evidence-escrow/replay/v1" + bytes.fromhex(original[2:])))
+    key = keccak(b"evidence-escrow/replay/v1" + bytes.fromhex(original[2:]))
+    return cast(LocalAccount, Account.from_key(key))
 
 
 class _Replayer:
@@ -707,14 +712,16 @@ class _Replayer:
         if claimed:
             self.send(self.escrow.functions.depositFor(ghost_m.address, token, 10**18), ghost_m,
                       10**18 if native else 0)
-        orders = [(bytes.fromhex(c["order_id"][2:]), ghost_m, 1, bytes.fromhex(c["tracking_hash"][2:]))
-                  for c in claimed]
+        orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
+            (bytes.fromhex(c["order_id"][2:]), ghost_m, 1, bytes.fromhex(c["tracking_hash"][2:]))
+            for c in claimed
+        ]
         if exposure:
             orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
         for oid, seller, price, th in orders:
             now = self.last_time
-            offer = (oid, seller.address, ghost_b.address, token, price, now + 86400 * 30, 86400, b"\x00" * 32,
-                     now + 86400 * 30)
+            offer = (oid, seller.address, ghost_b.address, token, price, now + 86400 * 30, 86400,
+                     b"\x00" * 32, now + 86400 * 30)
             typed = _typed("Offer", _eip712_message("Offer", dict(zip(
                 [f["name"] for f in _OFFER_TYPE], ["0x" + oid.hex(), seller.address, ghost_b.address, token,
                                                    price, now + 86400 * 30, 86400, "0x" + "00" * 32,
@@ -753,7 +760,8 @@ class _Replayer:
                 args[name] = self.dispute_ids.get(int(args[name]), int(args[name]))
         for sig in action.get("signatures", []):
             struct = args[sig["of"]]
-            mapped = {k: self.addr(v) if isinstance(v, str) and len(v) == 42 else v for k, v in struct.items()}
+            mapped = {k: self.addr(v) if isinstance(v, str) and len(v) == 42 else v
+                      for k, v in struct.items()}
             if sig["signer"] is None:
                 continue  # recovered to nobody originally: keep the bytes as they were
             typed = _typed(sig["type"], _eip712_message(sig["type"], mapped), self.chain.chain_id,
@@ -797,7 +805,8 @@ class _Replayer:
             out.append({"name": name, "args": self.back(_json_value(args))})
         return out
 
-    def normalise_ids(self, original: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def normalise_ids(self, original: list[dict[str, Any]],
+                      replayed: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Learn dispute-id pairs from this step and map replayed ids (and terms ids) back."""
         for o, r in zip(original, replayed, strict=False):
             if o["name"] == r["name"]:
@@ -812,7 +821,8 @@ class _Replayer:
             if ev["name"] == "OrderFunded" and "termsId" in args:
                 args["termsId"] = self.terms_back.get(int(args["termsId"]), args["termsId"])
             if ev["name"] == "Dispute" and "metaEvidenceID" in args:
-                args["metaEvidenceID"] = self.terms_back.get(int(args["metaEvidenceID"]), args["metaEvidenceID"])
+                args["metaEvidenceID"] = self.terms_back.get(int(args["metaEvidenceID"]),
+                                                             args["metaEvidenceID"])
             out.append({"name": ev["name"], "args": args})
         return out
 
@@ -857,7 +867,8 @@ def _check_evidence(
         int(item["index"]), bytes.fromhex(leaf), int(head["tree_size"]), bytes.fromhex(head["root"]), proof))
     if not on_chain:
         return label, False, f"record {rid}: the EvidenceLog contract rejects its inclusion proof"
-    return label, True, f"record {rid} is leaf {item['index']} of the anchored head (size {head['tree_size']})"
+    return label, True, (f"record {rid} is leaf {item['index']} of the anchored head "
+                         f"(size {head['tree_size']})")
 
 
 @contextmanager
@@ -901,12 +912,14 @@ def replay(
         r.setup()
         steps: list[StepResult] = []
         log: list[dict[str, Any]] = []
+        events: list[dict[str, Any]]
         oid = order_key(case["order_id"])
         for a in case["actions"]:
             cited, ok, detail = _check_evidence(a, records, verdicts, r, head)
             if a.get("dropped"):
                 ok, detail = None, "step dropped"
-            original_error = None if a["error"] is None else _error_text(a["error"]["name"], a["error"]["args"])
+            original_error = (None if a["error"] is None
+                              else _error_text(a["error"]["name"], a["error"]["args"]))
             if a.get("dropped"):
                 status, error, events = "dropped", None, []
             else:
@@ -947,5 +960,6 @@ def expectation_problems(case: dict[str, Any], result: ReplayResult) -> list[str
     first = result.first_verification_failure
     name = None if first is None else result.steps[first].function
     if name != expect.get("first_verification_failure"):
-        problems.append(f"first evidence failure at {name}, expected {expect.get('first_verification_failure')}")
+        problems.append(f"first evidence failure at {name}, "
+                        f"expected {expect.get('first_verification_failure')}")
     return problems

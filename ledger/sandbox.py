@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -50,7 +51,7 @@ class EscrowEnv:
 
 def labelled_key(label: str) -> LocalAccount:
     """A deterministic key from a public label: for development chains only, never for value."""
-    return Account.from_key(hashlib.sha256(label.encode()).digest())
+    return cast(LocalAccount, Account.from_key(hashlib.sha256(label.encode()).digest()))
 
 
 def make_escrow_env(chain: Chain, *, deposit: int = 10**12, deposit_eth: int = 10**20) -> EscrowEnv:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from ledger import records
 
@@ -45,6 +45,8 @@ _HOUR = 60 * _MIN
 _DAY = 24 * _HOUR
 
 # --- deterministic randomness ------------------------------------------------------------
+
+_T = TypeVar("_T")
 
 
 class _Rng:
@@ -84,7 +86,7 @@ class _Rng:
     def chance(self, p: float) -> bool:
         return self.u() < p
 
-    def pick(self, seq: Sequence[Any]) -> Any:
+    def pick(self, seq: Sequence[_T]) -> _T:
         return seq[self._take(8) % len(seq)]
 
     def digits(self, k: int) -> str:
@@ -192,7 +194,8 @@ def _payment_ref(rng: _Rng, method: str, day: str) -> str:
     if method == "unionpay":
         return rng.digits(21)
     if method == "card":
-        return "ch_" + "".join(rng.pick("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(24))
+        return "ch_" + "".join(rng.pick("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+                               for _ in range(24))
     if method == "apple_pay":
         return "ap-" + rng.digits(18)
     return "BAL" + day + rng.digits(10)
@@ -368,17 +371,20 @@ def _materialize(world: _World, plan: _Plan, ev: int) -> dict[str, Any]:
         rec["kind"] = "order"
         rec["buyer_id"] = b.buyer_id
         rec["live_session"] = m.live_session
-        rec["items"] = [{"sku": s.sku, "title": s.title, "qty": q, "unit_price": s.price} for s, q in plan.items]
+        rec["items"] = [{"sku": s.sku, "title": s.title, "qty": q, "unit_price": s.price}
+                        for s, q in plan.items]
         rec["shipping_fee"] = plan.shipping_fee
         if plan.discount:
             rec["discount"] = plan.discount
         rec["total"] = plan.total
         rec["currency"] = "CNY"
-        personal = {"buyer_name": b.name, "phone": b.phone, "address": b.address, "postal_code": b.postal_code}
+        personal = {"buyer_name": b.name, "phone": b.phone, "address": b.address,
+                    "postal_code": b.postal_code}
         if rng.chance(0.15):
             personal["recipient"] = _person_name(rng)
         if rng.chance(0.1):
-            personal["buyer_note"] = rng.pick(("请尽快发货", "不要放快递柜", "周末配送", "送人的，不要放发票"))
+            personal["buyer_note"] = rng.pick(("请尽快发货", "不要放快递柜", "周末配送",
+                                               "送人的，不要放发票"))
         rec["personal"] = personal
     elif ev == _EV_PAY:
         method = _PAY_METHODS.draw(rng)
@@ -409,7 +415,8 @@ def _materialize(world: _World, plan: _Plan, ev: int) -> dict[str, Any]:
             rec["method"] = method
             personal = {"recipient": b.name, "phone": b.phone}
             if method == "signed":
-                personal["signed_by"] = b.name if rng.chance(0.7) else rng.pick(("前台代收", "家人代收", "门卫代收"))
+                personal["signed_by"] = (b.name if rng.chance(0.7)
+                                         else rng.pick(("前台代收", "家人代收", "门卫代收")))
             elif method in ("locker", "pickup"):
                 personal["pickup_code"] = rng.digits(6)
             else:
@@ -436,9 +443,11 @@ def _materialize(world: _World, plan: _Plan, ev: int) -> dict[str, Any]:
             reason = rng.pick(("damaged", "quality", "not_as_described", "missing_item"))
             amount = max(1, plan.total * rng.between(10, 50) // 100)  # partial compensation
         else:
-            reason = rng.pick(("size_fit", "not_as_described", "quality", "changed_mind", "wrong_item", "defective"))
+            reason = rng.pick(("size_fit", "not_as_described", "quality", "changed_mind", "wrong_item",
+                               "defective"))
             sku, qty = plan.items[0]
-            amount = plan.total if len(plan.items) == 1 or rng.chance(0.5) else min(plan.total, sku.price * qty)
+            amount = (plan.total if len(plan.items) == 1 or rng.chance(0.5)
+                      else min(plan.total, sku.price * qty))
             amount = max(1, amount)
         rec["amount"] = amount
         rec["currency"] = "CNY"
@@ -467,7 +476,8 @@ class _World:
 
     def __init__(self, seed: int, orders: int, merchants: int, start: str) -> None:
         if records._check_ts(start) is not None:
-            raise ValueError(f"start must be an RFC 3339 UTC timestamp like 2026-11-11T20:00:00Z, got {start!r}")
+            raise ValueError("start must be an RFC 3339 UTC timestamp like 2026-11-11T20:00:00Z, "
+                             f"got {start!r}")
         if orders < 0 or merchants < 1:
             raise ValueError("need orders >= 0 and merchants >= 1")
         self.seed = seed

@@ -450,7 +450,8 @@ class Store:
         q = f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE {' AND '.join(where)} ORDER BY id"
         out = []
         for r in self.db.execute(q, args):
-            out.append(ActionRow(*r[:6], json.loads(r[6]), *r[7:]))  # type: ignore[arg-type]
+            # mypy assumes `*r[:6]` may fill every field (python/mypy#14648).
+            out.append(ActionRow(*r[:6], json.loads(r[6]), *r[7:]))  # type: ignore[call-arg]
         return out
 
     def mark_action(self, action_id: int, status: str, **fields: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
+from web3.types import RPCEndpoint
 
 from ledger._internal import solc
 from ledger.chain import Chain, abi_type, decode_revert
@@ -81,7 +82,8 @@ def _decode_frame(frame: dict[str, Any], names: dict[str, str]) -> dict[str, Any
 
 def trace_transaction(chain: Chain, tx_hash: str, names: dict[str, str] | None = None) -> dict[str, Any]:
     """The decoded call tree of a mined transaction. `names` maps addresses to contract names."""
-    response = chain.w3.provider.make_request("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+    response = chain.w3.provider.make_request(RPCEndpoint("debug_traceTransaction"),
+                                              [tx_hash, {"tracer": "callTracer"}])
     if "error" in response:
         message = response["error"].get("message", response["error"])
         raise LedgerError(

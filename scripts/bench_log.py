@@ -257,8 +257,10 @@ def main() -> int:
         ("    ours faster than (b) by", lambda r: f"{r['tree_vs_pymerkle']['speedup']:.1f}x"),
         ("inclusion proofs verified/s", lambda r: f"{r['proof_verify']['verified_per_s']:,.0f}"),
         ("anchors (one per batch)", lambda r: f"{r['ours']['anchors']}"),
-        ("gas per anchor (mean / max)", lambda r: f"{r['ours']['gas_per_anchor_mean']:,.0f} / {r['ours']['gas_per_anchor_max']:,}"),
-        ("gas per record: ours / (a)", lambda r: f"{r['ours']['gas_per_record']:.2f} / {r['naive']['gas_per_record']:,.0f}"),
+        ("gas per anchor (mean / max)",
+         lambda r: f"{r['ours']['gas_per_anchor_mean']:,.0f} / {r['ours']['gas_per_anchor_max']:,}"),
+        ("gas per record: ours / (a)",
+         lambda r: f"{r['ours']['gas_per_record']:.2f} / {r['naive']['gas_per_record']:,.0f}"),
     ]
     for label, fmt in rows:
         table.add_row(label, *[fmt(r) for r in results])

@@ -300,7 +300,8 @@ def main() -> int:
     env = make_escrow_env(chain)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cases.sqlite3", MasterSecret.from_hex("c5" * 32))
-        sale = generate_flash_sale(seed=2027, orders=4 * len(SCENARIOS), merchants=1, start="2026-11-11T20:00:00Z")
+        sale = generate_flash_sale(seed=2027, orders=4 * len(SCENARIOS), merchants=1,
+                                   start="2026-11-11T20:00:00Z")
         world = World(env, Platform(store, env.client, env.admin), store,
                       [r for r in sale if r["kind"] == "order"])
         runs = []

@@ -85,9 +85,11 @@ def in_fast_domain(obj: Any) -> bool:
     """Whether `dumps` is guaranteed to produce the JCS bytes of `obj`."""
     t = type(obj)
     if t is str:
-        return obj.isascii() or _LONE_SURROGATE.search(obj) is None
+        s: str = obj
+        return s.isascii() or _LONE_SURROGATE.search(s) is None
     if t is int:
-        return -MAX_SAFE_INT <= obj <= MAX_SAFE_INT
+        n: int = obj
+        return -MAX_SAFE_INT <= n <= MAX_SAFE_INT
     if obj is None or t is bool:
         return True
     if t is list:

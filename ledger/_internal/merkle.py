@@ -49,7 +49,7 @@ def leaf_hash(data: bytes) -> bytes:
     return h.digest()
 
 
-def node_hash(left: bytes, right: bytes) -> bytes:
+def node_hash(left: bytes | bytearray, right: bytes | bytearray) -> bytes:
     """The RFC 9162 interior-node hash ``SHA-256(0x01 || left || right)``."""
     h = _NODE_CTX.copy()
     h.update(left)

@@ -275,7 +275,7 @@ def _load(path: Path) -> dict[str, Artifact]:
             runtime_bytecode=bytes.fromhex(a["runtime_bytecode"]),
             compiler=a["compiler"],
             userdoc=a.get("userdoc", {}),
-            immutable_ranges=tuple(tuple(r) for r in a.get("immutable_ranges", ())),  # type: ignore[misc]
+            immutable_ranges=tuple(tuple(r) for r in a.get("immutable_ranges", ())),
         )
         for name, a in payload["contracts"].items()
     }

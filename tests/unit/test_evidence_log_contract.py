@@ -310,7 +310,7 @@ def test_random_growth_and_mutations(chain: Any, sizes: list[int], bits: list[in
             heads.append((_flip(TREE.root(size), bits[0]), proof))  # wrong root
             for root, bad in heads:
                 _reverts("EvidenceLogInvalidConsistencyProof",
-                         lambda root=root, bad=bad: chain.transact(
+                         lambda root=root, bad=bad, size=size: chain.transact(
                              log.functions.anchor(size, root, bad)),
                          oldSize=old, newSize=size)
         _anchor(chain, log, size, old)

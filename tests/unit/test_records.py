@@ -185,7 +185,8 @@ def test_optional_fields_may_be_omitted() -> None:
 
 @pytest.mark.parametrize(
     "ts",
-    ["2024-02-29T00:00:00Z", "2026-11-11T23:59:59.123456789Z", "2026-12-31T00:00:00.5Z", "1970-01-01T00:00:00Z"],
+    ["2024-02-29T00:00:00Z", "2026-11-11T23:59:59.123456789Z", "2026-12-31T00:00:00.5Z",
+     "1970-01-01T00:00:00Z"],
 )
 def test_good_timestamps(ts: str) -> None:
     assert parse_record({**valid("payment"), "ts": ts}).ts == ts
@@ -216,7 +217,8 @@ def test_missing_required_field(kind: str, field: str) -> None:
     assert found[0].record_id == (None if field == "id" else obj["id"])
 
 
-@pytest.mark.parametrize("kind,field", [(k, f) for k in KINDS for f in ["id", "order_id", "merchant_id", "ts", *STRINGS[k]]])
+@pytest.mark.parametrize("kind,field", [(k, f) for k in KINDS
+                                        for f in ["id", "order_id", "merchant_id", "ts", *STRINGS[k]]])
 @pytest.mark.parametrize("bad", [7, None, ["x"], {"a": "b"}, True])
 def test_string_field_of_wrong_type(kind: str, field: str, bad: Any) -> None:
     obj = valid(kind)
@@ -320,7 +322,8 @@ def test_field_of_another_kind_is_unknown() -> None:
     assert one_problem(obj).field == "carrier"
 
 
-@pytest.mark.parametrize("kind_value,reason", [("refund", "unknown kind 'refund'"), (3, "expected a record kind")])
+@pytest.mark.parametrize("kind_value,reason",
+                         [("refund", "unknown kind 'refund'"), (3, "expected a record kind")])
 def test_unknown_kind_still_checks_common_fields(kind_value: Any, reason: str) -> None:
     obj = valid("payment")
     obj["kind"] = kind_value
@@ -835,7 +838,8 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
         obj["total"] = sum(i["qty"] * i["unit_price"] for i in items) + fee - obj.get("discount", 0)
     elif kind == "payment":
         obj.update(amount=draw(st.integers(1, MAX_INT)), currency="USD",
-                   method=draw(st.sampled_from(records.PAYMENT_METHODS)), payment_ref=draw(_ident))  # fmt: skip
+                   method=draw(st.sampled_from(records.PAYMENT_METHODS)),
+                   payment_ref=draw(_ident))  # fmt: skip
     elif kind in ("shipment", "delivery"):
         obj.update(carrier=draw(st.from_regex(r"[A-Z][A-Z0-9_]{1,15}", fullmatch=True)),
                    tracking_number=draw(st.from_regex(r"[A-Za-z0-9-]{6,40}", fullmatch=True)))  # fmt: skip
@@ -849,7 +853,8 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
         if opt():
             obj["text"] = draw(_text)
         if opt():
-            obj["media_sha256"] = draw(st.lists(st.from_regex(r"[0-9a-f]{64}", fullmatch=True), min_size=1, max_size=3))
+            obj["media_sha256"] = draw(st.lists(st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+                                                min_size=1, max_size=3))
     else:
         rtype = draw(st.sampled_from(records.RETURN_TYPES))
         obj.update(amount=draw(st.integers(1, 10**9)), currency="EUR", type=rtype,
@@ -880,7 +885,8 @@ def test_valid_records_parse_and_their_leaf_is_jcs(obj: dict[str, Any], rnd: Any
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False) | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False)
+    | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=6,
 )
@@ -1034,7 +1040,8 @@ def test_time_bounds_compare_as_times_not_strings(tmp_path: Path) -> None:
 
     with Store(tmp_path / "s.sqlite3", MasterSecret.generate()) as store:
         recs = [parse_record({**valid("payment"), "id": f"p{i}", "ts": ts})
-                for i, ts in enumerate(["2026-11-11T20:00:00Z", "2026-11-11T20:00:00.5Z", "2026-11-11T20:00:01Z"])]
+                for i, ts in enumerate(["2026-11-11T20:00:00Z", "2026-11-11T20:00:00.5Z",
+                                        "2026-11-11T20:00:01Z"])]
         store.ingest(recs, source="t")
         # As strings, "...00.5Z" < "...00Z"; as times it is half a second later.
         got = [r.id for r in store.records_for_merchant("M1", since="2026-11-11T20:00:00.25Z")]
