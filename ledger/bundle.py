@@ -215,16 +215,25 @@ class Verdict:
         }
 
 
-def load_bundle(text: str | bytes, source: str = "bundle") -> dict[str, Any]:
+def load_document(
+    text: str | bytes, source: str, *, fmt: str, what: str, keys: Sequence[str],
+    error: type[LedgerError] = BundleError,
+) -> dict[str, Any]:
+    """A JSON document of format `fmt` with `keys` present, or `error` saying what is wrong."""
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise BundleError(f"{source} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BundleError(f"{source} is not an evidence bundle (format must be {FORMAT!r})")
-    for key in ("anchor", "records"):
+        raise error(f"{source} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"{source} is not {what} (format must be {fmt!r})")
+    for key in keys:
         if key not in data:
-            raise BundleError(f"{source}: missing {key!r}")
+            raise error(f"{source}: missing {key!r}")
+    return data
+
+
+def load_bundle(text: str | bytes, source: str = "bundle") -> dict[str, Any]:
+    data = load_document(text, source, fmt=FORMAT, what="an evidence bundle", keys=("anchor", "records"))
     if not isinstance(data["records"], list):
         raise BundleError(f"{source}: 'records' must be a list")
     return data

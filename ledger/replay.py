@@ -45,7 +45,7 @@ from web3.contract import Contract
 from web3.types import TxParams
 
 from ledger import chain as chain_mod
-from ledger.bundle import export_bundle, verify_records
+from ledger.bundle import export_bundle, load_document, verify_records
 from ledger.chain import Chain, decode_log
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import ContractRevert, LedgerError
@@ -359,15 +359,8 @@ def _outside_state(client: Any, order_id: str, actions: list[dict[str, Any]]) ->
 
 
 def load_case(text: str | bytes, source: str = "case") -> dict[str, Any]:
-    try:
-        case = json.loads(text)
-    except ValueError as exc:
-        raise CaseError(f"{source} is not JSON: {exc}") from None
-    if not isinstance(case, dict) or case.get("format") != CASE_FORMAT:
-        raise CaseError(f"{source} is not a case file (format must be {CASE_FORMAT!r})")
-    for key in ("order_id", "setup", "evidence", "actions", "original", "outcome"):
-        if key not in case:
-            raise CaseError(f"{source}: missing {key!r}")
+    case = load_document(text, source, fmt=CASE_FORMAT, what="a case file", error=CaseError,
+                         keys=("order_id", "setup", "evidence", "actions", "original", "outcome"))
     return case
 
 
