@@ -139,10 +139,22 @@ def test_cli_replay_exit_codes_and_json() -> None:
     assert res.returncode == 1 and "first divergence" in res.stdout
 
 
-def test_trace_decodes_calls_and_custom_errors(anvil_node, escrow_env) -> None:  # type: ignore[no-untyped-def]
-    e = escrow_env
-    if e.chain.kind != "anvil":
-        pytest.skip("debug_traceTransaction needs anvil")
+@pytest.fixture
+def anvil_escrow(anvil_node):  # type: ignore[no-untyped-def]
+    """An escrow on the session's anvil (tracing needs a node with debug_traceTransaction)."""
+    from ledger.sandbox import make_escrow_env
+
+    c = chain_mod.connect(anvil_node.url)
+    c.poll_interval = 0.01
+    snap = c.snapshot()
+    try:
+        yield make_escrow_env(c)
+    finally:
+        c.revert_to(snap)
+
+
+def test_trace_decodes_calls_and_custom_errors(anvil_escrow) -> None:  # type: ignore[no-untyped-def]
+    e = anvil_escrow
     # A transaction that reverts deep inside: a deposit of a fee-on-transfer token.
     fee = e.chain.deploy("FeeOnTransferToken", sender=e.admin)
     e.client.set_token_allowed(fee.address, True, e.admin)
