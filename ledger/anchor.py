@@ -14,6 +14,7 @@ one head never produces two transactions. A head is reported anchored only once 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,11 +125,8 @@ class Anchorer:
                 except Exception as exc:  # noqa: BLE001 - e.g. nonce already used
                     self.store.mark_anchor(row.id, "failed", error=f"re-broadcast failed: {exc}")
                     continue
-            try:
+            with contextlib.suppress(ContractRevert):  # _settle marks a reverted one failed
                 self._settle(row.id, row.tx_hash, confirmations)
-            except ContractRevert as exc:
-                # _settle marked it failed already
-                _ = exc
         return len(pending)
 
     def _settle(self, anchor_id: int, tx_hash: bytes, confirmations: int | None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import html
 import io
 import json
 import re
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from web3.types import FilterParams
 
 from ledger import records
 from ledger.bundle import build_bundle, export_bundle, verify_bundle
-from ledger.chain import decode_log, event_topic
+from ledger.chain import decode_log, event_topic, jsonable
 from ledger.errors import BundleError, LedgerError
 from ledger.escrow import RULING_SPLIT_BASE, EscrowClient, OrderState, order_key
 from ledger.store import AnchorRow, Store, StoredRecord
@@ -102,26 +101,8 @@ def parse_time_ns(text: str) -> int:
         raise AuditError(str(exc)) from None
 
 
-def _rfc3339(unix: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
-
-
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray)):
-        return _hex(bytes(v))
-    if isinstance(v, bool) or v is None:
-        return v
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return str(v)
 
 
 def token_label(token: str) -> str:
@@ -195,10 +176,10 @@ def _event_summary(name: str, a: dict[str, Any], token: str | None) -> str:
     if name == "OrderPledged":
         return f"payout pledged to {a['lender']}"
     if name in ("OrderShipped", "ReturnShipped"):
-        return f"carrier {a['carrier']}, shipped at {_rfc3339(int(a['shippedAt']))}"
+        return f"carrier {a['carrier']}, shipped at {records.rfc3339(int(a['shippedAt']))}"
     if name in ("OrderDelivered", "ReturnDelivered"):
         who = a.get("attester") or a.get("carrier")
-        return f"attested by {who}, delivered at {_rfc3339(int(a['deliveredAt']))}"
+        return f"attested by {who}, delivered at {records.rfc3339(int(a['deliveredAt']))}"
     if name == "Evidence":
         return _clip(f"evidence {a['evidence']} from {a['party']}")
     if name in DEPOSIT_EVENTS:
@@ -207,7 +188,7 @@ def _event_summary(name: str, a: dict[str, Any], token: str | None) -> str:
         return f"reserve paid {a['amount']} {token_label(a['token'])} to {a['buyer']}"
     if name == "DisputeAnswered":
         return f"answered by {a['respondent']}"
-    return _clip(", ".join(f"{k}={_jsonable(v)}" for k, v in a.items()))
+    return _clip(", ".join(f"{k}={jsonable(v)}" for k, v in a.items()))
 
 
 @dataclass
@@ -390,13 +371,13 @@ class Auditor:
             "escrow": self.client.address,
             "evidence_log": self.log_address,
             "block_number": int(block["number"]),
-            "block_time": _rfc3339(int(block["timestamp"])),
+            "block_time": records.rfc3339(int(block["timestamp"])),
         }
         head = None if anchor is None else {
             "tree_size": anchor.size, "root": anchor.root.hex(), "tx_hash": _hex(anchor.tx_hash),
             "block_number": anchor.block_number,
             "block_time": (None if anchor.block_timestamp is None
-                           else _rfc3339(anchor.block_timestamp)),
+                           else records.rfc3339(anchor.block_timestamp)),
         }  # fmt: skip
         return chain, head
 
@@ -572,10 +553,10 @@ class Auditor:
                 continue
             seen.add(ev.key)
             items.append(((ev.time * 10**9, 1, ev.block_number, ev.log_index), {
-                "type": "event", "time": float(ev.time), "ts": _rfc3339(ev.time), "kind": ev.name,
+                "type": "event", "time": float(ev.time), "ts": records.rfc3339(ev.time), "kind": ev.name,
                 "order_id": ev.order_id, "tx_hash": ev.tx_hash, "block_number": ev.block_number,
                 "log_index": ev.log_index,
-                "args": {k: _jsonable(v) for k, v in ev.args.items()},
+                "args": {k: jsonable(v) for k, v in ev.args.items()},
                 "evidence": None if ev.cited_leaf is None else ev.cited_leaf.hex(),
                 "evidence_record": None if ev.cited is None else {
                     "id": ev.cited.id, "index": ev.cited.index},
@@ -622,7 +603,7 @@ class Auditor:
         report: dict[str, Any] = {
             "format": FORMAT,
             "report": "order",
-            "generated_at": _rfc3339(int(time.time())),
+            "generated_at": records.rfc3339(),
             "chain": chain,
             "anchor": head,
             "order": {
@@ -682,7 +663,7 @@ class Auditor:
         report: dict[str, Any] = {
             "format": FORMAT,
             "report": "merchant",
-            "generated_at": _rfc3339(int(time.time())),
+            "generated_at": records.rfc3339(),
             "chain": chain,
             "anchor": head,
             "merchant": {"merchant_id": merchant_id, "since": since, "until": until,

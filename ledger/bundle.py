@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from ledger._internal import canonical
 from ledger._internal.merkle import verify_inclusion
 from ledger.errors import BundleError, InclusionProofError, LedgerError
-from ledger.records import parse_time_ns, ts_ns
+from ledger.records import parse_time_ns, rfc3339, ts_ns
 from ledger.secrets import hkdf_expand
 
 FORMAT = "evidence-escrow/bundle/v1"
@@ -104,7 +103,7 @@ def build_bundle(
         order_keys.setdefault(r.order_id, _h(secret.order_key(r.order_id)))
     return {
         "format": FORMAT,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generated_at": rfc3339(),
         "selection": selection,
         "anchor": {
             "chain_id": anchor.chain_id,

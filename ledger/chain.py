@@ -13,7 +13,7 @@ import ast
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +26,7 @@ from eth_typing import ChecksumAddress, Hash32
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, TxParams
 
 from ledger._internal import solc
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
@@ -76,6 +76,24 @@ def abi_type(item: dict[str, Any]) -> str:
         inner = ",".join(abi_type(c) for c in item["components"])
         return f"({inner}){item['type'][5:]}"
     return str(item["type"])
+
+
+def jsonable(v: Any) -> Any:
+    """A decoded ABI value (call argument, event or error value) as JSON: bytes as 0x hex,
+    addresses checksummed, tuples and mappings recursively."""
+    if isinstance(v, (bytes, bytearray)):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
+        return to_checksum_address(v)
+    if isinstance(v, Mapping):
+        return {k: jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    return str(v)
 
 
 def event_topic(item: dict[str, Any]) -> bytes:
@@ -332,20 +350,20 @@ class Chain:
         self.broadcast(raw)
         receipt = self.wait(tx_hash, confirmations)
         if receipt["status"] != 1:
-            raise self._replay_failure(fn, sender or self.default_account, value, receipt, label)
+            raise self.failure(tx_hash, label)
         return receipt
 
-    def _replay_failure(
-        self, fn: Any, sender: LocalAccount, value: int, receipt: dict[str, Any], label: str
-    ) -> LedgerError:
+    def failure(self, tx_hash: bytes, label: str) -> LedgerError:
         """Why a mined transaction reverted: its own revert data where the node can trace it,
-        else a re-run at the parent block (whose time may differ from the mined block's)."""
-        data = self.revert_data(bytes(receipt["transactionHash"]))
+        else a re-run of it at the parent block (whose time may differ from the mined block's)."""
+        data = self.revert_data(tx_hash)
         if data is not None:
             return decode_revert(data, label)
+        tx = self.w3.eth.get_transaction(Hash32(tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
-            fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
-        except Exception as exc:  # noqa: BLE001
+            self.w3.eth.call(call, block_identifier=int(tx["blockNumber"] or 1) - 1)
+        except Exception as exc:  # noqa: BLE001 - decoded below
             err = self._translate(exc, label)
             if isinstance(err, ContractRevert):
                 err.args = (f"{err} (re-run at the parent block)",)
@@ -584,18 +602,6 @@ def connect(
     )
     chain._chain_id = chain_id
     return chain
-
-
-def retry(fn: Callable[[], Any], attempts: int = 3, delay: float = 0.2) -> Any:
-    """Call fn, retrying on ChainUnavailable (transient network trouble)."""
-    for i in range(attempts):
-        try:
-            return fn()
-        except ChainUnavailable:
-            if i == attempts - 1:
-                raise
-            time.sleep(delay * (2**i))
-    raise AssertionError("unreachable")
 
 
 def resolve_signer(ref: str, chain: Chain | None = None, env: dict[str, str] | None = None) -> LocalAccount:

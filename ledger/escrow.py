@@ -191,13 +191,20 @@ DOMAIN_NAME = "FulfillmentEscrow"
 DOMAIN_VERSION = "1"
 
 
-def _domain(chain_id: int, escrow: str) -> dict[str, Any]:
+def _typed_data(kind: str, message: dict[str, Any], chain_id: int, escrow: str) -> dict[str, Any]:
+    """The EIP-712 typed data the escrow hashes for a message of type `kind`."""
     return {
-        "name": DOMAIN_NAME,
-        "version": DOMAIN_VERSION,
-        "chainId": chain_id,
-        "verifyingContract": to_checksum_address(escrow),
+        "types": {"EIP712Domain": _DOMAIN_FIELDS,
+                  kind: _OFFER_FIELDS if kind == "Offer" else ATTESTATION_KINDS[kind]},
+        "primaryType": kind,
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
+                   "verifyingContract": to_checksum_address(escrow)},
+        "message": message,
     }
+
+
+def _b32(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else bytes.fromhex(value.removeprefix("0x"))
 
 
 @dataclass(frozen=True)
@@ -231,12 +238,16 @@ class Offer:
         return tuple(self.message().values())
 
     def typed_data(self, chain_id: int, escrow: str) -> dict[str, Any]:
-        return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, "Offer": _OFFER_FIELDS},
-            "primaryType": "Offer",
-            "domain": _domain(chain_id, escrow),
-            "message": self.message(),
-        }
+        return _typed_data("Offer", self.message(), chain_id, escrow)
+
+    @classmethod
+    def from_message(cls, m: dict[str, Any]) -> Offer:
+        """From the EIP-712 message form (bytes32 as bytes or 0x hex), as a case file holds it."""
+        return cls(
+            order_id=_b32(m["orderId"]), merchant=m["merchant"], buyer=m["buyer"], token=m["token"],
+            price=int(m["price"]), ship_by=int(m["shipBy"]), inspection_window=int(m["inspectionWindow"]),
+            order_record=_b32(m["orderRecord"]), expires_at=int(m["expiresAt"]),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -264,12 +275,13 @@ class Attestation:
         return (self.order_id, self.tracking_hash, self.at)
 
     def typed_data(self, chain_id: int, escrow: str) -> dict[str, Any]:
-        return {
-            "types": {"EIP712Domain": _DOMAIN_FIELDS, self.kind: ATTESTATION_KINDS[self.kind]},
-            "primaryType": self.kind,
-            "domain": _domain(chain_id, escrow),
-            "message": self.message(),
-        }
+        return _typed_data(self.kind, self.message(), chain_id, escrow)
+
+    @classmethod
+    def from_message(cls, kind: str, m: dict[str, Any]) -> Attestation:
+        """From the EIP-712 message form of `kind` (bytes32 as bytes or 0x hex)."""
+        time_field = ATTESTATION_KINDS[kind][2]["name"]
+        return cls(kind, _b32(m["orderId"]), _b32(m["trackingHash"]), int(m[time_field]))
 
 
 def _sign(signer: LocalAccount, typed: dict[str, Any]) -> bytes:
@@ -291,6 +303,11 @@ def sign_attestation(carrier: LocalAccount, att: Attestation, chain_id: int, esc
 def recover_signer(typed: dict[str, Any], signature: bytes) -> str:
     """The address that signed an EIP-712 message (for auditors checking attestations)."""
     return str(Account.recover_message(encode_typed_data(full_message=typed), signature=signature))
+
+
+def signed_message(kind: str, struct: dict[str, Any]) -> Offer | Attestation:
+    """The Offer or Attestation of EIP-712 type `kind` in a decoded call argument."""
+    return Offer.from_message(struct) if kind == "Offer" else Attestation.from_message(kind, struct)
 
 
 # --- terms and views ------------------------------------------------------------------

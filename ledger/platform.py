@@ -25,14 +25,11 @@ clock the escrow's windows run on, so the log and the chain tell the same timeli
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
-from web3.types import TxParams
 
 from ledger import records as rec
 from ledger.chain import Chain
@@ -46,14 +43,10 @@ from ledger.escrow import (
     order_key,
     tracking_hash,
 )
+from ledger.records import rfc3339
 from ledger.store import ActionRow, NewAction, Store, StoredRecord
 
-__all__ = ["EscrowStep", "Platform", "rfc3339"]
-
-
-def rfc3339(unix: int) -> str:
-    """A unix time as the records' RFC 3339 UTC form (whole seconds)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
+__all__ = ["EscrowStep", "Platform"]
 
 
 def _hex(b: bytes) -> str:
@@ -149,7 +142,7 @@ class Platform:
         return EscrowStep(order_id, action, record_id, evidence, tx_hash, receipt)
 
     def _action_by_tx(self, tx_hash: bytes) -> ActionRow:
-        rows = [a for a in self.store.actions(status="sent") if a.tx_hash == tx_hash]
+        rows = self.store.actions(tx_hash=tx_hash)
         if not rows:
             raise LedgerError(f"escrow action 0x{tx_hash.hex()} vanished from the store")
         return rows[-1]
@@ -158,7 +151,7 @@ class Platform:
         receipt = self.chain.wait(row.tx_hash)
         block = self.chain.w3.eth.get_block(receipt["blockNumber"])
         if receipt["status"] != 1:
-            err = self._why_failed(row, receipt)
+            err = self.chain.failure(row.tx_hash, row.action)
             self.store.mark_action(row.id, "failed", error=str(err),
                                    block_number=int(receipt["blockNumber"]),
                                    block_timestamp=int(block["timestamp"]),
@@ -168,21 +161,6 @@ class Platform:
                                block_timestamp=int(block["timestamp"]),
                                gas_used=int(receipt["gasUsed"]))
         return receipt
-
-    def _why_failed(self, row: ActionRow, receipt: dict[str, Any]) -> LedgerError:
-        """Why the transaction reverted: its traced revert data, or a re-run at the parent block."""
-        from ledger.chain import decode_revert
-
-        data = self.chain.revert_data(row.tx_hash)
-        if data is not None:
-            return decode_revert(data, row.action)
-        tx = self.chain.w3.eth.get_transaction(Hash32(row.tx_hash))
-        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
-        try:
-            self.chain.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
-        except Exception as exc:  # noqa: BLE001 - decoded by the chain layer
-            return self.chain._translate(exc, row.action)
-        return ContractRevert("Unknown", {}, f"{row.action} failed on chain (out of gas?)")
 
     def resume(self) -> int:
         """Settle actions left ``sent`` by a crash: await them, or re-broadcast the same bytes."""

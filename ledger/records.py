@@ -25,6 +25,7 @@ import hashlib
 import json
 import operator
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _jstr
@@ -58,6 +59,7 @@ __all__ = [
     "parse_record",
     "parse_time_ns",
     "personal_commitment",
+    "rfc3339",
     "ts_ns",
 ]
 
@@ -169,7 +171,8 @@ class Encoded:
     public_jcs: bytes  # JCS of the public fields (no salt, no personal data)
     personal_jcs: bytes | None  # JCS of the personal fields, to be encrypted at rest
     personal_commitment: bytes | None  # SHA-256(personal salt || personal_jcs)
-    leaf_hash: bytes  # SHA-256(0x00 || JCS(committed object))
+    leaf_bytes: bytes  # JCS(committed object)
+    leaf_hash: bytes  # SHA-256(0x00 || leaf_bytes)
 
 
 def encode(record: Record, salt: bytes, personal_salt: bytes) -> Encoded:
@@ -205,24 +208,17 @@ def encode(record: Record, salt: bytes, personal_salt: bytes) -> Encoded:
         if pc is not None:
             committed["personal_commitment"] = pc.hex()
         leaf_text = canonical.dumps_strict(committed)
-    return Encoded(public, pjcs, pc, hashlib.sha256(LEAF_PREFIX + leaf_text).digest())
+    return Encoded(public, pjcs, pc, leaf_text, hashlib.sha256(LEAF_PREFIX + leaf_text).digest())
 
 
 def leaf_bytes(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
     """JCS(committed object): the bytes that are leaf-hashed."""
-    if not record._validated:
-        return canonical.dumps_strict(record.committed(salt, personal_salt))
-    if type(salt) is not bytes or len(salt) != 32:
-        raise ValueError("the record salt must be 32 bytes")
-    pc = ""
-    if record.personal is not None:
-        pc = f'"personal_commitment":"{personal_commitment(record.personal, personal_salt)}",'
-    return _JCS_WRITERS[record.kind](record.public, pc, f'"salt":"{salt.hex()}",').encode()
+    return encode(record, salt, personal_salt).leaf_bytes
 
 
 def leaf_hash_of(record: Record, salt: bytes, personal_salt: bytes) -> bytes:
     """SHA-256(0x00 || leaf_bytes): the record's RFC 9162 leaf hash."""
-    return hashlib.sha256(LEAF_PREFIX + leaf_bytes(record, salt, personal_salt)).digest()
+    return encode(record, salt, personal_salt).leaf_hash
 
 
 # --- time -------------------------------------------------------------------------------
@@ -253,6 +249,11 @@ def parse_time_ns(text: str) -> int:
         base -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
     frac = (m.group(7) or ".")[1:].ljust(9, "0")
     return base * 10**9 + int(frac)
+
+
+def rfc3339(unix: int | None = None) -> str:
+    """A unix time (default: now) in the records' RFC 3339 UTC form, whole seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
 _DAY_NS: dict[str, int] = {}

@@ -42,14 +42,26 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
-from web3.types import TxParams
 
 from ledger import chain as chain_mod
 from ledger.bundle import export_bundle, load_document, verify_records
-from ledger.chain import Chain, decode_log
+from ledger.chain import Chain, decode_log, jsonable
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import ContractRevert, LedgerError
-from ledger.escrow import ATTESTATION_KINDS, NATIVE, OrderState, Terms, order_key
+from ledger.escrow import (
+    NATIVE,
+    ZERO32,
+    Attestation,
+    Offer,
+    OrderState,
+    Terms,
+    order_key,
+    recover_signer,
+    sign_attestation,
+    sign_offer,
+    signed_message,
+)
+from ledger.sandbox import labelled_key
 
 __all__ = [
     "CASE_FORMAT", "Override", "ReplayResult", "StepResult", "build_case", "expectation_problems",
@@ -69,17 +81,6 @@ SIGNED_ARGS: dict[str, tuple[str, str, str]] = {
     "shipReturn": ("carrierSignature", "ReturnShipment", "shipment"),
     "deliverReturn": ("carrierSignature", "ReturnDelivery", "delivery"),
 }
-_OFFER_TYPE = [
-    {"name": "orderId", "type": "bytes32"}, {"name": "merchant", "type": "address"},
-    {"name": "buyer", "type": "address"}, {"name": "token", "type": "address"},
-    {"name": "price", "type": "uint256"}, {"name": "shipBy", "type": "uint64"},
-    {"name": "inspectionWindow", "type": "uint32"}, {"name": "orderRecord", "type": "bytes32"},
-    {"name": "expiresAt", "type": "uint64"},
-]  # fmt: skip
-_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-]  # fmt: skip
 _DISPUTE_ARGS = {"disputeId", "disputeID"}
 
 
@@ -130,23 +131,6 @@ def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
     return value
 
 
-def _json_value(v: Any) -> Any:
-    """Decoded event values as JSON."""
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + bytes(v).hex()
-    if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
-        return to_checksum_address(v)
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return int(v)
-    return v
-
-
 def _fn_abi(contract: Contract, name: str) -> dict[str, Any]:
     # web3 types ABI entries as a union of TypedDicts; they are the artifacts' plain JSON objects.
     for item in cast(Sequence[dict[str, Any]], contract.abi):
@@ -155,32 +139,11 @@ def _fn_abi(contract: Contract, name: str) -> dict[str, Any]:
     raise CaseError(f"{name} is not a function of this contract")
 
 
-def _typed(kind: str, message: dict[str, Any], chain_id: int, verifying: str) -> dict[str, Any]:
-    fields = _OFFER_TYPE if kind == "Offer" else ATTESTATION_KINDS[kind]
-    return {
-        "types": {"EIP712Domain": _DOMAIN_TYPE, kind: fields},
-        "primaryType": kind,
-        "domain": {"name": "FulfillmentEscrow", "version": "1", "chainId": chain_id,
-                   "verifyingContract": to_checksum_address(verifying)},
-        "message": message,
-    }
-
-
-def _eip712_message(kind: str, struct: dict[str, Any]) -> dict[str, Any]:
-    """The EIP-712 message of a struct argument (JSON form, as the contract hashes it)."""
-    names = [f["name"] for f in (_OFFER_TYPE if kind == "Offer" else ATTESTATION_KINDS[kind])]
-    out = {}
-    for n in names:
-        v = struct[n]
-        out[n] = bytes.fromhex(v[2:]) if isinstance(v, str) and v.startswith("0x") and len(v) == 66 else v
-    return out
-
-
 def _recover(kind: str, struct: dict[str, Any], signature: str, chain_id: int, escrow: str) -> str | None:
-    typed = _typed(kind, _eip712_message(kind, struct), chain_id, escrow)
+    """Who signed `struct` (a decoded call argument) as EIP-712 type `kind` for that escrow."""
+    typed = signed_message(kind, struct).typed_data(chain_id, escrow)
     try:
-        return str(Account.recover_message(encode_typed_data(full_message=typed),
-                                           signature=bytes.fromhex(signature[2:])))
+        return recover_signer(typed, bytes.fromhex(signature[2:]))
     except Exception:  # noqa: BLE001 - a signature that recovers to nobody stays as it is
         return None
 
@@ -256,9 +219,9 @@ def build_case(
         if isinstance(cited, str) and cited.startswith("0x") and int(cited, 16):
             action["evidence"] = {"leaf": cited[2:], "record_id": by_leaf.get(cited[2:])}
         if receipt["status"] == 1:
-            action["events"] = [{"name": n, "args": _json_value(a)} for n, a in client.events(receipt)]
+            action["events"] = [{"name": n, "args": jsonable(a)} for n, a in client.events(receipt)]
         else:
-            action["error"] = _original_error(chain, tx, block)
+            action["error"] = _original_error(chain, h)
         actions.append(action)
     fund = next((a for a in actions if a["function"] == "fund" and a["status"] == "confirmed"), None)
     if fund is None:
@@ -282,16 +245,12 @@ def build_case(
     }  # fmt: skip
 
 
-def _original_error(chain: Chain, tx: Any, block: int) -> dict[str, Any]:
-    call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
-    try:
-        chain.w3.eth.call(call, block_identifier=block - 1)
-    except Exception as exc:  # noqa: BLE001 - decoded by the chain layer
-        err = chain._translate(exc, "call")
-        if isinstance(err, ContractRevert):
-            return {"name": err.error_name, "args": _json_value(err.error_args)}
-        return {"name": "Unknown", "args": {"message": str(err)}}
-    return {"name": "Unknown", "args": {"message": "reverted on chain but not when re-run (out of gas?)"}}
+def _original_error(chain: Chain, tx_hash: bytes) -> dict[str, Any]:
+    """A failed transaction's custom error as JSON (name and values)."""
+    err = chain.failure(tx_hash, "call")
+    if isinstance(err, ContractRevert):
+        return {"name": err.error_name, "args": jsonable(err.error_args)}
+    return {"name": "Unknown", "args": {"message": str(err)}}
 
 
 def _setup(client: Any, fund: dict[str, Any]) -> dict[str, Any]:
@@ -692,8 +651,8 @@ class _Replayer:
         if not claimed and not exposure:
             return
         native = token == NATIVE
-        ghost_m, ghost_b, ghost_c = (_replay_key(f"0x{keccak(text=x).hex()[:40]}")
-                                     for x in ("ghost merchant", "ghost buyer", "ghost carrier"))
+        ghost_m, ghost_b, ghost_c = (labelled_key(f"evidence-escrow/replay/v1 ghost {x}")
+                                     for x in ("merchant", "buyer", "carrier"))
         for g in (ghost_m, ghost_b, ghost_c):
             self._fund_eth(g.address, (exposure + 10**18) if native else 0)
         if not native:
@@ -711,24 +670,17 @@ class _Replayer:
         ]
         if exposure:
             orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
+        cid, esc = self.chain.chain_id, self.escrow.address
         for oid, seller, price, th in orders:
-            now = self.last_time
-            offer = (oid, seller.address, ghost_b.address, token, price, now + 86400 * 30, 86400,
-                     b"\x00" * 32, now + 86400 * 30)
-            typed = _typed("Offer", _eip712_message("Offer", dict(zip(
-                [f["name"] for f in _OFFER_TYPE], ["0x" + oid.hex(), seller.address, ghost_b.address, token,
-                                                   price, now + 86400 * 30, 86400, "0x" + "00" * 32,
-                                                   now + 86400 * 30], strict=True))),
-                self.chain.chain_id, self.escrow.address)
-            sig = bytes(seller.sign_message(encode_typed_data(full_message=typed)).signature)
-            self.send(self.escrow.functions.fund(offer, sig), ghost_b, price if native else 0)
+            later = self.last_time + 30 * 86400
+            offer = Offer(oid, seller.address, ghost_b.address, token, price, later, 86400, ZERO32, later)
+            signature = sign_offer(seller, offer, cid, esc)
+            value = price if native else 0
+            self.send(self.escrow.functions.fund(offer.as_tuple(), signature), ghost_b, value)
             if th is not None:
-                at = self.last_time + 1
-                att = _typed("Shipment", _eip712_message("Shipment", {
-                    "orderId": "0x" + oid.hex(), "trackingHash": "0x" + th.hex(), "shippedAt": at}),
-                    self.chain.chain_id, self.escrow.address)
-                csig = bytes(ghost_c.sign_message(encode_typed_data(full_message=att)).signature)
-                self.send(self.escrow.functions.ship((oid, th, at), csig, b"\x00" * 32), ghost_c)
+                att = Attestation("Shipment", oid, th, self.last_time + 1)
+                self.send(self.escrow.functions.ship(att.as_tuple(), sign_attestation(ghost_c, att, cid, esc),
+                                                     ZERO32), ghost_c)
         self.send(self.escrow.functions.setCarrier(ghost_c.address, False), self.deployer)
 
     def _deploy(self, name: str, *args: Any) -> Contract:
@@ -757,8 +709,7 @@ class _Replayer:
                       for k, v in struct.items()}
             if sig["signer"] is None:
                 continue  # recovered to nobody originally: keep the bytes as they were
-            typed = _typed(sig["type"], _eip712_message(sig["type"], mapped), self.chain.chain_id,
-                           self.escrow.address)
+            typed = signed_message(sig["type"], mapped).typed_data(self.chain.chain_id, self.escrow.address)
             signed = self.key(sig["signer"]).sign_message(encode_typed_data(full_message=typed))
             args[sig["arg"]] = "0x" + bytes(signed.signature).hex()
         return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
@@ -773,7 +724,7 @@ class _Replayer:
         except Exception as exc:  # noqa: BLE001 - decoded below
             err = self.chain._translate(exc, action["function"])
             if isinstance(err, ContractRevert):
-                return "failed", _error_text(err.error_name, self.back(_json_value(err.error_args))), []
+                return "failed", _error_text(err.error_name, self.back(jsonable(err.error_args))), []
             raise
         raw, h, _ = self.chain.build_signed(fn, sender, value=action["value"], gas=REPLAY_GAS)
         self.chain.broadcast(raw)
@@ -795,7 +746,7 @@ class _Replayer:
             if decoded is None:
                 continue
             name, args = decoded
-            out.append({"name": name, "args": self.back(_json_value(args))})
+            out.append({"name": name, "args": self.back(jsonable(args))})
         return out
 
     def normalise_ids(self, original: list[dict[str, Any]],

@@ -239,15 +239,8 @@ class MasterSecret:
         """(record salt, personal salt) with one order-key lookup."""
         _, inner, outer = self._order_key(order_id)
         rid = record_id.encode("utf-8")
-        i = inner.copy()
-        i.update(b"record:" + rid + b"\x01")
-        o = outer.copy()
-        o.update(i.digest())
-        i2 = inner.copy()
-        i2.update(b"personal:" + rid + b"\x01")
-        o2 = outer.copy()
-        o2.update(i2.digest())
-        return o.digest(), o2.digest()
+        return (_hmac_with(inner, outer, b"record:" + rid + b"\x01"),
+                _hmac_with(inner, outer, b"personal:" + rid + b"\x01"))
 
     @property
     def data_key(self) -> bytes:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ledger import records as rec
 from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
 from ledger.errors import ConflictError, RecordProblem, StoreError
-from ledger.records import ts_ns
+from ledger.records import rfc3339, ts_ns
 from ledger.secrets import MasterSecret, PersonalCipher, load_data_key
 
 SCHEMA_VERSION = 2  # 2: ts_ns, records_leaf
@@ -108,10 +107,6 @@ CREATE INDEX IF NOT EXISTS escrow_actions_status ON escrow_actions(status);
 def _key_fingerprint(key: bytes) -> str:
     """16 hex characters that identify a data key and reveal nothing about it."""
     return hashlib.sha256(b"evidence-escrow/data-key-fingerprint\0" + key).hexdigest()[:16]
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(frozen=True)
@@ -335,7 +330,7 @@ class Store:
             cur = self.db.execute(
                 "INSERT INTO batches(source, first_idx, count, skipped, ingested_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (source, first, len(fresh), len(rows) - len(fresh), _now()),
+                (source, first, len(fresh), len(rows) - len(fresh), rfc3339()),
             )
             batch = cur.lastrowid
             step = 20000
@@ -348,7 +343,7 @@ class Store:
                 )
                 if progress:
                     progress(len(part))
-            now = _now()
+            now = rfc3339()
             self.db.executemany(
                 "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
                 " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
@@ -415,10 +410,6 @@ class Store:
             return None
         return self._cipher.decrypt(record.id, record.personal_blob)
 
-    def iter_leaves(self) -> Iterator[bytes]:
-        for (leaf,) in self.db.execute("SELECT leaf FROM records ORDER BY idx"):
-            yield leaf
-
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
 
@@ -439,11 +430,12 @@ class Store:
 
     def actions(
         self, *, order_id: str | None = None, status: str | None = None,
-        contract: str | None = None,
+        contract: str | None = None, tx_hash: bytes | None = None,
     ) -> list[ActionRow]:
         """Escrow actions in the order they were taken, optionally filtered."""
         where, args = ["1=1"], []
-        for col, val in (("order_id", order_id), ("status", status), ("contract", contract)):
+        filters = (("order_id", order_id), ("status", status), ("contract", contract), ("tx_hash", tx_hash))
+        for col, val in filters:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
@@ -463,7 +455,7 @@ class Store:
         with self._txn():
             self.db.execute(
                 f"UPDATE escrow_actions SET status = ?, updated_at = ?{sets} WHERE id = ?",
-                (status, _now(), *fields.values(), action_id),
+                (status, rfc3339(), *fields.values(), action_id),
             )
 
     # -- anchors ------------------------------------------------------------------------
@@ -492,7 +484,7 @@ class Store:
                 " nonce, tx_hash, raw_tx, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,'sent',?,?,?,?,?,?)",
                 (chain_id, contract, size, root, prev_size, sender, nonce, tx_hash, raw_tx,
-                 _now(), _now()),
+                 rfc3339(), rfc3339()),
             )
             return int(cur.lastrowid or 0)
 
@@ -506,7 +498,7 @@ class Store:
             self.db.execute(
                 f"UPDATE anchors SET status = ?, updated_at = ?{', ' + sets if sets else ''}"
                 " WHERE id = ?",
-                (status, _now(), *fields.values(), anchor_id),
+                (status, rfc3339(), *fields.values(), anchor_id),
             )
 
     def anchors(
@@ -523,8 +515,3 @@ class Store:
     def latest_confirmed(self, chain_id: int, contract: str) -> AnchorRow | None:
         rows = self.anchors(chain_id, contract, "confirmed")
         return max(rows, key=lambda a: a.size) if rows else None
-
-    def covering_anchor(self, chain_id: int, contract: str, index: int) -> AnchorRow | None:
-        """The latest confirmed head that includes leaf `index`."""
-        best = self.latest_confirmed(chain_id, contract)
-        return best if best is not None and best.size > index else None

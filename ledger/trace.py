@@ -16,7 +16,7 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import RPCEndpoint
 
 from ledger._internal import solc
-from ledger.chain import Chain, abi_type, decode_revert
+from ledger.chain import Chain, abi_type, decode_revert, jsonable
 from ledger.errors import LedgerError
 
 
@@ -31,16 +31,6 @@ def _functions() -> dict[bytes, list[tuple[str, str, list[dict[str, Any]]]]]:
             sig = f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
             table.setdefault(bytes(keccak(text=sig))[:4], []).append((name, item["name"], item["inputs"]))
     return table
-
-
-def _value(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + bytes(v).hex()
-    if isinstance(v, (list, tuple)):
-        return [_value(x) for x in v]
-    if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
-        return to_checksum_address(v)
-    return v
 
 
 def _decode_frame(frame: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -67,7 +57,7 @@ def _decode_frame(frame: dict[str, Any], names: dict[str, str]) -> dict[str, Any
             continue
         out["contract"] = out["contract"] or contract
         out["function"] = fn
-        out["args"] = {i["name"]: _value(v) for i, v in zip(inputs, values, strict=True)}
+        out["args"] = {i["name"]: jsonable(v) for i, v in zip(inputs, values, strict=True)}
         break
     if out["function"] is None and data:
         out["function"] = f"0x{data[:4].hex()}"
