@@ -108,6 +108,20 @@ class Ruling(IntEnum):
 RULING_SPLIT_BASE = 4  # contiguous: every ruling 0..4 + 10000 means something
 
 
+def buyer_bps_of(ruling: int) -> int:
+    """The buyer's share of the price, in basis points, that a ruling gives (the inverse of
+    `split_ruling` for splits): refused 50/50, refund and fraud all, release none."""
+    if ruling == Ruling.REFUSED:
+        return BPS // 2
+    if ruling in (Ruling.REFUND, Ruling.FRAUD):
+        return BPS
+    if ruling == Ruling.RELEASE:
+        return 0
+    if not RULING_SPLIT_BASE <= ruling <= RULING_SPLIT_BASE + BPS:
+        raise ValueError(f"ruling {ruling} is not one of the escrow's rulings (0..{RULING_SPLIT_BASE + BPS})")
+    return ruling - RULING_SPLIT_BASE
+
+
 def _show_unexpected_state(args: dict[str, Any]) -> dict[str, Any]:
     shown = dict(args)
     if "current" in args:
