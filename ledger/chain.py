@@ -13,6 +13,7 @@ import ast
 import functools
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,22 +102,21 @@ def event_topic(item: dict[str, Any]) -> bytes:
     return bytes(keccak(text=f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"))
 
 
-@functools.cache
-def _events_by_topic(abi_json: str) -> dict[bytes, dict[str, Any]]:
-    import json
-
-    return {event_topic(i): i for i in json.loads(abi_json) if i.get("type") == "event"}
+_EVENTS: weakref.WeakKeyDictionary[Contract, dict[bytes, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def decode_log(contract: Contract, log: Any) -> tuple[str, dict[str, Any]] | None:
     """(event name, arguments) of a log emitted by `contract`, or None if not one of its events."""
-    import json
-
     from web3._utils.events import get_event_data
 
     if not log["topics"]:
         return None
-    item = _events_by_topic(json.dumps(contract.abi, sort_keys=True)).get(bytes(log["topics"][0]))
+    events = _EVENTS.get(contract)
+    if events is None:  # once per contract object: topic0 -> event ABI
+        abi = cast(list[dict[str, Any]], contract.abi)
+        events = {event_topic(i): i for i in abi if i.get("type") == "event"}
+        _EVENTS[contract] = events
+    item = events.get(bytes(log["topics"][0]))
     if item is None:
         return None
     return str(item["name"]), dict(get_event_data(contract.w3.codec, item, log)["args"])

@@ -36,7 +36,6 @@ clock (evm_increaseTime) and whose first account is funded. Writes bench-results
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -46,7 +45,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_bytes
 from rich.console import Console
@@ -69,6 +67,7 @@ from ledger.escrow import (
     tracking_hash,
 )
 from ledger.node import AnvilProcess
+from ledger.sandbox import labelled_key
 
 from benchutil import machine, write_results  # scripts/benchutil.py
 
@@ -87,9 +86,8 @@ REFERENCE = {
 DAY = 24 * 3600
 SHIP_DELAY = 3 * DAY
 INSPECTION = DAY
-# Seconds past a deadline before a timeout action: on the embedded chain `time_travel(s)`
-# leaves the latest block (which the pre-send eth_call runs on) at s - 1 seconds later.
-SLACK = 60
+# Seconds past a deadline before a timeout action (a timeout needs now > deadline).
+SLACK = 1
 ETH_PRICE = 5 * 10**16  # 0.05 ETH
 TOKEN_PRICE = 25_000_000  # 25.00 of the 6-decimal test stablecoin
 RETURN_BPS = 4_000  # the partial return refunds 40% of the price
@@ -177,26 +175,7 @@ def run_json(steps: list[Step]) -> dict[str, Any]:
 
 def bench_key(role: str) -> LocalAccount:
     """A fixed key per role, so every chain sees the same addresses (and calldata)."""
-    key: LocalAccount = Account.from_key(hashlib.sha256(f"{SEED}/{role}".encode()).digest())
-    return key
-
-
-def send_eth(chain: Chain, sender: LocalAccount, to: str, value: int) -> dict[str, Any]:
-    """A plain value transfer, signed locally and sent raw; returns the receipt."""
-    w3 = chain.w3
-    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-    tip = 10**9
-    tx: dict[str, Any] = {
-        "to": to,
-        "value": value,
-        "gas": 21_000,
-        "chainId": chain.chain_id,
-        "nonce": int(w3.eth.get_transaction_count(sender.address, "pending")),
-        "maxPriorityFeePerGas": tip,
-        "maxFeePerGas": 2 * base + tip,
-    }
-    raw = bytes(sender.sign_transaction(tx).raw_transaction)
-    return chain.wait(chain.broadcast(raw))
+    return labelled_key(f"{SEED}/{role}")
 
 
 def evidence(tag: str, what: str) -> bytes:
@@ -236,8 +215,8 @@ class Bench:
         sent = self.chain.w3.eth.get_transaction(receipt["transactionHash"])
         return Tx(int(receipt["gasUsed"]), calldata_gas(bytes(sent["input"])))
 
-    def tx(self, fn: Any, sender: LocalAccount, *, value: int = 0, gas: int | None = None) -> Tx:
-        return self.measure(self.chain.transact(fn, sender, value=value, gas=gas))
+    def tx(self, fn: Any, sender: LocalAccount, *, value: int = 0) -> Tx:
+        return self.measure(self.chain.transact(fn, sender, value=value))
 
     def tag(self, what: str) -> str:
         self._count += 1
@@ -280,11 +259,9 @@ class Bench:
         )
         return offer, self.client.sign_offer(merchant, offer)
 
-    def approve(self, asset: Asset, amount: int) -> Tx:
-        return self.tx(self.token.functions.approve(self.client.address, amount), self.buyer)
-
     def fund(self, asset: Asset, offer: Offer, signature: bytes) -> tuple[Tx | None, Tx]:
-        approve = None if asset.native else self.approve(asset, offer.price)
+        approved = self.client.approve(asset.address, self.buyer, offer.price)
+        approve = None if approved is None else self.measure(approved)
         fund = self.measure(self.client.fund(offer, signature, self.buyer, approve=False))
         return approve, fund
 
@@ -432,11 +409,9 @@ class Bench:
             tx = self.measure(c.submit_evidence(oid, party, text))
             steps.append(Step.of(f"submitEvidence ({who})", tx))
         dispute_id = c.dispute_of(oid).dispute_id
-        arbitrator = c.arbitrator
-        assert arbitrator is not None
-        vote = arbitrator.functions.vote(dispute_id, DISPUTE_RULING)
-        steps.append(Step.of("vote 1 (panel)", self.tx(vote, self.panel[0])))
-        steps.append(Step.of("vote 2 (panel; rules 50/50)", self.tx(vote, self.panel[1])))
+        for n, member in enumerate(self.panel[:2], 1):
+            label = "vote 1 (panel)" if n == 1 else "vote 2 (panel; rules 50/50)"
+            steps.append(Step.of(label, self.measure(c.vote(dispute_id, DISPUTE_RULING, member))))
         # The panel calls `rule` inside try/catch: a vote whose ruling was not delivered (say,
         # for lack of gas) still succeeds, so check that the ruling really settled the order.
         self.expect(oid, OrderState.RESOLVED, "dispute")
@@ -478,7 +453,7 @@ class Bench:
     # baselines ------------------------------------------------------------------------------
     def transfer(self, asset: Asset) -> list[Step]:
         if asset.native:
-            tx = self.measure(send_eth(self.chain, self.buyer, self.merchant.address, asset.price))
+            tx = self.measure(self.chain.send_eth(self.merchant.address, asset.price, self.buyer))
         else:
             fn = self.token.functions.transfer(self.merchant.address, asset.price)
             tx = self.tx(fn, self.buyer)
@@ -514,7 +489,7 @@ def setup(chain: Chain, batch: int, console: Console) -> tuple[Bench, list[Asset
     console.print("[dim]set-up: funding parties, deploying…[/dim]")
     ether = {admin: 200, merchant: 50, buyer: 500, relayer: 50, lender: 5} | {p: 5 for p in panel}
     for acct, amount in ether.items():
-        send_eth(chain, funder, acct.address, amount * ETHER)
+        chain.send_eth(acct.address, amount * ETHER, funder)
     chain.accounts = [admin]  # the deployer: the same address and nonces on every fresh chain
 
     dep = deploy_escrow(
@@ -707,7 +682,8 @@ def describe_escrow(bench: Bench) -> dict[str, Any]:
     """The deployed escrow's settings that bear on gas, read back from the chain."""
     c = bench.client
     terms = c.terms()
-    arbitrator = c.chain.contract("PanelArbitrator", terms.arbitrator)
+    arbitrator = c.arbitrator
+    assert arbitrator is not None and arbitrator.address == terms.arbitrator
     _, members, threshold = c.chain.call(arbitrator.functions.panel())
     return {
         "fee_bps": terms.fee_bps,
