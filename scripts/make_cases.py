@@ -14,20 +14,23 @@ usage: python scripts/make_cases.py [--out tests/cases] [--only NAME,...]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from eth_account.signers.local import LocalAccount
 
 from ledger import chain as chain_mod
 from ledger.anchor import Anchorer
 from ledger.deploy import deploy_evidence_log
-from ledger.escrow import Attestation, Offer, Ruling, order_key, tracking_hash
+from ledger.escrow import NATIVE, ZERO32, Attestation, Offer, Ruling, order_key, tracking_hash
 from ledger.platform import Platform
-from ledger.replay import build_case, expectation_problems, replay
+from ledger.replay import Override, apply_overrides, build_case, expectation_problems, replay
 from ledger.sandbox import EscrowEnv, labelled_key, make_escrow_env
 from ledger.secrets import MasterSecret
 from ledger.simulate import generate_flash_sale
@@ -38,10 +41,20 @@ USD = 10**6
 
 
 @dataclass
+class Run:
+    """What a scenario did: its order, attempts sent outside the platform, the outcome the case
+    must replay to, and what-if overrides that alter the exported case (a tampered record)."""
+
+    order_id: str
+    expect: dict[str, Any]
+    attempts: list[bytes] = field(default_factory=list)
+    tamper: list[str] = field(default_factory=list)
+
+
+@dataclass
 class World:
     env: EscrowEnv
     platform: Platform
-    store: Store
     orders: list[dict[str, Any]]
 
     def order(self) -> dict[str, Any]:
@@ -60,8 +73,22 @@ class World:
             raise AssertionError("the attempt was expected to revert on chain")
         return h
 
+    def attempt_ship(self, oid: str, carrier_code: str, tracking: str, signer: LocalAccount) -> bytes:
+        """The merchant submits a shipment attestation signed by `signer`, bypassing the platform."""
+        e = self.env
+        th = tracking_hash(carrier_code, tracking)
+        att = Attestation("Shipment", order_key(oid), th, e.chain.timestamp())
+        sig = e.client.sign_attestation(signer, att)
+        return self.attempt(e.client.escrow.functions.ship(att.as_tuple(), sig, ZERO32), e.merchant)
 
-Scenario = Callable[[World], tuple[str, list[bytes], dict[str, Any]]]
+
+def _statement(reason: str, detail: str) -> dict[str, Any]:
+    """The buyer's dispute statement: a refund-only ``return`` record with its reason."""
+    return {"kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only",
+            "reason": reason, "detail": detail}
+
+
+Scenario = Callable[[World], Run]
 SCENARIOS: dict[str, tuple[str, Scenario]] = {}
 
 
@@ -77,7 +104,7 @@ def _open(w: World, *, token: bool = True, price: int = 25 * USD, ship_within: i
     e = w.env
     o = w.order()
     w.platform.open_order(o, merchant=e.merchant, buyer=e.buyer, price=price if token else price * 10**9,
-                          token=e.token if token else "0x" + "00" * 20, ship_within=ship_within,
+                          token=e.token if token else NATIVE, ship_within=ship_within,
                           inspection_window=3 * DAY)
     return str(o["order_id"])
 
@@ -91,73 +118,67 @@ def _ship_deliver(w: World, oid: str, tracking: str, carrier_code: str = "SF") -
 
 @scenario("non-delivery-after-ship-by",
           "The merchant never ships. After ship-by the buyer's refund is triggered by the platform.")
-def _not_shipped(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _not_shipped(w: World) -> Run:
     oid = _open(w)
     w.env.chain.time_travel(2 * DAY + 60)
     w.platform.refund(oid)
-    return oid, [], {"state": "REFUNDED", "failed": []}
+    return Run(oid, {"state": "REFUNDED", "failed": []})
 
 
 @scenario("shipped-never-delivered",
           "Shipped under a carrier attestation but never delivered within the delivery window: refund.")
-def _lost_parcel(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _lost_parcel(w: World) -> Run:
     oid = _open(w)
     w.platform.ship(oid, carrier=w.env.carrier, carrier_code="JD", tracking_number="JD5550001111")
     w.env.chain.time_travel(w.env.client.terms().delivery_window + 60)
     w.platform.refund(oid)
-    return oid, [], {"state": "REFUNDED", "failed": []}
+    return Run(oid, {"state": "REFUNDED", "failed": []})
 
 
 @scenario("empty-parcel-reused-tracking",
           "The merchant 'ships' with a waybill already used by another order (empty parcel): the escrow "
           "refuses it on chain; the order is refunded after ship-by.")
-def _empty_parcel(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _empty_parcel(w: World) -> Run:
     e = w.env
     first = _open(w)
     w.platform.ship(first, carrier=e.carrier, carrier_code="SF", tracking_number="SF3141592653")
     oid = _open(w)
-    th = tracking_hash("SF", "sf3141592653")  # the same waybill, written in lower case
-    att = Attestation("Shipment", order_key(oid), th, e.chain.timestamp())
-    sig = e.client.sign_attestation(e.carrier, att)
-    bad = w.attempt(e.client.escrow.functions.ship(att.as_tuple(), sig, b"\x00" * 32), e.merchant)
+    bad = w.attempt_ship(oid, "SF", "sf3141592653", e.carrier)  # the same waybill, in lower case
     e.chain.time_travel(2 * DAY + 60)
     w.platform.refund(oid)
-    return oid, [bad], {"state": "REFUNDED", "failed": [["ship", "EscrowTrackingReused"]]}
+    return Run(oid, {"state": "REFUNDED", "failed": [["ship", "EscrowTrackingReused"]]}, [bad])
 
 
 @scenario("late-shipment",
           "The carrier's shipment attestation is dated after ship-by: refused; the buyer is refunded.")
-def _late(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _late(w: World) -> Run:
     e = w.env
     oid = _open(w, ship_within=DAY)
     e.chain.time_travel(DAY + 3600)
-    att = Attestation("Shipment", order_key(oid), tracking_hash("YTO", "YT0000777001"), e.chain.timestamp())
-    sig = e.client.sign_attestation(e.carrier, att)
-    bad = w.attempt(e.client.escrow.functions.ship(att.as_tuple(), sig, b"\x00" * 32), e.merchant)
+    bad = w.attempt_ship(oid, "YTO", "YT0000777001", e.carrier)
     w.platform.refund(oid)
-    return oid, [bad], {"state": "REFUNDED", "failed": [["ship", "EscrowLateShipment"]]}
+    return Run(oid, {"state": "REFUNDED", "failed": [["ship", "EscrowLateShipment"]]}, [bad])
 
 
 @scenario("false-non-delivery-claim",
           "The buyer disputes claiming non-delivery; the merchant answers with the carrier's delivery "
           "record; the panel rules release.")
-def _false_claim(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _false_claim(w: World) -> Run:
     e = w.env
     oid = _open(w)
     _ship_deliver(w, oid, "SF2718281828")
-    w.platform.open_dispute(oid, party=e.buyer, statement={
-        "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only",
-        "reason": "not_received", "detail": "nothing was delivered"})  # fmt: skip
+    w.platform.open_dispute(oid, party=e.buyer,
+                            statement=_statement("not_received", "nothing was delivered"))
     w.platform.submit_evidence(oid, party=e.merchant, record_id=f"{oid}:dlv")
     for m in e.panel[:2]:
         w.platform.vote(oid, member=m, ruling=int(Ruling.RELEASE))
-    return oid, [], {"state": "RESOLVED", "failed": []}
+    return Run(oid, {"state": "RESOLVED", "failed": []})
 
 
 @scenario("partial-return",
           "The buyer returns part of the order (40%); the return parcel is attested both ways; the "
           "merchant confirms; 40% refunded, the rest released.")
-def _partial(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _partial(w: World) -> Run:
     e = w.env
     oid = _open(w)
     _ship_deliver(w, oid, "SF1618033988")
@@ -166,59 +187,55 @@ def _partial(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
     e.chain.time_travel(DAY)
     w.platform.deliver_return(oid, carrier=e.carrier)
     w.platform.confirm_return(oid, merchant=e.merchant)
-    return oid, [], {"state": "RETURNED", "failed": []}
+    return Run(oid, {"state": "RETURNED", "failed": []})
 
 
 @scenario("merchant-silent-in-dispute",
           "The buyer disputes a counterfeit; the merchant never answers; after the response window "
           "the buyer wins by default.")
-def _silent(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _silent(w: World) -> Run:
     e = w.env
     oid = _open(w)
     _ship_deliver(w, oid, "SF1414213562")
-    w.platform.open_dispute(oid, party=e.buyer, statement={
-        "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only",
-        "reason": "counterfeit", "detail": "a counterfeit of the product shown on stream"})  # fmt: skip
+    statement = _statement("counterfeit", "a counterfeit of the product shown on stream")
+    w.platform.open_dispute(oid, party=e.buyer, statement=statement)
     e.chain.time_travel(e.client.terms().response_window + 60)
     w.platform.claim_default(oid, opener=e.buyer)
-    return oid, [], {"state": "RESOLVED", "failed": []}
+    return Run(oid, {"state": "RESOLVED", "failed": []})
 
 
 @scenario("forged-carrier-signature",
           "A shipment attestation signed by a key that is not a registered carrier (forged waybill): "
           "refused; the genuine carrier ships later and the order completes.")
-def _forged(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _forged(w: World) -> Run:
     e = w.env
     oid = _open(w)
-    forger = labelled_key("case-library forger")
-    att = Attestation("Shipment", order_key(oid), tracking_hash("SF", "SF6660006660"), e.chain.timestamp())
-    sig = e.client.sign_attestation(forger, att)
-    bad = w.attempt(e.client.escrow.functions.ship(att.as_tuple(), sig, b"\x00" * 32), e.merchant)
+    bad = w.attempt_ship(oid, "SF", "SF6660006660", labelled_key("case-library forger"))
     _ship_deliver(w, oid, "SF6660006661")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
-    return oid, [bad], {"state": "RELEASED", "failed": [["ship", "EscrowNotCarrier"]]}
+    return Run(oid, {"state": "RELEASED", "failed": [["ship", "EscrowNotCarrier"]]}, [bad])
 
 
 @scenario("tampered-evidence-record",
           "The platform's copy of the delivery record was altered after the fact (the locker became "
           "a signed hand-over): the chain's history replays, but the altered record no longer matches "
           "the leaf the escrow cited and the anchored head.")
-def _tampered(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _tampered(w: World) -> Run:
     e = w.env
     oid = _open(w)
     _ship_deliver(w, oid, "SF1732050807")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
-    return oid, [], {"state": "RELEASED", "failed": [], "tamper": {"record": f"{oid}:dlv", "field": "method",
-                                                                   "value": "signed"},
-                     "verified": False, "first_verification_failure": "deliver"}
+    return Run(oid, {"state": "RELEASED", "failed": [], "verified": False,
+                     "first_verification_failure": "deliver"},
+               tamper=[f'record:{oid}:dlv.method="signed"'])
 
 
 @scenario("double-pledge",
           "The merchant pledges the order's payout to a lender, then tries to pledge it again to a "
           "second lender: refused; the release pays the first lender.")
-def _double_pledge(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _double_pledge(w: World) -> Run:
     e = w.env
     oid = _open(w)
     w.platform.pledge(oid, merchant=e.merchant, lender=e.lender.address)
@@ -227,14 +244,14 @@ def _double_pledge(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
     _ship_deliver(w, oid, "SF2236067977")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
-    return oid, [bad], {"state": "RELEASED", "failed": [["pledge", "EscrowAlreadyPledged"]]}
+    return Run(oid, {"state": "RELEASED", "failed": [["pledge", "EscrowAlreadyPledged"]]}, [bad])
 
 
 @scenario("offer-signature-replayed",
           "The buyer presents the merchant's signature of a cheap order's offer with this order's "
           "terms: refused (the signature is over another order); the genuine offer is funded and the "
           "order completes.")
-def _replayed_offer(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _replayed_offer(w: World) -> Run:
     e = w.env
     cheap = _open(w, price=1 * USD)
     o = w.order()
@@ -243,42 +260,40 @@ def _replayed_offer(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
     cheap_offer = Offer(order_key(cheap), e.merchant.address, e.buyer.address, e.token, 1 * USD,
                         now + 2 * DAY, 3 * DAY, b"\x11" * 32, now + 3600)
     stolen = e.client.sign_offer(e.merchant, cheap_offer)
-    forged_offer = Offer(order_key(oid), e.merchant.address, e.buyer.address, e.token, 1 * USD,
-                         now + 2 * DAY, 3 * DAY, b"\x11" * 32, now + 3600)
+    forged_offer = dataclasses.replace(cheap_offer, order_id=order_key(oid))
     bad = w.attempt(e.client.escrow.functions.fund(forged_offer.as_tuple(), stolen), e.buyer)
     w.platform.open_order(o, merchant=e.merchant, buyer=e.buyer, price=40 * USD, token=e.token,
                           inspection_window=3 * DAY)
     _ship_deliver(w, oid, "SF1123581321")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
-    return oid, [bad], {"state": "RELEASED", "failed": [["fund", "EscrowInvalidSignature"]]}
+    return Run(oid, {"state": "RELEASED", "failed": [["fund", "EscrowInvalidSignature"]]}, [bad])
 
 
 @scenario("timeout-release-no-dispute",
           "Delivered under a carrier attestation; nobody disputes; after the inspection window the "
           "platform releases the payout (ETH order).")
-def _timeout_release(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _timeout_release(w: World) -> Run:
     oid = _open(w, token=False)
     _ship_deliver(w, oid, "SF9876543210")
     w.env.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
-    return oid, [], {"state": "RELEASED", "failed": []}
+    return Run(oid, {"state": "RELEASED", "failed": []})
 
 
 @scenario("fraud-ruling-deposit-slashed",
           "A counterfeit: the panel rules fraud; the buyer is refunded and compensated from the "
           "merchant's deposit.")
-def _fraud(w: World) -> tuple[str, list[bytes], dict[str, Any]]:
+def _fraud(w: World) -> Run:
     e = w.env
     oid = _open(w)
     _ship_deliver(w, oid, "SF5772156649")
-    w.platform.open_dispute(oid, party=e.buyer, statement={
-        "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only",
-        "reason": "counterfeit", "detail": "brand authentication failed"})  # fmt: skip
+    w.platform.open_dispute(oid, party=e.buyer,
+                            statement=_statement("counterfeit", "brand authentication failed"))
     w.platform.submit_evidence(oid, party=e.merchant, record_id=f"{oid}:ship")
     for m in e.panel[:2]:
         w.platform.vote(oid, member=m, ruling=int(Ruling.FRAUD))
-    return oid, [], {"state": "RESOLVED", "failed": []}
+    return Run(oid, {"state": "RESOLVED", "failed": []})
 
 
 def check(case: dict[str, Any]) -> None:
@@ -302,27 +317,23 @@ def main() -> int:
         store = Store(Path(tmp) / "cases.sqlite3", MasterSecret.from_hex("c5" * 32))
         sale = generate_flash_sale(seed=2027, orders=4 * len(SCENARIOS), merchants=1,
                                    start="2026-11-11T20:00:00Z")
-        world = World(env, Platform(store, env.client, env.admin), store,
-                      [r for r in sale if r["kind"] == "order"])
+        world = World(env, Platform(store, env.client, env.admin), [r for r in sale if r["kind"] == "order"])
         runs = []
         for name in names:
             note, fn = SCENARIOS[name]
-            oid, extra, expect = fn(world)
-            runs.append((name, note, oid, extra, expect))
+            runs.append((name, note, fn(world)))
         log = chain.contract("EvidenceLog", deploy_evidence_log(chain, None).address)
         Anchorer(store, chain, log).anchor()
-        for i, (name, note, oid, extra, expect) in enumerate(runs, 1):
-            case = build_case(store, env.client, oid, log_address=log.address, extra_txs=extra, note=note)
-            tamper = expect.pop("tamper", None)
-            if tamper:
-                for item in case["evidence"]["records"]:
-                    if item["record"]["id"] == tamper["record"]:
-                        item["record"][tamper["field"]] = tamper["value"]
-            case = {"name": name, **case, "expect": expect}
+        for i, (name, note, run) in enumerate(runs, 1):
+            case = build_case(store, env.client, run.order_id, log_address=log.address,
+                              extra_txs=run.attempts, note=note)
+            case = apply_overrides(case, [Override.parse(t) for t in run.tamper])
+            case = {"name": name, **case, "expect": run.expect}
             check(case)
             path = out / f"{i:02d}-{name}.json"
             path.write_text(json.dumps(case, indent=1, sort_keys=True) + "\n")
-            print(f"{path}: order {oid}, {len(case['actions'])} transactions, expected {expect['state']}")
+            print(f"{path}: order {run.order_id}, {len(case['actions'])} transactions, "
+                  f"expected {run.expect['state']}")
         store.close()
     return 0
 
