@@ -67,19 +67,13 @@ class _Ctx:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from ledger import cli
-        from ledger.deploy import deployed
-        from ledger.escrow import EscrowClient
+        from ledger.deploy import escrow_client
         from ledger.platform import Platform
 
         self.args = args
         self.chain = cli.open_chain(args)
         self.store = cli.open_store(args)
-        ddir = cli.data_dir(args)
-        self.client = EscrowClient(
-            self.chain,
-            deployed(self.chain, ddir, "FulfillmentEscrow"),
-            deployed(self.chain, ddir, "PanelArbitrator"),
-        )
+        self.client = escrow_client(self.chain, cli.data_dir(args))
         self.platform = Platform(self.store, self.client, self.chain.default_account)
 
     def signer(self, ref: str) -> Any:

@@ -13,12 +13,9 @@ from typing import Any
 
 def _client(args: argparse.Namespace, chain: Any) -> Any:
     from ledger import cli
-    from ledger.deploy import deployed
-    from ledger.escrow import EscrowClient
+    from ledger.deploy import escrow_client
 
-    ddir = cli.data_dir(args)
-    return EscrowClient(chain, deployed(chain, ddir, "FulfillmentEscrow"),
-                        deployed(chain, ddir, "PanelArbitrator"))
+    return escrow_client(chain, cli.data_dir(args))
 
 
 def _case_from_order(args: argparse.Namespace, order_id: str, rpc: str | None) -> dict[str, Any]:

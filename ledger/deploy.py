@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_typing import ChecksumAddress
 from web3.contract import Contract
@@ -20,6 +20,9 @@ from web3.contract import Contract
 from ledger._internal import solc
 from ledger.chain import Chain
 from ledger.errors import DeploymentError
+
+if TYPE_CHECKING:
+    from ledger.escrow import EscrowClient
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
@@ -139,6 +142,14 @@ def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
             f"{chain.chain_id}: was the node reset? Run `ledger deploy` again."
         )
     return chain.contract(name, entry["address"])
+
+
+def escrow_client(chain: Chain, data_dir: Path) -> EscrowClient:
+    """A client of this chain's deployed FulfillmentEscrow and PanelArbitrator (see `deployed`)."""
+    from ledger.escrow import EscrowClient
+
+    return EscrowClient(chain, deployed(chain, data_dir, "FulfillmentEscrow"),
+                        deployed(chain, data_dir, "PanelArbitrator"))
 
 
 def evidence_log(chain: Chain, data_dir: Path) -> Contract:

@@ -56,8 +56,6 @@ def evidence_log(chain: Chain):  # type: ignore[no-untyped-def]
 
 from ledger.sandbox import EscrowEnv, make_escrow_env  # noqa: E402
 
-__all__ = ["EscrowEnv", "make_escrow_env"]
-
 
 @pytest.fixture
 def escrow_env(chain: Chain) -> EscrowEnv:

@@ -78,7 +78,7 @@ from ledger.escrow import (
     split_ruling,
 )
 from ledger.escrow import OrderState as S
-from tests.conftest import EscrowEnv, make_escrow_env
+from ledger.sandbox import EscrowEnv, make_escrow_env
 
 EXAMPLES = int(os.environ.get("LEDGER_STATEFUL_EXAMPLES", "15"))
 STEPS = int(os.environ.get("LEDGER_STATEFUL_STEPS", "40"))
