@@ -2,7 +2,7 @@
 
 An audit reads two sources and checks one against the other:
 
-* the evidence log (the store): an order's records, each verified by exporting the order's
+* the evidence log (the store): an order's records, each verified by building the order's
   evidence bundle and verifying it against the chain (``ledger.bundle``): the record hashes
   to its leaf, its inclusion proof holds against a confirmed anchored head, and that head
   is anchored by the EvidenceLog contract;
@@ -35,11 +35,20 @@ from eth_utils import to_checksum_address
 from web3.types import FilterParams
 
 from ledger import records
-from ledger.bundle import build_bundle, export_bundle, verify_bundle
+from ledger.bundle import build_bundle, verify_bundle
 from ledger.chain import decode_log, event_topic, jsonable
 from ledger.errors import BundleError, LedgerError
-from ledger.escrow import RULING_SPLIT_BASE, EscrowClient, OrderState, order_key
-from ledger.store import AnchorRow, Store, StoredRecord
+from ledger.escrow import (
+    BPS,
+    ZERO32,
+    EscrowClient,
+    OrderInfo,
+    OrderState,
+    Resolution,
+    buyer_bps_of,
+    order_key,
+)
+from ledger.store import ActionRow, AnchorRow, Store, StoredRecord
 
 __all__ = [
     "FORMAT",
@@ -60,8 +69,6 @@ FAILED = "failed"
 NOT_APPLICABLE = "n/a"
 STATUSES = (VERIFIED, UNANCHORED, FAILED, NOT_APPLICABLE)
 
-ZERO32 = b"\x00" * 32
-BPS = 10_000
 LOG_BATCH = 200  # order ids per eth_getLogs topic list
 
 #: events that cite an evidence-log leaf, and the argument holding it
@@ -80,8 +87,6 @@ EVIDENCE_ARG = {
 #: the events that close an order's books (exactly one per settled order)
 SETTLEMENT_EVENTS = ("OrderReleased", "OrderRefunded", "ReturnSettled", "DisputeResolved")
 DEPOSIT_EVENTS = ("DepositAdded", "DepositWithdrawn", "DepositSlashed")
-RESOLUTIONS = ("ruling", "default", "arbitrator timeout")
-RECORD_KINDS = ("order", "payment", "shipment", "delivery", "review", "return")
 
 _LEAF_REF = re.compile(r"leaf:([0-9]{1,20}):([0-9a-fA-F]{64})")
 _HEX_REF = re.compile(r"0x([0-9a-fA-F]{64})")
@@ -110,16 +115,13 @@ def token_label(token: str) -> str:
     return "ETH" if int(token, 16) == 0 else token
 
 
-def buyer_bps_of(ruling: int, split_base: int = RULING_SPLIT_BASE) -> int:
-    """The buyer's share of the price, in basis points, that an escrow ruling gives:
-    0 refused (50/50), 1 refund and 3 fraud (all), 2 release (none), ``split_base + b``: b."""
-    if ruling == 0:
-        return BPS // 2
-    if ruling in (1, 3):
-        return BPS
-    if ruling == 2:
-        return 0
-    return ruling - split_base
+def _how(n: int) -> str:
+    """How a dispute was resolved (`ledger.escrow.Resolution`): ``ruling``, ``default``,
+    ``arbitrator timeout``; an unknown value as its number."""
+    try:
+        return Resolution(n).name.lower().replace("_", " ")
+    except ValueError:
+        return str(n)
 
 
 def _clip(text: str, n: int = 160) -> str:
@@ -170,9 +172,8 @@ def _event_summary(name: str, a: dict[str, Any], token: str | None) -> str:
     if name == "DisputeOpened":
         return f"dispute {a['disputeId']} opened by {a['opener']}"
     if name == "DisputeResolved":
-        how = RESOLUTIONS[a["how"]] if 0 <= a["how"] < len(RESOLUTIONS) else str(a["how"])
-        return (f"ruling {a['ruling']} by {how}: buyer {a['toBuyer']}{tok}, payout {a['payout']} "
-                f"to {a['payee']}, compensation {a['compensation']}")
+        return (f"ruling {a['ruling']} by {_how(a['how'])}: buyer {a['toBuyer']}{tok}, payout "
+                f"{a['payout']} to {a['payee']}, compensation {a['compensation']}")
     if name == "OrderPledged":
         return f"payout pledged to {a['lender']}"
     if name in ("OrderShipped", "ReturnShipped"):
@@ -192,6 +193,16 @@ def _event_summary(name: str, a: dict[str, Any], token: str | None) -> str:
 
 
 @dataclass
+class _Rec:
+    """One record of the log with its verification outcome."""
+
+    record: StoredRecord
+    time_ns: int
+    status: str = VERIFIED
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _Ev:
     """One escrow event read from the chain."""
 
@@ -204,22 +215,12 @@ class _Ev:
     time: int
     status: str = NOT_APPLICABLE
     reasons: list[str] = field(default_factory=list)
-    cited: StoredRecord | None = None
+    cited: _Rec | None = None  # the record of the same order whose leaf it cites
     cited_leaf: bytes | None = None
 
     @property
     def key(self) -> tuple[int, int]:
         return (self.block_number, self.log_index)
-
-
-@dataclass
-class _Rec:
-    """One record of the log with its verification outcome."""
-
-    record: StoredRecord
-    time_ns: int
-    status: str = VERIFIED
-    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -229,27 +230,33 @@ class _Order:
     order_id: str
     records: list[_Rec]
     events: list[_Ev]
-    funded: _Ev | None = None
-    state: str = "NONE"
-    token: str | None = None
-    price: int | None = None
-    lender: str | None = None
-    merchant_address: str | None = None
-    buyer: str | None = None
+    info: OrderInfo | None = None  # `getOrder` now; None while the escrow has no such order
 
     def first(self, name: str) -> _Ev | None:
         return next((e for e in self.events if e.name == name), None)
 
-    def all(self, *names: str) -> list[_Ev]:
-        return [e for e in self.events if e.name in names]
+    @property
+    def funded(self) -> _Ev | None:
+        return self.first("OrderFunded")
 
     @property
     def order_record(self) -> _Rec | None:
         return next((r for r in self.records if r.record.kind == "order"), None)
 
+    def on_chain(self) -> dict[str, Any]:
+        """The order's state and terms on chain now (chain fields None if never funded)."""
+        i = self.info
+        if i is None:
+            return {"state": OrderState.NONE.name, "merchant": None, "buyer": None,
+                    "token": None, "price": None, "lender": None}
+        return {"state": i.state.name, "merchant": i.merchant, "buyer": i.buyer,
+                "token": i.token, "price": i.price, "lender": i.lender if i.pledged else None}
 
-def _worst(statuses: Iterable[str]) -> str:
-    s = set(statuses)
+
+def _rollup(recs: Iterable[_Rec], evs: Iterable[_Ev]) -> str:
+    """The worst status of these records and of those of these events that cite evidence:
+    failed, else unanchored, else verified; n/a when there is nothing to check."""
+    s = {r.status for r in recs} | {e.status for e in evs if e.status != NOT_APPLICABLE}
     if FAILED in s:
         return FAILED
     if UNANCHORED in s:
@@ -351,14 +358,6 @@ class Auditor:
         evs = [self._decode(log, None) for log in self._logs(topics)]
         return sorted((e for e in evs if e is not None), key=lambda e: e.key)
 
-    def _split_base(self) -> int:
-        """The deployed escrow's first split ruling (its public constant; the client's
-        mirror if the contract does not expose it)."""
-        try:
-            return int(self.client.escrow.functions.RULING_SPLIT_BASE().call())
-        except Exception:  # noqa: BLE001 - an older build without the getter
-            return RULING_SPLIT_BASE
-
     def _anchor(self) -> AnchorRow | None:
         if self.log_address is None:
             return None
@@ -382,7 +381,8 @@ class Auditor:
         return chain, head
 
     # -- verification --------------------------------------------------------------------
-    def _verify(self, recs: Sequence[_Rec], anchor: AnchorRow | None, order_id: str | None) -> None:
+    def _verify(self, recs: Sequence[_Rec], anchor: AnchorRow | None,
+                selection: dict[str, Any]) -> None:
         """Set each record's status: unanchored, or the verdict of its bundle on the chain."""
         size = anchor.size if anchor is not None else 0
         covered = []
@@ -396,14 +396,10 @@ class Auditor:
                 covered.append(r)
         if not covered:
             return
-        assert anchor is not None and self.log_address is not None
+        assert anchor is not None
         try:
-            if order_id is not None:
-                bundle, _ = export_bundle(self.store, self.chain.chain_id, self.log_address,
-                                          order_id=order_id)
-            else:
-                bundle = build_bundle(self.store, [r.record for r in covered], anchor,
-                                      selection={"audit": "merchant"})
+            bundle = build_bundle(self.store, [r.record for r in covered], anchor,
+                                  selection=selection)
         except BundleError as exc:
             for r in covered:
                 r.status, r.reasons = FAILED, [f"cannot export the bundle: {exc}"]
@@ -453,7 +449,7 @@ class Auditor:
                 ev.reasons = [f"cites record {other.id!r} (leaf {other.index}) of order "
                               f"{other.order_id!r}, not a record of this order"]
             return
-        ev.cited = rec.record
+        ev.cited = rec
         reasons = []
         if ev.name == "OrderFunded" and rec.record.kind != "order":
             reasons.append(f"the offer commits to record {rec.record.id!r}, a {rec.record.kind} "
@@ -474,37 +470,30 @@ class Auditor:
             ev.status, ev.reasons = VERIFIED, []
 
     # -- assembling orders -----------------------------------------------------------------
-    def _orders(self, order_ids: Sequence[str], anchor: AnchorRow | None,
-                *, single: bool) -> tuple[list[_Order], list[dict[str, Any]]]:
-        """Read, verify and cross-check these orders; returns them and the general flags."""
-        events = self.order_events(order_ids)
-        orders: list[_Order] = []
-        all_recs: list[_Rec] = []
+    def _orders(
+        self,
+        stored: dict[str, list[StoredRecord]],
+        actions: dict[str, list[ActionRow]],
+        anchor: AnchorRow | None,
+        selection: dict[str, Any],
+    ) -> tuple[list[_Order], list[dict[str, Any]]]:
+        """Verify and cross-check these orders (their stored records and the platform's
+        actions on them, by order id); returns them and the general flags."""
+        events = self.order_events(list(stored))
+        orders = [_Order(oid, [_Rec(r, records.ts_ns(r.ts)) for r in recs], events[oid])
+                  for oid, recs in stored.items()]
+        self._verify([r for o in orders for r in o.records], anchor, selection)
         flags: list[dict[str, Any]] = []
-        for oid in order_ids:
-            recs = [_Rec(r, parse_time_ns(r.ts)) for r in self.store.records_for_order(oid)]
-            o = _Order(oid, recs, events[oid])
-            orders.append(o)
-            all_recs += recs
-        if single:
-            self._verify(all_recs, anchor, order_ids[0])
-        else:
-            self._verify(all_recs, anchor, None)
         for o in orders:
-            flags += self._cross_check(o)
+            flags += self._cross_check(o, actions.get(o.order_id, []))
             by_leaf = {r.record.leaf: r for r in o.records}
             for ev in o.events:
                 self._check_event(ev, by_leaf)
             info = self.client.order(order_key(o.order_id))
-            o.state = info.state.name
-            if info.state is not OrderState.NONE:
-                o.token, o.price = info.token, info.price
-                o.merchant_address, o.buyer = info.merchant, info.buyer
-                o.lender = info.lender if info.pledged else None
-            o.funded = o.first("OrderFunded")
+            o.info = None if info.state is OrderState.NONE else info
         return orders, flags
 
-    def _cross_check(self, o: _Order) -> list[dict[str, Any]]:
+    def _cross_check(self, o: _Order, actions: Sequence[ActionRow]) -> list[dict[str, Any]]:
         """The store against itself and the chain: merchant ids, fund offers, actions."""
         flags: list[dict[str, Any]] = []
         order_rec = o.order_record
@@ -517,9 +506,9 @@ class Auditor:
                     r.status = FAILED
                     r.reasons.append(f"merchant_id {r.record.merchant_id!r} differs from the order "
                                      f"record's {order_rec.record.merchant_id!r}")
-        funded = o.first("OrderFunded")
+        funded = o.funded
         tx_with_events = {e.tx_hash for e in o.events}
-        for a in self.store.actions(order_id=o.order_id, contract=self.client.address):
+        for a in actions:
             tx = _hex(a.tx_hash)
             if a.action == "fund" and funded is not None:
                 offered = str((a.payload.get("offer") or {}).get("merchant", ""))
@@ -533,11 +522,14 @@ class Auditor:
                     "escrow emitted no event for this order in it")})
         return flags
 
+    def _actions(self, order_id: str) -> list[ActionRow]:
+        return self.store.actions(order_id=order_id, contract=self.client.address)
+
     # -- entries -------------------------------------------------------------------------------
     @staticmethod
     def _timeline(orders: Sequence[_Order], extra: Sequence[_Ev] = ()) -> list[dict[str, Any]]:
         items: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        tokens = {o.order_id: o.token for o in orders}
+        tokens = {o.order_id: o.info.token for o in orders if o.info is not None}
         for o in orders:
             for r in o.records:
                 rec = r.record
@@ -552,14 +544,14 @@ class Auditor:
             if ev.key in seen:
                 continue
             seen.add(ev.key)
+            cited = None if ev.cited is None else ev.cited.record
             items.append(((ev.time * 10**9, 1, ev.block_number, ev.log_index), {
                 "type": "event", "time": float(ev.time), "ts": records.rfc3339(ev.time), "kind": ev.name,
                 "order_id": ev.order_id, "tx_hash": ev.tx_hash, "block_number": ev.block_number,
                 "log_index": ev.log_index,
                 "args": {k: jsonable(v) for k, v in ev.args.items()},
                 "evidence": None if ev.cited_leaf is None else ev.cited_leaf.hex(),
-                "evidence_record": None if ev.cited is None else {
-                    "id": ev.cited.id, "index": ev.cited.index},
+                "evidence_record": None if cited is None else {"id": cited.id, "index": cited.index},
                 "summary": _event_summary(ev.name, ev.args, tokens.get(ev.order_id or "")),
                 "status": ev.status, "reasons": list(ev.reasons),
             }))  # fmt: skip
@@ -593,7 +585,9 @@ class Auditor:
         if not order_id:
             raise AuditError("an order id is needed")
         anchor = self._anchor()
-        orders, flags = self._orders([order_id], anchor, single=True)
+        orders, flags = self._orders({order_id: self.store.records_for_order(order_id)},
+                                     {order_id: self._actions(order_id)}, anchor,
+                                     {"order_id": order_id})
         o = orders[0]
         if not o.records and not o.events:
             raise AuditError(f"order {order_id!r}: no record in the log and no escrow event on "
@@ -609,8 +603,7 @@ class Auditor:
             "order": {
                 "order_id": order_id, "escrow_order_id": _hex(order_key(order_id)),
                 "merchant_id": order_rec.record.merchant_id if order_rec else None,
-                "state": o.state, "merchant": o.merchant_address, "buyer": o.buyer,
-                "token": o.token, "price": o.price, "lender": o.lender,
+                **o.on_chain(),
             },
             "timeline": self._timeline(orders),
         }  # fmt: skip
@@ -625,25 +618,26 @@ class Auditor:
         hi = parse_time_ns(until) if until else None
         if lo is not None and hi is not None and hi <= lo:
             raise AuditError(f"--until {until} is not after --since {since}")
-        order_ids: list[str] = []
-        every_order: dict[str, None] = {}  # insertion-ordered set
-        for r in self.store.records_for_merchant(merchant_id):
-            if r.kind != "order" or r.order_id in every_order:
-                continue
-            every_order[r.order_id] = None
-            t = parse_time_ns(r.ts)
-            if (lo is None or t >= lo) and (hi is None or t < hi):
-                order_ids.append(r.order_id)
-        if not every_order and not self.store.records_for_merchant(merchant_id):
+        mine = self.store.records_for_merchant(merchant_id)
+        if not mine:
             raise AuditError(f"merchant {merchant_id!r} has no records in the log")
+        opened: dict[str, int] = {}  # the merchant's orders (those with an order record): its time
+        for r in mine:
+            if r.kind == "order" and r.order_id not in opened:
+                opened[r.order_id] = records.ts_ns(r.ts)
+        # Every record of an order in scope, whatever its merchant_id (a record filed under
+        # another merchant is this order's record all the same, and `_cross_check` flags it).
+        in_scope = self.store.records_for_orders(
+            oid for oid, t in opened.items() if (lo is None or t >= lo) and (hi is None or t < hi))
+        actions = {oid: self._actions(oid) for oid in opened}
         anchor = self._anchor()
-        orders, flags = self._orders(order_ids, anchor, single=False) if order_ids else ([], [])
+        orders, flags = self._orders(in_scope, actions, anchor, {"audit": "merchant"})
 
         # The merchant's chain addresses: those named by the offers it signed (the fund
         # actions' payloads) for any of its orders, in the window or not.
         addresses: list[str] = []
-        for oid in every_order:
-            for a in self.store.actions(order_id=oid, contract=self.client.address):
+        for acts in actions.values():
+            for a in acts:
                 if a.action == "fund" and isinstance(a.payload.get("offer"), dict):
                     addr = str(to_checksum_address(str(a.payload["offer"]["merchant"])))
                     if addr not in addresses:
@@ -658,8 +652,7 @@ class Auditor:
                     "platform's offers for this merchant name")})
         deposits = self.deposit_events(addresses)
         chain, head = self._chain_info(anchor)
-        figures = _Figures(orders, deposits, self.client, addresses, chain["block_number"],
-                           self._split_base()).compute()
+        figures = _Figures(orders, deposits, self.client, addresses, chain["block_number"]).compute()
         report: dict[str, Any] = {
             "format": FORMAT,
             "report": "merchant",
@@ -677,19 +670,15 @@ class Auditor:
 
 def _order_row(o: _Order) -> dict[str, Any]:
     rec = o.order_record
-    statuses = [r.status for r in o.records]
-    statuses += [e.status for e in o.events if e.status != NOT_APPLICABLE]
+    chain = o.on_chain()
     return {
         "order_id": o.order_id,
         "ts": rec.record.ts if rec else None,
         "index": rec.record.index if rec else None,
-        "state": o.state,
-        "token": o.token,
-        "price": o.price,
-        "lender": o.lender,
+        **{k: chain[k] for k in ("state", "token", "price", "lender")},
         "records": len(o.records),
         "events": len(o.events),
-        "status": _worst(statuses),
+        "status": _rollup(o.records, o.events),
     }
 
 
@@ -707,17 +696,15 @@ class _Sources:
         if r is not None:
             self.records[r.record.index] = r
 
-    def ev(self, e: _Ev | None, order: _Order | None = None) -> None:
-        if e is None:
-            return
-        self.events[e.key] = e
-        if e.cited is not None and order is not None:
-            self.rec(next((r for r in order.records if r.record.index == e.cited.index), None))
+    def ev(self, e: _Ev | None) -> None:
+        """An event, and the record it cites."""
+        if e is not None:
+            self.events[e.key] = e
+            self.rec(e.cited)
 
     def to_json(self) -> dict[str, Any]:
         recs = [self.records[i] for i in sorted(self.records)]
         evs = [self.events[k] for k in sorted(self.events)]
-        statuses = [r.status for r in recs] + [e.status for e in evs if e.status != NOT_APPLICABLE]
         reasons = [f"record {r.record.id} (leaf {r.record.index}): {why}" for r in recs
                    if r.status != VERIFIED for why in r.reasons]
         reasons += [f"{e.name} in tx {e.tx_hash}: {why}" for e in evs
@@ -728,15 +715,14 @@ class _Sources:
             "events": [{"event": e.name, "order_id": e.order_id, "tx_hash": e.tx_hash,
                         "block_number": e.block_number, "log_index": e.log_index,
                         "status": e.status} for e in evs],
-            "status": _worst(statuses),
+            "status": _rollup(recs, evs),
             "reasons": reasons,
         }
 
 
 class _Figures:
     def __init__(self, orders: Sequence[_Order], deposits: Sequence[_Ev], client: EscrowClient,
-                 addresses: Sequence[str], block_number: int, split_base: int) -> None:
-        self.split_base = split_base
+                 addresses: Sequence[str], block_number: int) -> None:
         self.orders = orders
         self.deposits = deposits
         self.client = client
@@ -761,7 +747,7 @@ class _Figures:
             src.rec(o.order_record)
             if o.funded is not None:
                 escrowed += 1
-                src.ev(o.funded, o)
+                src.ev(o.funded)
         return {"count": sum(1 for o in self.orders if o.order_record is not None),
                 "escrowed": escrowed, "sources": src.to_json()}
 
@@ -779,21 +765,21 @@ class _Figures:
         by_token: dict[str, dict[str, int]] = {}
         for o in self.orders:
             ev = self._settlement(o)
-            if ev is None or ev.name == "OrderRefunded" or o.token is None:
+            if ev is None or ev.name == "OrderRefunded" or o.info is None:
                 continue
             payout, fee, reserve = (int(ev.args[k]) for k in ("payout", "fee", "reserve"))
             gross = payout + fee + reserve
             if gross == 0:
                 continue
             t = by_token.setdefault(
-                o.token, {"orders": 0, "gross": 0, "fee": 0, "reserve": 0, "payout": 0})
+                o.info.token, {"orders": 0, "gross": 0, "fee": 0, "reserve": 0, "payout": 0})
             t["orders"] += 1
             t["gross"] += gross
             t["fee"] += fee
             t["reserve"] += reserve
             t["payout"] += payout
             src.rec(o.order_record)
-            src.ev(ev, o)
+            src.ev(ev)
         return {"by_token": by_token, "sources": src.to_json()}
 
     def refunds(self) -> dict[str, Any]:
@@ -804,19 +790,20 @@ class _Figures:
         compensation: dict[str, int] = defaultdict(int)
         for o in self.orders:
             ev = self._settlement(o)
-            if ev is None or o.token is None or o.price is None:
+            if ev is None or o.info is None:
                 continue
             amount = self._to_buyer(ev)
             if amount <= 0:
                 continue
-            bucket = "full" if amount >= o.price else "partial"
+            token = o.info.token
+            bucket = "full" if amount >= o.info.price else "partial"
             counts[bucket] += 1
-            amounts[bucket][o.token] += amount
-            total[o.token] += amount
+            amounts[bucket][token] += amount
+            total[token] += amount
             if ev.name == "DisputeResolved" and int(ev.args["compensation"]):
-                compensation[o.token] += int(ev.args["compensation"])
+                compensation[token] += int(ev.args["compensation"])
             src.rec(o.order_record)
-            src.ev(ev, o)
+            src.ev(ev)
             for r in o.records:
                 if r.record.kind == "return":
                     src.rec(r)
@@ -836,11 +823,11 @@ class _Figures:
             dlv = o.first("OrderDelivered")
             if dlv is not None:
                 delivered += 1
-                src.ev(dlv, o)
+                src.ev(dlv)
             req = o.first("ReturnRequested")
             if req is not None:
                 returns += 1
-                src.ev(req, o)
+                src.ev(req)
         return {"returns": returns, "delivered": delivered,
                 "rate": (returns / delivered) if delivered else None, "sources": src.to_json()}
 
@@ -853,8 +840,9 @@ class _Figures:
             if opened is None:
                 continue
             counts["opened"] += 1
-            src.ev(opened, o)
-            opener = ("buyer" if o.buyer and str(opened.args["opener"]).lower() == o.buyer.lower()
+            src.ev(opened)
+            buyer = o.info.buyer if o.info is not None else None
+            opener = ("buyer" if buyer and str(opened.args["opener"]).lower() == buyer.lower()
                       else "merchant")
             item: dict[str, Any] = {"order_id": o.order_id, "opened_tx": opened.tx_hash,
                                     "opener": opener, "ruling": None, "how": None,
@@ -864,15 +852,17 @@ class _Figures:
                 counts["open"] += 1
             else:
                 counts["resolved"] += 1
-                src.ev(resolved, o)
+                src.ev(resolved)
                 ruling = int(resolved.args["ruling"])
-                bps = buyer_bps_of(ruling, self.split_base)
+                try:
+                    bps = buyer_bps_of(ruling)
+                except ValueError as exc:  # the deployed escrow cannot emit it (same build)
+                    raise AuditError(f"order {o.order_id}: DisputeResolved in tx "
+                                     f"{resolved.tx_hash}: {exc}") from None
                 outcome = "lost" if bps > BPS // 2 else "won" if bps < BPS // 2 else "even"
                 counts[outcome] += 1
-                how = int(resolved.args["how"])
                 item.update(ruling=ruling, buyer_bps=bps, outcome=outcome,
-                            resolved_tx=resolved.tx_hash,
-                            how=RESOLUTIONS[how] if 0 <= how < len(RESOLUTIONS) else str(how))
+                            resolved_tx=resolved.tx_hash, how=_how(int(resolved.args["how"])))
             src.rec(o.order_record)
             items.append(item)
         return {**counts, "items": items, "sources": src.to_json()}
@@ -880,20 +870,23 @@ class _Figures:
     def deposit_coverage(self) -> dict[str, Any]:
         src = _Sources()
         items = []
+        # (merchant, token) -> its deposit events, in chain order; both checksummed
+        deposits: dict[tuple[str, str], list[_Ev]] = defaultdict(list)
+        for e in self.deposits:
+            key = (to_checksum_address(e.args["merchant"]), to_checksum_address(e.args["token"]))
+            deposits[key].append(e)
+        order_tokens: dict[str, list[str]] = defaultdict(list)  # merchant -> its orders' tokens
+        for o in self.orders:
+            if o.info is not None:
+                tokens = order_tokens[to_checksum_address(o.info.merchant)]
+                if o.info.token not in tokens:
+                    tokens.append(o.info.token)
         for addr in self.addresses:
-            tokens: list[str] = []
-            for o in self.orders:
-                mine_order = (o.merchant_address or "").lower() == addr.lower()
-                if o.token is not None and mine_order and o.token not in tokens:
-                    tokens.append(o.token)
-            mine = [e for e in self.deposits if str(e.args["merchant"]).lower() == addr.lower()]
-            for e in mine:
-                tok = str(to_checksum_address(e.args["token"]))
-                if tok not in tokens:
-                    tokens.append(tok)
+            tokens = list(order_tokens.get(addr, []))
+            tokens += [tok for merchant, tok in deposits if merchant == addr and tok not in tokens]
             for tok in tokens:
                 deposit, exposure, required = self.client.deposit_of(tok, addr)
-                evs = [e for e in mine if to_checksum_address(e.args["token"]) == tok]
+                evs = deposits.get((addr, tok), [])
                 for e in evs:
                     src.ev(e)
                 items.append({
@@ -911,27 +904,28 @@ class _Figures:
         by_token: dict[str, dict[str, int]] = {}
         for o in self.orders:
             pledge = o.first("OrderPledged")
-            if pledge is None or o.token is None or o.price is None:
+            if pledge is None or o.info is None:
                 continue
+            info = o.info
             lender = str(pledge.args["lender"])
             settlement = self._settlement(o)
-            terminal = settlement is not None
             paid = 0
             if settlement is not None and "payee" in settlement.args:
                 if str(settlement.args["payee"]).lower() == lender.lower():
                     paid = int(settlement.args["payout"])
-            outstanding = 0 if terminal else o.price
-            t = by_token.setdefault(o.token, {"pledged": 0, "outstanding": 0, "paid_to_lenders": 0})
-            t["pledged"] += o.price
+            outstanding = 0 if info.state.terminal else info.price
+            t = by_token.setdefault(info.token, {"pledged": 0, "outstanding": 0, "paid_to_lenders": 0})
+            t["pledged"] += info.price
             t["outstanding"] += outstanding
             t["paid_to_lenders"] += paid
             src.rec(o.order_record)
-            src.ev(pledge, o)
-            src.ev(settlement, o)
+            src.ev(pledge)
+            src.ev(settlement)
             items.append({
-                "order_id": o.order_id, "lender": lender, "lender_on_chain": o.lender,
-                "state": o.state, "token": o.token, "price": o.price, "outstanding": outstanding,
-                "paid_to_lender": paid, "pledge_tx": pledge.tx_hash,
+                "order_id": o.order_id, "lender": lender,
+                "lender_on_chain": info.lender if info.pledged else None,
+                "state": info.state.name, "token": info.token, "price": info.price,
+                "outstanding": outstanding, "paid_to_lender": paid, "pledge_tx": pledge.tx_hash,
                 "settlement_tx": settlement.tx_hash if settlement else None,
             })  # fmt: skip
         return {"count": len(items), "by_token": by_token, "items": items, "sources": src.to_json()}
@@ -944,9 +938,8 @@ def render_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-# --------------------------------------------------------------------------- rendering: text
+# --------------------------------------------------------------------------- rendering: tables
 
-_STATUS_STYLE = {VERIFIED: "green", UNANCHORED: "yellow", FAILED: "bold red", NOT_APPLICABLE: "dim"}
 _FIGURE_TITLES = {
     "orders": "orders",
     "settled_sales": "settled sales (payout)",
@@ -956,6 +949,23 @@ _FIGURE_TITLES = {
     "deposit_coverage": "deposit coverage",
     "pledged_receivables": "pledged receivables",
 }
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One table cell, for both back ends: its text, how it is shown, reasons under it."""
+
+    text: str
+    style: str = ""  # "mono" (a hash or address), "status", "bad" (a failure), "reason"
+    notes: tuple[str, ...] = ()
+
+
+def _c(value: Any, style: str = "", notes: Iterable[str] = ()) -> _Cell:
+    return _Cell("-" if value is None else str(value), style, tuple(notes))
+
+
+#: (title, column headers, rows)
+_Table = tuple[str, Sequence[str], list[list[_Cell]]]
 
 
 def _short(h: str | None, n: int = 10) -> str:
@@ -997,6 +1007,83 @@ def _figure_values(f: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _figure_tables(report: dict[str, Any]) -> list[_Table]:
+    """A merchant report's tables: figures with their sources, then the details."""
+    f = report["figures"]
+    figures = []
+    for key, value in _figure_values(f).items():
+        s = f[key]["sources"]
+        figures.append([
+            _c(_FIGURE_TITLES[key]), _c(value),
+            _c(", ".join(f"{r['index']} {r['id']}" for r in s["records"]) or "-", "mono"),
+            _c("\n".join(e["tx_hash"] for e in s["events"]) or "-", "mono"),
+            _c(s["status"], "status"), _c("; ".join(s["reasons"]), "reason"),
+        ])  # fmt: skip
+    money = ("orders", "gross", "fee", "reserve", "payout")
+    r = f["refunds"]
+    return [
+        ("Figures", ("figure", "value", "leaves (index, record id)", "transactions", "status",
+                     "problems"), figures),
+        ("Settled sales by token", ("token", *money),
+         [[_c(token_label(tok), "mono"), *(_c(f"{v[k]:,}") for k in money)]
+          for tok, v in f["settled_sales"]["by_token"].items()]),
+        ("Refunds", ("", "count", "amount"), [
+            [_c("full"), _c(r["full"]["count"]), _c(_money(r["full"]["by_token"]))],
+            [_c("partial"), _c(r["partial"]["count"]), _c(_money(r["partial"]["by_token"]))],
+            [_c("fraud compensation"), _c(""), _c(_money(r["compensation_by_token"]))],
+        ]),
+        ("Disputes", ("order", "opener", "ruling", "how", "buyer share", "outcome", "opened in",
+                      "resolved in"),
+         [[_c(i["order_id"]), _c(i["opener"]), _c(i["ruling"]), _c(i["how"]),
+           _c("-" if i["buyer_bps"] is None else f"{i['buyer_bps'] / 100:.2f}%"),
+           _c(i["outcome"], "bad" if i["outcome"] == "lost" else ""),
+           _c(i["opened_tx"], "mono"), _c(i["resolved_tx"], "mono")]
+          for i in f["disputes"]["items"]]),
+        ("Deposit coverage (now, from the chain)",
+         ("merchant address", "token", "deposit", "open exposure", "required", "coverage"),
+         [[_c(i["merchant"], "mono"), _c(token_label(i["token"]), "mono"),
+           _c(f"{i['deposit']:,}"), _c(f"{i['exposure']:,}"), _c(f"{i['required']:,}"),
+           _c(_coverage(i), "" if i["covered"] else "bad")]
+          for i in f["deposit_coverage"]["items"]]),
+        ("Pledged receivables", ("order", "lender", "state", "token", "price", "outstanding",
+                                 "paid to lender", "pledge tx"),
+         [[_c(i["order_id"]), _c(i["lender"], "mono"), _c(i["state"]),
+           _c(token_label(i["token"]), "mono"), _c(f"{i['price']:,}"),
+           _c(f"{i['outstanding']:,}"), _c(f"{i['paid_to_lender']:,}"), _c(i["pledge_tx"], "mono")]
+          for i in f["pledged_receivables"]["items"]]),
+        ("Orders", ("order", "opened", "order leaf", "state", "token", "price", "checks"),
+         [[_c(o["order_id"]), _c(o["ts"]), _c(o["index"]), _c(o["state"]),
+           _c(token_label(o["token"]) if o["token"] else None, "mono"),
+           _c(None if o["price"] is None else f"{o['price']:,}"), _c(o["status"], "status")]
+          for o in report["orders"]]),
+    ]
+
+
+def _entry_refs(e: dict[str, Any], short: bool) -> tuple[str, str]:
+    """(record id or transaction, leaf) columns of a timeline entry."""
+    if e["type"] == "record":
+        return e["id"], f"{e['index']} {e['leaf'][:12] + '…' if short else e['leaf']}"
+    tx = _short(e["tx_hash"]) if short else e["tx_hash"]
+    ref = f"{e['order_id'] or ''} {tx} log {e['log_index']}".strip()
+    er = e["evidence_record"]
+    if er:
+        return ref, f"cites {er['index']} {er['id']}"
+    return ref, ("cites " + (e["evidence"][:12] + "…" if short else e["evidence"])
+                 if e["evidence"] else "-")
+
+
+def _entries_table(report: dict[str, Any], title: str, short: bool) -> _Table:
+    """Every timeline entry (hashes shortened if `short`), its reasons under its summary."""
+    rows = []
+    for e in report["timeline"]:
+        ref, leaf = _entry_refs(e, short)
+        rows.append([_c(e["n"]), _c(e["ts"]), _c(e["type"]), _c(e["kind"]), _c(ref, "mono"),
+                     _c(leaf, "mono"), _c(e["status"], "status"),
+                     _c(e["summary"], notes=e["reasons"])])
+    return (title, ("#", "time (UTC)", "entry", "kind", "record / transaction", "leaf", "status",
+                    "detail"), rows)
+
+
 def _header_lines(report: dict[str, Any]) -> tuple[str, list[str]]:
     c, a = report["chain"], report["anchor"]
     if report["report"] == "order":
@@ -1025,17 +1112,9 @@ def _verdict(report: dict[str, Any]) -> str:
     return f"{head}: {len(report['timeline'])} entries ({counts})"
 
 
-def _entry_refs(e: dict[str, Any], short: bool) -> tuple[str, str]:
-    """(record id or transaction, leaf) columns of a timeline entry."""
-    if e["type"] == "record":
-        return e["id"], f"{e['index']} {e['leaf'][:12] + '…' if short else e['leaf']}"
-    tx = _short(e["tx_hash"]) if short else e["tx_hash"]
-    ref = f"{e['order_id'] or ''} {tx} log {e['log_index']}".strip()
-    er = e["evidence_record"]
-    if er:
-        return ref, f"cites {er['index']} {er['id']}"
-    return ref, ("cites " + (e["evidence"][:12] + "…" if short else e["evidence"])
-                 if e["evidence"] else "-")
+# --------------------------------------------------------------------------- rendering: text
+
+_STATUS_STYLE = {VERIFIED: "green", UNANCHORED: "yellow", FAILED: "bold red", NOT_APPLICABLE: "dim"}
 
 
 def render_text(report: dict[str, Any]) -> Any:
@@ -1044,72 +1123,28 @@ def render_text(report: dict[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    def t(value: Any, style: str | None = None) -> Text:
-        return Text("-" if value is None else str(value), style=style or "")
+    def text(cell: _Cell) -> Text:
+        style = (_STATUS_STYLE.get(cell.text, "") if cell.style == "status"
+                 else "red" if cell.style in ("bad", "reason") else "")
+        out = Text(cell.text, style=style)
+        for note in cell.notes:
+            out.append(f"\n! {note}", style="red")
+        return out
 
-    def status(s: str) -> Text:
-        return Text(s, style=_STATUS_STYLE.get(s, ""))
-
-    def table(title: str, cols: Sequence[str]) -> Table:
+    def table(title: str, headers: Sequence[str], rows: list[list[_Cell]]) -> Table:
         tab = Table(title=title, title_justify="left", title_style="bold")
-        for col in cols:
-            tab.add_column(col, overflow="fold")
+        for h in headers:
+            tab.add_column(h, overflow="fold")
+        for row in rows:
+            tab.add_row(*(text(c) for c in row))
         return tab
 
     title, lines = _header_lines(report)
-    parts: list[Any] = [t(title, "bold"), *(t(x, "dim") for x in lines)]
+    parts: list[Any] = [Text(title, style="bold"), *(Text(x, style="dim") for x in lines)]
     if report["report"] == "merchant":
-        f = report["figures"]
-        ft = table("Figures", ("figure", "value", "leaves", "transactions", "status"))
-        for key, value in _figure_values(f).items():
-            s = f[key]["sources"]
-            ft.add_row(t(_FIGURE_TITLES[key]), t(value),
-                       t(", ".join(str(r["index"]) for r in s["records"]) or "-"),
-                       t("\n".join(e["tx_hash"] for e in s["events"]) or "-"), status(s["status"]))
-        parts.append(ft)
-        st = table("Settled sales by token",
-                   ("token", "orders", "gross", "fee", "reserve", "payout"))
-        for tok, v in f["settled_sales"]["by_token"].items():
-            st.add_row(t(token_label(tok)),
-                       *(t(f"{v[k]:,}") for k in ("orders", "gross", "fee", "reserve", "payout")))
-        parts.append(st)
-        dt = table("Disputes", ("order", "opener", "ruling", "how", "buyer share", "outcome"))
-        for i in f["disputes"]["items"]:
-            share = "-" if i["buyer_bps"] is None else f"{i['buyer_bps'] / 100:.2f}%"
-            dt.add_row(t(i["order_id"]), t(i["opener"]), t(i["ruling"]), t(i["how"]), t(share),
-                       t(i["outcome"], "red" if i["outcome"] == "lost" else None))
-        parts.append(dt)
-        ct = table("Deposit coverage (now, from the chain)",
-                   ("merchant address", "token", "deposit", "open exposure", "required",
-                    "coverage"))
-        for i in f["deposit_coverage"]["items"]:
-            ct.add_row(t(i["merchant"]), t(token_label(i["token"])), t(f"{i['deposit']:,}"),
-                       t(f"{i['exposure']:,}"), t(f"{i['required']:,}"),
-                       t(_coverage(i), None if i["covered"] else "red"))
-        parts.append(ct)
-        pt = table("Pledged receivables", ("order", "lender", "state", "token", "price",
-                                           "outstanding", "paid to lender"))
-        for i in f["pledged_receivables"]["items"]:
-            pt.add_row(t(i["order_id"]), t(i["lender"]), t(i["state"]), t(token_label(i["token"])),
-                       t(f"{i['price']:,}"), t(f"{i['outstanding']:,}"),
-                       t(f"{i['paid_to_lender']:,}"))
-        parts.append(pt)
-        ot = table("Orders", ("order", "opened", "order leaf", "state", "token", "price", "checks"))
-        for o in report["orders"]:
-            ot.add_row(t(o["order_id"]), t(o["ts"]), t(o["index"]), t(o["state"]),
-                       t(token_label(o["token"]) if o["token"] else None),
-                       t(None if o["price"] is None else f"{o['price']:,}"), status(o["status"]))
-        parts.append(ot)
-
-    tl = table("Timeline", ("#", "time (UTC)", "entry", "kind", "record / tx", "leaf", "status",
-                            "detail"))
-    for e in report["timeline"]:
-        ref, leaf = _entry_refs(e, short=True)
-        detail = e["summary"] + "".join(f"\n! {r}" for r in e["reasons"])
-        tl.add_row(t(e["n"]), t(e["ts"]), t(e["type"]), t(e["kind"]), t(ref), t(leaf),
-                   status(e["status"]), t(detail, "red" if e["status"] == FAILED else None))
-    parts.append(tl)
-    parts.append(t(_verdict(report), "bold green" if report["ok"] else "bold red"))
+        parts += [table(*t) for t in _figure_tables(report)]
+    parts.append(table(*_entries_table(report, "Timeline", short=True)))
+    parts.append(Text(_verdict(report), style="bold green" if report["ok"] else "bold red"))
     for flag in report["flags"]:
         parts.append(Text.assemble(("FLAG ", "bold red"), f"{flag['subject']}: {flag['reason']}"))
     return Group(*parts)
@@ -1295,6 +1330,7 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
         "img-src data:; base-uri 'none'; form-action 'none'")
 
 
+
 def _e(v: Any) -> str:
     return html.escape("-" if v is None else str(v), quote=True)
 
@@ -1306,70 +1342,21 @@ def _script_json(report: dict[str, Any]) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _td(v: Any, cls: str = "") -> str:
-    return f'<td class="{cls}">{_e(v)}</td>' if cls else f"<td>{_e(v)}</td>"
+def _html_cell(c: _Cell) -> str:
+    if c.style == "status":
+        cls = "st-na" if c.text == NOT_APPLICABLE else f"st-{c.text}"
+    else:
+        cls = {"mono": "mono", "bad": "st-failed", "reason": "reason"}.get(c.style, "")
+    attr = f' class="{cls}"' if cls else ""
+    notes = "".join(f'<div class="reason">{_e(n)}</div>' for n in c.notes)
+    return f"<td{attr}>{_e(c.text)}{notes}</td>"
 
 
-def _st(s: str) -> str:
-    return _td(s, "st-na" if s == NOT_APPLICABLE else f"st-{s}")
-
-
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """`rows` hold cells already rendered (and escaped) by `_td` / `_st`."""
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html_figures(report: dict[str, Any]) -> str:
-    f = report["figures"]
-    rows = []
-    for key, value in _figure_values(f).items():
-        s = f[key]["sources"]
-        recs = ", ".join(f"{r['index']} {r['id']}" for r in s["records"]) or "-"
-        txs = " ".join(e["tx_hash"] for e in s["events"]) or "-"
-        rows.append([_td(_FIGURE_TITLES[key]), _td(value), _td(recs, "mono"), _td(txs, "mono"),
-                     _st(s["status"]), _td("; ".join(s["reasons"]), "reason")])
-    out = ["<h2>Figures</h2>", _table(["figure", "value", "leaves (index, record id)",
-                                        "transactions", "status", "problems"], rows)]
-    money = ("orders", "gross", "fee", "reserve", "payout")
-    out += ["<h2>Settled sales by token</h2>", _table(
-        ["token", *money],
-        [[_td(token_label(tok), "mono"), *(_td(f"{v[k]:,}") for k in money)]
-         for tok, v in f["settled_sales"]["by_token"].items()])]
-    r = f["refunds"]
-    out += ["<h2>Refunds</h2>", _table(["", "count", "amount"], [
-        [_td("full"), _td(r["full"]["count"]), _td(_money(r["full"]["by_token"]))],
-        [_td("partial"), _td(r["partial"]["count"]), _td(_money(r["partial"]["by_token"]))],
-        [_td("fraud compensation"), _td(""), _td(_money(r["compensation_by_token"]))],
-    ])]
-    out += ["<h2>Disputes</h2>", _table(
-        ["order", "opener", "ruling", "how", "buyer share", "outcome", "opened in", "resolved in"],
-        [[_td(i["order_id"]), _td(i["opener"]), _td(i["ruling"]), _td(i["how"]),
-          _td("-" if i["buyer_bps"] is None else f"{i['buyer_bps'] / 100:.2f}%"),
-          _td(i["outcome"], "st-failed" if i["outcome"] == "lost" else ""),
-          _td(i["opened_tx"], "mono"), _td(i["resolved_tx"], "mono")]
-         for i in f["disputes"]["items"]])]
-    out += ["<h2>Deposit coverage (now, from the chain)</h2>", _table(
-        ["merchant address", "token", "deposit", "open exposure", "required", "coverage"],
-        [[_td(i["merchant"], "mono"), _td(token_label(i["token"]), "mono"),
-          _td(f"{i['deposit']:,}"), _td(f"{i['exposure']:,}"), _td(f"{i['required']:,}"),
-          _td(_coverage(i), "" if i["covered"] else "st-failed")]
-         for i in f["deposit_coverage"]["items"]])]
-    out += ["<h2>Pledged receivables</h2>", _table(
-        ["order", "lender", "state", "token", "price", "outstanding", "paid to lender",
-         "pledge tx"],
-        [[_td(i["order_id"]), _td(i["lender"], "mono"), _td(i["state"]),
-          _td(token_label(i["token"]), "mono"), _td(f"{i['price']:,}"),
-          _td(f"{i['outstanding']:,}"), _td(f"{i['paid_to_lender']:,}"),
-          _td(i["pledge_tx"], "mono")] for i in f["pledged_receivables"]["items"]])]
-    out += ["<h2>Orders</h2>", _table(
-        ["order", "opened", "order leaf", "state", "token", "price", "checks"],
-        [[_td(o["order_id"]), _td(o["ts"]), _td(o["index"]), _td(o["state"]),
-          _td(token_label(o["token"]) if o["token"] else None, "mono"),
-          _td(None if o["price"] is None else f"{o['price']:,}"), _st(o["status"])]
-         for o in report["orders"]])]
-    return "\n".join(out)
+def _html_table(title: str, headers: Sequence[str], rows: list[list[_Cell]]) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(_html_cell(c) for c in r)}</tr>" for r in rows)
+    return (f"<h2>{_e(title)}</h2>\n"
+            f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -1377,14 +1364,9 @@ def render_html(report: dict[str, Any]) -> str:
     external resources (its Content-Security-Policy forbids any). Every value is escaped."""
     title, lines = _header_lines(report)
     lines.append(f"generated {report['generated_at']}")
-    rows = []
-    for e in report["timeline"]:
-        ref, leaf = _entry_refs(e, short=False)
-        reasons = "".join(f'<div class="reason">{_e(r)}</div>' for r in e["reasons"])
-        rows.append([_td(e["n"]), _td(e["ts"]), _td(e["type"]), _td(e["kind"]), _td(ref, "mono"),
-                     _td(leaf, "mono"), _st(e["status"]), f"<td>{_e(e['summary'])}{reasons}</td>"])
     flags = "".join(f"<li><b>{_e(f['subject'])}</b>: {_e(f['reason'])}</li>"
                     for f in report["flags"])
+    tables = _figure_tables(report) if report["report"] == "merchant" else []
     body = [
         f"<h1>{_e(title)}</h1>",
         *(f'<p class="meta">{_e(x)}</p>' for x in lines),
@@ -1393,11 +1375,9 @@ def render_html(report: dict[str, Any]) -> str:
         '<div id="timeline-chart"><noscript>The chart needs JavaScript; the table of entries '
         "below lists every one.</noscript></div>",
         '<ul id="legend"></ul>',
-        _html_figures(report) if report["report"] == "merchant" else "",
+        *(_html_table(*t) for t in tables),
         "<h2>Problems</h2>" + (f'<ul class="flags">{flags}</ul>' if flags else "<p>none</p>"),
-        "<h2>Entries</h2>",
-        _table(["#", "time (UTC)", "entry", "kind", "record / transaction", "leaf", "status",
-                "detail"], rows),
+        _html_table(*_entries_table(report, "Entries", short=False)),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -15,33 +15,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ConfigError, DeploymentError, LedgerError
+from ledger.errors import ConfigError, LedgerError
 
 
-def _log_address(chain: Any, store: Any, ddir: Path) -> str | None:
-    from ledger.deploy import evidence_log
+def _deployment(chain: Any, store: Any, ddir: Path) -> tuple[str | None, int]:
+    """(the EvidenceLog to check records against, the escrow's deployment block), from one
+    read of the manifest: its EvidenceLog if that has the right code on chain, else the
+    contract of the store's latest confirmed anchor on this chain."""
+    from ledger.deploy import live_matches, read_manifest
 
-    try:
-        return str(evidence_log(chain, ddir).address)
-    except DeploymentError:
-        anchors = store.anchors(chain_id=chain.chain_id, status="confirmed")
-        return str(max(anchors, key=lambda a: a.id).contract) if anchors else None
-
-
-def _escrow_block(chain: Any, ddir: Path) -> int:
-    from ledger.deploy import read_manifest
-
-    entry = ((read_manifest(ddir, chain.chain_id) or {}).get("contracts") or {}).get(
-        "FulfillmentEscrow") or {}
-    return int(entry.get("block_number") or 0)
+    contracts = (read_manifest(ddir, chain.chain_id) or {}).get("contracts") or {}
+    block = int((contracts.get("FulfillmentEscrow") or {}).get("block_number") or 0)
+    log = contracts.get("EvidenceLog")
+    if log and live_matches(chain, log["address"], "EvidenceLog"):
+        return str(log["address"]), block
+    anchors = store.anchors(chain_id=chain.chain_id, status="confirmed")
+    return (str(max(anchors, key=lambda a: a.id).contract) if anchors else None), block
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ledger import audit, cli
-    from ledger.deploy import deployed
-    from ledger.escrow import EscrowClient
+    from ledger.deploy import escrow_client
 
     if args.order is not None and (args.since or args.until):
         raise ConfigError("--since/--until bound a merchant audit's orders; an order audit "
@@ -52,9 +48,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     chain = cli.open_chain(args)
     ddir = cli.data_dir(args)
     with cli.open_store(args) as store:
-        client = EscrowClient(chain, deployed(chain, ddir, "FulfillmentEscrow"))
-        auditor = audit.Auditor(store, client, log_address=_log_address(chain, store, ddir),
-                                from_block=_escrow_block(chain, ddir))
+        client = escrow_client(chain, ddir)  # as every escrow command opens it (cli_replay too)
+        log_address, from_block = _deployment(chain, store, ddir)
+        auditor = audit.Auditor(store, client, log_address=log_address, from_block=from_block)
         show = not args.json and sys.stderr.isatty()
         with cli.spinner(show, "auditing: reading the escrow's events, verifying the evidence…"):
             if args.order is not None:

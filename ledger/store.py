@@ -378,6 +378,16 @@ class Store:
     def records_for_order(self, order_id: str) -> list[StoredRecord]:
         return self._rows("order_id = ?", (order_id,))
 
+    def records_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
+        """Every record of each order, in log order, keyed by order id (one query per 900 ids)."""
+        ids = list(dict.fromkeys(order_ids))
+        out: dict[str, list[StoredRecord]] = {oid: [] for oid in ids}
+        for i in range(0, len(ids), 900):  # below SQLite's host-parameter limit
+            part = ids[i : i + 900]
+            for r in self._rows(f"order_id IN ({','.join('?' * len(part))})", part):
+                out[r.order_id].append(r)
+        return out
+
     def records_for_merchant(
         self, merchant_id: str, since: str | None = None, until: str | None = None
     ) -> list[StoredRecord]:

@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 
 from ledger import chain as chain_mod
+from ledger._internal.merkle import verify_inclusion
 from ledger.anchor import Anchorer
 from ledger.audit import Auditor, parse_time_ns, render_html, text_report
+from ledger.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
 from ledger.deploy import deploy_escrow, deploy_evidence_log
 from ledger.escrow import NATIVE, EscrowClient, Ruling, split_ruling
 from ledger.platform import Platform
@@ -249,7 +251,7 @@ def test_merchant_figures_are_exact_and_name_their_leaves_and_txs(history, escro
                             {tx["B:pledge"], tx["F:pledge"], tx["B:release"]})
 
     # Every source leaf was verified on chain, except F's late delivery record.
-    assert report["ok"] and not report["flags"]
+    assert report["ok"], report["flags"]
     statuses = {e["id"]: e["status"] for e in report["timeline"] if e["type"] == "record"}
     assert {k for k, v in statuses.items() if v != "verified"} == {f"{ids['F']}:dlv"}
     assert report["counts"]["failed"] == 0 and report["counts"]["unanchored"] == 2
@@ -264,9 +266,11 @@ def test_merchant_figures_are_exact_and_name_their_leaves_and_txs(history, escro
         NATIVE: f["settled_sales"]["by_token"][NATIVE]}
 
     text = text_report(report, width=220)
-    for heading in ("Figures", "Settled sales by token", "Disputes", "Deposit coverage",
-                    "Pledged receivables", "Timeline", "all checks passed"):
+    for heading in ("Figures", "Settled sales by token", "Refunds", "fraud compensation",
+                    "Disputes", "Deposit coverage", "Pledged receivables", "Orders", "Timeline",
+                    "all checks passed"):
         assert heading in text
+    assert "2,000,000" in text and "1,750,000" in text  # full and partial refunds (tokens)
     assert tx["G:resolve"] in text and NASTY.split()[0] in text  # shown as text
 
 
@@ -284,9 +288,23 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     events = [x for x in report["timeline"] if x["type"] == "event"]
     assert [x["id"] for x in records] == [f"{c}:{s}" for s in (
         "order", "pay", "ship", "dlv", "return", "return-ship", "return-dlv")]
+    # Index and leaf as an outside verifier gets them: the order's exported bundle (which
+    # verifies on chain), each leaf included in the head the EvidenceLog anchored.
+    bundle, left_out = export_bundle(h.store, e.chain.chain_id, h.auditor.log_address, order_id=c)
+    assert left_out == [] and verify_bundle(bundle, e.chain.w3).ok
+    head = bundle["anchor"]
+    assert (head["tree_size"], head["root"]) == (report["anchor"]["tree_size"],
+                                                 report["anchor"]["root"])
+    log = e.chain.w3.eth.contract(address=h.auditor.log_address, abi=EVIDENCE_LOG_VERIFY_ABI)
+    assert log.functions.anchoredAt(head["tree_size"], bytes.fromhex(head["root"])).call()[0]
+    exported = {b["record"]["id"]: b for b in bundle["records"]}
+    assert set(exported) == {x["id"] for x in records}
     for x in records:
-        stored = h.store.record_by_id(x["id"])
-        assert (x["index"], x["leaf"], x["status"]) == (stored.index, stored.leaf.hex(), "verified")
+        b = exported[x["id"]]
+        assert (x["index"], x["leaf"], x["status"]) == (b["index"], b["leaf_hash"], "verified")
+        verify_inclusion(bytes.fromhex(x["leaf"]), x["index"], head["tree_size"],
+                         [bytes.fromhex(p) for p in b["inclusion_proof"]],
+                         bytes.fromhex(head["root"]))
     assert [(x["kind"], x["tx_hash"]) for x in events] == [
         ("OrderFunded", tx["C:fund"]), ("OrderShipped", tx["C:ship"]),
         ("OrderDelivered", tx["C:deliver"]), ("ReturnRequested", tx["C:return"]),
@@ -295,12 +313,21 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     cited = {x["kind"]: x["evidence_record"]["id"] for x in events}
     assert cited["OrderFunded"] == f"{c}:order" and cited["ReturnSettled"] == f"{c}:return-dlv"
     assert all(x["status"] == "verified" for x in events)
+    block_time = {}  # event entry -> its transaction's block timestamp, read from the chain
     for x in events:  # block time and transaction come from the chain
         receipt = e.chain.w3.eth.get_transaction_receipt(x["tx_hash"])
         block = e.chain.w3.eth.get_block(receipt["blockNumber"])
         assert (x["block_number"], x["time"]) == (receipt["blockNumber"], block["timestamp"])
-    times = [x["time"] for x in report["timeline"]]
-    assert times == sorted(times)
+        block_time[x["n"]] = int(block["timestamp"]) * 10**9
+    # In time order by those block times and the records' own ts: a record is stamped with
+    # the chain's clock before the transaction citing it is mined, and comes before it.
+    known = [block_time[x["n"]] if x["type"] == "event" else parse_time_ns(x["ts"])
+             for x in report["timeline"]]
+    assert known == sorted(known) and [x["n"] for x in report["timeline"]] == list(range(14))
+    by_record = {x["id"]: x for x in records}
+    for x in events:
+        cited = by_record[x["evidence_record"]["id"]]
+        assert parse_time_ns(cited["ts"]) <= block_time[x["n"]] and cited["n"] < x["n"]
 
     # F: its delivery record came after the last anchor: reported unanchored, not failed,
     # and so is the on-chain delivery citing it.
@@ -327,6 +354,19 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     req = next(x for x in bad["timeline"] if x["kind"] == "ReturnRequested")
     assert req["status"] == "failed" and "fails verification" in req["reasons"][0]
     assert {fl["entry"] for fl in bad["flags"]} == {by_id[f"{c}:return"]["n"], req["n"]}
+
+    # A record of order A filed under another merchant id: its content still verifies, but
+    # it is flagged, in the order's audit and in the merchant's (every record of an order in
+    # scope is checked, whatever merchant id it carries).
+    a = ids["A"]
+    h.store.db.execute("UPDATE records SET merchant_id = 'M-OTHER' WHERE id = ?", (f"{a}:pay",))
+    why = f"merchant_id 'M-OTHER' differs from the order record's {h.merchant_id!r}"
+    for audited in (h.auditor.order_report(a), h.auditor.merchant_report(h.merchant_id)):
+        pay = next((x for x in audited["timeline"] if x.get("id") == f"{a}:pay"), None)
+        assert pay is not None, f"{a}:pay is missing from the {audited['report']} report"
+        assert (pay["status"], pay["reasons"]) == ("failed", [why])
+        assert {"entry": pay["n"], "subject": f"record {a}:pay (leaf {pay['index']})",
+                "reason": why} in audited["flags"]
 
     # Someone swaps a leaf in the store: the record fails, and the dispute that cited the
     # original leaf now cites something the log does not hold.
@@ -398,16 +438,32 @@ def _cli_flow(tmp_path: Path, chain: Any, url: str, orders: list[dict[str, Any]]
         assert got["format"] == "evidence-escrow/audit/v1" and got["report"] == "merchant"
         for key in ("figures", "orders", "timeline", "flags", "counts", "ok", "merchant"):
             assert got[key] == expected[key], key
-        assert got["figures"]["orders"]["count"] == 3
-        assert got["figures"]["refunds"]["full"]["by_token"] == {NATIVE: 10**17}
-        assert got["figures"]["pledged_receivables"]["items"][0]["outstanding"] == 10**17
+        # What the process computed, independently of the in-process run: x released,
+        # y refunded on timeout, z pledged and still open.
+        fig = got["figures"]
+        assert got["ok"] and got["merchant"]["addresses"] == [a[1].address]
+        assert (fig["orders"]["count"], fig["orders"]["escrowed"]) == (3, 3)
+        assert fig["settled_sales"]["by_token"] == {NATIVE: {
+            "orders": 1, "gross": 10**17, "fee": 2 * 10**15, "reserve": 10**15,
+            "payout": 97 * 10**15}}
+        assert fig["refunds"]["full"]["by_token"] == {NATIVE: 10**17}
+        assert fig["refunds"]["partial"]["count"] == 0
+        [pledge] = fig["pledged_receivables"]["items"]
+        assert (pledge["order_id"], pledge["outstanding"], pledge["lender"]) == (
+            z, 10**17, a[6].address)
+        assert got["chain"]["evidence_log"] == log_dep.address
 
         page = tmp_path / "x.html"
         shown = run(["audit", "--order", x, "--html", str(page)], env)
         assert "Timeline" in shown.stdout and "all checks passed" in shown.stdout
         assert x in shown.stdout and "OrderReleased" in shown.stdout
         assert f"wrote the HTML report to {page}" in shown.stderr
-        assert 'id="audit-data"' in page.read_text()
+        embedded = _embedded(page.read_text(encoding="utf-8"))
+        in_process = Auditor(store, client, log_address=log_dep.address,
+                             from_block=esc.escrow.block_number).order_report(x)
+        assert {k: v for k, v in embedded.items() if k != "generated_at"} == {
+            k: v for k, v in in_process.items() if k != "generated_at"}
+        assert embedded["ok"] and embedded["order"]["state"] == "RELEASED"
 
         none = json.loads(run(["audit", "--merchant", mid, "--since", "2099-01-01T00:00:00Z",
                                "--json"], env).stdout)
@@ -475,6 +531,38 @@ def _parse(text: str) -> _Dom:
     dom.feed(text)
     dom.close()
     return dom
+
+
+class _AuditData(HTMLParser):
+    """The text of the page's <script type="application/json" id="audit-data"> elements."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.inside = False
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.inside = (tag == "script" and a.get("id") == "audit-data"
+                       and a.get("type") == "application/json")
+        if self.inside:
+            self.found.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.found[-1] += data
+
+
+def _embedded(page: str) -> Any:
+    """The report embedded in an HTML page, parsed from its one audit-data element."""
+    parser = _AuditData()
+    parser.feed(page)
+    parser.close()
+    assert len(parser.found) == 1, len(parser.found)
+    return json.loads(parser.found[0])
 
 
 def read_png(path: Path) -> tuple[int, int, list[bytes], int]:
@@ -549,9 +637,10 @@ def test_html_report_draws_its_timeline_in_a_browser(history, tmp_path: Path) ->
     assert scripts == ["application/json", None]
     assert any(t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
                for t, a in static.elements)
-    embedded = json.loads(page.read_text(encoding="utf-8").split(
-        '<script type="application/json" id="audit-data">')[1].split("</script>")[0])
-    assert embedded["figures"] == report["figures"]
+    # The embedded report is the report, hostile text in its timeline included.
+    assert _embedded(page.read_text(encoding="utf-8")) == report
+    summaries = [x["summary"] for x in report["timeline"]]
+    assert any(NASTY_TITLE in t for t in summaries) and any("</script><img" in t for t in summaries)
 
     # After the scripts ran: one marker per timeline entry, titled, red where a check failed.
     dom = _parse(_chromium(tmp_path, "--window-size=1200,900", "--dump-dom", page.as_uri()).stdout)
