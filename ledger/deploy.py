@@ -18,11 +18,11 @@ from eth_typing import ChecksumAddress
 from web3.contract import Contract
 
 from ledger._internal import solc
-from ledger.chain import Chain
+from ledger.chain.rpc import Chain
 from ledger.errors import DeploymentError
 
 if TYPE_CHECKING:
-    from ledger.escrow import EscrowClient
+    from ledger.escrow.client import EscrowClient
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
@@ -146,7 +146,7 @@ def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
 
 def escrow_client(chain: Chain, data_dir: Path) -> EscrowClient:
     """A client of this chain's deployed FulfillmentEscrow and PanelArbitrator (see `deployed`)."""
-    from ledger.escrow import EscrowClient
+    from ledger.escrow.client import EscrowClient
 
     return EscrowClient(chain, deployed(chain, data_dir, "FulfillmentEscrow"),
                         deployed(chain, data_dir, "PanelArbitrator"))
@@ -225,7 +225,7 @@ def deploy_escrow(
     platform fees. `terms` overrides fields of `ledger.escrow.Terms` for version 1.
     Idempotent like `deploy_contract`.
     """
-    from ledger.escrow import Terms
+    from ledger.escrow.types import Terms
 
     admin = chain.default_account.address
     arb = deploy_contract(

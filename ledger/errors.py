@@ -132,3 +132,11 @@ class BundleError(LedgerError, ValueError):
 
 class CryptoError(LedgerError):
     """Decryption failed: wrong key or tampered ciphertext."""
+
+
+class AuditError(LedgerError, ValueError):
+    """An audit cannot be made as asked (unknown order or merchant, a bad time bound)."""
+
+
+class CaseError(LedgerError, ValueError):
+    """A case file is malformed or cannot be built."""

@@ -51,23 +51,16 @@ from rich.console import Console
 from rich.table import Table
 from web3.contract import Contract
 
-from ledger import chain as chain_mod
 from ledger._internal import solc
-from ledger.chain import Chain
+from ledger.chain import rpc
+from ledger.chain.anvil import AnvilProcess
+from ledger.chain.keys import labelled_key
+from ledger.chain.rpc import Chain
 from ledger.deploy import deploy_escrow
 from ledger.errors import ConfigError, LedgerError
-from ledger.escrow import (
-    NATIVE,
-    Attestation,
-    EscrowClient,
-    Offer,
-    OrderState,
-    order_key,
-    split_ruling,
-    tracking_hash,
-)
-from ledger.node import AnvilProcess
-from ledger.sandbox import labelled_key
+from ledger.escrow.client import EscrowClient
+from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.types import NATIVE, OrderState, split_ruling
 
 from benchutil import machine, write_results  # scripts/benchutil.py
 
@@ -702,17 +695,17 @@ def describe_escrow(bench: Bench) -> dict[str, Any]:
 
 def open_chain(args: argparse.Namespace, stack: ExitStack) -> tuple[Chain, dict[str, Any]]:
     if args.rpc:
-        chain = chain_mod.connect(args.rpc)
+        chain = rpc.connect(args.rpc)
         info = {"source": "rpc", "url": args.rpc}
     elif args.chain == "embedded":
-        chain = chain_mod.embedded()
+        chain = rpc.embedded()
         info = {"source": "embedded"}
         vm = getattr(getattr(chain.tester, "backend", None), "chain", None)
         if vm is not None:
             info["evm"] = type(vm.get_vm()).__name__
     else:
         node = stack.enter_context(AnvilProcess())
-        chain = chain_mod.connect(node.url)
+        chain = rpc.connect(node.url)
         info = {"source": "anvil (started by this script)", "command": node.cmd[1:]}
         hardfork = node.cmd[node.cmd.index("--hardfork") + 1] if "--hardfork" in node.cmd else None
         if hardfork:

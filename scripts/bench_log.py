@@ -35,14 +35,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ledger import chain as chain_mod
-from ledger import records as rec
 from ledger._internal import canonical
 from ledger._internal.merkle import MerkleTree, leaf_hash, verify_inclusion
-from ledger.anchor import Anchorer
+from ledger.chain import rpc
 from ledger.deploy import deploy_evidence_log
-from ledger.secrets import MasterSecret
-from ledger.simulate import iter_flash_sale
+from ledger.dev.flash_sale import iter_flash_sale
+from ledger.evidence import records as rec
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.master_secret import MasterSecret
 
 from benchutil import machine, write_results  # scripts/benchutil.py
 
@@ -67,7 +67,7 @@ def chunks(path: Path, size: int):  # type: ignore[no-untyped-def]
 
 
 def bench_ours(path: Path, n: int, batch: int, chain: Any, log: Any, workdir: Path) -> dict[str, Any]:
-    from ledger.store import Store
+    from ledger.evidence.store import Store
 
     secret = MasterSecret.generate()
     store = Store(workdir / f"bench-{n}.sqlite3", secret)
@@ -202,7 +202,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     console = Console(stderr=args.json)
 
-    chain = chain_mod.embedded()
+    chain = rpc.embedded()
     dep = deploy_evidence_log(chain, None)
     naive = bench_naive(chain, args.naive_sample)
     results: list[dict[str, Any]] = []

@@ -13,7 +13,7 @@ development accounts sign.
 import argparse
 import sys
 
-from ledger.cli import main
+from ledger.cli.main import main
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -25,16 +25,18 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ledger import chain as chain_mod
-from ledger.anchor import Anchorer
+from ledger.chain import rpc
+from ledger.chain.keys import labelled_key
 from ledger.deploy import deploy_evidence_log
-from ledger.escrow import NATIVE, ZERO32, Attestation, Offer, Ruling, order_key, tracking_hash
-from ledger.platform import Platform
-from ledger.replay import Override, apply_overrides, build_case, expectation_problems, replay
-from ledger.sandbox import EscrowEnv, labelled_key, make_escrow_env
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale
-from ledger.store import Store
+from ledger.dev.flash_sale import generate_flash_sale
+from ledger.dev.sandbox import EscrowEnv, make_escrow_env
+from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.platform import Platform
+from ledger.escrow.types import NATIVE, ZERO32, Ruling
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
+from ledger.investigate.replay import Override, apply_overrides, build_case, expectation_problems, replay
 
 DAY = 86400
 USD = 10**6
@@ -311,7 +313,7 @@ def main() -> int:
     names = args.only.split(",") if args.only else list(SCENARIOS)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    chain = chain_mod.embedded()
+    chain = rpc.embedded()
     env = make_escrow_env(chain)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "cases.sqlite3", MasterSecret.from_hex("c5" * 32))

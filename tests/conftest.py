@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger import chain as chain_mod
-from ledger.chain import Chain
-from ledger.node import AnvilProcess
+from ledger.chain import rpc
+from ledger.chain.anvil import AnvilProcess
+from ledger.chain.rpc import Chain
 
 CHAIN_KINDS = [k for k in os.environ.get("LEDGER_TEST_CHAINS", "embedded,anvil").split(",") if k]
 
@@ -27,7 +27,7 @@ def anvil_node() -> Iterator[AnvilProcess]:
 
 @pytest.fixture(scope="session")
 def _embedded_chain() -> Chain:
-    return chain_mod.embedded()
+    return rpc.embedded()
 
 
 @pytest.fixture(params=CHAIN_KINDS)
@@ -37,7 +37,7 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
         c: Chain = request.getfixturevalue("_embedded_chain")
     else:
         node: AnvilProcess = request.getfixturevalue("anvil_node")
-        c = chain_mod.connect(node.url)
+        c = rpc.connect(node.url)
         c.poll_interval = 0.01
     snap = c.snapshot()
     try:
@@ -54,7 +54,7 @@ def evidence_log(chain: Chain):  # type: ignore[no-untyped-def]
 
 # --- the escrow ----------------------------------------------------------------------------
 
-from ledger.sandbox import EscrowEnv, make_escrow_env  # noqa: E402
+from ledger.dev.sandbox import EscrowEnv, make_escrow_env  # noqa: E402
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ledger.config import settings
 from ledger.errors import CompileError, ConfigError
 
 SOLC_VERSION = "0.8.37"
@@ -83,15 +84,15 @@ class Artifact:
 
 
 def _node_modules() -> Path:
-    return Path(os.environ.get("LEDGER_NODE_MODULES", PROJECT_ROOT / "node_modules"))
+    return Path(settings().node_modules or PROJECT_ROOT / "node_modules")
 
 
 def _contracts_dir() -> Path:
-    return Path(os.environ.get("LEDGER_CONTRACTS_DIR", PROJECT_ROOT / "contracts"))
+    return Path(settings().contracts_dir or PROJECT_ROOT / "contracts")
 
 
 def _build_dir() -> Path:
-    return Path(os.environ.get("LEDGER_BUILD_DIR", PROJECT_ROOT / "build"))
+    return Path(settings().build_dir or PROJECT_ROOT / "build")
 
 
 def _resolve(unit: str) -> Path:
@@ -154,7 +155,7 @@ def _compiler_version(binary: str) -> str | None:
 @cache
 def find_compiler() -> tuple[str, str]:
     """(path to an executable speaking solc's CLI, description). Never downloads."""
-    explicit = os.environ.get("LEDGER_SOLC")
+    explicit = settings().solc
     if explicit:
         version = _compiler_version(explicit)
         if version != SOLC_VERSION:

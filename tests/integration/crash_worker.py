@@ -15,12 +15,12 @@ import signal
 import sys
 from pathlib import Path
 
-from ledger import chain as chain_mod
-from ledger import records as rec
-from ledger.anchor import Anchorer
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale, to_jsonl
-from ledger.store import Store
+from ledger.chain import rpc
+from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
+from ledger.evidence import records as rec
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 BATCH = 40
 
@@ -32,7 +32,7 @@ def batches() -> list[list[dict]]:
 
 def main() -> None:
     data_dir, url, contract, mode = sys.argv[1:5]
-    chain = chain_mod.connect(url)
+    chain = rpc.connect(url)
     chain.poll_interval = 0.01
     log = chain.contract("EvidenceLog", contract)
     store = Store(Path(data_dir) / "ev.sqlite3", MasterSecret.from_env())

@@ -23,17 +23,18 @@ from typing import Any
 
 import pytest
 
-from ledger import chain as chain_mod
 from ledger._internal.merkle import verify_inclusion
-from ledger.anchor import Anchorer
-from ledger.audit import Auditor, parse_time_ns, render_html, text_report
-from ledger.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
+from ledger.chain import rpc
 from ledger.deploy import deploy_escrow, deploy_evidence_log
-from ledger.escrow import NATIVE, EscrowClient, Ruling, split_ruling
-from ledger.platform import Platform
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale
-from ledger.store import Store
+from ledger.dev.flash_sale import generate_flash_sale
+from ledger.escrow.client import EscrowClient
+from ledger.escrow.platform import Platform
+from ledger.escrow.types import NATIVE, Ruling, split_ruling
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
+from ledger.investigate.audit import Auditor, parse_time_ns, render_html, text_report
 from tests.integration.test_cli import run
 
 START = "2026-11-11T12:00:00Z"
@@ -391,7 +392,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
 
 
 def test_audit_cli_on_anvil(tmp_path: Path, anvil_node, orders) -> None:  # type: ignore[no-untyped-def]
-    chain = chain_mod.connect(anvil_node.url)
+    chain = rpc.connect(anvil_node.url)
     chain.poll_interval = 0.01
     snap = chain.snapshot()
     try:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from ledger import chain as chain_mod
-from ledger.errors import ContractRevert
-from ledger.escrow import order_key
-from ledger.replay import CaseError, Override, expectation_problems, load_case, replay
-from ledger.trace import trace_transaction
+from ledger.chain import rpc
+from ledger.errors import CaseError, ContractRevert
+from ledger.escrow.eip712 import order_key
+from ledger.investigate.replay import Override, expectation_problems, load_case, replay
+from ledger.investigate.trace import trace_transaction
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "cases").glob("*.json"))
 
@@ -142,9 +142,9 @@ def test_cli_replay_exit_codes_and_json() -> None:
 @pytest.fixture
 def anvil_escrow(anvil_node):  # type: ignore[no-untyped-def]
     """An escrow on the session's anvil (tracing needs a node with debug_traceTransaction)."""
-    from ledger.sandbox import make_escrow_env
+    from ledger.dev.sandbox import make_escrow_env
 
-    c = chain_mod.connect(anvil_node.url)
+    c = rpc.connect(anvil_node.url)
     c.poll_interval = 0.01
     snap = c.snapshot()
     try:
@@ -174,7 +174,7 @@ def test_trace_decodes_calls_and_custom_errors(anvil_escrow) -> None:  # type: i
 
 
 def test_trace_needs_a_tracing_node() -> None:
-    c = chain_mod.embedded()
+    c = rpc.embedded()
     receipt = c.send_eth(c.accounts[1].address, 1)
     with pytest.raises(Exception, match="cannot trace|not support|debug_traceTransaction"):
         trace_transaction(c, "0x" + bytes(receipt["transactionHash"]).hex())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale, to_jsonl
+from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
+from ledger.evidence.master_secret import MasterSecret
 
 START = "2026-11-11T12:00:00Z"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale
+from ledger.dev.flash_sale import generate_flash_sale
+from ledger.evidence.master_secret import MasterSecret
 from tests.integration.test_cli import run
 
 START = "2026-11-11T12:00:00Z"

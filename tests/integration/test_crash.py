@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger import chain as chain_mod
+from ledger.chain import rpc
 from ledger.deploy import deploy_evidence_log
-from ledger.secrets import MasterSecret
-from ledger.store import Store
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
@@ -64,7 +64,7 @@ def _check_invariants(chain, log, store: Store, acked: list[int]) -> None:  # ty
 
 @pytest.mark.slow
 def test_kill_minus_nine_at_any_instant(tmp_path: Path, anvil_node) -> None:  # type: ignore[no-untyped-def]
-    chain = chain_mod.connect(anvil_node.url)
+    chain = rpc.connect(anvil_node.url)
     dep = deploy_evidence_log(chain, None)
     log = chain.contract("EvidenceLog", dep.address)
     secret_hex = MasterSecret.generate_hex()

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from ledger import records as rec
-from ledger.anchor import Anchorer, chain_head
-from ledger.bundle import export_bundle, verify_bundle
 from ledger.deploy import deploy_evidence_log
+from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.errors import ConflictError, StoreError
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale, to_jsonl
-from ledger.store import Store
+from ledger.evidence import records as rec
+from ledger.evidence.anchor import Anchorer, chain_head
+from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 START = "2026-11-11T12:00:00Z"
 
@@ -122,7 +122,7 @@ def test_one_byte_anywhere_in_a_record_is_caught(setup) -> None:  # type: ignore
                 continue
             bad = copy.deepcopy(bundle)
             bad["records"][0]["record"] = obj
-            from ledger.bundle import verify_records
+            from ledger.evidence.bundle import verify_records
 
             verdicts, _, _ = verify_records(bad)
             assert not verdicts[0].ok, (pos, repl)

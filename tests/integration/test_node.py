@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.node import free_port, wait_for_rpc
-from ledger.secrets import MasterSecret
+from ledger.chain.anvil import free_port, wait_for_rpc
+from ledger.evidence.master_secret import MasterSecret
 
 STOP_TIMEOUT = 15
 

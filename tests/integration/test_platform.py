@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from ledger.anchor import Anchorer
-from ledger.bundle import export_bundle, verify_bundle
 from ledger.deploy import deploy_evidence_log
+from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert, LedgerError
-from ledger.escrow import OrderState, Ruling, order_key
-from ledger.platform import Platform
-from ledger.secrets import MasterSecret
-from ledger.simulate import generate_flash_sale
-from ledger.store import Store
+from ledger.escrow.eip712 import order_key
+from ledger.escrow.platform import Platform
+from ledger.escrow.types import OrderState, Ruling
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 START = "2026-11-11T12:00:00Z"
 DAY = 86400

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ledger.cli import build_parser
+from ledger.cli.main import build_parser
 
 
 def test_readme_command_reference_is_current(monkeypatch) -> None:  # type: ignore[no-untyped-def]

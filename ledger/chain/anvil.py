@@ -1,0 +1,128 @@
+"""Run a local anvil node (npm `@foundry-rs/anvil-linux-amd64`).
+
+`ledger node` keeps the chain state in the data directory (anvil `--state`, dumped
+periodically and on exit), so multi-step CLI work survives restarts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import TypedDict, Unpack
+
+from ledger._internal.solc import PROJECT_ROOT
+from ledger.config import settings
+from ledger.errors import ChainUnavailable, ConfigError
+
+ANVIL_PACKAGE_BIN = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+
+
+def find_anvil() -> str:
+    explicit = settings().anvil
+    if explicit:
+        return explicit
+    bundled = PROJECT_ROOT / ANVIL_PACKAGE_BIN
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise ConfigError(
+        "anvil not found: run the README's set-up (npm installs @foundry-rs/anvil-linux-amd64), "
+        "put anvil on PATH, or set LEDGER_ANVIL"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _AnvilOptions(TypedDict, total=False):
+    """The keyword options of `anvil_command`."""
+
+    block_time: float | None
+    state_interval: int
+    timestamp: int | None
+
+
+def anvil_command(
+    port: int,
+    state_file: Path | None = None,
+    *,
+    block_time: float | None = None,
+    state_interval: int = 1,
+    timestamp: int | None = None,
+) -> list[str]:
+    cmd = [
+        find_anvil(),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--hardfork", "cancun",
+        "--silent",
+        "--gas-limit", "60000000",
+    ]
+    if state_file is not None:
+        cmd += ["--state", str(state_file), "--state-interval", str(state_interval)]
+    if block_time is not None:
+        cmd += ["--block-time", str(block_time)]
+    if timestamp is not None:
+        cmd += ["--timestamp", str(timestamp)]  # genesis time: replays start in the past
+    return cmd
+
+
+def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0) -> None:
+    import json
+    import urllib.request
+
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ChainUnavailable(f"anvil exited with code {proc.returncode} before answering")
+        try:
+            req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise ChainUnavailable(f"anvil did not answer at {url} within {timeout:.0f}s")
+
+
+class AnvilProcess:
+    """A child anvil process; a context manager that always stops it."""
+
+    def __init__(self, port: int | None = None, state_file: Path | None = None, **kw: Unpack[_AnvilOptions]):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = anvil_command(self.port, state_file, **kw)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AnvilProcess:
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        wait_for_rpc(self.url, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # SIGINT lets anvil dump --state on exit
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> AnvilProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,393 @@
+"""Talk to a chain: the embedded py-evm chain, a local anvil, or any JSON-RPC endpoint.
+
+Every transaction is built, signed locally and sent raw, on every kind of chain, so the
+same code path runs in tests and in production. Reverts are decoded against the ABIs of
+all project contracts (custom errors with their arguments), never parsed from node text,
+except for the embedded chain, whose in-process backend only offers the raw revert
+bytes inside its exception message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import ChecksumAddress, Hash32
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import RPCEndpoint, TxParams
+
+from ledger._internal import solc
+from ledger.chain.abi import decode_revert, revert_data
+from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
+from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
+
+ANVIL_CHAIN_ID = 31337
+EMBEDDED_BLOCK_GAS_LIMIT = 60_000_000
+EMBEDDED_GAS_LIMIT = 15_000_000  # per transaction on the embedded chain (see build_signed)
+
+
+@dataclass
+class Chain:
+    """A connected chain with local signers."""
+
+    w3: Web3
+    accounts: list[LocalAccount]
+    kind: str  # "embedded" | "anvil" | "rpc"
+    confirmations: int = 1
+    url: str | None = None
+    tester: Any = None  # eth_tester.EthereumTester for the embedded chain
+    poll_interval: float = 0.05
+    timeout: float = 120.0
+    _nonces: dict[str, int] = field(default_factory=dict)
+    _chain_id: int | None = None
+
+    # -- basics ---------------------------------------------------------------
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    @property
+    def default_account(self) -> LocalAccount:
+        if not self.accounts:
+            raise ConfigError(
+                "no signing key: set LEDGER_PRIVATE_KEY, or LEDGER_KEYSTORE with "
+                "LEDGER_KEYSTORE_PASSWORD (or LEDGER_KEYSTORE_PASSWORD_FILE)"
+            )
+        return self.accounts[0]
+
+    def describe(self) -> str:
+        where = self.url or "in-process py-evm"
+        return f"{self.kind} chain {self.chain_id} ({where})"
+
+    def contract(self, name: str, address: str) -> Contract:
+        art = solc.artifacts()[name]
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=art.abi)
+
+    # -- transactions ----------------------------------------------------------
+    def _next_nonce(self, address: ChecksumAddress) -> int:
+        chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
+        nonce = max(chain_nonce, self._nonces.get(address, 0))
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def _fees(self) -> dict[str, int]:
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        tip = 10**9 if self.kind != "rpc" else int(self.w3.eth.max_priority_fee)
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+
+    def build_signed(
+        self,
+        fn: Any,
+        sender: LocalAccount | None = None,
+        *,
+        value: int = 0,
+        nonce: int | None = None,
+        gas: int | None = None,
+        context: str | None = None,
+    ) -> tuple[bytes, bytes, int]:
+        """Estimate, build and sign a contract call. Returns (raw tx, tx hash, nonce).
+
+        Estimation runs the call first, so a revert surfaces here, decoded.
+        """
+        sender = sender or self.default_account
+        params: dict[str, Any] = {"from": sender.address, "value": value, "chainId": self.chain_id}
+        if gas is None:
+            try:
+                if self.kind == "embedded" and hasattr(fn, "call"):
+                    # py-evm estimates by binary search (about 14 executions per call);
+                    # one eth_call surfaces a revert just as well, and the in-process dev
+                    # chain can afford a generous limit (only the gas used is charged).
+                    # Deployments (no `call`) are rare and keep the estimate.
+                    fn.call(dict(params), block_identifier="pending")
+                    gas = EMBEDDED_GAS_LIMIT
+                elif self.kind == "embedded":
+                    gas = int(fn.estimate_gas(params))  # eth-tester estimates on pending only
+                else:
+                    # Simulated on the pending block: its time is the next block's, so a
+                    # deadline that passes (or a time set with set_next_timestamp) counts.
+                    gas = int(fn.estimate_gas(params, block_identifier="pending"))
+                    gas = gas + gas // 5 + 5_000
+            except Exception as exc:  # noqa: BLE001 - decoded below or re-raised
+                raise self.explain(exc, context or _fn_label(fn)) from None
+        params["gas"] = gas
+        params["nonce"] = self._next_nonce(sender.address) if nonce is None else nonce
+        params.update(self._fees())
+        tx = fn.build_transaction(params)
+        signed = sender.sign_transaction(tx)
+        return bytes(signed.raw_transaction), bytes(signed.hash), params["nonce"]
+
+    def broadcast(self, raw: bytes) -> bytes:
+        try:
+            return bytes(self.w3.eth.send_raw_transaction(raw))
+        except Exception as exc:  # noqa: BLE001
+            text = str(exc).lower()
+            if "already known" in text or "known transaction" in text:
+                return bytes(keccak(raw))
+            raise self.explain(exc, "broadcast") from None
+
+    def wait(self, tx_hash: bytes, confirmations: int | None = None) -> dict[str, Any]:
+        """Wait until mined with `confirmations` blocks on top of (and including) its own.
+
+        Re-checks that the receipt's block is still canonical, so a reorg that drops the
+        transaction is never reported as confirmed.
+        """
+        need = self.confirmations if confirmations is None else confirmations
+        deadline = time.monotonic() + self.timeout
+        while True:
+            receipt = self.receipt(tx_hash)
+            if receipt is not None:
+                block = int(receipt["blockNumber"])
+                head = int(self.w3.eth.block_number)
+                if head - block + 1 >= need:
+                    canonical = self.w3.eth.get_block(block)
+                    if bytes(canonical["hash"]) == bytes(receipt["blockHash"]):
+                        return dict(receipt)
+            if time.monotonic() > deadline:
+                raise ChainUnavailable(
+                    f"transaction 0x{tx_hash.hex()} not confirmed ({need} confirmations) "
+                    f"within {self.timeout:.0f}s on {self.describe()}"
+                )
+            time.sleep(self.poll_interval)
+
+    def receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The transaction's receipt, or None while the node knows no mined transaction of that hash."""
+        try:
+            return dict(self.w3.eth.get_transaction_receipt(Hash32(tx_hash)))
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__name__ in ("TransactionNotFound",):
+                return None
+            raise self.explain(exc, "receipt lookup") from None
+
+    def transact(
+        self,
+        fn: Any,
+        sender: LocalAccount | None = None,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        confirmations: int | None = None,
+    ) -> dict[str, Any]:
+        """Send a contract call and wait for it; raises ContractRevert (decoded) on failure."""
+        label = _fn_label(fn)
+        raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, context=label)
+        self.broadcast(raw)
+        receipt = self.wait(tx_hash, confirmations)
+        if receipt["status"] != 1:
+            raise self.failure(tx_hash, label)
+        return receipt
+
+    def failure(self, tx_hash: bytes, label: str) -> LedgerError:
+        """Why a mined transaction reverted: its own revert data where the node can trace it,
+        else a re-run of it at the parent block (whose time may differ from the mined block's)."""
+        data = self.revert_data(tx_hash)
+        if data is not None:
+            return decode_revert(data, label)
+        tx = self.w3.eth.get_transaction(Hash32(tx_hash))
+        call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+        try:
+            self.w3.eth.call(call, block_identifier=int(tx["blockNumber"] or 1) - 1)
+        except Exception as exc:  # noqa: BLE001 - decoded below
+            err = self.explain(exc, label)
+            if isinstance(err, ContractRevert):
+                err.args = (f"{err} (re-run at the parent block)",)
+            return err
+        return ContractRevert(
+            "Unknown", {}, f"{label} reverted on chain; re-run at the parent block it succeeds "
+            "(it depended on the mined block's time or state, or ran out of gas)"
+        )
+
+    def revert_data(self, tx_hash: bytes) -> bytes | None:
+        """The revert data of a mined, failed transaction, from the node's call tracer
+        (anvil and geth-compatible nodes); None where the node cannot trace."""
+        if self.kind == "embedded":
+            return None
+        try:
+            res = self.w3.provider.make_request(
+                RPCEndpoint("debug_traceTransaction"), ["0x" + tx_hash.hex(), {"tracer": "callTracer"}])
+        except Exception:  # noqa: BLE001 - tracing is optional
+            return None
+        out = (res.get("result") or {}).get("output")
+        if not isinstance(out, str) or not out.startswith("0x") or "error" not in res.get("result", {}):
+            return None
+        return bytes.fromhex(out[2:])
+
+    def send_eth(self, to: str, amount: int, sender: LocalAccount | None = None) -> dict[str, Any]:
+        """A plain value transfer, signed locally and awaited."""
+        sender = sender or self.default_account
+        tx: TransactionDictType = {
+            "to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
+            "nonce": self._next_nonce(sender.address), **self._fees(),
+        }
+        receipt = self.wait(self.broadcast(bytes(sender.sign_transaction(tx).raw_transaction)))
+        if receipt["status"] != 1:
+            raise LedgerError(f"transfer of {amount} wei to {to} failed")
+        return receipt
+
+    def call(self, fn: Any, sender: LocalAccount | None = None, *, block: Any = None) -> Any:
+        """A read-only call; `block` (number, or "latest"/"pending") reads historical state."""
+        params = {"from": (sender or self.default_account).address} if self.accounts else {}
+        try:
+            if block is None:
+                return fn.call(params)
+            return fn.call(params, block_identifier=block)
+        except Exception as exc:  # noqa: BLE001
+            raise self.explain(exc, _fn_label(fn)) from None
+
+    def deploy(self, name: str, *args: Any, sender: LocalAccount | None = None) -> Contract:
+        contract, _ = self.deploy_with_receipt(name, *args, sender=sender)
+        return contract
+
+    def deploy_with_receipt(
+        self, name: str, *args: Any, sender: LocalAccount | None = None
+    ) -> tuple[Contract, dict[str, Any]]:
+        art = solc.artifacts()[name]
+        factory = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+        receipt = self.transact(factory.constructor(*args), sender)
+        address = receipt["contractAddress"]
+        return self.w3.eth.contract(address=address, abi=art.abi), receipt
+
+    def explain(self, exc: BaseException, context: str) -> LedgerError:
+        """What a provider exception means, as a `LedgerError`: a decoded revert, an unreachable
+        node, or the provider's own message; `context` names the step."""
+        if isinstance(exc, LedgerError):
+            return exc
+        data = revert_data(exc)
+        if data is not None:
+            return decode_revert(data, context)
+        if isinstance(exc, (ConnectionError, OSError)) or "connection" in type(exc).__name__.lower():
+            return ChainUnavailable(f"{context}: no answer from {self.describe()}: {exc}")
+        return LedgerError(f"{context} failed: {exc}")
+
+    # -- time and state (dev chains) --------------------------------------------
+    def timestamp(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def time_travel(self, seconds: int) -> None:
+        """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
+        if self.kind == "embedded":
+            # eth-tester's own time_travel lands one second short; mine the exact time.
+            self.set_next_timestamp(self.timestamp() + seconds)
+            self.tester.mine_blocks(1)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+            self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        else:
+            raise ConfigError("time travel needs the embedded chain or anvil")
+
+    def set_next_timestamp(self, timestamp: int) -> None:
+        """Make the next block (the next transaction's, auto-mined) carry `timestamp`.
+
+        It must be later than the latest block's. Embedded chain and anvil only.
+        """
+        latest = self.timestamp()
+        if timestamp <= latest:
+            raise ConfigError(f"next block time {timestamp} must be after the latest block's {latest}")
+        if self.kind == "embedded":
+            chain = self.tester.backend.chain
+            chain.header = chain.header.copy(timestamp=timestamp)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [timestamp])
+        else:
+            raise ConfigError("setting block times needs the embedded chain or anvil")
+
+    def mine(self, blocks: int = 1) -> None:
+        if self.kind == "embedded":
+            self.tester.mine_blocks(blocks)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
+        else:
+            raise ConfigError("mining on demand needs the embedded chain or anvil")
+
+    def snapshot(self) -> Any:
+        if self.kind == "embedded":
+            return self.tester.take_snapshot()
+        if self.kind == "anvil":
+            return self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+        raise ConfigError("snapshots need the embedded chain or anvil")
+
+    def revert_to(self, snapshot: Any) -> None:
+        self._nonces.clear()
+        if self.kind == "embedded":
+            self.tester.revert_to_snapshot(snapshot)
+        elif self.kind == "anvil":
+            self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
+        else:
+            raise ConfigError("snapshots need the embedded chain or anvil")
+
+
+def _fn_label(fn: Any) -> str:
+    name = getattr(fn, "fn_name", None) or getattr(fn, "abi_element_identifier", None)
+    if name is None and type(fn).__name__ == "ContractConstructor":
+        return "deploy"
+    return str(name or "call")
+
+
+def embedded(accounts: int = DEV_ACCOUNTS, *, genesis_timestamp: int | None = None) -> Chain:
+    """A fresh in-process py-evm chain with funded dev accounts.
+
+    `genesis_timestamp` starts the chain's clock in the past (for replays at original
+    times); later blocks then follow `set_next_timestamp`, or the wall clock.
+    """
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3.providers.eth_tester import EthereumTesterProvider
+
+    overrides: dict[str, Any] = {"gas_limit": EMBEDDED_BLOCK_GAS_LIMIT}
+    if genesis_timestamp is not None:
+        overrides["timestamp"] = genesis_timestamp
+    backend = PyEVMBackend(PyEVMBackend.generate_genesis_params(overrides=overrides))
+    tester = EthereumTester(backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    keys = backend.account_keys[:accounts]
+    signers = [Account.from_key(k.to_bytes()) for k in keys]
+    return Chain(w3=w3, accounts=signers, kind="embedded", confirmations=1, tester=tester, poll_interval=0)
+
+
+def connect(
+    url: str,
+    *,
+    confirmations: int | None = None,
+    signers: Iterable[LocalAccount] | None = None,
+    timeout: float = 120.0,
+) -> Chain:
+    """Connect to a JSON-RPC endpoint. On a local anvil the dev accounts sign by default."""
+    from web3 import HTTPProvider
+
+    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = int(w3.eth.chain_id)
+        client = str(w3.client_version)
+    except Exception as exc:  # noqa: BLE001
+        raise ChainUnavailable(
+            f"no Ethereum JSON-RPC node answers at {url} ({type(exc).__name__}).\n"
+            "Start a local one with `ledger node` (anvil, state kept in the data directory), "
+            "or pass --rpc URL of a running node."
+        ) from None
+    is_anvil = "anvil" in client.lower() and chain_id == ANVIL_CHAIN_ID
+    chosen = list(signers) if signers is not None else []
+    if not chosen:
+        operator = load_signer_from_env()
+        if operator is not None:
+            chosen = [operator]
+        elif is_anvil:
+            chosen = dev_keys()
+    chain = Chain(
+        w3=w3,
+        accounts=chosen,
+        kind="anvil" if is_anvil else "rpc",
+        confirmations=confirmations if confirmations is not None else (1 if is_anvil else 3),
+        url=url,
+        timeout=timeout,
+    )
+    chain._chain_id = chain_id
+    return chain
+
+

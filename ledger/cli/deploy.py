@@ -1,0 +1,80 @@
+"""`ledger compile` and `ledger deploy`: build the contracts and put them on a chain."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ledger._internal import solc
+from ledger.cli._common import add_json, add_rpc, address_of, data_dir, emit, open_chain
+from ledger.deploy import deploy_escrow, deploy_evidence_log, manifest_path
+from ledger.errors import ConfigError
+
+__all__ = ["configure"]
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    t = time.perf_counter()
+    arts = solc.compile_all(force=args.force)
+    if not args.quiet:
+        emit(args, {"contracts": sorted(arts)},
+             f"compiled {', '.join(sorted(arts))} with solc {solc.SOLC_VERSION} "
+             f"(evm {solc.EVM_VERSION}) in {time.perf_counter() - t:.2f}s")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    ddir = data_dir(args)
+    deployments = [deploy_evidence_log(chain, ddir, redeploy=args.redeploy)]
+    if not args.log_only:
+        if args.panel:
+            panel = [address_of(chain, ref) for ref in args.panel.split(",")]
+        elif chain.kind in ("anvil", "embedded"):
+            panel = [address_of(chain, f"dev:{i}") for i in (7, 8, 9)]
+        else:
+            raise ConfigError(
+                "deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
+                "arbitration panel) and --threshold N; or pass --log-only"
+            )
+        threshold = args.threshold or len(panel) // 2 + 1
+        esc = deploy_escrow(
+            chain, ddir, panel=panel, threshold=threshold, arbitration_cost=args.arbitration_cost,
+            treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, redeploy=args.redeploy,
+        )  # fmt: skip
+        deployments += [esc.arbitrator, esc.escrow]
+    payload = {
+        "manifest": str(manifest_path(ddir, chain.chain_id)),
+        "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},
+        # the log's fields at the top level, as before the escrow existed
+        "reused": deployments[0].reused, **deployments[0].to_json(),
+    }
+    lines = [
+        f"{d.name} {'already deployed' if d.reused else 'deployed'} at {d.address} on chain "
+        f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number})"
+        for d in deployments
+    ]
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def configure(name: str, sp: argparse.ArgumentParser) -> None:
+    if name == "compile":
+        add_json(sp)
+        sp.add_argument("--force", action="store_true", help="ignore the cache")
+        sp.add_argument("--quiet", action="store_true")
+        sp.set_defaults(func=cmd_compile)
+    elif name == "deploy":
+        add_rpc(sp)
+        add_json(sp)
+        sp.add_argument("--redeploy", action="store_true",
+                        help="deploy anew even if a matching deployment is live")
+        sp.add_argument("--log-only", action="store_true", help="only the evidence log")
+        sp.add_argument("--panel", help="arbitration panel: addresses or KEYREFs, comma-separated "
+                        "(default on a local node: dev:7,dev:8,dev:9)")
+        sp.add_argument("--threshold", type=int, help="votes for a final ruling (default: a majority)")
+        sp.add_argument("--arbitration-cost", type=int, default=0, help="wei paid to open a dispute")
+        sp.add_argument("--treasury", help="where platform fees go (default: the deployer)")
+        sp.add_argument("--deposit-ratio", type=int, default=2_000,
+                        help="merchant deposit required, in basis points of open exposure (default 2000)")
+        sp.set_defaults(func=cmd_deploy)

@@ -1,0 +1,95 @@
+"""`ledger node`, `ledger advance` and `ledger demo`: a local chain, its clock, the whole flow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+from ledger.chain.anvil import anvil_command, wait_for_rpc
+from ledger.cli._common import add_json, add_rpc, console, data_dir, duration, emit, open_chain
+from ledger.dev.demo import run_demo
+
+__all__ = ["configure"]
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    ddir = data_dir(args)
+    state_dir = ddir / "anvil"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}"
+    cmd = anvil_command(args.port, state_dir / "state.json", block_time=args.block_time)
+    # SIGTERM (kill, systemd, containers) stops the node like Ctrl-C instead of orphaning anvil.
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if on_main else None
+    proc = subprocess.Popen(cmd)
+    try:
+        wait_for_rpc(url, proc)
+        (ddir / "node.json").write_text(json.dumps({"url": url, "pid": proc.pid}) + "\n")
+        console(stderr=True).print(
+            f"anvil running at {url} (state in {state_dir}); Ctrl-C stops it and saves the state"
+        )
+        return proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches anvil too, but a signal sent to this process alone
+        # does not: pass SIGINT on (anvil saves its --state on it) and wait for anvil to exit.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return 0
+    finally:
+        if on_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            (ddir / "node.json").unlink()
+        except FileNotFoundError:
+            pass
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    before = chain.timestamp()
+    chain.time_travel(args.duration)
+    after = chain.timestamp()
+    emit(args, {"from": before, "to": after}, f"chain time advanced by {args.duration}s: {before} -> {after}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(
+        orders=args.orders, merchants=args.merchants, seed=args.seed, batches=args.batches,
+        out_dir=Path(args.out), as_json=args.json,
+    )
+
+
+def configure(name: str, sp: argparse.ArgumentParser) -> None:
+    if name == "node":
+        sp.add_argument("--port", type=int, default=8545)
+        sp.add_argument("--block-time", type=float, default=None,
+                        help="seconds per block (default: mine on demand)")
+        sp.set_defaults(func=cmd_node)
+    elif name == "advance":
+        add_rpc(sp)
+        add_json(sp)
+        sp.add_argument("duration", type=duration, help="e.g. 3d, 12h")
+        sp.set_defaults(func=cmd_advance)
+    elif name == "demo":
+        add_json(sp)
+        sp.add_argument("--orders", type=int, default=400)
+        sp.add_argument("--merchants", type=int, default=5)
+        sp.add_argument("--seed", type=int, default=11)
+        sp.add_argument("--batches", type=int, default=4, help="ingest+anchor rounds")
+        sp.add_argument("--out", default="demo-output", help="where the bundle files go")
+        sp.set_defaults(func=cmd_demo)

@@ -1,0 +1,408 @@
+"""`ledger order|deposit|dispute|pledge|withdraw|carrier|token|escrow`: the escrow CLI.
+
+Parties are named by key references, never by literal keys: ``dev:N`` (a development
+account of the embedded chain or a local anvil), ``env:VAR`` (a private key in an
+environment variable) or ``keystore:PATH`` (an encrypted keystore; password from
+LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE). Where only an address is
+needed (a lender, a merchant credited with a deposit) an ``0x`` address works too.
+Permissionless steps (carrier attestations, releases, timeout refunds) are sent by the
+platform's own key (LEDGER_PRIVATE_KEY / keystore, or dev:0 on a local node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_address, to_checksum_address
+
+from ledger.chain.keys import resolve_signer
+from ledger.cli._common import add_json, add_rpc, address_of, data_dir, duration, emit, open_chain, open_store
+from ledger.deploy import escrow_client
+from ledger.errors import ConfigError, LedgerError
+from ledger.escrow.eip712 import order_key
+from ledger.escrow.platform import EscrowStep, Platform
+from ledger.escrow.types import NATIVE, Ruling, split_ruling
+
+__all__ = ["configure"]
+
+
+def _token(text: str) -> str:
+    if text.upper() == "ETH":
+        return NATIVE
+    if not is_address(text):
+        raise ConfigError(f"token must be ETH or an ERC-20 address, got {text!r}")
+    return to_checksum_address(text)
+
+
+def _ruling(text: str) -> int:
+    names = {r.name.lower(): int(r) for r in Ruling}
+    t = text.strip().lower()
+    if t in names:
+        return names[t]
+    if t.startswith("split:"):
+        try:
+            return split_ruling(int(t[6:]))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    raise argparse.ArgumentTypeError(
+        f"unknown ruling {text!r}: refund, release, fraud, refused, or split:BPS (buyer's share)"
+    )
+
+
+class _Ctx:
+    """The chain, the store and the deployed escrow for one command."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.chain = open_chain(args)
+        self.store = open_store(args)
+        self.client = escrow_client(self.chain, data_dir(args))
+        self.platform = Platform(self.store, self.client, self.chain.default_account)
+
+    def signer(self, ref: str) -> LocalAccount:
+        return resolve_signer(ref, self.chain)
+
+    def address(self, ref: str) -> str:
+        return address_of(self.chain, ref)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    ctx = _Ctx(args)
+    try:
+        payload, text = body(ctx)
+    finally:
+        ctx.close()
+    emit(args, payload, text)
+    return 0
+
+
+def _step_out(ctx: _Ctx, step: EscrowStep) -> tuple[dict[str, Any], str]:
+    state = ctx.client.state(order_key(step.order_id)).name
+    block = int(step.receipt["blockNumber"])
+    payload: dict[str, Any] = {
+        "order_id": step.order_id, "action": step.action, "state": state,
+        "tx_hash": "0x" + step.tx_hash.hex(), "block": block,
+        "gas_used": step.gas_used, "record_id": step.record_id,
+        "evidence": None if step.evidence is None else "0x" + step.evidence.hex(),
+    }  # fmt: skip
+    text = (f"{step.action} {step.order_id}: {state} (block {block}, gas "
+            f"{step.gas_used:,}, tx {payload['tx_hash'][:18]}…)")
+    if step.record_id and step.evidence is not None:
+        text += f"\n  evidence: record {step.record_id} (leaf {step.evidence.hex()[:16]}…)"
+    return payload, text
+
+
+def _load_record(path: str) -> dict[str, Any]:
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise LedgerError(f"{path}: not a JSON record: {exc}") from None
+    if not isinstance(obj, dict):
+        raise LedgerError(f"{path}: expected one JSON object (a record)")
+    return obj
+
+
+# ------------------------------------------------------------------------------- commands
+
+
+def cmd_order(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        p, a = ctx.platform, args
+        op = a.order_cmd
+        if op == "show":
+            status = p.status(a.order)
+            lines = [f"order {a.order}: {status['state']} price {status['price']} token {status['token']}"
+                     + (f" pledged to {status['lender']}" if status["lender"] else "")]
+            lines += [f"  record  #{r['index']:<6} {r['id']:<40} {r['kind']:<9} {r['ts']}"
+                      for r in status["records"]]
+            lines += [f"  action  {x['action']:<16} {x['status']:<9} block {x['block']} gas {x['gas_used']}"
+                      + (f"  error: {x['error']}" if x["error"] else "") for x in status["actions"]]
+            return status, "\n".join(lines)
+        if op == "open":
+            step = p.open_order(
+                _load_record(a.record), merchant=ctx.signer(a.merchant), buyer=ctx.signer(a.buyer),
+                price=a.price, token=_token(a.token), ship_within=a.ship_within,
+                inspection_window=a.inspection, offer_ttl=a.offer_ttl,
+            )  # fmt: skip
+        elif op == "ship":
+            step = p.ship(a.order, carrier=ctx.signer(a.carrier), carrier_code=a.carrier_code,
+                          tracking_number=a.tracking)
+        elif op == "deliver":
+            step = p.deliver(a.order, carrier=ctx.signer(a.carrier), method=a.method)
+        elif op == "confirm":
+            step = p.confirm_delivery(a.order, buyer=ctx.signer(a.buyer))
+        elif op == "release":
+            step = p.release(a.order, sender=ctx.signer(a.as_) if a.as_ else None)
+        elif op == "refund":
+            step = p.refund(a.order, sender=ctx.signer(a.as_) if a.as_ else None)
+        elif op == "cancel":
+            step = p.cancel(a.order, merchant=ctx.signer(a.merchant))
+        elif op == "return":
+            step = p.request_return(a.order, buyer=ctx.signer(a.buyer), amount=a.amount,
+                                    reason=a.reason, return_type=a.type, detail=a.detail)
+        elif op == "return-ship":
+            step = p.ship_return(a.order, carrier=ctx.signer(a.carrier), carrier_code=a.carrier_code,
+                                 tracking_number=a.tracking)
+        elif op == "return-deliver":
+            step = p.deliver_return(a.order, carrier=ctx.signer(a.carrier))
+        elif op == "return-confirm":
+            step = p.confirm_return(a.order, merchant=ctx.signer(a.merchant))
+        elif op == "return-settle":
+            step = p.settle_return(a.order, sender=ctx.signer(a.as_) if a.as_ else None)
+        else:  # pragma: no cover - argparse restricts the choices
+            raise ConfigError(f"unknown order command {op}")
+        return _step_out(ctx, step)
+
+    return _run(args, body)
+
+
+def cmd_dispute(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        p, a = ctx.platform, args
+        op = a.dispute_cmd
+        if op == "open":
+            statement = _load_record(a.statement) if a.statement else None
+            step = p.open_dispute(a.order, party=ctx.signer(a.as_), statement=statement,
+                                  evidence_record_id=a.record_id)
+        elif op == "evidence":
+            step = p.submit_evidence(a.order, party=ctx.signer(a.as_), record_id=a.record_id)
+        elif op == "vote":
+            step = p.vote(a.order, member=ctx.signer(a.member), ruling=a.ruling)
+        elif op == "default":
+            step = p.claim_default(a.order, opener=ctx.signer(a.as_))
+        else:
+            step = p.timeout_dispute(a.order)
+        return _step_out(ctx, step)
+
+    return _run(args, body)
+
+
+def cmd_pledge(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        if args.lender is None:
+            info = ctx.client.order(order_key(args.order))
+            lender = info.lender if info.pledged else None
+            payload = {"order_id": args.order, "state": info.state.name, "lender": lender}
+            return payload, (f"order {args.order}: {info.state.name}, "
+                             + (f"payout pledged to {lender}" if lender else "not pledged"))
+        if args.merchant is None:
+            raise ConfigError("pledging needs --merchant KEYREF (the order's merchant signs it)")
+        step = ctx.platform.pledge(args.order, merchant=ctx.signer(args.merchant),
+                                   lender=ctx.address(args.lender))
+        return _step_out(ctx, step)
+
+    return _run(args, body)
+
+
+def cmd_deposit(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        c, a = ctx.client, args
+        token = _token(a.token)
+        merchant = ctx.address(a.merchant)
+        if a.deposit_cmd == "add":
+            payer = ctx.signer(a.from_ or a.merchant)
+            c.deposit(merchant, token, a.amount, payer)
+        elif a.deposit_cmd == "withdraw":
+            c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant))
+        have, exposure, need = c.deposit_of(token, merchant)
+        payload = {"merchant": merchant, "token": token, "deposit": have, "exposure": exposure,
+                   "required": need, "free": max(0, have - need)}
+        return payload, (f"merchant {merchant}: deposit {have}, open exposure {exposure}, "
+                         f"required {need}, withdrawable {max(0, have - need)} ({a.token})")
+
+    return _run(args, body)
+
+
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        token = _token(args.token)
+        who = ctx.signer(args.as_)
+        credit = ctx.client.credit_of(token, who.address)
+        receipt = ctx.client.withdraw(token, who, args.to)
+        payload = {"account": who.address, "token": token, "amount": credit,
+                   "to": args.to or who.address, "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex()}
+        return payload, f"withdrew {credit} ({args.token}) for {who.address} to {payload['to']}"
+
+    return _run(args, body)
+
+
+def cmd_carrier(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        addr = ctx.address(args.carrier)
+        ctx.client.set_carrier(addr, args.carrier_cmd == "add", ctx.chain.default_account)
+        registered = ctx.client.is_carrier(addr)
+        return {"carrier": addr, "registered": registered}, (
+            f"carrier {addr} {'registered' if registered else 'removed'}")
+
+    return _run(args, body)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        token = _token(args.token)
+        ctx.client.set_token_allowed(token, args.token_cmd == "allow", ctx.chain.default_account)
+        tid, allowed = ctx.client.token_info(token)
+        return {"token": token, "id": tid, "allowed": allowed}, (
+            f"token {token}: {'allowed' if allowed else 'not allowed'} for new orders")
+
+    return _run(args, body)
+
+
+def cmd_escrow(args: argparse.Namespace) -> int:
+    def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
+        token = _token(args.token)
+        t = ctx.client.totals(token)
+        balance = ctx.client.balance(token)
+        terms = ctx.client.terms()
+        payload = {"escrow": ctx.client.address, "token": token, "balance": balance,
+                   "escrowed": t.escrowed, "deposits": t.deposits, "reserve": t.reserve,
+                   "fees": t.fees, "credits": t.credits, "books_balance": t.total == balance,
+                   "terms": terms.__dict__ | {"arbitrator_extra_data": terms.arbitrator_extra_data.hex()}}
+        text = (f"escrow {ctx.client.address} ({args.token}): balance {balance} = escrowed {t.escrowed}"
+                f" + deposits {t.deposits} + reserve {t.reserve} + fees {t.fees} + credits {t.credits}"
+                f" [{'books balance' if t.total == balance else 'BOOKS DO NOT BALANCE'}]\n"
+                f"terms: fee {terms.fee_bps} bps, reserve {terms.reserve_bps} bps, arbitrator "
+                f"{terms.arbitrator}")
+        return payload, text
+
+    return _run(args, body)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every step takes, so that they can follow the step: `ledger order ship X --rpc URL`."""
+    common = argparse.ArgumentParser(add_help=False)
+    add_rpc(common)
+    add_json(common)
+    return common
+
+
+def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argparse table
+    common = _common_options()
+    osub = sp.add_subparsers(dest="order_cmd", required=True, metavar="STEP")
+
+    def step(name: str, help_: str, *, order: bool = True) -> argparse.ArgumentParser:
+        p = osub.add_parser(name, help=help_, description=help_, parents=[common])
+        if order:
+            p.add_argument("order", metavar="ORDER", help="evidence-log order id")
+        return p
+
+    p = step("open", "log the order record, the merchant signs the offer, the buyer funds it", order=False)
+    p.add_argument("--record", required=True, help="the order record (JSON file, or - for stdin)")
+    p.add_argument("--merchant", required=True, metavar="KEYREF")
+    p.add_argument("--buyer", required=True, metavar="KEYREF")
+    p.add_argument("--price", required=True, type=int, help="in the token's base units")
+    p.add_argument("--token", default="ETH", help="ETH or an allowed ERC-20 address")
+    p.add_argument("--ship-within", type=duration, default=3 * 86400, help="ship-by, from now (3d)")
+    p.add_argument("--inspection", type=duration, default=3 * 86400, help="inspection window (3d)")
+    p.add_argument("--offer-ttl", type=duration, default=3600, help="offer expiry (1h)")
+    p = step("ship", "a registered carrier attests the shipment")
+    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier-code", required=True, help="e.g. SF")
+    p.add_argument("--tracking", required=True, help="the tracking number")
+    p = step("deliver", "the carrier attests delivery of the shipped parcel")
+    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--method", default="doorstep", choices=["signed", "locker", "doorstep", "pickup"])
+    p = step("confirm", "the buyer confirms delivery itself")
+    p.add_argument("--buyer", required=True, metavar="KEYREF")
+    for name, help_ in (("release", "release after the inspection window (anyone)"),
+                        ("refund", "refund on timeout: not shipped, or not delivered, in time (anyone)"),
+                        ("return-settle", "settle a return on timeout (anyone)")):
+        p = step(name, help_)
+        p.add_argument("--as", dest="as_", metavar="KEYREF", help="sender (default: the platform key)")
+    p = step("cancel", "the merchant refunds the buyer in full")
+    p.add_argument("--merchant", required=True, metavar="KEYREF")
+    p = step("return", "the buyer requests a full or partial return within the inspection window")
+    p.add_argument("--buyer", required=True, metavar="KEYREF")
+    p.add_argument("--amount", required=True, type=int, help="refund in the token's base units")
+    p.add_argument("--reason", default="not_as_described")
+    p.add_argument("--type", default="return_and_refund", choices=["refund_only", "return_and_refund"])
+    p.add_argument("--detail")
+    p = step("return-ship", "a carrier attests the return parcel's shipment")
+    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier-code", required=True)
+    p.add_argument("--tracking", required=True)
+    p = step("return-deliver", "a carrier attests the return parcel's delivery to the merchant")
+    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p = step("return-confirm", "the merchant accepts the return: refund now, release the rest")
+    p.add_argument("--merchant", required=True, metavar="KEYREF")
+    step("show", "the order on chain, its evidence records and the escrow actions taken")
+    sp.set_defaults(func=cmd_order)
+
+
+def _dispute_args(sp: argparse.ArgumentParser) -> None:
+    common = _common_options()
+    dsub = sp.add_subparsers(dest="dispute_cmd", required=True, metavar="STEP")
+
+    def dstep(name: str, help_: str) -> argparse.ArgumentParser:
+        return dsub.add_parser(name, help=help_, description=help_, parents=[common])
+
+    p = dstep("open", "open a dispute citing an evidence record (pays the arbitration cost)")
+    p.add_argument("order", metavar="ORDER")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF", help="the buyer or the merchant")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--record-id", help="an existing record, e.g. ORDER:dlv")
+    g.add_argument("--statement", help="a new record (JSON file) stating the complaint")
+    p = dstep("evidence", "submit a log record as ERC-1497 evidence")
+    p.add_argument("order", metavar="ORDER")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
+    p.add_argument("--record-id", required=True)
+    p = dstep("vote", "a panel member votes")
+    p.add_argument("order", metavar="ORDER")
+    p.add_argument("--member", required=True, metavar="KEYREF")
+    p.add_argument("--ruling", required=True, type=_ruling,
+                   help="refund, release, fraud, refused, or split:BPS (the buyer's share)")
+    p = dstep("default", "the opener wins: the respondent did not answer in time")
+    p.add_argument("order", metavar="ORDER")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
+    p = dstep("timeout", "the arbitrator never ruled: split 50/50 (anyone)")
+    p.add_argument("order", metavar="ORDER")
+    sp.set_defaults(func=cmd_dispute)
+
+
+def configure(name: str, sp: argparse.ArgumentParser) -> None:
+    if name == "order":
+        _order_args(sp)
+        return
+    if name == "dispute":
+        _dispute_args(sp)
+        return
+    add_rpc(sp)
+    add_json(sp)
+    if name == "pledge":
+        sp.add_argument("order", metavar="ORDER")
+        sp.add_argument("--lender", help="address or KEYREF; omit to show the pledge")
+        sp.add_argument("--merchant", metavar="KEYREF", help="the order's merchant (signs the pledge)")
+        sp.set_defaults(func=cmd_pledge)
+    elif name == "deposit":
+        sp.add_argument("deposit_cmd", choices=["add", "withdraw", "show"])
+        sp.add_argument("--merchant", required=True, help="address or KEYREF (KEYREF to withdraw)")
+        sp.add_argument("--amount", type=int, default=0)
+        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--from", dest="from_", metavar="KEYREF",
+                        help="who pays a deposit (default: the merchant)")
+        sp.set_defaults(func=cmd_deposit)
+    elif name == "withdraw":
+        sp.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
+        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--to", help="recipient address (default: the account itself)")
+        sp.set_defaults(func=cmd_withdraw)
+    elif name == "carrier":
+        sp.add_argument("carrier_cmd", choices=["add", "remove"])
+        sp.add_argument("carrier", help="address or KEYREF")
+        sp.set_defaults(func=cmd_carrier)
+    elif name == "token":
+        sp.add_argument("token_cmd", choices=["allow", "disallow"])
+        sp.add_argument("token", help="ERC-20 address")
+        sp.set_defaults(func=cmd_token)
+    elif name == "escrow":
+        sp.add_argument("--token", default="ETH")
+        sp.set_defaults(func=cmd_escrow)

@@ -1,0 +1,209 @@
+"""`ledger ingest|anchor|status|export|verify`: the evidence log from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ledger.chain.rpc import connect
+from ledger.cli._common import (
+    add_json,
+    add_rpc,
+    console,
+    data_dir,
+    emit,
+    open_chain,
+    open_store,
+    progress_bar,
+    rpc_url,
+    spinner,
+)
+from ledger.deploy import evidence_log
+from ledger.errors import LedgerError, StoreError, ValidationError
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.bundle import Verdict, export_bundle, load_bundle, verify_bundle
+from ledger.evidence.records import parse_jsonl
+from ledger.evidence.store import Store
+
+__all__ = ["configure", "print_verdict"]
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    results = []
+    show = not args.json and sys.stderr.isatty()
+    with open_store(args) as store:
+        # Validate every file before storing any: one bad file stores nothing.
+        parsed = []
+        problems = []
+        for name in args.files:
+            path = Path(name)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise LedgerError(f"cannot read {name}: {exc.strerror}") from None
+            try:
+                parsed.append((name, parse_jsonl(data, source=name)))
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise ValidationError(problems)
+        for name, recs in parsed:
+            with progress_bar(show, f"ingest {name}", len(recs)) as advance:
+                results.append(store.ingest(recs, source=name, progress=advance))
+        size = store.size
+    payload = {"files": [r.__dict__ for r in results], "log_size": size}
+    lines = [f"{r.source}: stored {r.stored}, already present {r.skipped}" for r in results]
+    emit(args, payload, "\n".join(lines + [f"log size now {size}"]))
+    return 0
+
+
+def cmd_anchor(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    with open_store(args) as store:
+        log = evidence_log(chain, data_dir(args))
+        need = args.confirmations if args.confirmations is not None else chain.confirmations
+        with spinner(not args.json and sys.stderr.isatty(),
+                     f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
+                     f"{need} confirmation(s)…"):
+            outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
+    if outcome.head is None:
+        emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed},
+             f"nothing new to anchor (head size {outcome.previous.size} already anchored)")
+        return 0
+    payload = {
+        "anchored": True,
+        "size": outcome.head.size,
+        "root": outcome.head.root.hex(),
+        "previous_size": outcome.previous.size,
+        "tx_hash": "0x" + (outcome.tx_hash or b"").hex(),
+        "block_number": outcome.block_number,
+        "gas_used": outcome.gas_used,
+        "resumed": outcome.resumed,
+    }
+    emit(args, payload,
+         f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
+         f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        size = store.size
+        anchors = store.anchors()
+        counts = store.counts()
+    confirmed = [a for a in anchors if a.status == "confirmed"]
+    latest = max(confirmed, key=lambda a: a.size) if confirmed else None
+    payload = {
+        "log_size": size,
+        "records_by_kind": counts,
+        "latest_anchor": None if latest is None else {
+            "size": latest.size, "root": latest.root.hex(), "chain_id": latest.chain_id,
+            "contract": latest.contract, "tx_hash": "0x" + latest.tx_hash.hex(),
+        },
+        "pending_anchors": sum(1 for a in anchors if a.status == "sent"),
+        "unanchored_records": size - (latest.size if latest else 0),
+    }
+    text = (f"log size {size} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})\n"
+            + (f"latest anchored head: size {latest.size} on chain {latest.chain_id} at {latest.contract}"
+               if latest else "nothing anchored yet")
+            + f"\nunanchored records: {payload['unanchored_records']}, pending anchor txs: "
+            f"{payload['pending_anchors']}")
+    emit(args, payload, text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        chain_id, contract = _anchor_target(args, store)
+        bundle, skipped = export_bundle(
+            store, chain_id, contract, order_id=args.order, merchant_id=args.merchant,
+            since=args.since, until=args.until, disclose_personal=args.disclose_personal,
+        )
+    text = json.dumps(bundle, indent=2, sort_keys=True) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    msg = f"wrote {len(bundle['records'])} record(s) to {args.output}"
+    if skipped:
+        msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
+    if args.output != "-":
+        emit(args, {"output": args.output, "records": len(bundle["records"]),
+                    "unanchored_left_out": skipped}, msg)
+    else:
+        console(stderr=True).print(msg)
+    return 0
+
+
+def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
+    """(chain id, contract) of the store's latest confirmed anchor."""
+    confirmed = store.anchors(status="confirmed")
+    if not confirmed:
+        raise StoreError("nothing is anchored yet: run `ledger anchor` first")
+    latest = max(confirmed, key=lambda a: a.id)
+    return latest.chain_id, latest.contract
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
+    data = load_bundle(text, args.bundle)
+    chain = connect(rpc_url(args))
+    show = not args.json and sys.stderr.isatty()
+    with progress_bar(show, f"verify {args.bundle}", len(data["records"])) as advance:
+        verdict = verify_bundle(data, chain.w3, progress=advance)
+    if args.json:
+        print(json.dumps(verdict.to_json(), indent=2))
+    else:
+        print_verdict(verdict)
+    return 0 if verdict.ok else 1
+
+
+def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
+    out = out or console()
+    for f in verdict.head_failures:
+        out.print(f"[red]HEAD FAIL[/red] {f}")
+    for r in verdict.records:
+        if r.ok:
+            out.print(f"[green]OK[/green]   leaf {r.index} {r.record_id}")
+        else:
+            for f in r.failures:
+                out.print(f"[red]FAIL[/red] leaf {r.index} {r.record_id}: {f}")
+    good = sum(r.ok for r in verdict.records)
+    status = "[green]VERIFIED[/green]" if verdict.ok else "[red]NOT VERIFIED[/red]"
+    out.print(
+        f"{status}: {good}/{len(verdict.records)} records; head size {verdict.tree_size} on chain "
+        f"{verdict.chain_id} contract {verdict.contract}"
+    )
+
+
+def configure(name: str, sp: argparse.ArgumentParser) -> None:
+    if name in ("anchor", "verify"):
+        add_rpc(sp)
+    add_json(sp)
+    if name == "ingest":
+        sp.add_argument("files", nargs="+", metavar="FILE.jsonl")
+        sp.set_defaults(func=cmd_ingest)
+    elif name == "anchor":
+        sp.add_argument("--confirmations", type=int, default=None,
+                        help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
+        sp.set_defaults(func=cmd_anchor)
+    elif name == "status":
+        sp.set_defaults(func=cmd_status)
+    elif name == "export":
+        who = sp.add_mutually_exclusive_group(required=True)
+        who.add_argument("--order", metavar="ID", help="every record of one order")
+        who.add_argument("--merchant", metavar="ID", help="every record of one merchant")
+        who.add_argument("--all", action="store_true", help="every record (with --since/--until)")
+        sp.add_argument("--since", metavar="TS", help="RFC 3339 lower bound (inclusive) on record ts")
+        sp.add_argument("--until", metavar="TS", help="RFC 3339 upper bound (exclusive) on record ts")
+        sp.add_argument("--disclose-personal", action="store_true",
+                        help="include decrypted personal fields and their salts (default: commitments only)")
+        sp.add_argument("-o", "--output", default="-", help="bundle file (default stdout)")
+        sp.set_defaults(func=cmd_export)
+    elif name == "verify":
+        sp.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
+        sp.set_defaults(func=cmd_verify)

@@ -1,0 +1,2 @@
+"""Development aids, never needed in production: the flash-sale generator (`flash_sale`), an
+escrow with named parties on a dev chain (`sandbox`), and `ledger demo` (`demo`, `demo_escrow`)."""

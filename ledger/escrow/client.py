@@ -1,0 +1,284 @@
+"""`EscrowClient`: typed access to one deployed FulfillmentEscrow and its PanelArbitrator.
+
+One method per action and view. Every transaction is signed locally by the acting party's
+key and a revert comes back as `ContractRevert` naming the contract's custom error and its
+values (see `ledger.chain.abi`). Amounts are integers in the token's base units; the token
+``NATIVE`` (the zero address) is ETH. The calls themselves are built by
+`ledger.escrow.calls`, which the platform's outbox uses too. docs/escrow.md describes the
+state machine and the money rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3.contract import Contract
+
+from ledger.chain.abi import decode_log
+from ledger.chain.rpc import Chain
+from ledger.errors import ConfigError
+from ledger.escrow.eip712 import Attestation, Offer, sign_attestation, sign_offer
+from ledger.escrow.types import ZERO32, DisputeInfo, OrderInfo, OrderState, Party, Terms, Totals
+
+__all__ = ["EscrowClient"]
+
+
+# --- the client ---------------------------------------------------------------------------
+
+_APPROVE_ABI = [{
+    "type": "function", "name": "approve", "stateMutability": "nonpayable", "outputs": [],
+    "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
+}]  # fmt: skip
+
+
+@dataclass
+class EscrowClient:
+    """Typed access to one deployed FulfillmentEscrow (and its arbitrator, if given).
+
+    Every action takes the acting party's key (`sender`) and returns the mined receipt;
+    reverts raise `ContractRevert` with the decoded custom error.
+    """
+
+    chain: Chain
+    escrow: Contract
+    arbitrator: Contract | None = None
+    _terms_cache: dict[int, Terms] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def at(cls, chain: Chain, escrow: str, arbitrator: str | None = None) -> EscrowClient:
+        return cls(
+            chain,
+            chain.contract("FulfillmentEscrow", escrow),
+            chain.contract("PanelArbitrator", arbitrator) if arbitrator else None,
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self.escrow.address)
+
+    # signing ------------------------------------------------------------------------
+    def sign_offer(self, merchant: LocalAccount, offer: Offer) -> bytes:
+        return sign_offer(merchant, offer, self.chain.chain_id, self.address)
+
+    def sign_attestation(self, carrier: LocalAccount, att: Attestation) -> bytes:
+        return sign_attestation(carrier, att, self.chain.chain_id, self.address)
+
+    # plumbing -----------------------------------------------------------------------
+    def _tx(self, fn: Any, sender: LocalAccount, value: int = 0) -> dict[str, Any]:
+        return self.chain.transact(fn, sender, value=value)
+
+    def _value(self, token: str, amount: int) -> int:
+        return amount if int(token, 16) == 0 else 0
+
+    def approve(self, token: str, owner: LocalAccount, amount: int) -> dict[str, Any] | None:
+        """Let the escrow pull `amount` of an ERC-20 from `owner` (no-op for ETH)."""
+        if int(token, 16) == 0:
+            return None
+        # The approve fragment declares no return value, so tokens that return nothing
+        # (USDT-like) and tokens that return a bool both work.
+        erc20 = self.chain.w3.eth.contract(address=to_checksum_address(token), abi=_APPROVE_ABI)
+        return self._tx(erc20.functions.approve(self.address, amount), owner)
+
+    # order lifecycle ------------------------------------------------------------------
+    def fund(self, offer: Offer, signature: bytes, buyer: LocalAccount, *,
+             approve: bool = True) -> dict[str, Any]:
+        """The buyer pays the price into escrow (approving an ERC-20 first unless told not to)."""
+        if approve:
+            self.approve(offer.token, buyer, offer.price)
+        fn = self.escrow.functions.fund(offer.as_tuple(), signature)
+        return self._tx(fn, buyer, self._value(offer.token, offer.price))
+
+    def ship(self, att: Attestation, signature: bytes, sender: LocalAccount,
+             evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.ship(att.as_tuple(), signature, evidence), sender)
+
+    def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.deliver(att.as_tuple(), signature, evidence), sender)
+
+    def confirm_delivery(self, order_id: bytes, buyer: LocalAccount,
+                         evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.confirmDelivery(order_id, evidence), buyer)
+
+    def release(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.release(order_id, evidence), sender)
+
+    def refund(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.refund(order_id, evidence), sender)
+
+    def cancel(self, order_id: bytes, merchant: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.cancel(order_id, evidence), merchant)
+
+    def request_return(self, order_id: bytes, amount: int, buyer: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.requestReturn(order_id, amount, evidence), buyer)
+
+    def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                    evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.shipReturn(att.as_tuple(), signature, evidence), sender)
+
+    def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.deliverReturn(att.as_tuple(), signature, evidence), sender)
+
+    def confirm_return(self, order_id: bytes, merchant: LocalAccount,
+                       evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.confirmReturn(order_id, evidence), merchant)
+
+    def settle_return(self, order_id: bytes, sender: LocalAccount,
+                      evidence: bytes = ZERO32) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.settleReturn(order_id, evidence), sender)
+
+    def pledge(self, order_id: bytes, lender: str, merchant: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.pledge(order_id, to_checksum_address(lender)), merchant)
+
+    # disputes ---------------------------------------------------------------------------
+    def arbitration_cost(self, order_id: bytes) -> int:
+        info = self.order(order_id)
+        terms = self.terms(info.terms_id)
+        arb = self.chain.contract("IArbitrator", terms.arbitrator)
+        return int(self.chain.call(arb.functions.arbitrationCost(terms.arbitrator_extra_data)))
+
+    def open_dispute(self, order_id: bytes, party: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
+        """Open a dispute, paying the arbitration cost of the order's arbitrator."""
+        cost = self.arbitration_cost(order_id)
+        return self._tx(self.escrow.functions.openDispute(order_id, evidence), party, cost)
+
+    def submit_evidence(self, order_id: bytes, party: LocalAccount, evidence: str) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.submitEvidence(order_id, evidence), party)
+
+    def claim_default(self, order_id: bytes, opener: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.claimDefault(order_id), opener)
+
+    def timeout_dispute(self, order_id: bytes, sender: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.timeoutDispute(order_id), sender)
+
+    def vote(self, dispute_id: int, ruling: int, member: LocalAccount) -> dict[str, Any]:
+        """A panel member's vote on the bundled PanelArbitrator."""
+        if self.arbitrator is None:
+            raise ConfigError("this client has no PanelArbitrator")
+        return self._tx(self.arbitrator.functions.vote(dispute_id, ruling), member)
+
+    # money -----------------------------------------------------------------------------
+    def deposit(self, merchant: str, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
+        """Add to `merchant`'s deposit (approving an ERC-20 first)."""
+        self.approve(token, sender, amount)
+        fn = self.escrow.functions.depositFor(to_checksum_address(merchant), to_checksum_address(token),
+                                              amount)
+        return self._tx(fn, sender, self._value(token, amount))
+
+    def withdraw_deposit(self, token: str, amount: int, merchant: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.withdrawDeposit(to_checksum_address(token), amount), merchant)
+
+    def fund_reserve(self, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
+        self.approve(token, sender, amount)
+        fn = self.escrow.functions.fundReserve(to_checksum_address(token), amount)
+        return self._tx(fn, sender, self._value(token, amount))
+
+    def withdraw(self, token: str, account: LocalAccount, to: str | None = None) -> dict[str, Any]:
+        token = to_checksum_address(token)
+        if to is None:
+            return self._tx(self.escrow.functions.withdraw(token), account)
+        return self._tx(self.escrow.functions.withdrawTo(token, to_checksum_address(to)), account)
+
+    # administration ------------------------------------------------------------------------
+    def set_terms(self, terms: Terms, meta_evidence: str, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.setTerms(terms.as_tuple(), meta_evidence), admin)
+
+    def set_deposit_ratio(self, bps: int, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.setDepositRatio(bps), admin)
+
+    def set_carrier(self, carrier: str, registered: bool, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.setCarrier(to_checksum_address(carrier), registered), admin)
+
+    def set_token_allowed(self, token: str, allowed: bool, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.setTokenAllowed(to_checksum_address(token), allowed), admin)
+
+    def set_treasury(self, treasury: str, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.setTreasury(to_checksum_address(treasury)), admin)
+
+    def withdraw_fees(self, token: str, amount: int, admin: LocalAccount) -> dict[str, Any]:
+        return self._tx(self.escrow.functions.withdrawFees(to_checksum_address(token), amount), admin)
+
+    # views ----------------------------------------------------------------------------------
+    def order(self, order_id: bytes) -> OrderInfo:
+        t = self.chain.call(self.escrow.functions.getOrder(order_id))
+        return OrderInfo(
+            merchant=str(t[0]), buyer=str(t[1]), token=str(t[2]), price=int(t[3]),
+            state=OrderState(int(t[4])), clock=int(t[5]), inspection_window=int(t[6]),
+            terms_id=int(t[7]), lender=str(t[8]), deadline=int(t[9]),
+        )  # fmt: skip
+
+    def state(self, order_id: bytes) -> OrderState:
+        return OrderState(int(self.chain.call(self.escrow.functions.orderState(order_id))))
+
+    def lender_of(self, order_id: bytes) -> str | None:
+        lender = str(self.chain.call(self.escrow.functions.lenderOf(order_id)))
+        return None if int(lender, 16) == 0 else lender
+
+    def return_of(self, order_id: bytes) -> tuple[int, bytes]:
+        amount, th = self.chain.call(self.escrow.functions.returnOf(order_id))
+        return int(amount), bytes(th)
+
+    def dispute_of(self, order_id: bytes) -> DisputeInfo:
+        t = self.chain.call(self.escrow.functions.disputeOf(order_id))
+        return DisputeInfo(str(t[0]), int(t[1]), int(t[2]), Party(int(t[3])), bool(t[4]))
+
+    def order_of_tracking(self, th: bytes) -> bytes | None:
+        oid = bytes(self.chain.call(self.escrow.functions.orderOfTracking(th)))
+        return None if oid == ZERO32 else oid
+
+    def totals(self, token: str) -> Totals:
+        t = self.chain.call(self.escrow.functions.totals(to_checksum_address(token)))
+        return Totals(*(int(x) for x in t))
+
+    def credit_of(self, token: str, account: str) -> int:
+        fn = self.escrow.functions.creditOf(to_checksum_address(token), to_checksum_address(account))
+        return int(self.chain.call(fn))
+
+    def deposit_of(self, token: str, merchant: str) -> tuple[int, int, int]:
+        """(deposit, open exposure, required deposit) of a merchant in a token."""
+        fn = self.escrow.functions.depositOf(to_checksum_address(token), to_checksum_address(merchant))
+        d, e, r = self.chain.call(fn)
+        return int(d), int(e), int(r)
+
+    def terms(self, terms_id: int | None = None) -> Terms:
+        if terms_id is None:
+            terms_id = int(self.chain.call(self.escrow.functions.currentTermsId()))
+        if terms_id not in self._terms_cache:  # versions are immutable once published
+            self._terms_cache[terms_id] = Terms.from_tuple(
+                self.chain.call(self.escrow.functions.terms(terms_id)))
+        return self._terms_cache[terms_id]
+
+    def is_carrier(self, address: str) -> bool:
+        return bool(self.chain.call(self.escrow.functions.isCarrier(to_checksum_address(address))))
+
+    def token_info(self, token: str) -> tuple[int, bool]:
+        tid, allowed = self.chain.call(self.escrow.functions.tokenInfo(to_checksum_address(token)))
+        return int(tid), bool(allowed)
+
+    def balance(self, token: str, account: str | None = None) -> int:
+        """`account`'s balance of `token` (the escrow's own by default)."""
+        who = to_checksum_address(account or self.address)
+        if int(token, 16) == 0:
+            return int(self.chain.w3.eth.get_balance(who))
+        erc20 = self.chain.contract("TestStablecoin", token)
+        return int(self.chain.call(erc20.functions.balanceOf(who)))
+
+    # events ---------------------------------------------------------------------------------
+    def events(self, receipt: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The escrow's (and arbitrator's) events in a receipt, decoded, in log order."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        contracts = [self.escrow] + ([self.arbitrator] if self.arbitrator is not None else [])
+        by_address = {c.address.lower(): c for c in contracts}
+        for log in receipt["logs"]:
+            contract = by_address.get(str(log["address"]).lower())
+            if contract is None:
+                continue
+            decoded = decode_log(contract, log)
+            if decoded is not None:
+                out.append(decoded)
+        return out

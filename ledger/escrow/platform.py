@@ -1,0 +1,474 @@
+"""The platform facade: every escrow step backed by an evidence record in the log.
+
+`Platform` is what a platform engineer feeds events into. For each step it
+
+1. builds (or takes) the evidence record of what happened in the world: the order, the
+   payment, the carrier's shipment and delivery, the return, the refund, the dispute
+   statement; validates it like any ingested record;
+2. signs the escrow transaction that cites that record's leaf hash as its ``evidence``, and
+   simulates it, so a step the contract would refuse fails here, decoded, with nothing
+   stored anywhere;
+3. stores the record and the signed transaction in ONE SQLite transaction (the record is
+   durable before the chain ever sees its hash), then broadcasts, waits and marks the
+   action ``confirmed`` (or ``failed`` with the contract's decoded error).
+
+So the chain never cites evidence the log lacks, and every record that backs a step is
+linked to its transaction; a crash between steps 3 and the broadcast is resumed by
+`resume`, which re-broadcasts the very same signed bytes (one step, one transaction).
+Record ids follow the generator's scheme: ``<order>:order``, ``:pay``, ``:ship``,
+``:dlv``, ``:return``, ``:return-ship``, ``:return-dlv``, ``:refund``, ``:cancel``,
+``:dispute-buyer``/``:dispute-merchant``.
+
+Times: records are stamped with the chain's clock (the latest block's timestamp), the
+clock the escrow's windows run on, so the log and the chain tell the same timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from ledger._internal.rfc3339 import rfc3339
+from ledger.chain.rpc import Chain
+from ledger.errors import ContractRevert, LedgerError
+from ledger.escrow.client import EscrowClient
+from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.types import NATIVE, OrderInfo
+from ledger.evidence.model import Record
+from ledger.evidence.records import parse_record
+from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
+
+__all__ = ["EscrowStep", "Platform"]
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+@dataclass(frozen=True)
+class EscrowStep:
+    """The outcome of one platform step."""
+
+    order_id: str
+    action: str
+    record_id: str | None  # the evidence record behind it
+    evidence: bytes | None  # its leaf hash, as passed on chain
+    tx_hash: bytes
+    receipt: dict[str, Any]
+
+    @property
+    def gas_used(self) -> int:
+        return int(self.receipt["gasUsed"])
+
+
+class Platform:
+    """Drives one escrow and one evidence store together (see the module docstring)."""
+
+    def __init__(self, store: Store, client: EscrowClient, relayer: LocalAccount) -> None:
+        self.store = store
+        self.client = client
+        self.chain: Chain = client.chain
+        self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def now(self) -> int:
+        return self.chain.timestamp()
+
+    def _record(self, obj: dict[str, Any]) -> Record:
+        return parse_record(obj, source="platform")
+
+    def _base(self, order_id: str, suffix: str, kind: str, ts: int | None = None) -> dict[str, Any]:
+        order = self.order_record(order_id)
+        return {
+            "id": f"{order_id}:{suffix}",
+            "kind": kind,
+            "order_id": order_id,
+            "merchant_id": order.merchant_id,
+            "ts": rfc3339(self.now() if ts is None else ts),
+        }
+
+    def order_record(self, order_id: str) -> StoredRecord:
+        found = [r for r in self.store.records_for_order(order_id) if r.kind == "order"]
+        if not found:
+            raise LedgerError(f"order {order_id!r} has no order record in the log")
+        return found[0]
+
+    def _latest(self, order_id: str, *suffixes: str) -> StoredRecord | None:
+        wanted = {f"{order_id}:{s}" for s in suffixes}
+        hits = [r for r in self.store.records_for_order(order_id) if r.id in wanted]
+        return hits[-1] if hits else None
+
+    def _act(
+        self,
+        order_id: str,
+        action: str,
+        fn: Any,
+        sender: LocalAccount,
+        *,
+        records: Sequence[Record] = (),
+        evidence_record: Record | StoredRecord | None = None,
+        payload: dict[str, Any] | None = None,
+        value: int = 0,
+        signed: tuple[bytes, bytes, int] | None = None,
+    ) -> EscrowStep:
+        """Simulate and sign, store records + signed tx atomically, then send and settle."""
+        raw, tx_hash, nonce = signed or self.chain.build_signed(fn, sender, value=value, context=action)
+        evidence = None
+        record_id = None
+        if evidence_record is not None:
+            record_id = evidence_record.id
+            evidence = (
+                evidence_record.leaf
+                if isinstance(evidence_record, StoredRecord)
+                else self.store.leaf_for(evidence_record)
+            )
+        new = NewAction(
+            chain_id=self.chain.chain_id, contract=self.client.address, order_id=order_id,
+            action=action, record_id=record_id, evidence=evidence, payload=payload or {},
+            sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+        )  # fmt: skip
+        self.store.ingest(list(records), source=f"escrow:{action}", actions=[new])
+        row = self._action_by_tx(tx_hash)
+        self.chain.broadcast(raw)
+        receipt = self._settle(row)
+        return EscrowStep(order_id, action, record_id, evidence, tx_hash, receipt)
+
+    def _action_by_tx(self, tx_hash: bytes) -> ActionRow:
+        rows = self.store.actions(tx_hash=tx_hash)
+        if not rows:
+            raise LedgerError(f"escrow action 0x{tx_hash.hex()} vanished from the store")
+        return rows[-1]
+
+    def _settle(self, row: ActionRow) -> dict[str, Any]:
+        receipt = self.chain.wait(row.tx_hash)
+        block = self.chain.w3.eth.get_block(receipt["blockNumber"])
+        if receipt["status"] != 1:
+            err = self.chain.failure(row.tx_hash, row.action)
+            self.store.mark_action(row.id, "failed", error=str(err),
+                                   block_number=int(receipt["blockNumber"]),
+                                   block_timestamp=int(block["timestamp"]),
+                                   gas_used=int(receipt["gasUsed"]))
+            raise err
+        self.store.mark_action(row.id, "confirmed", block_number=int(receipt["blockNumber"]),
+                               block_timestamp=int(block["timestamp"]),
+                               gas_used=int(receipt["gasUsed"]))
+        return receipt
+
+    def resume(self) -> int:
+        """Settle actions left ``sent`` by a crash: await them, or re-broadcast the same bytes."""
+        pending = self.store.actions(status="sent", contract=self.client.address)
+        for row in pending:
+            if self.chain.receipt(row.tx_hash) is None:
+                try:
+                    self.chain.broadcast(row.raw_tx)
+                except LedgerError as exc:
+                    self.store.mark_action(row.id, "failed", error=f"re-broadcast failed: {exc}")
+                    continue
+            try:
+                self._settle(row)
+            except ContractRevert:
+                pass  # marked failed with the decoded reason
+        return len(pending)
+
+    # -- the order lifecycle ---------------------------------------------------------------
+    def open_order(
+        self,
+        order: dict[str, Any],
+        *,
+        merchant: LocalAccount,
+        buyer: LocalAccount,
+        price: int,
+        token: str = NATIVE,
+        ship_within: int = 3 * 86400,
+        inspection_window: int = 3 * 86400,
+        offer_ttl: int = 3600,
+        payment_method: str = "platform_balance",
+        restrict_to_buyer: bool = True,
+    ) -> EscrowStep:
+        """Log the order, have the merchant sign the offer committing to it, fund the escrow.
+
+        `order` is an ``order`` record (its ``ts`` may be omitted: chain time is used);
+        `price` is in the token's base units. The payment record cites the funding
+        transaction's hash as its ``payment_ref``.
+        """
+        obj = dict(order)
+        obj.setdefault("ts", rfc3339(self.now()))
+        order_rec = self._record(obj)
+        if order_rec.kind != "order":
+            raise LedgerError(f"record {order_rec.id!r} is a {order_rec.kind!r} record, not an order")
+        oid = order_rec.order_id
+        now = self.now()
+        offer = Offer(
+            order_id=order_key(oid), merchant=merchant.address,
+            buyer=buyer.address if restrict_to_buyer else NATIVE, token=token, price=price,
+            ship_by=now + ship_within, inspection_window=inspection_window,
+            order_record=self.store.leaf_for(order_rec), expires_at=now + offer_ttl,
+        )  # fmt: skip
+        signature = self.client.sign_offer(merchant, offer)
+        self.client.approve(token, buyer, price)
+        fn = self.client.escrow.functions.fund(offer.as_tuple(), signature)
+        value = price if int(token, 16) == 0 else 0
+        signed = self.chain.build_signed(fn, buyer, value=value, context="fund")
+        payment = self._record({
+            "id": f"{oid}:pay", "kind": "payment", "order_id": oid,
+            "merchant_id": order_rec.merchant_id, "ts": rfc3339(now),
+            "amount": order_rec.public["total"], "currency": order_rec.public["currency"],
+            "method": payment_method, "payment_ref": _hex(signed[1]),
+        })  # fmt: skip
+        payload = {"offer": _offer_json(offer), "merchant_signature": _hex(signature)}
+        return self._act(oid, "fund", fn, buyer, records=[order_rec, payment],
+                         evidence_record=order_rec, payload=payload, value=value, signed=signed)
+
+    def ship(
+        self,
+        order_id: str,
+        *,
+        carrier: LocalAccount,
+        carrier_code: str,
+        tracking_number: str,
+        shipped_at: int | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> EscrowStep:
+        """The carrier's signed shipment attestation, backed by a ``shipment`` record."""
+        at = self.now() if shipped_at is None else shipped_at
+        obj = record or {**self._base(order_id, "ship", "shipment", at),
+                         "carrier": carrier_code, "tracking_number": tracking_number}
+        return self._attested(order_id, "ship", "Shipment", carrier, self._record(obj), at)
+
+    def deliver(
+        self,
+        order_id: str,
+        *,
+        carrier: LocalAccount,
+        method: str = "doorstep",
+        delivered_at: int | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> EscrowStep:
+        """The carrier's signed delivery attestation of the shipped parcel (``delivery`` record)."""
+        shipment = self._latest(order_id, "ship")
+        if shipment is None:
+            raise LedgerError(f"order {order_id!r} has no shipment record to deliver")
+        at = self.now() if delivered_at is None else delivered_at
+        obj = record or {**self._base(order_id, "dlv", "delivery", at),
+                         "carrier": shipment.public["carrier"],
+                         "tracking_number": shipment.public["tracking_number"], "method": method}
+        return self._attested(order_id, "deliver", "Delivery", carrier, self._record(obj), at)
+
+    def _attested(
+        self, order_id: str, action: str, kind: str, carrier: LocalAccount, record: Record, at: int
+    ) -> EscrowStep:
+        th = tracking_hash(record.public["carrier"], record.public["tracking_number"])
+        att = Attestation(kind, order_key(order_id), th, at)
+        sig = self.client.sign_attestation(carrier, att)
+        evidence = self.store.leaf_for(record)
+        fn = getattr(self.client.escrow.functions, {
+            "Shipment": "ship", "Delivery": "deliver",
+            "ReturnShipment": "shipReturn", "ReturnDelivery": "deliverReturn",
+        }[kind])(att.as_tuple(), sig, evidence)  # fmt: skip
+        payload = {"attestation": {"kind": kind, "order_id": _hex(att.order_id),
+                                   "tracking_hash": _hex(th), "at": at},
+                   "carrier": carrier.address, "carrier_signature": _hex(sig)}
+        return self._act(order_id, action, fn, self.relayer, records=[record],
+                         evidence_record=record, payload=payload)
+
+    def confirm_delivery(self, order_id: str, *, buyer: LocalAccount) -> EscrowStep:
+        """The buyer confirms receipt itself (a ``delivery`` record, method ``signed``)."""
+        shipment = self._latest(order_id, "ship")
+        if shipment is None:
+            raise LedgerError(f"order {order_id!r} has no shipment record")
+        record = self._record({**self._base(order_id, "dlv", "delivery"),
+                               "carrier": shipment.public["carrier"],
+                               "tracking_number": shipment.public["tracking_number"],
+                               "method": "signed"})
+        fn = self.client.escrow.functions.confirmDelivery(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "confirm_delivery", fn, buyer, records=[record],
+                         evidence_record=record)
+
+    def release(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
+        """Release after the inspection window; the evidence is the delivery record."""
+        evidence = self._latest(order_id, "dlv") or self.order_record(order_id)
+        fn = self.client.escrow.functions.release(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "release", fn, sender or self.relayer, evidence_record=evidence)
+
+    def refund(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
+        """Timeout refund (not shipped in time, or not delivered in time): a ``return`` record."""
+        order = self.order_record(order_id)
+        shipped = self._latest(order_id, "ship") is not None
+        record = self._record({
+            **self._base(order_id, "refund", "return"), "amount": order.public["total"],
+            "currency": order.public["currency"], "type": "refund_only",
+            "reason": "late_delivery" if shipped else "not_received",
+            "detail": ("not delivered within the delivery window" if shipped
+                       else "not shipped by the agreed ship-by time"),
+        })  # fmt: skip
+        fn = self.client.escrow.functions.refund(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "refund", fn, sender or self.relayer, records=[record],
+                         evidence_record=record)
+
+    def cancel(self, order_id: str, *, merchant: LocalAccount,
+               detail: str = "cancelled by the merchant") -> EscrowStep:
+        order = self.order_record(order_id)
+        record = self._record({
+            **self._base(order_id, "cancel", "return"), "amount": order.public["total"],
+            "currency": order.public["currency"], "type": "refund_only", "reason": "other",
+            "detail": detail,
+        })  # fmt: skip
+        fn = self.client.escrow.functions.cancel(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "cancel", fn, merchant, records=[record], evidence_record=record)
+
+    def request_return(
+        self,
+        order_id: str,
+        *,
+        buyer: LocalAccount,
+        amount: int,
+        record_amount: int | None = None,
+        reason: str = "not_as_described",
+        return_type: str = "return_and_refund",
+        detail: str | None = None,
+    ) -> EscrowStep:
+        """The buyer asks for `amount` (token units) back; the ``return`` record states it in
+        the order's currency (`record_amount`, default proportional to the escrowed price)."""
+        order = self.order_record(order_id)
+        info = self.client.order(order_key(order_id))
+        if record_amount is None:
+            record_amount = max(1, order.public["total"] * amount // max(info.price, 1))
+        obj = {**self._base(order_id, "return", "return"), "amount": record_amount,
+               "currency": order.public["currency"], "type": return_type, "reason": reason}
+        if detail:
+            obj["detail"] = detail
+        record = self._record(obj)
+        fn = self.client.escrow.functions.requestReturn(order_key(order_id), amount,
+                                                        self.store.leaf_for(record))
+        return self._act(order_id, "request_return", fn, buyer, records=[record],
+                         evidence_record=record, payload={"amount": amount})
+
+    def ship_return(
+        self, order_id: str, *, carrier: LocalAccount, carrier_code: str, tracking_number: str,
+        shipped_at: int | None = None,
+    ) -> EscrowStep:
+        at = self.now() if shipped_at is None else shipped_at
+        obj = {**self._base(order_id, "return-ship", "shipment", at), "carrier": carrier_code,
+               "tracking_number": tracking_number}
+        return self._attested(order_id, "ship_return", "ReturnShipment", carrier, self._record(obj), at)
+
+    def deliver_return(
+        self, order_id: str, *, carrier: LocalAccount, delivered_at: int | None = None,
+        method: str = "signed",
+    ) -> EscrowStep:
+        shipment = self._latest(order_id, "return-ship")
+        if shipment is None:
+            raise LedgerError(f"order {order_id!r} has no return shipment record")
+        at = self.now() if delivered_at is None else delivered_at
+        obj = {**self._base(order_id, "return-dlv", "delivery", at),
+               "carrier": shipment.public["carrier"],
+               "tracking_number": shipment.public["tracking_number"], "method": method}
+        return self._attested(order_id, "deliver_return", "ReturnDelivery", carrier, self._record(obj), at)
+
+    def confirm_return(self, order_id: str, *, merchant: LocalAccount) -> EscrowStep:
+        evidence = self._latest(order_id, "return-dlv", "return") or self.order_record(order_id)
+        fn = self.client.escrow.functions.confirmReturn(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "confirm_return", fn, merchant, evidence_record=evidence)
+
+    def settle_return(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
+        evidence = (self._latest(order_id, "return-dlv", "return-ship", "return")
+                    or self.order_record(order_id))
+        fn = self.client.escrow.functions.settleReturn(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "settle_return", fn, sender or self.relayer, evidence_record=evidence)
+
+    def pledge(self, order_id: str, *, merchant: LocalAccount, lender: str) -> EscrowStep:
+        fn = self.client.escrow.functions.pledge(order_key(order_id), lender)
+        return self._act(order_id, "pledge", fn, merchant, payload={"lender": lender})
+
+    # -- disputes ------------------------------------------------------------------------------
+    def open_dispute(
+        self,
+        order_id: str,
+        *,
+        party: LocalAccount,
+        statement: dict[str, Any] | None = None,
+        evidence_record_id: str | None = None,
+    ) -> EscrowStep:
+        """Open a dispute citing an evidence record: an existing one (`evidence_record_id`,
+        e.g. the carrier's delivery record) or a new statement (`statement`, a record dict,
+        e.g. a ``return`` record with the buyer's reason and photo hashes)."""
+        info = self.client.order(order_key(order_id))
+        who = "buyer" if party.address == info.buyer else "merchant"
+        records: list[Record] = []
+        evidence: Record | StoredRecord
+        if statement is not None:
+            obj = {**self._base(order_id, f"dispute-{who}", statement.get("kind", "return")), **statement}
+            evidence = self._record(obj)
+            records.append(evidence)
+        else:
+            if evidence_record_id is None:
+                raise LedgerError("open_dispute needs a statement record or an evidence record id")
+            found = self.store.record_by_id(evidence_record_id)
+            if found is None:
+                raise LedgerError(f"no record {evidence_record_id!r} in the log")
+            evidence = found
+        leaf = evidence.leaf if isinstance(evidence, StoredRecord) else self.store.leaf_for(evidence)
+        cost = self.client.arbitration_cost(order_key(order_id))
+        fn = self.client.escrow.functions.openDispute(order_key(order_id), leaf)
+        return self._act(order_id, "open_dispute", fn, party, records=records,
+                         evidence_record=evidence, value=cost, payload={"opener": who})
+
+    def submit_evidence(self, order_id: str, *, party: LocalAccount, record_id: str) -> EscrowStep:
+        """ERC-1497 evidence citing a log record: ``leaf:<index>:<leaf hash hex>``."""
+        found = self.store.record_by_id(record_id)
+        if found is None:
+            raise LedgerError(f"no record {record_id!r} in the log")
+        uri = f"leaf:{found.index}:{found.leaf.hex()}"
+        fn = self.client.escrow.functions.submitEvidence(order_key(order_id), uri)
+        return self._act(order_id, "submit_evidence", fn, party, evidence_record=found,
+                         payload={"evidence": uri})
+
+    def vote(self, order_id: str, *, member: LocalAccount, ruling: int) -> EscrowStep:
+        dispute = self.client.dispute_of(order_key(order_id))
+        if self.client.arbitrator is None:
+            raise LedgerError("no panel arbitrator configured")
+        fn = self.client.arbitrator.functions.vote(dispute.dispute_id, ruling)
+        return self._act(order_id, "vote", fn, member,
+                         payload={"dispute_id": dispute.dispute_id, "ruling": ruling})
+
+    def claim_default(self, order_id: str, *, opener: LocalAccount) -> EscrowStep:
+        fn = self.client.escrow.functions.claimDefault(order_key(order_id))
+        return self._act(order_id, "claim_default", fn, opener)
+
+    def timeout_dispute(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
+        fn = self.client.escrow.functions.timeoutDispute(order_key(order_id))
+        return self._act(order_id, "timeout_dispute", fn, sender or self.relayer)
+
+    # -- views ---------------------------------------------------------------------------------
+    def status(self, order_id: str) -> dict[str, Any]:
+        """The order on chain, its evidence records and the escrow actions taken."""
+        info: OrderInfo = self.client.order(order_key(order_id))
+        return {
+            "order_id": order_id,
+            "escrow_order_id": _hex(order_key(order_id)),
+            "state": info.state.name,
+            "price": info.price,
+            "token": info.token,
+            "merchant": info.merchant,
+            "buyer": info.buyer,
+            "lender": info.lender if info.pledged else None,
+            "deadline": info.deadline,
+            "records": [{"index": r.index, "id": r.id, "kind": r.kind, "ts": r.ts,
+                         "leaf": r.leaf.hex()} for r in self.store.records_for_order(order_id)],
+            "actions": [{"action": a.action, "status": a.status, "tx": _hex(a.tx_hash),
+                         "record_id": a.record_id, "gas_used": a.gas_used, "error": a.error,
+                         "block": a.block_number, "time": a.block_timestamp}
+                        for a in self.store.actions(order_id=order_id)],
+        }  # fmt: skip
+
+
+def _offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "order_id": _hex(offer.order_id), "merchant": offer.merchant, "buyer": offer.buyer,
+        "token": offer.token, "price": offer.price, "ship_by": offer.ship_by,
+        "inspection_window": offer.inspection_window, "order_record": _hex(offer.order_record),
+        "expires_at": offer.expires_at,
+    }  # fmt: skip

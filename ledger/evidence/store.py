@@ -1,0 +1,527 @@
+"""The evidence store: records, leaves, tree state and anchors in one SQLite file.
+
+Durability: WAL journal with ``synchronous=FULL``; a batch is acknowledged only after
+its transaction commits, so ``kill -9`` at any instant loses no acknowledged record.
+Ingestion is atomic (one transaction per batch: all records or none) and idempotent
+(an identical record already in the log is skipped; the same id with other content is
+a conflict and nothing is stored).
+
+Personal fields are stored AES-GCM encrypted; everything else is the record's canonical
+public JSON plus its leaf hash. Salts are never stored: they are re-derived from the
+master secret (see ``ledger.evidence.master_secret``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger._internal.merkle import MerkleTree
+from ledger._internal.perf import paused_gc
+from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
+from ledger.errors import ConflictError, RecordProblem, StoreError
+from ledger.evidence.leaf import encode
+from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
+from ledger.evidence.model import Record
+
+SCHEMA_VERSION = 2  # 2: ts_ns, records_leaf
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    first_idx INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    idx INTEGER PRIMARY KEY,             -- leaf index in the log, 0-based, append order
+    id TEXT NOT NULL UNIQUE,             -- event id
+    kind TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,              -- ts as unix nanoseconds: time ranges compare these
+    public BLOB NOT NULL,                -- canonical JSON of the public fields
+    personal BLOB,                       -- AES-GCM blob of the personal fields, or NULL
+    personal_commitment BLOB,            -- 32 bytes, or NULL (salted: reveals nothing)
+    leaf BLOB NOT NULL,                  -- 32-byte RFC 9162 leaf hash
+    batch INTEGER NOT NULL REFERENCES batches(id)
+);
+CREATE INDEX IF NOT EXISTS records_order ON records(order_id);
+CREATE INDEX IF NOT EXISTS records_merchant_ts ON records(merchant_id, ts_ns);
+CREATE INDEX IF NOT EXISTS records_leaf ON records(leaf);
+CREATE TABLE IF NOT EXISTS anchors (
+    id INTEGER PRIMARY KEY,
+    chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    prev_size INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('sent', 'confirmed', 'failed')),
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    tx_hash BLOB NOT NULL,
+    raw_tx BLOB NOT NULL,
+    block_number INTEGER,
+    block_hash BLOB,
+    block_timestamp INTEGER,
+    gas_used INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS anchors_target ON anchors(chain_id, contract, status, size);
+CREATE TABLE IF NOT EXISTS escrow_actions (
+    id INTEGER PRIMARY KEY,              -- append order = the order actions were taken
+    chain_id INTEGER NOT NULL,
+    contract TEXT NOT NULL,              -- the escrow
+    order_id TEXT NOT NULL,              -- evidence-log order id
+    action TEXT NOT NULL,                -- fund, ship, deliver, release, ...
+    record_id TEXT,                      -- the evidence record behind it (in the log), if any
+    evidence BLOB,                       -- the 32 bytes passed on chain (that record's leaf)
+    payload TEXT NOT NULL,               -- JSON: call arguments, signed offer/attestation
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    tx_hash BLOB NOT NULL,
+    raw_tx BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('sent', 'confirmed', 'failed')),
+    block_number INTEGER,
+    block_timestamp INTEGER,
+    gas_used INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS escrow_actions_order ON escrow_actions(order_id, id);
+CREATE INDEX IF NOT EXISTS escrow_actions_status ON escrow_actions(status);
+"""
+
+
+def _key_fingerprint(key: bytes) -> str:
+    """16 hex characters that identify a data key and reveal nothing about it."""
+    return hashlib.sha256(b"evidence-escrow/data-key-fingerprint\0" + key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    source: str
+    stored: int
+    skipped: int  # identical records already in the log
+    first_index: int
+    size: int  # log size after the batch
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as the store holds it, with what a bundle needs to disclose it."""
+
+    index: int
+    id: str
+    kind: str
+    order_id: str
+    merchant_id: str
+    ts: str
+    public: dict[str, Any]
+    personal_commitment: bytes | None
+    leaf: bytes
+    personal_blob: bytes | None
+
+
+@dataclass(frozen=True)
+class NewAction:
+    """An escrow transaction to note durably (status ``sent``) together with its records."""
+
+    chain_id: int
+    contract: str
+    order_id: str
+    action: str
+    record_id: str | None
+    evidence: bytes | None
+    payload: dict[str, Any]
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw_tx: bytes
+
+
+@dataclass(frozen=True)
+class ActionRow(NewAction):
+    """An escrow transaction the platform signed, with the evidence behind it and its fate."""
+
+    id: int
+    status: str
+    block_number: int | None
+    block_timestamp: int | None
+    gas_used: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AnchorRow:
+    id: int
+    chain_id: int
+    contract: str
+    size: int
+    root: bytes
+    prev_size: int
+    status: str
+    sender: str
+    nonce: int
+    tx_hash: bytes
+    raw_tx: bytes
+    block_number: int | None
+    block_hash: bytes | None
+    block_timestamp: int | None
+    gas_used: int | None
+    error: str | None
+
+
+class Store:
+    """An evidence store at `path` (a SQLite file), bound to one master secret."""
+
+    def __init__(self, path: str | Path, secret: MasterSecret) -> None:
+        self.path = Path(path)
+        self.secret = secret
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open evidence store {self.path}: {exc}") from None
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory
+        self.db.executescript(_SCHEMA)
+        data_key = load_data_key(secret)
+        self._check_meta(_key_fingerprint(data_key))
+        self._tree: MerkleTree | None = None
+        self._cipher = PersonalCipher(data_key)
+
+    # -- set-up -----------------------------------------------------------------
+    def _check_meta(self, data_key_fingerprint: str) -> None:
+        rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        fingerprint = self.secret.fingerprint
+        if not rows:
+            with self._txn():
+                self.db.executemany(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)",
+                    [("schema", str(SCHEMA_VERSION)), ("secret_fingerprint", fingerprint),
+                     ("data_key_fingerprint", data_key_fingerprint)],
+                )
+            return
+        if rows.get("schema") != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path} has schema {rows.get('schema')}, this version reads {SCHEMA_VERSION}"
+            )
+        if rows.get("secret_fingerprint") != fingerprint:
+            raise StoreError(
+                f"{self.path} was created with a different master secret "
+                "(LEDGER_MASTER_SECRET / LEDGER_MASTER_SECRET_FILE): its salts would not match"
+            )
+        if rows.get("data_key_fingerprint") != data_key_fingerprint:
+            raise StoreError(
+                f"{self.path} was created with a different personal-data key (LEDGER_DATA_KEY, "
+                "or the master secret's own when unset): its personal fields could not be read"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    class _Txn:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _txn(self) -> Store._Txn:
+        return Store._Txn(self.db)
+
+    # -- the tree -----------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM records").fetchone()
+        return int(row[0])
+
+    @property
+    def tree(self) -> MerkleTree:
+        """The in-memory Merkle tree over every stored leaf (loaded once, then extended)."""
+        size = self.size
+        if self._tree is None or self._tree.size > size:
+            self._tree = MerkleTree()
+        if self._tree.size < size:
+            cur = self.db.execute(
+                "SELECT leaf FROM records WHERE idx >= ? ORDER BY idx", (self._tree.size,)
+            )
+            while chunk := cur.fetchmany(65536):
+                self._tree.extend(r[0] for r in chunk)
+        return self._tree
+
+    # -- ingestion ------------------------------------------------------------------
+    def ingest(
+        self,
+        records: Sequence[Record],
+        *,
+        source: str,
+        progress: Callable[[int], None] | None = None,
+        actions: Sequence[NewAction] = (),
+    ) -> IngestResult:
+        """Store a validated batch atomically. Identical records are skipped; a record
+        whose id exists with other content raises ConflictError and nothing is stored.
+
+        `actions` (signed escrow transactions backed by these records) are noted in the
+        same transaction: a record and the transaction citing it are stored together or
+        not at all.
+        """
+        with paused_gc():
+            return self._ingest(records, source, progress, actions)
+
+    def leaf_for(self, record: Record) -> bytes:
+        """The leaf hash `record` has (or would have) in this log."""
+        salt, psalt = self.secret.salts(record.order_id, record.id)
+        return encode(record, salt, psalt).leaf_hash
+
+    def _ingest(
+        self,
+        records: Sequence[Record],
+        source: str,
+        progress: Callable[[int], None] | None,
+        actions: Sequence[NewAction] = (),
+    ) -> IngestResult:
+        rows = []
+        salts = self.secret.salts
+        encrypt = self._cipher.encrypt_canonical
+        for r in records:
+            salt, psalt = salts(r.order_id, r.id)
+            e = encode(r, salt, psalt)
+            blob = None if e.personal_jcs is None else encrypt(r.id, e.personal_jcs)
+            rows.append((r.id, r.kind, r.order_id, r.merchant_id, r.ts, ts_ns(r.ts), e.public_jcs, blob,
+                         e.personal_commitment, e.leaf_hash))
+        with self._txn():
+            existing = self._existing_leaves([row[0] for row in rows])
+            conflicts = [
+                RecordProblem(source, None, row[0], None, "id already in the log with different "
+                              f"content (stored leaf {existing[row[0]].hex()[:16]}…, new "
+                              f"{row[9].hex()[:16]}…): possible tampering")
+                for row in rows
+                if row[0] in existing and existing[row[0]] != row[9]
+            ]
+            if conflicts:
+                raise ConflictError(conflicts)
+            fresh = [row for row in rows if row[0] not in existing]
+            first = self.size
+            cur = self.db.execute(
+                "INSERT INTO batches(source, first_idx, count, skipped, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (source, first, len(fresh), len(rows) - len(fresh), rfc3339()),
+            )
+            batch = cur.lastrowid
+            step = 20000
+            for i in range(0, len(fresh), step):
+                part = fresh[i : i + step]
+                self.db.executemany(
+                    "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
+                    " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(first + i + j, *row, batch) for j, row in enumerate(part)],
+                )
+                if progress:
+                    progress(len(part))
+            now = rfc3339()
+            self.db.executemany(
+                "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
+                " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'sent',?,?)",
+                [(a.chain_id, a.contract, a.order_id, a.action, a.record_id, a.evidence,
+                  json.dumps(a.payload, sort_keys=True), a.sender, a.nonce, a.tx_hash, a.raw_tx,
+                  now, now) for a in actions],
+            )
+        if self._tree is not None and self._tree.size == first:
+            self._tree.extend(row[9] for row in fresh)
+        return IngestResult(source, len(fresh), len(rows) - len(fresh), first, first + len(fresh))
+
+    def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        step = 900  # below SQLite's host-parameter limit
+        for i in range(0, len(ids), step):
+            part = ids[i : i + step]
+            q = f"SELECT id, leaf FROM records WHERE id IN ({','.join('?' * len(part))})"
+            found.update(self.db.execute(q, part).fetchall())
+        return found
+
+    # -- reading ------------------------------------------------------------------------
+    _COLS = "idx, id, kind, order_id, merchant_id, ts, public, personal_commitment, leaf, personal"
+
+    def _rows(self, where: str, args: Iterable[Any]) -> list[StoredRecord]:
+        q = f"SELECT {self._COLS} FROM records WHERE {where} ORDER BY idx"
+        return [
+            StoredRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9])
+            for r in self.db.execute(q, tuple(args))
+        ]
+
+    def records_for_order(self, order_id: str) -> list[StoredRecord]:
+        return self._rows("order_id = ?", (order_id,))
+
+    def records_for_orders(self, order_ids: Iterable[str]) -> dict[str, list[StoredRecord]]:
+        """Every record of each order, in log order, keyed by order id (one query per 900 ids)."""
+        ids = list(dict.fromkeys(order_ids))
+        out: dict[str, list[StoredRecord]] = {oid: [] for oid in ids}
+        for i in range(0, len(ids), 900):  # below SQLite's host-parameter limit
+            part = ids[i : i + 900]
+            for r in self._rows(f"order_id IN ({','.join('?' * len(part))})", part):
+                out[r.order_id].append(r)
+        return out
+
+    def records_for_merchant(
+        self, merchant_id: str, since: str | None = None, until: str | None = None
+    ) -> list[StoredRecord]:
+        """A merchant's records with ``since <= ts < until`` (RFC 3339 bounds, compared as times)."""
+        where, args = self._time_range(since, until)
+        return self._rows("merchant_id = ?" + where, [merchant_id, *args])
+
+    def records_in_range(self, since: str | None, until: str | None) -> list[StoredRecord]:
+        """All records with ``since <= ts < until`` (RFC 3339 bounds, compared as times)."""
+        where, args = self._time_range(since, until)
+        return self._rows("1=1" + where, args)
+
+    @staticmethod
+    def _time_range(since: str | None, until: str | None) -> tuple[str, list[int]]:
+        where, args = "", []
+        if since:
+            where += " AND ts_ns >= ?"
+            args.append(parse_time_ns(since))
+        if until:
+            where += " AND ts_ns < ?"
+            args.append(parse_time_ns(until))
+        return where, args
+
+    def record_by_id(self, record_id: str) -> StoredRecord | None:
+        rows = self._rows("id = ?", (record_id,))
+        return rows[0] if rows else None
+
+    def personal(self, record: StoredRecord) -> dict[str, str] | None:
+        if record.personal_blob is None:
+            return None
+        return self._cipher.decrypt(record.id, record.personal_blob)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind").fetchall())
+
+    def index_of(self, record_id: str) -> int | None:
+        """The leaf index of a record, or None if it is not in the log."""
+        row = self.db.execute("SELECT idx FROM records WHERE id = ?", (record_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_by_leaf(self, leaf: bytes) -> StoredRecord | None:
+        rows = self._rows("leaf = ?", (leaf,))
+        return rows[0] if rows else None
+
+    # -- escrow actions ------------------------------------------------------------------
+    _ACTION_COLS = (  # in ActionRow's field order
+        "chain_id, contract, order_id, action, record_id, evidence, payload, sender, nonce,"
+        " tx_hash, raw_tx, id, status, block_number, block_timestamp, gas_used, error"
+    )
+
+    def actions(
+        self, *, order_id: str | None = None, status: str | None = None,
+        contract: str | None = None, tx_hash: bytes | None = None,
+    ) -> list[ActionRow]:
+        """Escrow actions in the order they were taken, optionally filtered."""
+        where, args = ["1=1"], []
+        filters = (("order_id", order_id), ("status", status), ("contract", contract), ("tx_hash", tx_hash))
+        for col, val in filters:
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        q = f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE {' AND '.join(where)} ORDER BY id"
+        out = []
+        for r in self.db.execute(q, args):
+            # mypy assumes `*r[:6]` may fill every field (python/mypy#14648).
+            out.append(ActionRow(*r[:6], json.loads(r[6]), *r[7:]))  # type: ignore[call-arg]
+        return out
+
+    def mark_action(self, action_id: int, status: str, **fields: Any) -> None:
+        allowed = {"block_number", "block_timestamp", "gas_used", "error"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown action fields {sorted(bad)}")
+        sets = "".join(f", {k} = ?" for k in fields)
+        with self._txn():
+            self.db.execute(
+                f"UPDATE escrow_actions SET status = ?, updated_at = ?{sets} WHERE id = ?",
+                (status, rfc3339(), *fields.values(), action_id),
+            )
+
+    # -- anchors ------------------------------------------------------------------------
+    _ANCHOR_COLS = (
+        "id, chain_id, contract, size, root, prev_size, status, sender, nonce, tx_hash, raw_tx,"
+        " block_number, block_hash, block_timestamp, gas_used, error"
+    )
+
+    def record_sent_anchor(
+        self,
+        *,
+        chain_id: int,
+        contract: str,
+        size: int,
+        root: bytes,
+        prev_size: int,
+        sender: str,
+        nonce: int,
+        tx_hash: bytes,
+        raw_tx: bytes,
+    ) -> int:
+        """Durably note a signed anchor transaction BEFORE it is broadcast."""
+        with self._txn():
+            cur = self.db.execute(
+                "INSERT INTO anchors(chain_id, contract, size, root, prev_size, status, sender,"
+                " nonce, tx_hash, raw_tx, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,'sent',?,?,?,?,?,?)",
+                (chain_id, contract, size, root, prev_size, sender, nonce, tx_hash, raw_tx,
+                 rfc3339(), rfc3339()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def mark_anchor(self, anchor_id: int, status: str, **fields: Any) -> None:
+        allowed = {"block_number", "block_hash", "block_timestamp", "gas_used", "error"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"unknown anchor fields {sorted(bad)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._txn():
+            self.db.execute(
+                f"UPDATE anchors SET status = ?, updated_at = ?{', ' + sets if sets else ''}"
+                " WHERE id = ?",
+                (status, rfc3339(), *fields.values(), anchor_id),
+            )
+
+    def anchors(
+        self, chain_id: int | None = None, contract: str | None = None, status: str | None = None
+    ) -> list[AnchorRow]:
+        where, args = ["1=1"], []
+        for col, val in (("chain_id", chain_id), ("contract", contract), ("status", status)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        q = f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE {' AND '.join(where)} ORDER BY id"
+        return [AnchorRow(*r) for r in self.db.execute(q, args)]
+
+    def latest_confirmed(self, chain_id: int, contract: str) -> AnchorRow | None:
+        rows = self.anchors(chain_id, contract, "confirmed")
+        return max(rows, key=lambda a: a.size) if rows else None
