@@ -313,7 +313,7 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
+def verify_consistency(  # long function: RFC 9162 2.1.4.2 in one piece, to read against the RFC
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """Check that the tree ``(new_size, new_root)`` extends ``(old_size, old_root)``.

@@ -167,6 +167,24 @@ class Chain:
                 return None
             raise self.explain(exc, "receipt lookup") from None
 
+    def send(
+        self,
+        fn: Any,
+        sender: LocalAccount | None = None,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        confirmations: int | None = None,
+    ) -> dict[str, Any]:
+        """Build, sign, broadcast and await a contract call: its receipt, whatever its status.
+
+        For calls nobody needs to resume after a crash; the platform's steps and anchors go
+        through `ledger.chain.outbox` instead, which stores the signed bytes first.
+        """
+        raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, context=_fn_label(fn))
+        self.broadcast(raw)
+        return self.wait(tx_hash, confirmations)
+
     def transact(
         self,
         fn: Any,
@@ -176,13 +194,10 @@ class Chain:
         gas: int | None = None,
         confirmations: int | None = None,
     ) -> dict[str, Any]:
-        """Send a contract call and wait for it; raises ContractRevert (decoded) on failure."""
-        label = _fn_label(fn)
-        raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, context=label)
-        self.broadcast(raw)
-        receipt = self.wait(tx_hash, confirmations)
+        """`send`, then raise the decoded error (`ContractRevert`) if the call reverted."""
+        receipt = self.send(fn, sender, value=value, gas=gas, confirmations=confirmations)
         if receipt["status"] != 1:
-            raise self.failure(tx_hash, label)
+            raise self.failure(bytes(receipt["transactionHash"]), _fn_label(fn))
         return receipt
 
     def failure(self, tx_hash: bytes, label: str) -> LedgerError:
