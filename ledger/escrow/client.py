@@ -11,6 +11,7 @@ state machine and the money rules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -19,19 +20,11 @@ from web3.contract import Contract
 
 from ledger.chain.abi import decode_log
 from ledger.chain.rpc import Chain
-from ledger.errors import ConfigError
+from ledger.escrow.calls import Call, EscrowCalls, is_native
 from ledger.escrow.eip712 import Attestation, Offer, sign_attestation, sign_offer
 from ledger.escrow.types import ZERO32, DisputeInfo, OrderInfo, OrderState, Party, Terms, Totals
 
 __all__ = ["EscrowClient"]
-
-
-# --- the client ---------------------------------------------------------------------------
-
-_APPROVE_ABI = [{
-    "type": "function", "name": "approve", "stateMutability": "nonpayable", "outputs": [],
-    "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-}]  # fmt: skip
 
 
 @dataclass
@@ -66,21 +59,20 @@ class EscrowClient:
     def sign_attestation(self, carrier: LocalAccount, att: Attestation) -> bytes:
         return sign_attestation(carrier, att, self.chain.chain_id, self.address)
 
-    # plumbing -----------------------------------------------------------------------
-    def _tx(self, fn: Any, sender: LocalAccount, value: int = 0) -> dict[str, Any]:
-        return self.chain.transact(fn, sender, value=value)
+    @cached_property
+    def calls(self) -> EscrowCalls:
+        """The escrow's calls, built (see `ledger.escrow.calls`)."""
+        return EscrowCalls(self.escrow, self.arbitrator)
 
-    def _value(self, token: str, amount: int) -> int:
-        return amount if int(token, 16) == 0 else 0
+    def send(self, call: Call, sender: LocalAccount) -> dict[str, Any]:
+        """Sign `call` with `sender`'s key, send it and wait; raises the decoded revert."""
+        return self.chain.transact(call.fn, sender, value=call.value)
 
     def approve(self, token: str, owner: LocalAccount, amount: int) -> dict[str, Any] | None:
         """Let the escrow pull `amount` of an ERC-20 from `owner` (no-op for ETH)."""
-        if int(token, 16) == 0:
+        if is_native(token):
             return None
-        # The approve fragment declares no return value, so tokens that return nothing
-        # (USDT-like) and tokens that return a bool both work.
-        erc20 = self.chain.w3.eth.contract(address=to_checksum_address(token), abi=_APPROVE_ABI)
-        return self._tx(erc20.functions.approve(self.address, amount), owner)
+        return self.send(self.calls.approve(token, amount), owner)
 
     # order lifecycle ------------------------------------------------------------------
     def fund(self, offer: Offer, signature: bytes, buyer: LocalAccount, *,
@@ -88,52 +80,51 @@ class EscrowClient:
         """The buyer pays the price into escrow (approving an ERC-20 first unless told not to)."""
         if approve:
             self.approve(offer.token, buyer, offer.price)
-        fn = self.escrow.functions.fund(offer.as_tuple(), signature)
-        return self._tx(fn, buyer, self._value(offer.token, offer.price))
+        return self.send(self.calls.fund(offer, signature), buyer)
 
     def ship(self, att: Attestation, signature: bytes, sender: LocalAccount,
              evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.ship(att.as_tuple(), signature, evidence), sender)
+        return self.send(self.calls.ship(att, signature, evidence), sender)
 
     def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount,
                 evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.deliver(att.as_tuple(), signature, evidence), sender)
+        return self.send(self.calls.deliver(att, signature, evidence), sender)
 
     def confirm_delivery(self, order_id: bytes, buyer: LocalAccount,
                          evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.confirmDelivery(order_id, evidence), buyer)
+        return self.send(self.calls.confirm_delivery(order_id, evidence), buyer)
 
     def release(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.release(order_id, evidence), sender)
+        return self.send(self.calls.release(order_id, evidence), sender)
 
     def refund(self, order_id: bytes, sender: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.refund(order_id, evidence), sender)
+        return self.send(self.calls.refund(order_id, evidence), sender)
 
     def cancel(self, order_id: bytes, merchant: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.cancel(order_id, evidence), merchant)
+        return self.send(self.calls.cancel(order_id, evidence), merchant)
 
     def request_return(self, order_id: bytes, amount: int, buyer: LocalAccount,
                        evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.requestReturn(order_id, amount, evidence), buyer)
+        return self.send(self.calls.request_return(order_id, amount, evidence), buyer)
 
     def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
                     evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.shipReturn(att.as_tuple(), signature, evidence), sender)
+        return self.send(self.calls.ship_return(att, signature, evidence), sender)
 
     def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
                        evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.deliverReturn(att.as_tuple(), signature, evidence), sender)
+        return self.send(self.calls.deliver_return(att, signature, evidence), sender)
 
     def confirm_return(self, order_id: bytes, merchant: LocalAccount,
                        evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.confirmReturn(order_id, evidence), merchant)
+        return self.send(self.calls.confirm_return(order_id, evidence), merchant)
 
     def settle_return(self, order_id: bytes, sender: LocalAccount,
                       evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.settleReturn(order_id, evidence), sender)
+        return self.send(self.calls.settle_return(order_id, evidence), sender)
 
     def pledge(self, order_id: bytes, lender: str, merchant: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.pledge(order_id, to_checksum_address(lender)), merchant)
+        return self.send(self.calls.pledge(order_id, lender), merchant)
 
     # disputes ---------------------------------------------------------------------------
     def arbitration_cost(self, order_id: bytes) -> int:
@@ -144,64 +135,55 @@ class EscrowClient:
 
     def open_dispute(self, order_id: bytes, party: LocalAccount, evidence: bytes = ZERO32) -> dict[str, Any]:
         """Open a dispute, paying the arbitration cost of the order's arbitrator."""
-        cost = self.arbitration_cost(order_id)
-        return self._tx(self.escrow.functions.openDispute(order_id, evidence), party, cost)
+        return self.send(self.calls.open_dispute(order_id, evidence, self.arbitration_cost(order_id)), party)
 
     def submit_evidence(self, order_id: bytes, party: LocalAccount, evidence: str) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.submitEvidence(order_id, evidence), party)
+        return self.send(self.calls.submit_evidence(order_id, evidence), party)
 
     def claim_default(self, order_id: bytes, opener: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.claimDefault(order_id), opener)
+        return self.send(self.calls.claim_default(order_id), opener)
 
     def timeout_dispute(self, order_id: bytes, sender: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.timeoutDispute(order_id), sender)
+        return self.send(self.calls.timeout_dispute(order_id), sender)
 
     def vote(self, dispute_id: int, ruling: int, member: LocalAccount) -> dict[str, Any]:
         """A panel member's vote on the bundled PanelArbitrator."""
-        if self.arbitrator is None:
-            raise ConfigError("this client has no PanelArbitrator")
-        return self._tx(self.arbitrator.functions.vote(dispute_id, ruling), member)
+        return self.send(self.calls.vote(dispute_id, ruling), member)
 
     # money -----------------------------------------------------------------------------
     def deposit(self, merchant: str, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
         """Add to `merchant`'s deposit (approving an ERC-20 first)."""
         self.approve(token, sender, amount)
-        fn = self.escrow.functions.depositFor(to_checksum_address(merchant), to_checksum_address(token),
-                                              amount)
-        return self._tx(fn, sender, self._value(token, amount))
+        return self.send(self.calls.deposit_for(merchant, token, amount), sender)
 
     def withdraw_deposit(self, token: str, amount: int, merchant: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.withdrawDeposit(to_checksum_address(token), amount), merchant)
+        return self.send(self.calls.withdraw_deposit(token, amount), merchant)
 
     def fund_reserve(self, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
         self.approve(token, sender, amount)
-        fn = self.escrow.functions.fundReserve(to_checksum_address(token), amount)
-        return self._tx(fn, sender, self._value(token, amount))
+        return self.send(self.calls.fund_reserve(token, amount), sender)
 
     def withdraw(self, token: str, account: LocalAccount, to: str | None = None) -> dict[str, Any]:
-        token = to_checksum_address(token)
-        if to is None:
-            return self._tx(self.escrow.functions.withdraw(token), account)
-        return self._tx(self.escrow.functions.withdrawTo(token, to_checksum_address(to)), account)
+        return self.send(self.calls.withdraw(token, to), account)
 
     # administration ------------------------------------------------------------------------
     def set_terms(self, terms: Terms, meta_evidence: str, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.setTerms(terms.as_tuple(), meta_evidence), admin)
+        return self.send(self.calls.set_terms(terms, meta_evidence), admin)
 
     def set_deposit_ratio(self, bps: int, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.setDepositRatio(bps), admin)
+        return self.send(self.calls.set_deposit_ratio(bps), admin)
 
     def set_carrier(self, carrier: str, registered: bool, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.setCarrier(to_checksum_address(carrier), registered), admin)
+        return self.send(self.calls.set_carrier(carrier, registered), admin)
 
     def set_token_allowed(self, token: str, allowed: bool, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.setTokenAllowed(to_checksum_address(token), allowed), admin)
+        return self.send(self.calls.set_token_allowed(token, allowed), admin)
 
     def set_treasury(self, treasury: str, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.setTreasury(to_checksum_address(treasury)), admin)
+        return self.send(self.calls.set_treasury(treasury), admin)
 
     def withdraw_fees(self, token: str, amount: int, admin: LocalAccount) -> dict[str, Any]:
-        return self._tx(self.escrow.functions.withdrawFees(to_checksum_address(token), amount), admin)
+        return self.send(self.calls.withdraw_fees(token, amount), admin)
 
     # views ----------------------------------------------------------------------------------
     def order(self, order_id: bytes) -> OrderInfo:
@@ -263,7 +245,7 @@ class EscrowClient:
     def balance(self, token: str, account: str | None = None) -> int:
         """`account`'s balance of `token` (the escrow's own by default)."""
         who = to_checksum_address(account or self.address)
-        if int(token, 16) == 0:
+        if is_native(token):
             return int(self.chain.w3.eth.get_balance(who))
         erc20 = self.chain.contract("TestStablecoin", token)
         return int(self.chain.call(erc20.functions.balanceOf(who)))

@@ -32,8 +32,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from ledger._internal.rfc3339 import rfc3339
+from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import ContractRevert, LedgerError
+from ledger.errors import LedgerError
+from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
 from ledger.escrow.types import NATIVE, OrderInfo
@@ -41,7 +43,14 @@ from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
 from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
 
-__all__ = ["EscrowStep", "Platform"]
+__all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform"]
+
+#: the action name of an ERC-20 approval the platform sends for a buyer before funding
+APPROVE = "approve"
+#: actions whose transaction is not a call to the escrow (so the escrow emits nothing for it)
+NON_ESCROW_ACTIONS = frozenset({APPROVE})
+
+_ACTION_FACTS = ("block_number", "block_timestamp", "gas_used", "error")
 
 
 def _hex(b: bytes) -> str:
@@ -64,6 +73,25 @@ class EscrowStep:
         return int(self.receipt["gasUsed"])
 
 
+class ActionJournal:
+    """The store's escrow actions on one chain, as the outbox's journal."""
+
+    def __init__(self, store: Store, chain_id: int) -> None:
+        self.store = store
+        self.chain_id = chain_id
+
+    def pending(self) -> Sequence[Pending]:
+        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action)
+                for a in self.store.actions(status="sent", chain_id=self.chain_id)]
+
+    def settle(self, row_id: int, settlement: Settlement) -> None:
+        facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
+        self.store.mark_action(row_id, settlement.status, **facts)
+
+    def superseded(self, row: Pending) -> str | None:
+        return None  # an escrow step stays wanted until the chain refuses it
+
+
 class Platform:
     """Drives one escrow and one evidence store together (see the module docstring)."""
 
@@ -71,7 +99,9 @@ class Platform:
         self.store = store
         self.client = client
         self.chain: Chain = client.chain
+        self.calls = client.calls
         self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
+        self.outbox = Outbox(self.chain, ActionJournal(store, self.chain.chain_id))
 
     # -- plumbing ------------------------------------------------------------------------
     def now(self) -> int:
@@ -105,17 +135,17 @@ class Platform:
         self,
         order_id: str,
         action: str,
-        fn: Any,
+        call: Call,
         sender: LocalAccount,
         *,
         records: Sequence[Record] = (),
         evidence_record: Record | StoredRecord | None = None,
         payload: dict[str, Any] | None = None,
-        value: int = 0,
         signed: tuple[bytes, bytes, int] | None = None,
     ) -> EscrowStep:
-        """Simulate and sign, store records + signed tx atomically, then send and settle."""
-        raw, tx_hash, nonce = signed or self.chain.build_signed(fn, sender, value=value, context=action)
+        """Simulate and sign, store records + signed tx atomically, then send it from the outbox."""
+        raw, tx_hash, nonce = signed or self.chain.build_signed(call.fn, sender, value=call.value,
+                                                                context=action)
         evidence = None
         record_id = None
         if evidence_record is not None:
@@ -132,8 +162,7 @@ class Platform:
         )  # fmt: skip
         self.store.ingest(list(records), source=f"escrow:{action}", actions=[new])
         row = self._action_by_tx(tx_hash)
-        self.chain.broadcast(raw)
-        receipt = self._settle(row)
+        receipt = self.outbox.submit(Pending(row.id, tx_hash, raw, action))
         return EscrowStep(order_id, action, record_id, evidence, tx_hash, receipt)
 
     def _action_by_tx(self, tx_hash: bytes) -> ActionRow:
@@ -142,36 +171,9 @@ class Platform:
             raise LedgerError(f"escrow action 0x{tx_hash.hex()} vanished from the store")
         return rows[-1]
 
-    def _settle(self, row: ActionRow) -> dict[str, Any]:
-        receipt = self.chain.wait(row.tx_hash)
-        block = self.chain.w3.eth.get_block(receipt["blockNumber"])
-        if receipt["status"] != 1:
-            err = self.chain.failure(row.tx_hash, row.action)
-            self.store.mark_action(row.id, "failed", error=str(err),
-                                   block_number=int(receipt["blockNumber"]),
-                                   block_timestamp=int(block["timestamp"]),
-                                   gas_used=int(receipt["gasUsed"]))
-            raise err
-        self.store.mark_action(row.id, "confirmed", block_number=int(receipt["blockNumber"]),
-                               block_timestamp=int(block["timestamp"]),
-                               gas_used=int(receipt["gasUsed"]))
-        return receipt
-
     def resume(self) -> int:
         """Settle actions left ``sent`` by a crash: await them, or re-broadcast the same bytes."""
-        pending = self.store.actions(status="sent", contract=self.client.address)
-        for row in pending:
-            if self.chain.receipt(row.tx_hash) is None:
-                try:
-                    self.chain.broadcast(row.raw_tx)
-                except LedgerError as exc:
-                    self.store.mark_action(row.id, "failed", error=f"re-broadcast failed: {exc}")
-                    continue
-            try:
-                self._settle(row)
-            except ContractRevert:
-                pass  # marked failed with the decoded reason
-        return len(pending)
+        return self.outbox.resume()
 
     # -- the order lifecycle ---------------------------------------------------------------
     def open_order(
@@ -208,10 +210,10 @@ class Platform:
             order_record=self.store.leaf_for(order_rec), expires_at=now + offer_ttl,
         )  # fmt: skip
         signature = self.client.sign_offer(merchant, offer)
-        self.client.approve(token, buyer, price)
-        fn = self.client.escrow.functions.fund(offer.as_tuple(), signature)
-        value = price if int(token, 16) == 0 else 0
-        signed = self.chain.build_signed(fn, buyer, value=value, context="fund")
+        if not is_native(token):  # the buyer lets the escrow pull the price: a step of its own
+            self._act(oid, APPROVE, self.calls.approve(token, price), buyer)
+        call = self.calls.fund(offer, signature)
+        signed = self.chain.build_signed(call.fn, buyer, value=call.value, context="fund")
         payment = self._record({
             "id": f"{oid}:pay", "kind": "payment", "order_id": oid,
             "merchant_id": order_rec.merchant_id, "ts": rfc3339(now),
@@ -219,8 +221,8 @@ class Platform:
             "method": payment_method, "payment_ref": _hex(signed[1]),
         })  # fmt: skip
         payload = {"offer": _offer_json(offer), "merchant_signature": _hex(signature)}
-        return self._act(oid, "fund", fn, buyer, records=[order_rec, payment],
-                         evidence_record=order_rec, payload=payload, value=value, signed=signed)
+        return self._act(oid, "fund", call, buyer, records=[order_rec, payment],
+                         evidence_record=order_rec, payload=payload, signed=signed)
 
     def ship(
         self,
@@ -264,14 +266,11 @@ class Platform:
         att = Attestation(kind, order_key(order_id), th, at)
         sig = self.client.sign_attestation(carrier, att)
         evidence = self.store.leaf_for(record)
-        fn = getattr(self.client.escrow.functions, {
-            "Shipment": "ship", "Delivery": "deliver",
-            "ReturnShipment": "shipReturn", "ReturnDelivery": "deliverReturn",
-        }[kind])(att.as_tuple(), sig, evidence)  # fmt: skip
+        call = self.calls.attested(att, sig, evidence)
         payload = {"attestation": {"kind": kind, "order_id": _hex(att.order_id),
                                    "tracking_hash": _hex(th), "at": at},
                    "carrier": carrier.address, "carrier_signature": _hex(sig)}
-        return self._act(order_id, action, fn, self.relayer, records=[record],
+        return self._act(order_id, action, call, self.relayer, records=[record],
                          evidence_record=record, payload=payload)
 
     def confirm_delivery(self, order_id: str, *, buyer: LocalAccount) -> EscrowStep:
@@ -283,15 +282,15 @@ class Platform:
                                "carrier": shipment.public["carrier"],
                                "tracking_number": shipment.public["tracking_number"],
                                "method": "signed"})
-        fn = self.client.escrow.functions.confirmDelivery(order_key(order_id), self.store.leaf_for(record))
-        return self._act(order_id, "confirm_delivery", fn, buyer, records=[record],
+        call = self.calls.confirm_delivery(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "confirm_delivery", call, buyer, records=[record],
                          evidence_record=record)
 
     def release(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
         """Release after the inspection window; the evidence is the delivery record."""
         evidence = self._latest(order_id, "dlv") or self.order_record(order_id)
-        fn = self.client.escrow.functions.release(order_key(order_id), evidence.leaf)
-        return self._act(order_id, "release", fn, sender or self.relayer, evidence_record=evidence)
+        call = self.calls.release(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "release", call, sender or self.relayer, evidence_record=evidence)
 
     def refund(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
         """Timeout refund (not shipped in time, or not delivered in time): a ``return`` record."""
@@ -304,8 +303,8 @@ class Platform:
             "detail": ("not delivered within the delivery window" if shipped
                        else "not shipped by the agreed ship-by time"),
         })  # fmt: skip
-        fn = self.client.escrow.functions.refund(order_key(order_id), self.store.leaf_for(record))
-        return self._act(order_id, "refund", fn, sender or self.relayer, records=[record],
+        call = self.calls.refund(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "refund", call, sender or self.relayer, records=[record],
                          evidence_record=record)
 
     def cancel(self, order_id: str, *, merchant: LocalAccount,
@@ -316,8 +315,8 @@ class Platform:
             "currency": order.public["currency"], "type": "refund_only", "reason": "other",
             "detail": detail,
         })  # fmt: skip
-        fn = self.client.escrow.functions.cancel(order_key(order_id), self.store.leaf_for(record))
-        return self._act(order_id, "cancel", fn, merchant, records=[record], evidence_record=record)
+        call = self.calls.cancel(order_key(order_id), self.store.leaf_for(record))
+        return self._act(order_id, "cancel", call, merchant, records=[record], evidence_record=record)
 
     def request_return(
         self,
@@ -341,9 +340,8 @@ class Platform:
         if detail:
             obj["detail"] = detail
         record = self._record(obj)
-        fn = self.client.escrow.functions.requestReturn(order_key(order_id), amount,
-                                                        self.store.leaf_for(record))
-        return self._act(order_id, "request_return", fn, buyer, records=[record],
+        call = self.calls.request_return(order_key(order_id), amount, self.store.leaf_for(record))
+        return self._act(order_id, "request_return", call, buyer, records=[record],
                          evidence_record=record, payload={"amount": amount})
 
     def ship_return(
@@ -370,18 +368,18 @@ class Platform:
 
     def confirm_return(self, order_id: str, *, merchant: LocalAccount) -> EscrowStep:
         evidence = self._latest(order_id, "return-dlv", "return") or self.order_record(order_id)
-        fn = self.client.escrow.functions.confirmReturn(order_key(order_id), evidence.leaf)
-        return self._act(order_id, "confirm_return", fn, merchant, evidence_record=evidence)
+        call = self.calls.confirm_return(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "confirm_return", call, merchant, evidence_record=evidence)
 
     def settle_return(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
         evidence = (self._latest(order_id, "return-dlv", "return-ship", "return")
                     or self.order_record(order_id))
-        fn = self.client.escrow.functions.settleReturn(order_key(order_id), evidence.leaf)
-        return self._act(order_id, "settle_return", fn, sender or self.relayer, evidence_record=evidence)
+        call = self.calls.settle_return(order_key(order_id), evidence.leaf)
+        return self._act(order_id, "settle_return", call, sender or self.relayer, evidence_record=evidence)
 
     def pledge(self, order_id: str, *, merchant: LocalAccount, lender: str) -> EscrowStep:
-        fn = self.client.escrow.functions.pledge(order_key(order_id), lender)
-        return self._act(order_id, "pledge", fn, merchant, payload={"lender": lender})
+        call = self.calls.pledge(order_key(order_id), lender)
+        return self._act(order_id, "pledge", call, merchant, payload={"lender": lender})
 
     # -- disputes ------------------------------------------------------------------------------
     def open_dispute(
@@ -412,9 +410,9 @@ class Platform:
             evidence = found
         leaf = evidence.leaf if isinstance(evidence, StoredRecord) else self.store.leaf_for(evidence)
         cost = self.client.arbitration_cost(order_key(order_id))
-        fn = self.client.escrow.functions.openDispute(order_key(order_id), leaf)
-        return self._act(order_id, "open_dispute", fn, party, records=records,
-                         evidence_record=evidence, value=cost, payload={"opener": who})
+        call = self.calls.open_dispute(order_key(order_id), leaf, cost)
+        return self._act(order_id, "open_dispute", call, party, records=records,
+                         evidence_record=evidence, payload={"opener": who})
 
     def submit_evidence(self, order_id: str, *, party: LocalAccount, record_id: str) -> EscrowStep:
         """ERC-1497 evidence citing a log record: ``leaf:<index>:<leaf hash hex>``."""
@@ -422,25 +420,23 @@ class Platform:
         if found is None:
             raise LedgerError(f"no record {record_id!r} in the log")
         uri = f"leaf:{found.index}:{found.leaf.hex()}"
-        fn = self.client.escrow.functions.submitEvidence(order_key(order_id), uri)
-        return self._act(order_id, "submit_evidence", fn, party, evidence_record=found,
+        call = self.calls.submit_evidence(order_key(order_id), uri)
+        return self._act(order_id, "submit_evidence", call, party, evidence_record=found,
                          payload={"evidence": uri})
 
     def vote(self, order_id: str, *, member: LocalAccount, ruling: int) -> EscrowStep:
         dispute = self.client.dispute_of(order_key(order_id))
-        if self.client.arbitrator is None:
-            raise LedgerError("no panel arbitrator configured")
-        fn = self.client.arbitrator.functions.vote(dispute.dispute_id, ruling)
-        return self._act(order_id, "vote", fn, member,
+        call = self.calls.vote(dispute.dispute_id, ruling)
+        return self._act(order_id, "vote", call, member,
                          payload={"dispute_id": dispute.dispute_id, "ruling": ruling})
 
     def claim_default(self, order_id: str, *, opener: LocalAccount) -> EscrowStep:
-        fn = self.client.escrow.functions.claimDefault(order_key(order_id))
-        return self._act(order_id, "claim_default", fn, opener)
+        call = self.calls.claim_default(order_key(order_id))
+        return self._act(order_id, "claim_default", call, opener)
 
     def timeout_dispute(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
-        fn = self.client.escrow.functions.timeoutDispute(order_key(order_id))
-        return self._act(order_id, "timeout_dispute", fn, sender or self.relayer)
+        call = self.calls.timeout_dispute(order_key(order_id))
+        return self._act(order_id, "timeout_dispute", call, sender or self.relayer)
 
     # -- views ---------------------------------------------------------------------------------
     def status(self, order_id: str) -> dict[str, Any]:

@@ -7,23 +7,31 @@ Protocol (each step durable before the next):
    signed transaction (status ``sent``) and commit, *then* broadcast it.
 3. Wait for the configured confirmations on a canonical block; mark it ``confirmed``.
 
-A restart resumes every ``sent`` row first: if the transaction is known it is awaited; if
-the node lost it, the very same signed bytes are re-broadcast (same nonce, same hash), so
-one head never produces two transactions. A head is reported anchored only once confirmed.
+Steps 2 and 3, and the resumption of a ``sent`` row after a crash (await it, or re-broadcast
+the very same signed bytes, so one head never produces two transactions), are the outbox's
+(`ledger.chain.outbox`); the anchors table is its journal. A lost anchor whose head the
+chain has already passed is superseded, not re-sent. A head is reported anchored only once
+confirmed.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from web3.contract import Contract
 
+from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import ChainUnavailable, ContractRevert, StoreError
-from ledger.evidence.store import AnchorRow, Store
+from ledger.errors import StoreError
+from ledger.evidence.store import Store
+
+__all__ = ["AnchorJournal", "AnchorOutcome", "Anchorer", "Head", "chain_head"]
+
+_logger = logging.getLogger(__name__)
+
+_ANCHOR_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,31 @@ def chain_head(chain: Chain, log: Contract) -> Head:
     return Head(int(size), bytes(root))
 
 
+class AnchorJournal:
+    """The store's anchors on one EvidenceLog, as the outbox's journal."""
+
+    def __init__(self, store: Store, chain: Chain, log: Contract) -> None:
+        self.store = store
+        self.chain = chain
+        self.log = log
+        self._sizes: dict[int, int] = {}
+
+    def pending(self) -> Sequence[Pending]:
+        rows = self.store.anchors(self.chain.chain_id, self.log.address, "sent")
+        self._sizes.update((a.id, a.size) for a in rows)
+        return [Pending(a.id, a.tx_hash, a.raw_tx, "anchor") for a in rows]
+
+    def settle(self, row_id: int, settlement: Settlement) -> None:
+        facts = {k: getattr(settlement, k) for k in _ANCHOR_FACTS if getattr(settlement, k) is not None}
+        self.store.mark_anchor(row_id, settlement.status, **facts)
+
+    def superseded(self, row: Pending) -> str | None:
+        # Another transaction already moved the head past this one; ours can only revert
+        # now, and its nonce may be spent.
+        head = chain_head(self.chain, self.log)
+        return "superseded by a later head" if head.size >= self._sizes.get(row.id, 0) else None
+
+
 class Anchorer:
     """Anchors a store's tree heads on one EvidenceLog contract."""
 
@@ -57,12 +90,13 @@ class Anchorer:
         self.chain = chain
         self.log = log
         self.contract = log.address
+        self.outbox = Outbox(chain, AnchorJournal(store, chain, log))
 
     def anchor(
         self,
         *,
         confirmations: int | None = None,
-        before_broadcast: Callable[[AnchorRow | int], None] | None = None,
+        before_broadcast: Callable[[int], None] | None = None,
     ) -> AnchorOutcome:
         """Anchor the current tree head (after settling anything pending)."""
         resumed = self.resume(confirmations=confirmations)
@@ -98,10 +132,10 @@ class Anchorer:
             tx_hash=tx_hash,
             raw_tx=raw,
         )
+        _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
         if before_broadcast is not None:
             before_broadcast(anchor_id)
-        self.chain.broadcast(raw)
-        receipt = self._settle(anchor_id, tx_hash, confirmations)
+        receipt = self.outbox.submit(Pending(anchor_id, tx_hash, raw, "anchor"), confirmations)
         return AnchorOutcome(
             Head(size, root), previous, resumed, int(receipt["gasUsed"]), tx_hash,
             int(receipt["blockNumber"]),
@@ -109,39 +143,4 @@ class Anchorer:
 
     def resume(self, *, confirmations: int | None = None) -> int:
         """Settle anchors left `sent` by an earlier (possibly killed) run."""
-        pending = self.store.anchors(self.chain.chain_id, self.contract, "sent")
-        for row in pending:
-            if self.chain.receipt(row.tx_hash) is None:
-                head = chain_head(self.chain, self.log)
-                if head.size >= row.size:
-                    # Another transaction already moved the head past this one; ours can
-                    # only revert now. Its nonce may also be spent: mark it superseded.
-                    self.store.mark_anchor(row.id, "failed", error="superseded by a later head")
-                    continue
-                try:
-                    self.chain.broadcast(row.raw_tx)
-                except ChainUnavailable:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - e.g. nonce already used
-                    self.store.mark_anchor(row.id, "failed", error=f"re-broadcast failed: {exc}")
-                    continue
-            with contextlib.suppress(ContractRevert):  # _settle marks a reverted one failed
-                self._settle(row.id, row.tx_hash, confirmations)
-        return len(pending)
-
-    def _settle(self, anchor_id: int, tx_hash: bytes, confirmations: int | None) -> dict[str, Any]:
-        receipt = self.chain.wait(tx_hash, confirmations)
-        if receipt["status"] != 1:
-            self.store.mark_anchor(anchor_id, "failed", error="reverted on chain",
-                                   block_number=int(receipt["blockNumber"]))
-            raise ContractRevert("Unknown", {}, f"anchor transaction 0x{tx_hash.hex()} reverted")
-        block = self.chain.w3.eth.get_block(receipt["blockNumber"])
-        self.store.mark_anchor(
-            anchor_id,
-            "confirmed",
-            block_number=int(receipt["blockNumber"]),
-            block_hash=bytes(receipt["blockHash"]),
-            block_timestamp=int(block["timestamp"]),
-            gas_used=int(receipt["gasUsed"]),
-        )
-        return receipt
+        return self.outbox.resume(confirmations)

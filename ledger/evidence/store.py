@@ -440,11 +440,12 @@ class Store:
 
     def actions(
         self, *, order_id: str | None = None, status: str | None = None,
-        contract: str | None = None, tx_hash: bytes | None = None,
+        contract: str | None = None, tx_hash: bytes | None = None, chain_id: int | None = None,
     ) -> list[ActionRow]:
         """Escrow actions in the order they were taken, optionally filtered."""
         where, args = ["1=1"], []
-        filters = (("order_id", order_id), ("status", status), ("contract", contract), ("tx_hash", tx_hash))
+        filters = (("order_id", order_id), ("status", status), ("contract", contract), ("tx_hash", tx_hash),
+                   ("chain_id", chain_id))
         for col, val in filters:
             if val is not None:
                 where.append(f"{col} = ?")

@@ -39,6 +39,7 @@ from ledger.chain.abi import decode_log, event_topic, jsonable
 from ledger.errors import AuditError, BundleError
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import order_key
+from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.escrow.types import BPS, ZERO32, OrderInfo, OrderState, Resolution, buyer_bps_of
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
@@ -80,6 +81,10 @@ EVIDENCE_ARG = {
 #: the events that close an order's books (exactly one per settled order)
 SETTLEMENT_EVENTS = ("OrderReleased", "OrderRefunded", "ReturnSettled", "DisputeResolved")
 DEPOSIT_EVENTS = ("DepositAdded", "DepositWithdrawn", "DepositSlashed")
+
+#: platform actions after which the escrow emits nothing for the order: a panel vote that is
+#: not the deciding one, a buyer's ERC-20 approval
+_SILENT_ACTIONS = frozenset({"vote", *NON_ESCROW_ACTIONS})
 
 _LEAF_REF = re.compile(r"leaf:([0-9]{1,20}):([0-9a-fA-F]{64})")
 _HEX_REF = re.compile(r"0x([0-9a-fA-F]{64})")
@@ -507,7 +512,7 @@ class Auditor:
                     flags.append({"subject": f"order {o.order_id}", "reason": (
                         f"the platform's offer names merchant {offered}, but the chain's "
                         f"OrderFunded names {funded.args['merchant']}")})
-            if a.status == "confirmed" and a.action != "vote" and tx not in tx_with_events:
+            if a.status == "confirmed" and a.action not in _SILENT_ACTIONS and tx not in tx_with_events:
                 flags.append({"subject": f"order {o.order_id}", "reason": (
                     f"the store records action {a.action!r} as confirmed in tx {tx}, but the "
                     "escrow emitted no event for this order in it")})

@@ -57,6 +57,7 @@ from ledger.escrow.eip712 import (
     sign_offer,
     signed_message,
 )
+from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.escrow.types import NATIVE, ZERO32, OrderState, Terms
 from ledger.evidence.bundle import export_bundle, load_document, verify_records
 
@@ -166,7 +167,8 @@ def build_case(
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
-    rows = [a for a in store.actions(order_id=order_id) if a.status != "sent"]
+    rows = [a for a in store.actions(order_id=order_id)
+            if a.status != "sent" and a.action not in NON_ESCROW_ACTIONS]
     hashes = [a.tx_hash for a in rows] + [bytes(h) for h in extra_txs]
     if not hashes:
         raise CaseError(f"order {order_id!r} has no escrow actions")

@@ -1,5 +1,6 @@
-"""kill -9 at any instant: no acknowledged record lost, no head anchored twice, and a
-restart resumes pending anchoring. Runs against a real anvil node in separate processes."""
+"""kill -9 at any instant: no acknowledged record lost, no head anchored twice, no escrow step
+sent twice, and a restart resumes what was pending (the outbox of ledger.chain.outbox, for
+the anchorer and the platform alike). Runs against a real anvil node in separate processes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import pytest
 
 from ledger.chain import rpc
 from ledger.deploy import deploy_evidence_log
+from ledger.dev.flash_sale import generate_flash_sale
+from ledger.dev.sandbox import make_escrow_env
+from ledger.escrow.eip712 import order_key
+from ledger.escrow.platform import Platform
+from ledger.escrow.types import OrderState
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
@@ -58,8 +64,8 @@ def _check_invariants(chain, log, store: Store, acked: list[int]) -> None:  # ty
     per_size: dict[int, set[bytes]] = {}
     for r in rows:
         per_size.setdefault(r.size, set()).add(r.tx_hash)
-    mined = [r for r in rows if r.status == "failed" and chain._receipt(r.tx_hash) is not None]
-    assert not [r for r in mined if chain._receipt(r.tx_hash)["status"] == 1]
+    mined = [r for r in rows if r.status == "failed" and chain.receipt(r.tx_hash) is not None]
+    assert not [r for r in mined if chain.receipt(r.tx_hash)["status"] == 1]
 
 
 @pytest.mark.slow
@@ -105,3 +111,46 @@ def test_kill_minus_nine_at_any_instant(tmp_path: Path, anvil_node) -> None:  # 
         expected = [r["id"] for b in _worker_batches() for r in b]
         stored = [r.id for r in store.records_in_range(None, None)]
         assert sorted(stored) == sorted(expected) and len(set(stored)) == len(stored)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["escrow-kill-before-send", "escrow-kill-after-send"])
+def test_escrow_step_survives_kill_minus_nine(tmp_path: Path, anvil_node, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """The platform dies between storing a step and its confirmation: the step's record and
+    signed transaction were stored together, and resuming sends those very bytes (or awaits
+    them), so the order is shipped exactly once and the record is not orphaned."""
+    chain = rpc.connect(anvil_node.url)
+    chain.poll_interval = 0.01
+    env_ = make_escrow_env(chain)
+    secret_hex = MasterSecret.generate_hex()
+    sale = generate_flash_sale(seed=8, orders=3, merchants=1, start="2026-11-11T12:00:00Z")
+    order = next(dict(r) for r in sale if r["kind"] == "order")
+    order.pop("ts")
+    oid = order["order_id"]
+    with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
+        Platform(store, env_.client, env_.admin).open_order(
+            order, merchant=env_.merchant, buyer=env_.buyer, price=10**6, token=env_.token)
+    env = dict(os.environ, LEDGER_MASTER_SECRET=secret_hex)
+    args = [str(tmp_path), anvil_node.url, env_.client.address]
+    extra = [env_.client.arbitrator.address, oid]
+    p = _spawn([*args, mode, *extra], env)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == -signal.SIGKILL, err
+    with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
+        pending = store.actions(order_id=oid, status="sent")
+        assert [a.action for a in pending] == ["ship"]
+        assert store.record_by_id(f"{oid}:ship") is not None  # stored with its transaction
+        tx = pending[0].tx_hash
+    assert (chain.receipt(tx) is None) == (mode == "escrow-kill-before-send")
+    p = _spawn([*args, "escrow-resume", *extra], env)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "RESUMED 1" in out
+    with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
+        ship = [a for a in store.actions(order_id=oid) if a.action == "ship"]
+        assert [(a.status, a.tx_hash) for a in ship] == [("confirmed", tx)]
+        assert ship[0].evidence == store.record_by_id(f"{oid}:ship").leaf
+    assert env_.client.state(order_key(oid)) is OrderState.SHIPPED
+    shipped = env_.client.escrow.events.OrderShipped().get_logs(
+        from_block=0, argument_filters={"orderId": order_key(oid)})
+    assert [bytes(e["transactionHash"]) for e in shipped] == [tx]

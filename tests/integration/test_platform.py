@@ -13,7 +13,7 @@ from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert, LedgerError
 from ledger.escrow.eip712 import order_key
-from ledger.escrow.platform import Platform
+from ledger.escrow.platform import APPROVE, NON_ESCROW_ACTIONS, Platform
 from ledger.escrow.types import OrderState, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import export_bundle, verify_bundle
@@ -67,9 +67,16 @@ def test_happy_path_every_step_cites_its_record(platform, escrow_env, orders) ->
     assert rel["payout"] + rel["fee"] + rel["reserve"] == 2_500_000
     assert e.client.state(order_key(oid)) is OrderState.RELEASED
 
-    actions = p.store.actions(order_id=oid)
+    approve, *actions = p.store.actions(order_id=oid)
     assert [a.action for a in actions] == ["fund", "ship", "deliver", "release"]
-    assert all(a.status == "confirmed" and a.block_timestamp for a in actions)
+    assert all(a.status == "confirmed" and a.block_timestamp for a in [approve, *actions])
+    # The buyer's ERC-20 approval went through the outbox too: stored, then sent, and it is
+    # an approval of the price to this escrow on the token, backed by no record.
+    tx = e.chain.w3.eth.get_transaction(approve.tx_hash)
+    fn, args = e.chain.contract("TestStablecoin", e.token).decode_function_input(tx["input"])
+    assert approve.action == APPROVE and approve.record_id is None and approve.evidence is None
+    assert tx["to"] == e.token and tx["from"] == e.buyer.address
+    assert fn.fn_name == "approve" and args["spender"] == e.client.address and args["value"] == 2_500_000
     # Every evidence hash the chain was given is a leaf of the log, and the log record it
     # names is the one the action row says.
     for a in actions:
@@ -186,7 +193,9 @@ def test_anchored_escrow_evidence_verifies_in_a_bundle(platform, escrow_env, ord
     assert verify_bundle(bundle, e.chain.w3).ok
     # The escrow's evidence hashes are exactly the bundle's leaves.
     leaves = {item["leaf_hash"] for item in bundle["records"]}
-    assert {a.evidence.hex() for a in p.store.actions(order_id=oid)} <= leaves
+    escrow_steps = [a for a in p.store.actions(order_id=oid) if a.action not in NON_ESCROW_ACTIONS]
+    assert {a.evidence.hex() for a in escrow_steps if a.evidence is not None} <= leaves
+    assert all(a.evidence is not None for a in escrow_steps)
 
 
 def test_open_order_rejects_a_non_order_record(platform, escrow_env, orders) -> None:  # type: ignore[no-untyped-def]
