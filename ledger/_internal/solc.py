@@ -225,6 +225,27 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
     if problems:
         raise CompileError("\n".join(e["formattedMessage"] for e in problems))
     warnings = [e for e in output.get("errors", []) if e.get("severity") == "warning"]
+    artifacts = _project_artifacts(output)
+    payload = {
+        "key": key,
+        "compiler": description,
+        "solc_version": SOLC_VERSION,
+        "settings": SETTINGS,
+        "sources": {u: hashlib.sha256(t.encode()).hexdigest() for u, t in sorted(sources.items())},
+        "warnings": [w["formattedMessage"] for w in warnings],
+        "contracts": artifacts,
+    }
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    # A private temporary name, so processes compiling at once never write the same file.
+    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.stem, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(payload, indent=1, sort_keys=True))
+    os.replace(tmp, cache_file)
+    return _load(cache_file)
+
+
+def _project_artifacts(output: dict[str, Any]) -> dict[str, Any]:
+    """The compiler output's contracts of this project (not its libraries' units), as cached."""
     artifacts: dict[str, Any] = {}
     project = _contracts_dir().name + "/"  # unit names are relative to the dir's parent
     for unit, contracts in output.get("contracts", {}).items():
@@ -247,22 +268,7 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
                     for ref in refs
                 ),
             }
-    payload = {
-        "key": key,
-        "compiler": description,
-        "solc_version": SOLC_VERSION,
-        "settings": SETTINGS,
-        "sources": {u: hashlib.sha256(t.encode()).hexdigest() for u, t in sorted(sources.items())},
-        "warnings": [w["formattedMessage"] for w in warnings],
-        "contracts": artifacts,
-    }
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    # A private temporary name, so processes compiling at once never write the same file.
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.stem, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, cache_file)
-    return _load(cache_file)
+    return artifacts
 
 
 def _load(path: Path) -> dict[str, Artifact]:

@@ -25,7 +25,7 @@ from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import order_key
-from ledger.escrow.platform import Platform
+from ledger.escrow.platform import EscrowStep, Platform
 from ledger.escrow.types import Ruling
 from ledger.evidence.store import Store, StoredRecord
 
@@ -54,111 +54,159 @@ def _key(label: str) -> LocalAccount:
     return labelled_key(f"evidence-escrow demo {label}")
 
 
-def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int = 10) -> EscrowDemo:
-    admin = chain.default_account
-    merchants = [_key("merchant-a"), _key("merchant-b")]
-    buyers = [_key(f"buyer-{i}") for i in range(4)]
-    carriers = {"SF": _key("carrier-sf"), "JD": _key("carrier-jd")}
-    panel = [_key(f"panel-{i}") for i in range(3)]
-    lender = _key("lender")
-    for acct in [*merchants, *buyers, *carriers.values(), *panel, lender]:
-        chain.send_eth(acct.address, 10**20)
+@dataclass
+class _Cast:
+    """Everyone who acts in the escrow half, with development keys derived from labels."""
 
-    dep = deploy_escrow(chain, None, panel=[p.address for p in panel], threshold=2)
+    admin: LocalAccount
+    merchants: list[LocalAccount] = field(default_factory=lambda: [_key("merchant-a"), _key("merchant-b")])
+    buyers: list[LocalAccount] = field(default_factory=lambda: [_key(f"buyer-{i}") for i in range(4)])
+    carriers: dict[str, LocalAccount] = field(
+        default_factory=lambda: {"SF": _key("carrier-sf"), "JD": _key("carrier-jd")})
+    panel: list[LocalAccount] = field(default_factory=lambda: [_key(f"panel-{i}") for i in range(3)])
+    lender: LocalAccount = field(default_factory=lambda: _key("lender"))
+
+    def everyone(self) -> list[LocalAccount]:
+        return [*self.merchants, *self.buyers, *self.carriers.values(), *self.panel, self.lender]
+
+
+def _set_up(chain: Chain, store: Store, cast: _Cast, console: Console) -> tuple[Platform, EscrowDemo]:
+    """Step 6: the escrow, its 2-of-3 panel, a test stablecoin, carriers, merchant deposits."""
+    admin = cast.admin
+    for acct in cast.everyone():
+        chain.send_eth(acct.address, 10**20)
+    dep = deploy_escrow(chain, None, panel=[p.address for p in cast.panel], threshold=2)
     client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address)
     token = chain.deploy("TestStablecoin", sender=admin)
     client.set_token_allowed(token.address, True, admin)
-    for c in carriers.values():
+    for c in cast.carriers.values():
         client.set_carrier(c.address, True, admin)
-    for acct in [*merchants, *buyers]:
+    for acct in [*cast.merchants, *cast.buyers]:
         chain.transact(token.functions.mint(acct.address, 100_000 * USD), admin)
-    for m in merchants:  # security deposits: 20% of open exposure is required
+    for m in cast.merchants:  # security deposits: 20% of open exposure is required
         client.deposit(m.address, token.address, 400 * USD, m)
-    platform = Platform(store, client, admin)
     out = EscrowDemo(dep.escrow.address, dep.arbitrator.address, token.address)
     console.print(f"[bold]6.[/bold] FulfillmentEscrow at {out.escrow}, panel arbitrator (2 of 3) at "
                   f"{out.arbitrator}; carriers SF and JD registered; merchants deposited 400 TUSD each")
+    return Platform(store, client, admin), out
 
-    def gas(step: Any) -> Any:
-        out.gas.setdefault(step.action, []).append(step.gas_used)
+
+class _Day:
+    """The escrow half's steps 7 to 10 on one platform; `gas` notes every step's gas."""
+
+    def __init__(self, platform: Platform, cast: _Cast, out: EscrowDemo, console: Console) -> None:
+        self.p, self.cast, self.out, self.console = platform, cast, out, console
+        self.client = platform.client
+        self.merchant_of: dict[str, LocalAccount] = {}
+        self.buyer_of: dict[str, LocalAccount] = {b.address: b for b in cast.buyers}
+
+    def gas(self, step: EscrowStep) -> EscrowStep:
+        self.out.gas.setdefault(step.action, []).append(step.gas_used)
         return step
 
-    sale = generate_flash_sale(seed=99, orders=orders, merchants=len(merchants), start=ESCROW_DAY)
-    recs = [dict(r) for r in sale if r["kind"] == "order"][:orders]
-    merchant_of = {}
-    for i, r in enumerate(recs):
-        r.pop("ts")
-        m = merchants[0] if r["merchant_id"] == recs[0]["merchant_id"] else merchants[1]
-        merchant_of[r["order_id"]] = m
-        price = max(1, r["total"] * 10_000 // CNY_PER_USD_X10)
-        gas(platform.open_order(r, merchant=m, buyer=buyers[i % len(buyers)], price=price,
-                                token=token.address, ship_within=2 * DAY, inspection_window=3 * DAY))
-    ids = [r["order_id"] for r in recs]
-    console.print(f"[bold]7.[/bold] {len(ids)} orders funded in escrow (TUSD), each offer signed by its "
-                  "merchant over the order record's leaf")
+    def open_orders(self, orders: int) -> list[str]:
+        """Step 7: each order funded in the stablecoin under its merchant's signed offer."""
+        merchants = self.cast.merchants
+        sale = generate_flash_sale(seed=99, orders=orders, merchants=len(merchants), start=ESCROW_DAY)
+        recs = [dict(r) for r in sale if r["kind"] == "order"][:orders]
+        for i, r in enumerate(recs):
+            r.pop("ts")
+            m = merchants[0] if r["merchant_id"] == recs[0]["merchant_id"] else merchants[1]
+            self.merchant_of[r["order_id"]] = m
+            price = max(1, r["total"] * 10_000 // CNY_PER_USD_X10)
+            self.gas(self.p.open_order(r, merchant=m, buyer=self.cast.buyers[i % len(self.cast.buyers)],
+                                       price=price, token=self.out.token, ship_within=2 * DAY,
+                                       inspection_window=3 * DAY))
+        ids = [r["order_id"] for r in recs]
+        self.console.print(f"[bold]7.[/bold] {len(ids)} orders funded in escrow (TUSD), each offer signed "
+                           "by its merchant over the order record's leaf")
+        return ids
 
-    # The empty-parcel fraud: the last order is "shipped" under the first order's waybill.
-    carrier_codes = list(carriers)
-    for n, oid in enumerate(ids[:-1]):
-        code = carrier_codes[n % 2]
-        gas(platform.ship(oid, carrier=carriers[code], carrier_code=code, tracking_number=f"{code}7{n:011d}"))
-    fraud = ids[-1]
-    try:
-        platform.ship(fraud, carrier=carriers["SF"], carrier_code="SF", tracking_number="SF700000000000")
-        out.rejected = "ACCEPTED?!"
-    except ContractRevert as exc:
-        out.rejected = str(exc)
-    console.print(f"[bold]8.[/bold] shipped {len(ids) - 1} orders under carrier attestations; order "
-                  f"{fraud} re-using order {ids[0]}'s waybill → [red]rejected[/red]: {out.rejected}")
+    def ship(self, ids: list[str]) -> None:
+        """Step 8: carrier-attested shipments; the last order tries the first one's waybill."""
+        carriers = self.cast.carriers
+        codes = list(carriers)
+        for n, oid in enumerate(ids[:-1]):
+            code = codes[n % 2]
+            self.gas(self.p.ship(oid, carrier=carriers[code], carrier_code=code,
+                                 tracking_number=f"{code}7{n:011d}"))
+        fraud = ids[-1]
+        try:  # the empty-parcel fraud: shipped under another order's waybill
+            self.p.ship(fraud, carrier=carriers["SF"], carrier_code="SF", tracking_number="SF700000000000")
+            self.out.rejected = "ACCEPTED?!"
+        except ContractRevert as exc:
+            self.out.rejected = str(exc)
+        self.console.print(f"[bold]8.[/bold] shipped {len(ids) - 1} orders under carrier attestations; "
+                           f"order {fraud} re-using order {ids[0]}'s waybill → [red]rejected[/red]: "
+                           f"{self.out.rejected}")
 
+    def deliver_return_dispute_pledge(self, delivered: list[str]) -> tuple[str, str]:
+        """Step 9: deliveries, a partial return, a dispute ruled fraud, a pledged payout."""
+        p, carriers = self.p, self.cast.carriers
+        for oid in delivered:
+            shipped = cast(StoredRecord, p.store.record_by_id(f"{oid}:ship"))  # stored by ship above
+            self.gas(p.deliver(oid, carrier=carriers[shipped.public["carrier"]], method="locker"))
+        returned, disputed, pledged = delivered[1], delivered[2], delivered[3]
+        self.out.pledged_order, self.out.lender = pledged, self.cast.lender.address
+        info = self.client.order(order_key(returned))
+        self.gas(p.request_return(returned, buyer=self.buyer_of[info.buyer], amount=info.price // 2,
+                                  reason="size_fit", detail="one of two items does not fit"))
+        self.gas(p.ship_return(returned, carrier=carriers["JD"], carrier_code="JD",
+                               tracking_number="JD9900000001"))
+        self.gas(p.deliver_return(returned, carrier=carriers["JD"]))
+        self.gas(p.confirm_return(returned, merchant=self.merchant_of[returned]))
+        dinfo = self.client.order(order_key(disputed))
+        self.gas(p.open_dispute(disputed, party=self.buyer_of[dinfo.buyer], statement={
+            "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only", "reason": "counterfeit",
+            "detail": "the parcel held a counterfeit of the product shown on stream",
+        }))  # fmt: skip
+        self.gas(p.submit_evidence(disputed, party=self.merchant_of[disputed], record_id=f"{disputed}:dlv"))
+        for member in self.cast.panel[:2]:
+            self.gas(p.vote(disputed, member=member, ruling=int(Ruling.FRAUD)))
+        self.gas(p.pledge(pledged, merchant=self.merchant_of[pledged], lender=self.cast.lender.address))
+        self.console.print(f"[bold]9.[/bold] order {returned}: half returned and refunded; order "
+                           f"{disputed}: disputed, the panel ruled fraud; order {pledged}: payout pledged "
+                           f"to lender {self.cast.lender.address[:10]}…")
+        return returned, disputed
+
+    def settle(self, ids: list[str], delivered: list[str], skip: tuple[str, str]) -> None:
+        """Step 10: after the inspection windows, releases and a timeout refund."""
+        self.p.chain.time_travel(3 * DAY + 60)
+        for oid in delivered:
+            if oid not in skip:
+                self.gas(self.p.release(oid))
+        self.gas(self.p.refund(ids[-1]))  # never validly shipped: refunded after ship-by
+        self.console.print(f"[bold]10.[/bold] inspection windows passed: {len(delivered) - 2} orders "
+                           f"released (pledged payout to the lender), order {ids[-1]} refunded on timeout")
+
+    def books(self, ids: list[str]) -> None:
+        """Every order's final state, and the escrow's books in the stablecoin."""
+        c, token = self.client, self.out.token
+        for oid in ids:
+            o = c.order(order_key(oid))
+            self.out.orders.append({"order_id": oid, "state": o.state.name, "price": o.price,
+                                    "lender": o.lender if o.pledged else None})
+        t = c.totals(token)
+        self.out.balances = {
+            "escrow_balance": c.balance(token), "escrowed": t.escrowed,
+            "deposits": t.deposits, "reserve": t.reserve, "fees": t.fees, "credits": t.credits,
+            "lender_credit": c.credit_of(token, self.cast.lender.address),
+            **{f"deposit_{n}": c.deposit_of(token, m.address)[0]
+               for n, m in (("a", self.cast.merchants[0]), ("b", self.cast.merchants[1]))},
+        }  # fmt: skip
+
+
+def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int = 10) -> EscrowDemo:
+    """The escrow half of the demo (steps 6 to 10); see the module docstring."""
+    cast_ = _Cast(admin=chain.default_account)
+    platform, out = _set_up(chain, store, cast_, console)
+    day = _Day(platform, cast_, out, console)
+    ids = day.open_orders(orders)
+    day.ship(ids)
     delivered = ids[:-1]
-    for oid in delivered:
-        shipped = cast(StoredRecord, store.record_by_id(f"{oid}:ship"))  # stored by platform.ship above
-        code = shipped.public["carrier"]
-        gas(platform.deliver(oid, carrier=carriers[code], method="locker"))
-    returned, disputed, pledged = delivered[1], delivered[2], delivered[3]
-    out.pledged_order, out.lender = pledged, lender.address
-    info = client.order(order_key(returned))
-    buyer_of: dict[str, LocalAccount] = {b.address: b for b in buyers}
-    gas(platform.request_return(returned, buyer=buyer_of[info.buyer], amount=info.price // 2,
-                                reason="size_fit", detail="one of two items does not fit"))
-    gas(platform.ship_return(returned, carrier=carriers["JD"], carrier_code="JD",
-                             tracking_number="JD9900000001"))
-    gas(platform.deliver_return(returned, carrier=carriers["JD"]))
-    gas(platform.confirm_return(returned, merchant=merchant_of[returned]))
-    dinfo = client.order(order_key(disputed))
-    gas(platform.open_dispute(disputed, party=buyer_of[dinfo.buyer], statement={
-        "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only", "reason": "counterfeit",
-        "detail": "the parcel held a counterfeit of the product shown on stream",
-    }))  # fmt: skip
-    gas(platform.submit_evidence(disputed, party=merchant_of[disputed], record_id=f"{disputed}:dlv"))
-    for member in panel[:2]:
-        gas(platform.vote(disputed, member=member, ruling=int(Ruling.FRAUD)))
-    gas(platform.pledge(pledged, merchant=merchant_of[pledged], lender=lender.address))
-    console.print(f"[bold]9.[/bold] order {returned}: half returned and refunded; order {disputed}: "
-                  f"disputed, the panel ruled fraud; order {pledged}: payout pledged to lender "
-                  f"{lender.address[:10]}…")
-
-    chain.time_travel(3 * DAY + 60)
-    for oid in delivered:
-        if oid not in (returned, disputed):
-            gas(platform.release(oid))
-    gas(platform.refund(fraud))  # never validly shipped: refunded after ship-by
-    console.print(f"[bold]10.[/bold] inspection windows passed: {len(delivered) - 2} orders released "
-                  f"(pledged payout to the lender), order {fraud} refunded on timeout")
-
-    for oid in ids:
-        o = client.order(order_key(oid))
-        out.orders.append({"order_id": oid, "state": o.state.name, "price": o.price,
-                           "lender": o.lender if o.pledged else None})
-    t = client.totals(token.address)
-    out.balances = {
-        "escrow_balance": client.balance(token.address), "escrowed": t.escrowed,
-        "deposits": t.deposits, "reserve": t.reserve, "fees": t.fees, "credits": t.credits,
-        "lender_credit": client.credit_of(token.address, lender.address),
-        **{f"deposit_{n}": client.deposit_of(token.address, m.address)[0]
-           for n, m in (("a", merchants[0]), ("b", merchants[1]))},
-    }  # fmt: skip
+    returned, disputed = day.deliver_return_dispute_pledge(delivered)
+    day.settle(ids, delivered, (returned, disputed))
+    day.books(ids)
     return out
 
 

@@ -357,115 +357,142 @@ _Weighted_qty = _Weighted([(1, 80), (2, 15), (3, 5)])
 def _materialize(world: _World, plan: _Plan, ev: int) -> dict[str, Any]:
     """The record for event `ev` of a planned order."""
     rng = _Rng(world.seed, "event", plan.n, ev)
-    m = plan.merchant
-    b = plan.buyer
     order_id = f"O{world.day}{plan.n + 1:07d}"
     rec: dict[str, Any] = {
         "id": f"{order_id}:{_SUFFIX[ev]}",
         "kind": "",
         "order_id": order_id,
-        "merchant_id": m.merchant_id,
+        "merchant_id": plan.merchant.merchant_id,
         "ts": world.ts(plan.times[ev]),
     }
-    if ev == _EV_ORDER:
-        rec["kind"] = "order"
-        rec["buyer_id"] = b.buyer_id
-        rec["live_session"] = m.live_session
-        rec["items"] = [{"sku": s.sku, "title": s.title, "qty": q, "unit_price": s.price}
-                        for s, q in plan.items]
-        rec["shipping_fee"] = plan.shipping_fee
-        if plan.discount:
-            rec["discount"] = plan.discount
-        rec["total"] = plan.total
-        rec["currency"] = "CNY"
-        personal = {"buyer_name": b.name, "phone": b.phone, "address": b.address,
-                    "postal_code": b.postal_code}
-        if rng.chance(0.15):
-            personal["recipient"] = _person_name(rng)
-        if rng.chance(0.1):
-            personal["buyer_note"] = rng.pick(("请尽快发货", "不要放快递柜", "周末配送",
-                                               "送人的，不要放发票"))
-        rec["personal"] = personal
-    elif ev == _EV_PAY:
-        method = _PAY_METHODS.draw(rng)
-        rec["kind"] = "payment"
-        rec["amount"] = plan.total
-        rec["currency"] = "CNY"
+    # One function per kind, called in a fixed order of draws from `rng`: a record depends
+    # only on the seed and its order, never on how many records came before it.
+    fill = {_EV_ORDER: _order_fields, _EV_PAY: _payment_fields, _EV_CANCEL: _cancel_fields,
+            _EV_SHIP: _parcel_fields, _EV_DELIVER: _parcel_fields, _EV_REVIEW: _review_fields,
+            _EV_RETURN: _return_fields}[ev]
+    fill(rec, world, plan, ev, rng)
+    return rec
+
+
+def _order_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """The order: items, totals, and the buyer's personal fields."""
+    m, b = plan.merchant, plan.buyer
+    rec["kind"] = "order"
+    rec["buyer_id"] = b.buyer_id
+    rec["live_session"] = m.live_session
+    rec["items"] = [{"sku": s.sku, "title": s.title, "qty": q, "unit_price": s.price}
+                    for s, q in plan.items]
+    rec["shipping_fee"] = plan.shipping_fee
+    if plan.discount:
+        rec["discount"] = plan.discount
+    rec["total"] = plan.total
+    rec["currency"] = "CNY"
+    personal = {"buyer_name": b.name, "phone": b.phone, "address": b.address,
+                "postal_code": b.postal_code}
+    if rng.chance(0.15):
+        personal["recipient"] = _person_name(rng)
+    if rng.chance(0.1):
+        personal["buyer_note"] = rng.pick(("请尽快发货", "不要放快递柜", "周末配送",
+                                           "送人的，不要放发票"))
+    rec["personal"] = personal
+
+
+def _payment_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """The payment of the order's total."""
+    b = plan.buyer
+    method = _PAY_METHODS.draw(rng)
+    rec["kind"] = "payment"
+    rec["amount"] = plan.total
+    rec["currency"] = "CNY"
+    rec["method"] = method
+    rec["payment_ref"] = _payment_ref(rng, method, world.day)
+    rec["personal"] = {"payer_name": b.name, "payer_account": b.phone[:3] + "****" + b.phone[-4:]}
+
+
+def _cancel_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """A cancellation before shipping: a full refund-only return."""
+    rec["kind"] = "return"
+    rec["amount"] = plan.total
+    rec["currency"] = "CNY"
+    rec["type"] = "refund_only"
+    rec["reason"] = "changed_mind"
+    rec["detail"] = "未发货，买家申请取消订单"
+
+
+def _parcel_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """The shipment, or its delivery (by locker, pickup, signature or to the door)."""
+    b = plan.buyer
+    rec["kind"] = "shipment" if ev == _EV_SHIP else "delivery"
+    rec["carrier"] = plan.carrier
+    rec["tracking_number"] = plan.tracking_number
+    if ev == _EV_SHIP:
+        if len(plan.items) > 1 or rng.chance(0.5):
+            rec["items"] = [{"sku": s.sku, "qty": q} for s, q in plan.items]
+        rec["personal"] = {"recipient": b.name, "phone": b.phone, "address": b.address,
+                           "postal_code": b.postal_code}  # fmt: skip
+    else:
+        method = _DELIVERY_METHODS.draw(rng)
         rec["method"] = method
-        rec["payment_ref"] = _payment_ref(rng, method, world.day)
-        rec["personal"] = {"payer_name": b.name, "payer_account": b.phone[:3] + "****" + b.phone[-4:]}
-    elif ev == _EV_CANCEL:
-        rec["kind"] = "return"
-        rec["amount"] = plan.total
-        rec["currency"] = "CNY"
-        rec["type"] = "refund_only"
-        rec["reason"] = "changed_mind"
-        rec["detail"] = "未发货，买家申请取消订单"
-    elif ev in (_EV_SHIP, _EV_DELIVER):
-        rec["kind"] = "shipment" if ev == _EV_SHIP else "delivery"
-        rec["carrier"] = plan.carrier
-        rec["tracking_number"] = plan.tracking_number
-        if ev == _EV_SHIP:
-            if len(plan.items) > 1 or rng.chance(0.5):
-                rec["items"] = [{"sku": s.sku, "qty": q} for s, q in plan.items]
-            rec["personal"] = {"recipient": b.name, "phone": b.phone, "address": b.address,
-                               "postal_code": b.postal_code}  # fmt: skip
+        personal = {"recipient": b.name, "phone": b.phone}
+        if method == "signed":
+            personal["signed_by"] = (b.name if rng.chance(0.7)
+                                     else rng.pick(("前台代收", "家人代收", "门卫代收")))
+        elif method in ("locker", "pickup"):
+            personal["pickup_code"] = rng.digits(6)
         else:
-            method = _DELIVERY_METHODS.draw(rng)
-            rec["method"] = method
-            personal = {"recipient": b.name, "phone": b.phone}
-            if method == "signed":
-                personal["signed_by"] = (b.name if rng.chance(0.7)
-                                         else rng.pick(("前台代收", "家人代收", "门卫代收")))
-            elif method in ("locker", "pickup"):
-                personal["pickup_code"] = rng.digits(6)
-            else:
-                personal["address"] = b.address
-            rec["personal"] = personal
-    elif ev == _EV_REVIEW:
-        rating = plan.rating
-        rec["kind"] = "review"
-        rec["buyer_id"] = b.buyer_id
-        rec["rating"] = rating
-        if rng.chance(0.7):
-            rec["text"] = rng.pick(_REVIEW_TEXT[rating])
-        if rng.chance(0.12):
-            rec["media_sha256"] = [
-                hashlib.sha256(f"{world.seed}:{plan.n}:photo{i}".encode()).hexdigest()
-                for i in range(rng.between(1, 3))
-            ]
-        rec["personal"] = {"reviewer_name": b.name[0] + "**"}
-    else:  # _EV_RETURN
-        unhappy = 0 < plan.rating <= 2
-        rec["kind"] = "return"
-        rtype = "refund_only" if rng.chance(0.45 if not unhappy else 0.3) else "return_and_refund"
-        if rtype == "refund_only":
-            reason = rng.pick(("damaged", "quality", "not_as_described", "missing_item"))
-            amount = max(1, plan.total * rng.between(10, 50) // 100)  # partial compensation
-        else:
-            reason = rng.pick(("size_fit", "not_as_described", "quality", "changed_mind", "wrong_item",
-                               "defective"))
-            sku, qty = plan.items[0]
-            amount = (plan.total if len(plan.items) == 1 or rng.chance(0.5)
-                      else min(plan.total, sku.price * qty))
-            amount = max(1, amount)
-        rec["amount"] = amount
-        rec["currency"] = "CNY"
-        rec["type"] = rtype
-        rec["reason"] = reason
-        if rng.chance(0.6):
-            rec["detail"] = _RETURN_DETAIL[reason]
-        if rtype == "return_and_refund" and rng.chance(0.7):
-            carrier = _CARRIERS.draw(rng)
-            rec["carrier"] = carrier
-            rec["tracking_number"] = _tracking_number(rng, carrier)
-        if rng.chance(0.3):
-            rec["media_sha256"] = [hashlib.sha256(f"{world.seed}:{plan.n}:return-photo".encode()).hexdigest()]
-        personal = {"buyer_name": b.name, "phone": b.phone}
-        if rtype == "return_and_refund":
             personal["address"] = b.address
         rec["personal"] = personal
-    return rec
+
+
+def _review_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """A review, its rating drawn when the order was planned."""
+    b = plan.buyer
+    rating = plan.rating
+    rec["kind"] = "review"
+    rec["buyer_id"] = b.buyer_id
+    rec["rating"] = rating
+    if rng.chance(0.7):
+        rec["text"] = rng.pick(_REVIEW_TEXT[rating])
+    if rng.chance(0.12):
+        rec["media_sha256"] = [
+            hashlib.sha256(f"{world.seed}:{plan.n}:photo{i}".encode()).hexdigest()
+            for i in range(rng.between(1, 3))
+        ]
+    rec["personal"] = {"reviewer_name": b.name[0] + "**"}
+
+
+def _return_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng: _Rng) -> None:
+    """A return: refund only (partial) or return and refund, maybe with a parcel back."""
+    b = plan.buyer
+    unhappy = 0 < plan.rating <= 2
+    rec["kind"] = "return"
+    rtype = "refund_only" if rng.chance(0.45 if not unhappy else 0.3) else "return_and_refund"
+    if rtype == "refund_only":
+        reason = rng.pick(("damaged", "quality", "not_as_described", "missing_item"))
+        amount = max(1, plan.total * rng.between(10, 50) // 100)  # partial compensation
+    else:
+        reason = rng.pick(("size_fit", "not_as_described", "quality", "changed_mind", "wrong_item",
+                           "defective"))
+        sku, qty = plan.items[0]
+        amount = (plan.total if len(plan.items) == 1 or rng.chance(0.5)
+                  else min(plan.total, sku.price * qty))
+        amount = max(1, amount)
+    rec["amount"] = amount
+    rec["currency"] = "CNY"
+    rec["type"] = rtype
+    rec["reason"] = reason
+    if rng.chance(0.6):
+        rec["detail"] = _RETURN_DETAIL[reason]
+    if rtype == "return_and_refund" and rng.chance(0.7):
+        carrier = _CARRIERS.draw(rng)
+        rec["carrier"] = carrier
+        rec["tracking_number"] = _tracking_number(rng, carrier)
+    if rng.chance(0.3):
+        rec["media_sha256"] = [hashlib.sha256(f"{world.seed}:{plan.n}:return-photo".encode()).hexdigest()]
+    personal = {"buyer_name": b.name, "phone": b.phone}
+    if rtype == "return_and_refund":
+        personal["address"] = b.address
+    rec["personal"] = personal
 
 
 # --- the sale ----------------------------------------------------------------------------
