@@ -7,7 +7,6 @@ reverted after it), so tests stay independent and fast.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,8 +14,9 @@ import pytest
 from ledger.chain import rpc
 from ledger.chain.anvil import AnvilProcess
 from ledger.chain.rpc import Chain
+from ledger.config import settings
 
-CHAIN_KINDS = [k for k in os.environ.get("LEDGER_TEST_CHAINS", "embedded,anvil").split(",") if k]
+CHAIN_KINDS = [k for k in (settings().test_chains or "embedded,anvil").split(",") if k]
 
 
 @pytest.fixture(scope="session")

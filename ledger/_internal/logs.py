@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -45,35 +46,27 @@ class JsonFormatter(logging.Formatter):
 
 
 class SecretFilter(logging.Filter):
-    """Replaces every occurrence of a known secret (as given, lower- or upper-case) in a record.
-
-    A second line of defence: nothing in the package logs a secret on purpose.
+    """Replaces every occurrence of a known secret in a record, whatever its letter case and
+    with or without a ``0x`` prefix. A second line of defence: nothing logs a secret on purpose.
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        forms: set[str] = set()
-        for s in secrets:
-            s = s.strip()
-            if len(s) >= 8:
-                forms |= {s, s.lower(), s.upper(), s.removeprefix("0x"), s.lower().removeprefix("0x")}
-        self._secrets = sorted(forms, key=len, reverse=True)
+        bodies = {s.strip().removeprefix("0x").removeprefix("0X") for s in secrets}
+        bodies = {b for b in bodies if len(b) >= 8}  # shorter values would blank ordinary words
+        self._pattern = (re.compile("|".join(re.escape(b) for b in sorted(bodies, key=len, reverse=True)),
+                                    re.IGNORECASE) if bodies else None)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if self._pattern is None:
             return True
         message = record.getMessage()
-        changed = message
-        for s in self._secrets:
-            changed = changed.replace(s, REDACTED)
-        if changed != message:
-            record.msg, record.args = changed, None
+        clean = self._pattern.sub(REDACTED, message)
+        if clean != message:
+            record.msg, record.args = clean, None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD and isinstance(value, str):
-                clean = value
-                for s in self._secrets:
-                    clean = clean.replace(s, REDACTED)
-                setattr(record, key, clean)
+                setattr(record, key, self._pattern.sub(REDACTED, value))
         return True
 
 
@@ -90,13 +83,23 @@ def level_for(verbosity: int, default: str | None) -> int:
     return logging.WARNING
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a record is written (tests swap it), not when set up."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: int, *, as_json: bool = False, secrets: Iterable[str] = ()) -> None:
     """Send the package's log records at `level` and above to stderr (replacing earlier set-up)."""
     logger = logging.getLogger(ROOT)
     for h in list(logger.handlers):
         if not isinstance(h, logging.NullHandler):
             logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -6,6 +6,7 @@ periodically and on exit), so multi-step CLI work survives restarts.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import socket
@@ -17,6 +18,8 @@ from typing import TypedDict, Unpack
 from ledger._internal.solc import PROJECT_ROOT
 from ledger.config import settings
 from ledger.errors import ChainUnavailable, ConfigError
+
+_logger = logging.getLogger(__name__)
 
 ANVIL_PACKAGE_BIN = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 
@@ -109,6 +112,7 @@ class AnvilProcess:
             self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
         wait_for_rpc(self.url, self.proc)
+        _logger.info("anvil started at %s (pid %d)", self.url, self.proc.pid)
         return self
 
     def stop(self) -> None:

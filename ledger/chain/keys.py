@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -20,6 +21,8 @@ from ledger.errors import ConfigError
 
 if TYPE_CHECKING:
     from ledger.chain.rpc import Chain
+
+_logger = logging.getLogger(__name__)
 
 __all__ = [
     "ANVIL_MNEMONIC", "DEV_ACCOUNTS", "dev_key", "dev_keys", "labelled_key", "load_signer_from_env",
@@ -51,12 +54,16 @@ def load_signer_from_env(env: Mapping[str, str] | None = None) -> LocalAccount |
     s = settings(env)
     if s.private_key:
         try:
-            return cast(LocalAccount, Account.from_key(s.private_key))
+            account = cast(LocalAccount, Account.from_key(s.private_key))
         except Exception:  # noqa: BLE001 - never echo the key back
             raise ConfigError("LEDGER_PRIVATE_KEY is not a valid private key") from None
+        _logger.info("operator key from LEDGER_PRIVATE_KEY: %s", account.address)
+        return account
     if not s.keystore:
         return None
-    return _keystore_signer(s.keystore, s)
+    account = _keystore_signer(s.keystore, s)
+    _logger.info("operator key from keystore %s: %s", s.keystore, account.address)
+    return account
 
 
 def _keystore_signer(keystore: str, s: Settings) -> LocalAccount:

@@ -9,10 +9,12 @@ bytes inside its exception message.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -27,6 +29,10 @@ from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
 from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
+
+__all__ = ["ANVIL_CHAIN_ID", "Chain", "connect", "embedded", "redacted_url"]
+
+_logger = logging.getLogger(__name__)
 
 ANVIL_CHAIN_ID = 31337
 EMBEDDED_BLOCK_GAS_LIMIT = 60_000_000
@@ -65,7 +71,7 @@ class Chain:
         return self.accounts[0]
 
     def describe(self) -> str:
-        where = self.url or "in-process py-evm"
+        where = redacted_url(self.url) if self.url else "in-process py-evm"
         return f"{self.kind} chain {self.chain_id} ({where})"
 
     def contract(self, name: str, address: str) -> Contract:
@@ -123,9 +129,12 @@ class Chain:
         params.update(self._fees())
         tx = fn.build_transaction(params)
         signed = sender.sign_transaction(tx)
+        _logger.debug("signed %s from %s: nonce %d, gas %d, value %d, tx 0x%s", context or _fn_label(fn),
+                      sender.address, params["nonce"], gas, value, bytes(signed.hash).hex())
         return bytes(signed.raw_transaction), bytes(signed.hash), params["nonce"]
 
     def broadcast(self, raw: bytes) -> bytes:
+        _logger.debug("broadcasting tx 0x%s", bytes(keccak(raw)).hex())
         try:
             return bytes(self.w3.eth.send_raw_transaction(raw))
         except Exception as exc:  # noqa: BLE001
@@ -382,7 +391,7 @@ def connect(
         client = str(w3.client_version)
     except Exception as exc:  # noqa: BLE001
         raise ChainUnavailable(
-            f"no Ethereum JSON-RPC node answers at {url} ({type(exc).__name__}).\n"
+            f"no Ethereum JSON-RPC node answers at {redacted_url(url)} ({type(exc).__name__}).\n"
             "Start a local one with `ledger node` (anvil, state kept in the data directory), "
             "or pass --rpc URL of a running node."
         ) from None
@@ -403,6 +412,19 @@ def connect(
         timeout=timeout,
     )
     chain._chain_id = chain_id
+    _logger.info("connected to %s (%s; %d signing key(s), %d confirmation(s))", chain.describe(),
+                 client, len(chosen), chain.confirmations)
     return chain
+
+
+def redacted_url(url: str) -> str:
+    """`url` without what may be a credential: user info, and a path or query (where hosted
+    endpoints put API keys) shown only as '…'."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{rest}"
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.chain import rpc
+from ledger.config import settings
 from ledger.deploy import deploy_evidence_log
 from ledger.dev.demo_escrow import escrow_table, run_escrow_demo
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
@@ -80,8 +81,11 @@ def run_demo(
     console.print(f"[bold]2.[/bold] flash sale generated: {len(sale)} records, {orders} orders, "
                   f"{merchants} merchants (seed {seed})")
 
-    # An ephemeral master secret: salts and the personal-data key exist only in this process.
-    secret = MasterSecret.generate()
+    # The configured master secret if there is one, else an ephemeral one: salts and the
+    # personal-data key then exist only in this process.
+    configured = settings()
+    secret = (MasterSecret.from_env() if configured.master_secret or configured.master_secret_file
+              else MasterSecret.generate())
     store = Store(out_dir / "evidence.sqlite3", secret)
     anchorer = Anchorer(store, chain, log)
     heads: list[dict[str, Any]] = []

@@ -55,8 +55,8 @@ def _key(label: str) -> LocalAccount:
 
 
 @dataclass
-class _Cast:
-    """Everyone who acts in the escrow half, with development keys derived from labels."""
+class Cast:
+    """Everyone who acts in the escrow half, with development keys derived from public labels."""
 
     admin: LocalAccount
     merchants: list[LocalAccount] = field(default_factory=lambda: [_key("merchant-a"), _key("merchant-b")])
@@ -70,7 +70,7 @@ class _Cast:
         return [*self.merchants, *self.buyers, *self.carriers.values(), *self.panel, self.lender]
 
 
-def _set_up(chain: Chain, store: Store, cast: _Cast, console: Console) -> tuple[Platform, EscrowDemo]:
+def _set_up(chain: Chain, store: Store, cast: Cast, console: Console) -> tuple[Platform, EscrowDemo]:
     """Step 6: the escrow, its 2-of-3 panel, a test stablecoin, carriers, merchant deposits."""
     admin = cast.admin
     for acct in cast.everyone():
@@ -94,7 +94,7 @@ def _set_up(chain: Chain, store: Store, cast: _Cast, console: Console) -> tuple[
 class _Day:
     """The escrow half's steps 7 to 10 on one platform; `gas` notes every step's gas."""
 
-    def __init__(self, platform: Platform, cast: _Cast, out: EscrowDemo, console: Console) -> None:
+    def __init__(self, platform: Platform, cast: Cast, out: EscrowDemo, console: Console) -> None:
         self.p, self.cast, self.out, self.console = platform, cast, out, console
         self.client = platform.client
         self.merchant_of: dict[str, LocalAccount] = {}
@@ -198,7 +198,7 @@ class _Day:
 
 def run_escrow_demo(chain: Chain, store: Store, console: Console, *, orders: int = 10) -> EscrowDemo:
     """The escrow half of the demo (steps 6 to 10); see the module docstring."""
-    cast_ = _Cast(admin=chain.default_account)
+    cast_ = Cast(admin=chain.default_account)
     platform, out = _set_up(chain, store, cast_, console)
     day = _Day(platform, cast_, out, console)
     ids = day.open_orders(orders)

@@ -25,6 +25,7 @@ clock the escrow's windows run on, so the log and the chain tell the same timeli
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ from ledger.evidence.records import parse_record
 from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
 
 __all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform"]
+
+_logger = logging.getLogger(__name__)
 
 #: the action name of an ERC-20 approval the platform sends for a buyer before funding
 APPROVE = "approve"
@@ -161,6 +164,7 @@ class Platform:
             sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
         )  # fmt: skip
         self.store.ingest(list(records), source=f"escrow:{action}", actions=[new])
+        _logger.info("order %s: %s by %s, evidence %s", order_id, action, sender.address, record_id or "none")
         row = self._action_by_tx(tx_hash)
         receipt = self.outbox.submit(Pending(row.id, tx_hash, raw, action))
         return EscrowStep(order_id, action, record_id, evidence, tx_hash, receipt)

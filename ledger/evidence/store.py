@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from ledger.errors import ConflictError, RecordProblem, StoreError
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
 from ledger.evidence.model import Record
+
+_logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: ts_ns, records_leaf
 
@@ -204,6 +207,7 @@ class Store:
         self._check_meta(_key_fingerprint(data_key))
         self._tree: MerkleTree | None = None
         self._cipher = PersonalCipher(data_key)
+        _logger.debug("opened evidence store %s (master secret %s)", self.path, secret.fingerprint)
 
     # -- set-up -----------------------------------------------------------------
     def _check_meta(self, data_key_fingerprint: str) -> None:
@@ -354,6 +358,8 @@ class Store:
             )
         if self._tree is not None and self._tree.size == first:
             self._tree.extend(row[9] for row in fresh)
+        _logger.info("%s: stored %d record(s), %d already present, %d action(s); log size %d", source,
+                     len(fresh), len(rows) - len(fresh), len(actions), first + len(fresh))
         return IngestResult(source, len(fresh), len(rows) - len(fresh), first, first + len(fresh))
 
     def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:

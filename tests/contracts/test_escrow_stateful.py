@@ -36,7 +36,6 @@ Environment: ``LEDGER_STATEFUL_EXAMPLES`` (default 15), ``LEDGER_STATEFUL_STEPS`
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -61,6 +60,7 @@ from hypothesis.stateful import (
 from web3.contract import Contract
 
 from ledger.chain.rpc import Chain
+from ledger.config import settings as ledger_settings
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
 from ledger.errors import ContractRevert
 from ledger.escrow.client import EscrowClient
@@ -78,10 +78,10 @@ from ledger.escrow.types import (
 )
 from ledger.escrow.types import OrderState as S
 
-EXAMPLES = int(os.environ.get("LEDGER_STATEFUL_EXAMPLES", "15"))
-STEPS = int(os.environ.get("LEDGER_STATEFUL_STEPS", "40"))
-LIVENESS_EVERY = int(os.environ.get("LEDGER_STATEFUL_LIVENESS_EVERY", "8"))
-SHRINK = os.environ.get("LEDGER_STATEFUL_SHRINK", "1") != "0"  # 0: report the first failure as is
+EXAMPLES = ledger_settings().int_value("stateful_examples", 15)
+STEPS = ledger_settings().int_value("stateful_steps", 40)
+LIVENESS_EVERY = ledger_settings().int_value("stateful_liveness_every", 8)
+SHRINK = ledger_settings().int_value("stateful_shrink", 1) != 0  # 0: report the first failure as is
 
 ZERO32 = b"\x00" * 32
 ZERO_ADDR = to_checksum_address(NATIVE)

@@ -25,6 +25,7 @@ import pytest
 
 from ledger._internal.merkle import verify_inclusion
 from ledger.chain import rpc
+from ledger.config import settings
 from ledger.deploy import deploy_escrow, deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.escrow.client import EscrowClient
@@ -615,7 +616,7 @@ def read_png(path: Path) -> tuple[int, int, list[bytes], int]:
 @pytest.mark.parametrize("chain", ["embedded"], indirect=True)
 def test_html_report_draws_its_timeline_in_a_browser(history, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     if CHROMIUM is None:
-        if os.environ.get("LEDGER_REQUIRE_BROWSER"):
+        if settings().require_browser:
             pytest.fail("LEDGER_REQUIRE_BROWSER is set but chromium is not installed "
                         "(`bash scripts/run setup` installs Debian's chromium)")
         pytest.skip("chromium is not installed and LEDGER_REQUIRE_BROWSER is unset "
