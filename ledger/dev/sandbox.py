@@ -18,9 +18,10 @@ from ledger.deploy import deploy_escrow
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.types import NATIVE
 
-__all__ = ["EscrowEnv", "make_escrow_env"]
+__all__ = ["MERCHANT_DEPOSIT", "TOKEN_SUPPLY", "EscrowEnv", "make_escrow_env"]
 
 TOKEN_SUPPLY = 10**15  # per party, in base units of the 6-decimal test stablecoin
+MERCHANT_DEPOSIT = 10**12  # each merchant's deposit in the test stablecoin
 
 
 @dataclass
@@ -48,7 +49,9 @@ class EscrowEnv:
     stranger: LocalAccount
 
 
-def make_escrow_env(chain: Chain, *, deposit: int = 10**12, deposit_eth: int = 10**20) -> EscrowEnv:
+def make_escrow_env(
+    chain: Chain, *, deposit: int = MERCHANT_DEPOSIT, deposit_eth: int = 10**20
+) -> EscrowEnv:
     """Deploy and populate an escrow (see `EscrowEnv`); the chain's dev accounts 0..9 act."""
     a = chain.accounts
     admin = a[0]

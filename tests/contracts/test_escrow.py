@@ -22,7 +22,7 @@ from eth_utils import keccak, to_checksum_address
 from ledger.chain.abi import decode_revert
 from ledger.chain.keys import labelled_key
 from ledger.deploy import deploy_escrow
-from ledger.dev.sandbox import EscrowEnv
+from ledger.dev.sandbox import MERCHANT_DEPOSIT, EscrowEnv
 from ledger.errors import ConfigError, ContractRevert
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import (
@@ -33,21 +33,28 @@ from ledger.escrow.eip712 import (
     sign_offer,
     tracking_hash,
 )
-from ledger.escrow.types import NATIVE, Party, Resolution, Ruling, split_ruling
+from ledger.escrow.types import (
+    BPS,
+    DAY,
+    HOUR,
+    NATIVE,
+    RULING_SPLIT_BASE,
+    ZERO32,
+    Party,
+    Resolution,
+    Ruling,
+    split_ruling,
+)
 from ledger.escrow.types import OrderState as S
 
-HOUR = 3600
-DAY = 24 * HOUR
-BPS = 10_000
 ETH = NATIVE
 PRICE = 1_234_567_891  # 1234.567891 TUSD: not round, so the fee and reserve round down
 ETH_PRICE = 3 * 10**17 + 7
 EVIDENCE = keccak(text="leaf:42:evidence record")
-ZERO32 = b"\x00" * 32
 ADMIN_ROLE = "0x" + "00" * 32
-DEPOSIT = 10**12  # conftest's per-merchant deposit in TUSD
+DEPOSIT = MERCHANT_DEPOSIT  # the sandbox's per-merchant deposit in TUSD
 RATIO_BPS = 2_000  # conftest's deposit ratio
-RULING_SPLIT_BASE, RULING_OPTIONS = 4, 10_004  # ruling 4 + b: the buyer gets b bps
+RULING_OPTIONS = RULING_SPLIT_BASE + BPS  # ruling 4 + b: the buyer gets b bps
 RECEIVER_REJECTS, RECEIVER_REENTERS = 1, 2  # MaliciousReceiver.Mode
 
 IN_RETURN = (S.RETURNING, S.RETURN_SHIPPED, S.RETURN_DELIVERED)

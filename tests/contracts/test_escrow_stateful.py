@@ -71,6 +71,7 @@ from ledger.escrow.types import (
     HOUR,
     NATIVE,
     RULING_SPLIT_BASE,
+    ZERO32,
     Party,
     Resolution,
     Terms,
@@ -83,7 +84,6 @@ STEPS = ledger_settings().int_value("stateful_steps", 40)
 LIVENESS_EVERY = ledger_settings().int_value("stateful_liveness_every", 8)
 SHRINK = ledger_settings().int_value("stateful_shrink", 1) != 0  # 0: report the first failure as is
 
-ZERO32 = b"\x00" * 32
 ZERO_ADDR = to_checksum_address(NATIVE)
 SLACK = 20  # seconds: a call's block timestamp is within [latest, latest + SLACK]
 UINT88 = 2**88

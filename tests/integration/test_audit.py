@@ -30,7 +30,7 @@ from ledger.deploy import deploy_escrow, deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.platform import Platform
-from ledger.escrow.types import NATIVE, Ruling, split_ruling
+from ledger.escrow.types import DAY, NATIVE, Ruling, split_ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
 from ledger.evidence.master_secret import MasterSecret
@@ -39,7 +39,6 @@ from ledger.investigate.audit import Auditor, parse_time_ns, render_html, text_r
 from tests.integration.test_cli import run
 
 START = "2026-11-11T12:00:00Z"
-DAY = 86400
 # Record text can hold anything: every rendering must show it as text, never run it.
 NASTY = "</script><img src=x onerror=alert(1)> \"q\" 's & <!-- <b>bold</b> \u2028"
 NASTY_TITLE = "<svg onload=alert(2)>【赠品】</title>"

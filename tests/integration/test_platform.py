@@ -14,14 +14,13 @@ from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert, LedgerError
 from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import APPROVE, NON_ESCROW_ACTIONS, Platform
-from ledger.escrow.types import OrderState, Ruling
+from ledger.escrow.types import DAY, OrderState, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import export_bundle, verify_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
 START = "2026-11-11T12:00:00Z"
-DAY = 86400
 
 
 @pytest.fixture(scope="module")
