@@ -30,3 +30,13 @@ def test_mypy_is_clean() -> None:
     # The project's own (gitignored) cache: warm after a developer's `mypy ledger`.
     proc = _run("mypy", "--cache-dir", str(ROOT / ".mypy_cache"), "ledger")
     assert proc.returncode == 0, _report(proc)
+
+
+def test_imports_follow_the_layers() -> None:
+    """import-linter's contracts in pyproject.toml: layers, and command modules independent."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, _report(proc)
+    assert "0 broken" in proc.stdout
