@@ -37,12 +37,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import msgspec
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
+from ledger._internal import jsondoc
 from ledger.chain.abi import decode_log, jsonable
 from ledger.chain.keys import labelled_key
 from ledger.chain.rpc import Chain, connect, embedded
@@ -58,7 +60,8 @@ from ledger.escrow.eip712 import (
     signed_message,
 )
 from ledger.escrow.types import NATIVE, ZERO32, OrderState, Terms
-from ledger.evidence.bundle import export_bundle, load_document, verify_records
+from ledger.evidence.bundle import export_bundle, verify_records
+from ledger.evidence.bundle_format import Bundle
 
 __all__ = [
     "CASE_FORMAT", "Override", "ReplayResult", "StepResult", "build_case", "expectation_problems",
@@ -170,7 +173,7 @@ def build_case(
     hashes = [a.tx_hash for a in rows] + [bytes(h) for h in extra_txs]
     if not hashes:
         raise CaseError(f"order {order_id!r} has no escrow actions")
-    by_leaf = {r["leaf_hash"]: r["record"]["id"] for r in bundle["records"]}
+    by_leaf = {r.leaf_hash: r.record["id"] for r in bundle.records}
     escrow, arbitrator = client.escrow, client.arbitrator
     contracts = {escrow.address.lower(): escrow}
     if arbitrator is not None:
@@ -234,7 +237,7 @@ def build_case(
             "evidence_log": to_checksum_address(log_address),
         },
         "setup": setup,
-        "evidence": bundle,
+        "evidence": jsondoc.to_json(bundle),
         "actions": actions,
         "outcome": {"state": final.name},
     }  # fmt: skip
@@ -313,8 +316,15 @@ def _outside_state(client: Any, order_id: str, actions: list[dict[str, Any]]) ->
 
 
 def load_case(text: str | bytes, source: str = "case") -> dict[str, Any]:
-    case = load_document(text, source, fmt=CASE_FORMAT, what="a case file", error=CaseError,
-                         keys=("order_id", "setup", "evidence", "actions", "original", "outcome"))
+    try:
+        case = json.loads(text)
+    except ValueError as exc:
+        raise CaseError(f"{source} is not JSON: {exc}") from None
+    if not isinstance(case, dict) or case.get("format") != CASE_FORMAT:
+        raise CaseError(f"{source} is not a case file (format must be {CASE_FORMAT!r})")
+    for key in ("order_id", "setup", "evidence", "actions", "original", "outcome"):
+        if key not in case:
+            raise CaseError(f"{source}: missing {key!r}")
     return case
 
 
@@ -842,7 +852,7 @@ def replay(
     """Replay a case on a fresh chain (see the module docstring)."""
     case = apply_overrides(case, overrides) if overrides else case
     first = min(a["time"] for a in case["actions"])
-    verdicts_list, _, _ = verify_records(case["evidence"])
+    verdicts_list, _, _ = verify_records(msgspec.convert(case["evidence"], Bundle, strict=True))
     verdicts = {v.record_id: v.failures for v in verdicts_list if v.record_id is not None}
     records = {r["leaf_hash"]: r for r in case["evidence"]["records"]}
     head = case["evidence"]["anchor"]
