@@ -11,7 +11,7 @@ is verification (`ledger.evidence.bundle`), reported record by record.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta
 
@@ -24,7 +24,7 @@ __all__ = [
     "hex_bytes", "load_bundle",
 ]
 
-FORMAT = "evidence-escrow/bundle/v1"
+FORMAT: Final = "evidence-escrow/bundle/v1"
 
 #: 32 bytes as hex: leaf hashes, proof hashes, roots, salts, order keys, personal commitments.
 #: The exporter writes them bare; a leading 0x, and upper case, are read as well.
@@ -80,7 +80,7 @@ class BundleRecord(DocumentStruct):
 
 
 class Bundle(DocumentStruct):
-    format: str
+    format: Literal["evidence-escrow/bundle/v1"]  # FORMAT, checked inside a case file too
     generated_at: str
     selection: Selection
     anchor: BundleAnchor
