@@ -512,6 +512,7 @@ def apply_overrides(case: Case, overrides: Sequence[Override]) -> Case:
         elif ov.op == "arg":
             _override_arg(action, path, ov)
         action.overridden = [*(action.overridden or []), str(ov)]
+        _logger.debug("override %s applied to step %d", ov, action.n)
     return out
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ from ledger.investigate.case import (
 )
 
 __all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
+
+_logger = logging.getLogger(__name__)
 
 REPLAY_GAS = 3_000_000
 SETUP_LEAD = 3600  # the replay chain starts this long before the first action
@@ -224,18 +227,12 @@ class _Replayer:
         return t
 
     def send(self, fn: Any, sender: LocalAccount, value: int = 0) -> dict[str, Any]:
+        """A set-up transaction, one second after the last; one that reverts is a `CaseError`."""
         self.tick()
-        raw, h, _ = self.chain.build_signed(fn, sender, value=value, gas=REPLAY_GAS)
-        self.chain.broadcast(raw)
-        receipt = self.chain.wait(h)
-        if receipt["status"] != 1:
-            try:
-                fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
-                why = "out of gas?"
-            except Exception as exc:  # noqa: BLE001 - decoded for the message
-                why = str(self.chain.explain(exc, fn.fn_name))
-            raise CaseError(f"replay set-up step {fn.fn_name} failed: {why}")
-        return receipt
+        try:
+            return self.chain.transact(fn, sender, value=value, gas=REPLAY_GAS)
+        except ContractRevert as exc:
+            raise CaseError(f"replay set-up step {fn.fn_name} failed: {exc}") from None
 
     # set-up ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -253,6 +250,8 @@ class _Replayer:
             self.send(self.escrow.functions.setCarrier(self.key(carrier).address, True), self.deployer)
         self._fund_deposit_and_reserve(merchant)
         self._ghosts(setup, self.token, merchant)
+        _logger.debug("replay set up: escrow %s, arbitrator %s, evidence log %s, token %s",
+                      self.escrow.address, self.arbitrator.address, self.log.address, self.token)
 
     def _parties(self) -> tuple[str, list[str]]:
         """(the merchant, everyone who gets ETH: who acts, both sides of the offer, the panel)."""
@@ -395,6 +394,9 @@ class _Replayer:
         return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
 
     def run_step(self, action: CaseAction) -> tuple[str, str | None, list[dict[str, Any]]]:
+        """(status, error, events) of one action sent at its original time. It is simulated on
+        the pending block first: a call the escrow refuses is reported from that simulation,
+        with its decoded error, and not sent."""
         contract = self.arbitrator if action.contract == "PanelArbitrator" else self.escrow
         fn = getattr(contract.functions, action.function)(*self.call_args(action, contract))
         sender = self.key(action.sender)
@@ -406,13 +408,10 @@ class _Replayer:
             if isinstance(err, ContractRevert):
                 return "failed", _error_text(err.error_name, self.back(jsonable(err.error_args))), []
             raise
-        raw, h, _ = self.chain.build_signed(fn, sender, value=action.value, gas=REPLAY_GAS)
-        self.chain.broadcast(raw)
-        receipt = self.chain.wait(h)
+        receipt = self.chain.send(fn, sender, value=action.value, gas=REPLAY_GAS)
         if receipt["status"] != 1:
             return "failed", "Unknown(reverted when mined)", []
-        events = self._events(receipt)
-        return "confirmed", None, events
+        return "confirmed", None, self._events(receipt)
 
     def _events(self, receipt: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -535,7 +534,12 @@ def replay(
         state = OrderState(int(c.call(r.escrow.functions.orderState(order_key(case.order_id))))).name
     log = [{"step": s.n, **e} for s in steps for e in s.replay_events]
     failures = {k: v for k, v in verdicts.items() if v}
-    return ReplayResult(case.order_id, label, steps, case.outcome.state, state, failures, log)
+    result = ReplayResult(case.order_id, label, steps, case.outcome.state, state, failures, log)
+    _logger.info("replayed order %s on %s: %s, %d/%d step(s) match, final state %s (originally %s), "
+                 "evidence %s", case.order_id, label, "reproduced" if result.matches else "diverged",
+                 sum(s.matches for s in steps), len(steps), state, case.outcome.state,
+                 "verified" if result.verified else "NOT verified")
+    return result
 
 
 def _step(r: _Replayer, a: CaseAction, records: dict[str, BundleRecord],
@@ -550,6 +554,8 @@ def _step(r: _Replayer, a: CaseAction, records: dict[str, BundleRecord],
     else:
         status, error, events = r.run_step(a)
         events = r.normalise_ids(original_events, events)
+    _logger.debug("step %d %s at %d: %s%s; evidence: %s", a.n, a.function, a.time, status,
+                  "" if error is None else f" {error}", detail)
     return StepResult(
         n=a.n, function=a.function, time=a.time, original_status=a.status,
         original_error=None if a.error is None else _error_text(a.error.name, a.error.args),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ledger.chain import rpc
@@ -117,6 +118,13 @@ def test_bad_overrides_and_cases_are_clear_errors() -> None:
         replay(case, overrides=[Override.parse("drop:fund#3")])
     with pytest.raises(CaseError, match="not a case file"):
         load_case(json.dumps({"format": "something else"}))
+
+
+def test_a_set_up_step_that_reverts_is_a_case_error_with_its_reason() -> None:
+    case = _load(next(p for p in CASES if "double-pledge" in p.name))
+    setup = msgspec.structs.replace(case.setup, merchant_deposit=2**97)  # more than the merchant holds
+    with pytest.raises(CaseError, match=r"set-up step depositFor failed: .*ERC20InsufficientBalance"):
+        replay(msgspec.structs.replace(case, setup=setup))
 
 
 def _ledger(*args: str) -> subprocess.CompletedProcess[str]:
