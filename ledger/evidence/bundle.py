@@ -240,7 +240,10 @@ def verify_records(
     verdicts: list[RecordVerdict] = []
     seen: set[int] = set()
     for item in bundle.records:
-        verdicts.append(_verify_one(item, size, root, order_keys, seen))
+        verdict = _verify_one(item, size, root, order_keys, seen)
+        _logger.debug("leaf %d (record %s): %s", verdict.index, verdict.record_id,
+                      "; ".join(verdict.failures) or "ok")
+        verdicts.append(verdict)
         if progress is not None:
             progress(1)
     return verdicts, size, root
