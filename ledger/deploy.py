@@ -8,16 +8,18 @@ matches the current build and does nothing.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_typing import ChecksumAddress
+import msgspec
+from eth_utils import to_checksum_address
 from web3.contract import Contract
 
-from ledger._internal import solc
+from ledger._internal import jsondoc, solc
+from ledger._internal.jsondoc import DocumentStruct
 from ledger.chain.rpc import Chain
 from ledger.errors import DeploymentError
 
@@ -25,6 +27,29 @@ if TYPE_CHECKING:
     from ledger.escrow.client import EscrowClient
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
+
+_logger = logging.getLogger(__name__)
+
+
+class ManifestEntry(DocumentStruct):
+    """One deployed contract, as the manifest records it."""
+
+    name: str
+    address: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    deployer: str
+    compiler: str
+    runtime_sha256: str
+
+
+class DeploymentManifest(DocumentStruct):
+    """``<data dir>/deployments/<chain id>.json``: the contracts deployed on one chain, by name."""
+
+    format: str
+    chain_id: int
+    contracts: dict[str, ManifestEntry]
 
 
 @dataclass(frozen=True)
@@ -39,42 +64,56 @@ class Deployment:
     runtime_sha256: str
     reused: bool  # True when an existing matching deployment was recognised
 
+    @classmethod
+    def recognised(cls, entry: ManifestEntry) -> Deployment:
+        """The manifest's live deployment, reused as it is."""
+        return cls(reused=True, **msgspec.structs.asdict(entry))
+
+    def entry(self) -> ManifestEntry:
+        """What the manifest records of this deployment (everything but `reused`)."""
+        return ManifestEntry(**{f: getattr(self, f) for f in ManifestEntry.__struct_fields__})
+
     def to_json(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d.pop("reused")
-        return d
+        json_entry: dict[str, Any] = jsondoc.to_json(self.entry())
+        return json_entry
 
 
 def manifest_path(data_dir: Path, chain_id: int) -> Path:
     return data_dir / "deployments" / f"{chain_id}.json"
 
 
-def read_manifest(data_dir: Path, chain_id: int) -> dict[str, Any] | None:
+def read_manifest(data_dir: Path, chain_id: int) -> DeploymentManifest | None:
+    """The chain's manifest, None when there is none yet, or `DeploymentError` naming the file
+    and the field when it is not a deployment manifest for this chain."""
     path = manifest_path(data_dir, chain_id)
     if not path.exists():
         return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DeploymentError(f"deployment manifest {path} is not valid JSON: {exc}") from None
-    if data.get("format") != MANIFEST_FORMAT or data.get("chain_id") != chain_id:
-        raise DeploymentError(f"{path} is not a deployment manifest for chain {chain_id}")
-    return data
+    manifest = jsondoc.load(path.read_bytes(), DeploymentManifest, source=str(path),
+                            what="a deployment manifest", fmt=MANIFEST_FORMAT, error=DeploymentError)
+    if manifest.chain_id != chain_id:
+        raise DeploymentError(f"{path} is the deployment manifest of chain {manifest.chain_id}, "
+                              f"not of chain {chain_id}")
+    return manifest
 
 
-def _write_manifest(data_dir: Path, chain_id: int, contracts: dict[str, Any]) -> Path:
-    path = manifest_path(data_dir, chain_id)
+def _write_manifest(data_dir: Path, manifest: DeploymentManifest) -> Path:
+    """Write the manifest atomically (a crash leaves the old file or the new one)."""
+    path = manifest_path(data_dir, manifest.chain_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": MANIFEST_FORMAT, "chain_id": chain_id, "contracts": contracts}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(jsondoc.dumps(manifest, indent=2))
     os.replace(tmp, path)
     return path
 
 
-def live_matches(chain: Chain, address: ChecksumAddress, name: str) -> bool:
+def _entry(manifest: DeploymentManifest | None, name: str) -> ManifestEntry | None:
+    return None if manifest is None else manifest.contracts.get(name)
+
+
+def live_matches(chain: Chain, address: str, name: str) -> bool:
     """Whether `address` holds exactly the current build's runtime code for `name`."""
-    return solc.artifacts()[name].matches_deployed(bytes(chain.w3.eth.get_code(address)))
+    code = chain.w3.eth.get_code(to_checksum_address(address))
+    return solc.artifacts()[name].matches_deployed(bytes(code))
 
 
 def deploy_contract(
@@ -87,13 +126,14 @@ def deploy_contract(
     reset node, a changed build) is an error unless `redeploy` is set.
     """
     art = solc.artifacts()[name]
-    manifest = read_manifest(data_dir, chain.chain_id) if data_dir else None
-    entry = (manifest or {}).get("contracts", {}).get(name)
+    entry = _entry(read_manifest(data_dir, chain.chain_id), name) if data_dir else None
     if entry and not redeploy:
-        if live_matches(chain, entry["address"], name):
-            return Deployment(reused=True, **entry)
+        if live_matches(chain, entry.address, name):
+            _logger.info("%s at %s on chain %d matches the current build: reused", name, entry.address,
+                         chain.chain_id)
+            return Deployment.recognised(entry)
         raise DeploymentError(
-            f"the manifest names {name} at {entry['address']} on chain {chain.chain_id}, but the "
+            f"the manifest names {name} at {entry.address} on chain {chain.chain_id}, but the "
             "code there does not match the current build (no code, or other bytecode). "
             "Run `ledger deploy --redeploy` to deploy anew."
         )
@@ -110,11 +150,13 @@ def deploy_contract(
         runtime_sha256=art.runtime_hash,
         reused=False,
     )
+    _logger.info("deployed %s at %s on chain %d (block %d)", name, dep.address, chain.chain_id,
+                 dep.block_number)
     if data_dir is not None:
         manifest = read_manifest(data_dir, chain.chain_id)  # re-read: another entry may be new
-        contracts = dict((manifest or {}).get("contracts", {}))
-        contracts[name] = dep.to_json()
-        _write_manifest(data_dir, chain.chain_id, contracts)
+        contracts = {} if manifest is None else dict(manifest.contracts)
+        contracts[name] = dep.entry()
+        _write_manifest(data_dir, DeploymentManifest(MANIFEST_FORMAT, chain.chain_id, contracts))
     return dep
 
 
@@ -129,19 +171,18 @@ def deploy_evidence_log(
 
 def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
     """A contract deployed on this chain, from the manifest, checked against the chain."""
-    manifest = read_manifest(data_dir, chain.chain_id)
-    entry = (manifest or {}).get("contracts", {}).get(name)
+    entry = _entry(read_manifest(data_dir, chain.chain_id), name)
     if not entry:
         raise DeploymentError(
             f"no {name} deployment for chain {chain.chain_id} in "
             f"{manifest_path(data_dir, chain.chain_id)}: run `ledger deploy` first"
         )
-    if not live_matches(chain, entry["address"], name):
+    if not live_matches(chain, entry.address, name):
         raise DeploymentError(
-            f"{name} at {entry['address']} (from the manifest) has no matching code on chain "
+            f"{name} at {entry.address} (from the manifest) has no matching code on chain "
             f"{chain.chain_id}: was the node reset? Run `ledger deploy` again."
         )
-    return chain.contract(name, entry["address"])
+    return chain.contract(name, entry.address)
 
 
 def escrow_client(chain: Chain, data_dir: Path) -> EscrowClient:

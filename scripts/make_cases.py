@@ -4,7 +4,7 @@
 Every case is a disputed or instructive order played out on the embedded chain through the
 platform facade (evidence records logged, escrow transactions sent, the log anchored), with
 fraud attempts submitted as real transactions that the escrow rejects on chain, then
-exported with `ledger.replay.build_case`. Each file carries the outcome it must replay to
+exported with `ledger.investigate.case.build_case`. Each file carries the outcome it must replay to
 (`expect`); the script replays every case once before writing it and refuses to write one
 that does not meet its expectation.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from eth_account.signers.local import LocalAccount
 
 from ledger.chain import rpc
@@ -36,7 +36,8 @@ from ledger.escrow.types import NATIVE, ZERO32, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
-from ledger.investigate.replay import Override, apply_overrides, build_case, expectation_problems, replay
+from ledger.investigate.case import Case, CaseExpect, Override, apply_overrides, build_case, dumps_case
+from ledger.investigate.replay import expectation_problems, replay
 
 DAY = 86400
 USD = 10**6
@@ -298,11 +299,11 @@ def _fraud(w: World) -> Run:
     return Run(oid, {"state": "RESOLVED", "failed": []})
 
 
-def check(case: dict[str, Any]) -> None:
+def check(case: Case) -> None:
     """Replay the case and hold it to its expectation; raise if it does not meet it."""
     problems = expectation_problems(case, replay(case))
     if problems:
-        raise AssertionError(f"case {case['name']}: " + "; ".join(problems))
+        raise AssertionError(f"case {case.name}: " + "; ".join(problems))
 
 
 def main() -> int:
@@ -330,11 +331,11 @@ def main() -> int:
             case = build_case(store, env.client, run.order_id, log_address=log.address,
                               extra_txs=run.attempts, note=note)
             case = apply_overrides(case, [Override.parse(t) for t in run.tamper])
-            case = {"name": name, **case, "expect": run.expect}
+            case = msgspec.structs.replace(case, name=name, expect=msgspec.convert(run.expect, CaseExpect))
             check(case)
             path = out / f"{i:02d}-{name}.json"
-            path.write_text(json.dumps(case, indent=1, sort_keys=True) + "\n")
-            print(f"{path}: order {run.order_id}, {len(case['actions'])} transactions, "
+            path.write_text(dumps_case(case))
+            print(f"{path}: order {run.order_id}, {len(case.actions)} transactions, "
                   f"expected {run.expect['state']}")
         store.close()
     return 0

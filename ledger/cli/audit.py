@@ -29,11 +29,12 @@ def _deployment(chain: Chain, store: Store, ddir: Path) -> tuple[str | None, int
     """(the EvidenceLog to check records against, the escrow's deployment block), from one
     read of the manifest: its EvidenceLog if that has the right code on chain, else the
     contract of the store's latest confirmed anchor on this chain."""
-    contracts = (read_manifest(ddir, chain.chain_id) or {}).get("contracts") or {}
-    block = int((contracts.get("FulfillmentEscrow") or {}).get("block_number") or 0)
-    log = contracts.get("EvidenceLog")
-    if log and live_matches(chain, log["address"], "EvidenceLog"):
-        return str(log["address"]), block
+    manifest = read_manifest(ddir, chain.chain_id)
+    contracts = {} if manifest is None else manifest.contracts
+    escrow, log = contracts.get("FulfillmentEscrow"), contracts.get("EvidenceLog")
+    block = escrow.block_number if escrow else 0
+    if log and live_matches(chain, log.address, "EvidenceLog"):
+        return log.address, block
     anchors = store.anchors(chain_id=chain.chain_id, status="confirmed")
     return (str(max(anchors, key=lambda a: a.id).contract) if anchors else None), block
 

@@ -25,7 +25,8 @@ from ledger.cli._common import (
 from ledger.deploy import evidence_log
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.evidence.anchor import Anchorer
-from ledger.evidence.bundle import Verdict, export_bundle, load_bundle, verify_bundle
+from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
+from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.records import parse_jsonl
 from ledger.evidence.store import Store
 
@@ -123,16 +124,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             store, chain_id, contract, order_id=args.order, merchant_id=args.merchant,
             since=args.since, until=args.until, disclose_personal=args.disclose_personal,
         )
-    text = json.dumps(bundle, indent=2, sort_keys=True) + "\n"
+    text = dumps_bundle(bundle)
     if args.output == "-":
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text)
-    msg = f"wrote {len(bundle['records'])} record(s) to {args.output}"
+    msg = f"wrote {len(bundle.records)} record(s) to {args.output}"
     if skipped:
         msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
     if args.output != "-":
-        emit(args, {"output": args.output, "records": len(bundle["records"]),
+        emit(args, {"output": args.output, "records": len(bundle.records),
                     "unanchored_left_out": skipped}, msg)
     else:
         console(stderr=True).print(msg)
@@ -150,11 +151,11 @@ def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
-    data = load_bundle(text, args.bundle)
+    bundle = load_bundle(text, args.bundle)
     chain = connect(rpc_url(args))
     show = not args.json and sys.stderr.isatty()
-    with progress_bar(show, f"verify {args.bundle}", len(data["records"])) as advance:
-        verdict = verify_bundle(data, chain.w3, progress=advance)
+    with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
+        verdict = verify_bundle(bundle, chain.w3, progress=advance)
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2))
     else:

@@ -16,13 +16,14 @@ from rich.table import Table
 from ledger.chain.rpc import connect
 from ledger.cli._common import add_json, add_rpc, data_dir, emit, open_chain, open_store, rpc_url
 from ledger.deploy import escrow_client, evidence_log
-from ledger.investigate.replay import Override, ReplayResult, build_case, load_case, replay
+from ledger.investigate.case import Case, Override, build_case, dumps_case, load_case
+from ledger.investigate.replay import ReplayResult, replay
 from ledger.investigate.trace import render_trace, trace_transaction
 
 __all__ = ["configure"]
 
 
-def _case_from_order(args: argparse.Namespace, order_id: str, rpc: str | None) -> dict[str, Any]:
+def _case_from_order(args: argparse.Namespace, order_id: str, rpc: str | None) -> Case:
     chain = connect(rpc or rpc_url(argparse.Namespace(**{**vars(args), "rpc": None})))
     with open_store(args) as store:
         log = evidence_log(chain, data_dir(args))
@@ -33,16 +34,16 @@ def _case_from_order(args: argparse.Namespace, order_id: str, rpc: str | None) -
 
 def cmd_case(args: argparse.Namespace) -> int:
     case = _case_from_order(args, args.order, args.rpc)
-    text = json.dumps(case, indent=1, sort_keys=True) + "\n"
+    text = dumps_case(case)
     if args.output == "-":
         sys.stdout.write(text)
         return 0
     Path(args.output).write_text(text)
-    emit(args, {"output": args.output, "actions": len(case["actions"]),
-                    "records": len(case["evidence"]["records"]), "state": case["outcome"]["state"]},
-             f"wrote the case of order {args.order} to {args.output}: {len(case['actions'])} "
-             f"transaction(s), {len(case['evidence']['records'])} evidence record(s), final state "
-             f"{case['outcome']['state']}")
+    emit(args, {"output": args.output, "actions": len(case.actions),
+                    "records": len(case.evidence.records), "state": case.outcome.state},
+             f"wrote the case of order {args.order} to {args.output}: {len(case.actions)} "
+             f"transaction(s), {len(case.evidence.records)} evidence record(s), final state "
+             f"{case.outcome.state}")
     return 0
 
 
@@ -69,9 +70,9 @@ def _events_text(events: list[dict[str, Any]]) -> str:
     return "\n".join(e["name"] for e in events) or "—"
 
 
-def print_replay(result: ReplayResult, case: dict[str, Any], overrides: list[Override]) -> None:
+def print_replay(result: ReplayResult, case: Case, overrides: list[Override]) -> None:
     console = Console(highlight=False)
-    start = min(a["time"] for a in case["actions"])
+    start = min(a.time for a in case.actions)
     title = f"replay of order {result.order_id} on a fresh {result.chain} chain"
     if overrides:
         title += " with " + ", ".join(str(o) for o in overrides)

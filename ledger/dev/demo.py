@@ -9,6 +9,7 @@ evidence too and verify the pledged order's bundle.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -26,6 +27,7 @@ from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.evidence import records as rec
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.bundle_format import Bundle, dumps_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
@@ -41,11 +43,11 @@ def _pick_order(store: Store) -> str:
     return str(rows[0])
 
 
-def tamper(bundle: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def tamper(bundle: Bundle) -> tuple[Bundle, str]:
     """A copy with one byte changed in one disclosed record; returns (copy, what changed)."""
-    bad = json.loads(json.dumps(bundle))
-    for item in bad["records"]:
-        record = item["record"]
+    bad = copy.deepcopy(bundle)
+    for item in bad.records:
+        record = item.record
         for key in ("amount", "total", "tracking_number", "rating"):
             if key in record:
                 old = record[key]
@@ -119,16 +121,16 @@ def run_demo(
     order_id = _pick_order(store)
     bundle, _ = export_bundle(store, chain.chain_id, log.address, order_id=order_id)
     bundle_path = out_dir / f"bundle-{order_id}.json"
-    bundle_path.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n")
+    bundle_path.write_text(dumps_bundle(bundle))
     verdict = verify_bundle(bundle, chain.w3)
     timings["export+verify"] = time.perf_counter() - t
-    console.print(f"[bold]4.[/bold] order {order_id}: {len(bundle['records'])} records exported to "
+    console.print(f"[bold]4.[/bold] order {order_id}: {len(bundle.records)} records exported to "
                   f"{bundle_path}; verified against the chain: "
                   + ("[green]OK[/green]" if verdict.ok else "[red]FAILED[/red]"))
 
     bad, change = tamper(bundle)
     bad_path = out_dir / f"bundle-{order_id}-tampered.json"
-    bad_path.write_text(json.dumps(bad, indent=2, sort_keys=True) + "\n")
+    bad_path.write_text(dumps_bundle(bad))
     bad_verdict = verify_bundle(bad, chain.w3)
     failures = [f"{r.record_id}: {f}" for r in bad_verdict.records for f in r.failures]
     console.print(f"[bold]5.[/bold] tampered copy ({change}) → "
@@ -145,10 +147,10 @@ def run_demo(
                   "gas": outcome.gas_used, "block": outcome.block_number})
     pledged_bundle, _ = export_bundle(store, chain.chain_id, log.address, order_id=escrow.pledged_order)
     pledged_path = out_dir / f"bundle-{escrow.pledged_order}.json"
-    pledged_path.write_text(json.dumps(pledged_bundle, indent=2, sort_keys=True) + "\n")
+    pledged_path.write_text(dumps_bundle(pledged_bundle))
     pledged_ok = verify_bundle(pledged_bundle, chain.w3).ok
     cited = {a.evidence.hex() for a in store.actions(order_id=escrow.pledged_order) if a.evidence}
-    cited_ok = cited <= {item["leaf_hash"] for item in pledged_bundle["records"]}
+    cited_ok = cited <= {item.leaf_hash for item in pledged_bundle.records}
     timings["escrow"] = time.perf_counter() - t
     console.print(f"[bold]11.[/bold] escrow evidence anchored (head size {outcome.head.size}); the pledged "
                   f"order's bundle {pledged_path} verifies: "

@@ -5,24 +5,43 @@ it recomputes every leaf from the disclosed content, checks every inclusion proo
 the bundle's tree head, and asks the EvidenceLog contract named in the bundle whether that
 head was anchored, and checks the anchoring transaction. Nothing from the platform is
 trusted.
+
+Verification takes a well-formed `Bundle` (`ledger.evidence.bundle_format` parses one and
+refuses a malformed document outright); what it decides is whether the bundle tells the
+truth, and it reports every way it does not, record by record.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from ledger._internal import canonical
 from ledger._internal.merkle import verify_inclusion
 from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
 from ledger.errors import BundleError, InclusionProofError, LedgerError
+from ledger.evidence.bundle_format import (
+    FORMAT,
+    Bundle,
+    BundleAnchor,
+    BundleRecord,
+    Selection,
+    hex_bytes,
+)
 from ledger.evidence.leaf import committed_leaf, personal_commitment_of
 from ledger.evidence.master_secret import OrderKey
 
-FORMAT = "evidence-escrow/bundle/v1"
+__all__ = [
+    "EVIDENCE_LOG_VERIFY_ABI", "RecordVerdict", "Verdict", "build_bundle", "export_bundle",
+    "verify_bundle", "verify_head_on_chain", "verify_records",
+]
+
+_logger = logging.getLogger(__name__)
 
 # Only what a verifier needs from EvidenceLog: no compiler required to audit.
 EVIDENCE_LOG_VERIFY_ABI: list[dict[str, Any]] = [
@@ -55,20 +74,28 @@ def _h(b: bytes) -> str:
     return b.hex()
 
 
-def _unhex(value: Any, where: str, length: int | None = 32) -> bytes:
-    if not isinstance(value, str):
-        raise BundleError(f"{where}: expected a hex string, got {type(value).__name__}")
-    text = value[2:] if value.startswith("0x") else value
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise BundleError(f"{where}: not hex: {value[:20]!r}") from None
-    if length is not None and len(raw) != length:
-        raise BundleError(f"{where}: expected {length} bytes, got {len(raw)}")
-    return raw
-
-
 # --------------------------------------------------------------------------- export
+
+
+def _selection(selection: Selection | Mapping[str, Any]) -> Selection:
+    """A selection given as the model, or as the mapping the auditor passes."""
+    if isinstance(selection, Selection):
+        return selection
+    try:
+        return msgspec.convert(dict(selection), Selection, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BundleError(f"not a bundle selection: {exc}") from None
+
+
+def _head(anchor: Any) -> BundleAnchor:
+    """The bundle's tree head: a confirmed anchor row (one that knows where it was mined)."""
+    if anchor.block_hash is None or anchor.block_number is None or anchor.block_timestamp is None:
+        raise BundleError(f"the anchor of head size {anchor.size} is not confirmed yet: run `ledger anchor`")
+    return BundleAnchor(
+        chain_id=anchor.chain_id, contract=anchor.contract, tree_size=anchor.size, root=_h(anchor.root),
+        tx_hash="0x" + _h(anchor.tx_hash), block_number=anchor.block_number,
+        block_hash="0x" + _h(anchor.block_hash), block_timestamp=anchor.block_timestamp,
+    )  # fmt: skip
 
 
 def build_bundle(
@@ -76,9 +103,9 @@ def build_bundle(
     stored: Sequence[Any],
     anchor: Any,
     *,
-    selection: dict[str, Any],
+    selection: Selection | Mapping[str, Any],
     disclose_personal: bool = False,
-) -> dict[str, Any]:
+) -> Bundle:
     """A bundle for `stored` records (all covered by the confirmed `anchor` row)."""
     tree = store.tree
     secret = store.secret
@@ -87,37 +114,24 @@ def build_bundle(
     for r in stored:
         if r.index >= anchor.size:
             raise BundleError(f"record {r.id!r} (leaf {r.index}) is not covered by head {anchor.size}")
-        item: dict[str, Any] = {
-            "index": r.index,
-            "leaf_hash": _h(r.leaf),
-            "inclusion_proof": [_h(p) for p in tree.inclusion_proof(r.index, anchor.size)],
-            "record": r.public,
-            "salt": _h(secret.record_salt(r.order_id, r.id)),
-        }
+        item = BundleRecord(
+            index=r.index,
+            leaf_hash=_h(r.leaf),
+            inclusion_proof=[_h(p) for p in tree.inclusion_proof(r.index, anchor.size)],
+            record=r.public,
+            salt=_h(secret.record_salt(r.order_id, r.id)),
+        )
         if r.personal_commitment is not None:
-            item["personal_commitment"] = _h(r.personal_commitment)
+            item.personal_commitment = _h(r.personal_commitment)
             if disclose_personal:
-                item["personal"] = store.personal(r)
-                item["personal_salt"] = _h(secret.personal_salt(r.order_id, r.id))
+                item.personal = store.personal(r)
+                item.personal_salt = _h(secret.personal_salt(r.order_id, r.id))
         out_records.append(item)
         order_keys.setdefault(r.order_id, _h(secret.order_key(r.order_id)))
-    return {
-        "format": FORMAT,
-        "generated_at": rfc3339(),
-        "selection": selection,
-        "anchor": {
-            "chain_id": anchor.chain_id,
-            "contract": anchor.contract,
-            "tree_size": anchor.size,
-            "root": _h(anchor.root),
-            "tx_hash": "0x" + _h(anchor.tx_hash),
-            "block_number": anchor.block_number,
-            "block_hash": "0x" + _h(anchor.block_hash or b""),
-            "block_timestamp": anchor.block_timestamp,
-        },
-        "order_keys": order_keys,
-        "records": out_records,
-    }
+    return Bundle(
+        format=FORMAT, generated_at=rfc3339(), selection=_selection(selection), anchor=_head(anchor),
+        records=out_records, order_keys=order_keys,
+    )
 
 
 def export_bundle(
@@ -130,7 +144,7 @@ def export_bundle(
     since: str | None = None,
     until: str | None = None,
     disclose_personal: bool = False,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[Bundle, list[str]]:
     """Select records and build a bundle against the latest confirmed head.
 
     Returns (bundle, ids of selected records left out because no confirmed head covers
@@ -167,6 +181,9 @@ def export_bundle(
         )
     bundle = build_bundle(store, covered, anchor, selection=selection,
                           disclose_personal=disclose_personal)
+    _logger.info("exported a bundle of %d record(s) (%s) against head size %d on chain %d; "
+                 "%d newer record(s) left out, not anchored yet", len(bundle.records),
+                 selection or "every record", anchor.size, chain_id, len(left_out))
     return bundle, left_out
 
 
@@ -175,8 +192,8 @@ def export_bundle(
 
 @dataclass
 class RecordVerdict:
-    index: int | None
-    record_id: str | None
+    index: int
+    record_id: str | None  # None when the record's id is not a string
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -190,9 +207,9 @@ class Verdict:
 
     head_failures: list[str]
     records: list[RecordVerdict]
-    chain_id: int | None
-    contract: str | None
-    tree_size: int | None
+    chain_id: int
+    contract: str
+    tree_size: int
     anchored_timestamp: int | None = None
 
     @property
@@ -214,182 +231,141 @@ class Verdict:
         }
 
 
-def load_document(
-    text: str | bytes, source: str, *, fmt: str, what: str, keys: Sequence[str],
-    error: type[LedgerError] = BundleError,
-) -> dict[str, Any]:
-    """A JSON document of format `fmt` with `keys` present, or `error` saying what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise error(f"{source} is not JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != fmt:
-        raise error(f"{source} is not {what} (format must be {fmt!r})")
-    for key in keys:
-        if key not in data:
-            raise error(f"{source}: missing {key!r}")
-    return data
-
-
-def load_bundle(text: str | bytes, source: str = "bundle") -> dict[str, Any]:
-    data = load_document(text, source, fmt=FORMAT, what="an evidence bundle", keys=("anchor", "records"))
-    if not isinstance(data["records"], list):
-        raise BundleError(f"{source}: 'records' must be a list")
-    return data
-
-
 def verify_records(
-    bundle: dict[str, Any], progress: Callable[[int], None] | None = None
+    bundle: Bundle, progress: Callable[[int], None] | None = None
 ) -> tuple[list[RecordVerdict], int, bytes]:
     """Offline part: leaves and inclusion proofs against the bundle's own head."""
-    head = bundle["anchor"]
-    try:
-        size = int(head["tree_size"])
-        root = _unhex(head["root"], "anchor.root")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"anchor: malformed tree head ({exc})") from None
-    order_keys = bundle.get("order_keys") or {}
+    size, root = bundle.anchor.tree_size, hex_bytes(bundle.anchor.root)
+    order_keys = bundle.order_keys or {}
     verdicts: list[RecordVerdict] = []
     seen: set[int] = set()
-    for n, item in enumerate(bundle["records"]):
-        verdicts.append(_verify_one(n, item, size, root, order_keys, seen))
+    for item in bundle.records:
+        verdict = _verify_one(item, size, root, order_keys, seen)
+        _logger.debug("leaf %d (record %s): %s", verdict.index, verdict.record_id,
+                      "; ".join(verdict.failures) or "ok")
+        verdicts.append(verdict)
         if progress is not None:
             progress(1)
     return verdicts, size, root
 
 
 def _verify_one(
-    n: int, item: Any, size: int, root: bytes, order_keys: dict[str, Any], seen: set[int]
+    item: BundleRecord, size: int, root: bytes, order_keys: dict[str, str], seen: set[int]
 ) -> RecordVerdict:
-    if not isinstance(item, dict) or not isinstance(item.get("record"), dict):
-        return RecordVerdict(None, None, [f"records[{n}]: malformed entry"])
-    record = item["record"]
+    """Steps 1-5 of docs/bundle.md for one record entry; every failure is named."""
+    record = item.record
     rid = record.get("id") if isinstance(record.get("id"), str) else None
-    index = item.get("index")
-    v = RecordVerdict(index if isinstance(index, int) else None, rid)
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-        v.failures.append("bad index: not a non-negative integer")
-        return v
-    if index in seen:
-        v.failures.append(f"leaf index {index} appears twice in the bundle")
-    seen.add(index)
-    try:
-        salt = _unhex(item.get("salt"), "salt")
-        stated_leaf = _unhex(item.get("leaf_hash"), "leaf_hash")
-        proof = [_unhex(p, f"inclusion_proof[{i}]") for i, p in enumerate(item.get("inclusion_proof", []))]
-    except BundleError as exc:
-        v.failures.append(str(exc))
-        return v
+    v = RecordVerdict(item.index, rid)
+    if item.index in seen:
+        v.failures.append(f"leaf index {item.index} appears twice in the bundle")
+    seen.add(item.index)
     if "salt" in record or "personal_commitment" in record:
         v.failures.append("record carries reserved field 'salt' or 'personal_commitment'")
         return v
-    # Salt: if the order key is disclosed, the salt must be the one derived from it.
-    order_id = record.get("order_id")
-    okey = order_keys.get(order_id) if isinstance(order_id, str) else None
-    if okey is not None:
-        try:
-            expected_salt = (
-                OrderKey(_unhex(okey, f"order_keys[{order_id}]")).record_salt(rid) if rid else None
-            )
-        except BundleError as exc:
-            v.failures.append(str(exc))
-            expected_salt = None
-        if expected_salt is not None and not hmac.compare_digest(expected_salt, salt):
-            v.failures.append(
-                f"wrong salt: not the salt derived from order {order_id!r}'s key for record "
-                f"{rid!r} (the salt, or the record's id or order_id, was altered)"
-            )
-    # Personal data: a disclosed value must match the commitment inside the leaf.
-    pc: bytes | None = None
-    if "personal_commitment" in item:
-        try:
-            pc = _unhex(item["personal_commitment"], "personal_commitment")
-        except BundleError as exc:
-            v.failures.append(str(exc))
-            return v
-        if "personal" in item:
-            try:
-                psalt = _unhex(item.get("personal_salt"), "personal_salt")
-                got = personal_commitment_of(canonical.dumps_strict(item["personal"]), psalt)
-            except (BundleError, TypeError, ValueError) as exc:
-                v.failures.append(f"personal data: {exc}")
-            else:
-                if got != pc:
-                    v.failures.append(
-                        "tampered personal data: does not match its commitment "
-                        f"(expected {pc.hex()}, computed {got.hex()})"
-                    )
-    elif "personal" in item:
-        v.failures.append("personal data disclosed without a personal_commitment")
+    salt = hex_bytes(item.salt)
+    wrong_salt = _wrong_salt(record, rid, salt, order_keys)
+    if wrong_salt is not None:
+        v.failures.append(wrong_salt)
+    pc = None if item.personal_commitment is None else hex_bytes(item.personal_commitment)
+    v.failures.extend(_personal_failures(item, pc))
     try:
         _, computed_leaf = committed_leaf(record, salt, pc)
     except (TypeError, ValueError) as exc:
         v.failures.append(f"record cannot be canonicalised: {exc}")
         return v
-    if computed_leaf != stated_leaf:
-        if not any(f.startswith("wrong salt") for f in v.failures):
-            v.failures.append(
-                f"tampered content: the record hashes to leaf {computed_leaf.hex()}, "
-                f"the bundle states {stated_leaf.hex()}"
-            )
-    try:
-        verify_inclusion(computed_leaf, index, size, proof, root)
-    except InclusionProofError as exc:
-        if computed_leaf == stated_leaf:
-            v.failures.append(f"bad inclusion proof: {exc}")
-        else:
-            # The recomputed leaf is not in the tree; was the stated one?
-            try:
-                verify_inclusion(stated_leaf, index, size, proof, root)
-            except InclusionProofError as exc2:
-                v.failures.append(f"bad inclusion proof: {exc2}")
-    except ValueError as exc:
-        v.failures.append(f"bad inclusion proof: {exc}")
+    stated_leaf = hex_bytes(item.leaf_hash)
+    if computed_leaf != stated_leaf and wrong_salt is None:  # a wrong salt already says why
+        v.failures.append(
+            f"tampered content: the record hashes to leaf {computed_leaf.hex()}, "
+            f"the bundle states {stated_leaf.hex()}"
+        )
+    v.failures.extend(_proof_failures(item, computed_leaf, stated_leaf, size, root))
     return v
 
 
-def verify_head_on_chain(bundle: dict[str, Any], w3: Any) -> tuple[list[str], int | None]:
+def _wrong_salt(
+    record: dict[str, Any], rid: str | None, salt: bytes, order_keys: dict[str, str]
+) -> str | None:
+    """Step 3: with the order's key disclosed, the salt must be the one derived from it."""
+    order_id = record.get("order_id")
+    okey = order_keys.get(order_id) if isinstance(order_id, str) else None
+    if okey is None or not rid:
+        return None
+    if hmac.compare_digest(OrderKey(hex_bytes(okey)).record_salt(rid), salt):
+        return None
+    return (f"wrong salt: not the salt derived from order {order_id!r}'s key for record "
+            f"{rid!r} (the salt, or the record's id or order_id, was altered)")
+
+
+def _personal_failures(item: BundleRecord, pc: bytes | None) -> list[str]:
+    """Step 4: disclosed personal data must match the commitment inside the leaf."""
+    if item.personal is None:
+        return []
+    if pc is None:
+        return ["personal data disclosed without a personal_commitment"]
+    if item.personal_salt is None:
+        return ["personal data: disclosed without its personal_salt"]
+    try:
+        got = personal_commitment_of(canonical.dumps_strict(item.personal), hex_bytes(item.personal_salt))
+    except (TypeError, ValueError) as exc:
+        return [f"personal data: {exc}"]
+    if got != pc:
+        return ["tampered personal data: does not match its commitment "
+                f"(expected {pc.hex()}, computed {got.hex()})"]
+    return []
+
+
+def _proof_failures(item: BundleRecord, computed_leaf: bytes, stated_leaf: bytes, size: int,
+                    root: bytes) -> list[str]:
+    """Step 5: the recomputed leaf must be in the tree at `index`. When it is not but the
+    stated leaf is, the content was changed (already reported), not the proof."""
+    proof = [hex_bytes(p) for p in item.inclusion_proof]
+    try:
+        verify_inclusion(computed_leaf, item.index, size, proof, root)
+    except InclusionProofError as exc:
+        if computed_leaf == stated_leaf:
+            return [f"bad inclusion proof: {exc}"]
+        try:
+            verify_inclusion(stated_leaf, item.index, size, proof, root)
+        except InclusionProofError as exc2:
+            return [f"bad inclusion proof: {exc2}"]
+    except ValueError as exc:
+        return [f"bad inclusion proof: {exc}"]
+    return []
+
+
+def verify_head_on_chain(bundle: Bundle, w3: Any) -> tuple[list[str], int | None]:
     """Online part: is the bundle's head anchored by the named contract on the named chain?"""
     from eth_utils import is_address, to_checksum_address
 
-    head = bundle["anchor"]
-    failures: list[str] = []
+    head = bundle.anchor
     try:
         actual_chain = int(w3.eth.chain_id)
     except Exception as exc:  # noqa: BLE001
         raise LedgerError(f"cannot reach the chain to check the anchor: {exc}") from None
-    if head.get("chain_id") != actual_chain:
-        failures.append(
-            f"wrong chain: the bundle names chain {head.get('chain_id')}, "
-            f"the node is chain {actual_chain}"
-        )
-        return failures, None
-    address = head.get("contract")
-    if not isinstance(address, str) or not is_address(address):
-        return [f"wrong contract: {address!r} is not an address"], None
-    address = to_checksum_address(address)
+    if head.chain_id != actual_chain:
+        return [f"wrong chain: the bundle names chain {head.chain_id}, "
+                f"the node is chain {actual_chain}"], None
+    if not is_address(head.contract):
+        return [f"wrong contract: {head.contract!r} is not an address"], None
+    address = to_checksum_address(head.contract)
     if not bytes(w3.eth.get_code(address)):
         return [f"wrong contract: no contract at {address} on chain {actual_chain}"], None
     log = w3.eth.contract(address=address, abi=EVIDENCE_LOG_VERIFY_ABI)
-    size, root = int(head["tree_size"]), _unhex(head["root"], "anchor.root")
+    size, root = head.tree_size, hex_bytes(head.root)
     try:
         anchored, timestamp, _block = log.functions.anchoredAt(size, root).call()
     except Exception:  # noqa: BLE001 - not an EvidenceLog, or size out of range
         return [f"wrong contract: {address} does not answer anchoredAt (not an EvidenceLog)"], None
     if not anchored:
-        failures.append(
-            f"head not anchored: contract {address} has no anchored head of size {size} "
-            f"with root {root.hex()}"
-        )
-        return failures, None
-    failures.extend(_check_anchor_tx(w3, log, head, size, root))
-    return failures, int(timestamp)
+        return [f"head not anchored: contract {address} has no anchored head of size {size} "
+                f"with root {root.hex()}"], None
+    return _check_anchor_tx(w3, log, head, size, root), int(timestamp)
 
 
-def _check_anchor_tx(w3: Any, log: Any, head: dict[str, Any], size: int, root: bytes) -> list[str]:
-    tx = head.get("tx_hash")
-    if not tx:
-        return []
+def _check_anchor_tx(w3: Any, log: Any, head: BundleAnchor, size: int, root: bytes) -> list[str]:
+    """Step 8: the stated transaction anchored this head, in the stated block."""
+    tx = head.tx_hash
     try:
         receipt = w3.eth.get_transaction_receipt(tx)
     except Exception:  # noqa: BLE001
@@ -401,9 +377,9 @@ def _check_anchor_tx(w3: Any, log: Any, head: dict[str, Any], size: int, root: b
             and int(ev["args"]["size"]) == size
             and bytes(ev["args"]["root"]) == root
         ):
-            if head.get("block_number") not in (None, int(receipt["blockNumber"])):
+            if head.block_number != int(receipt["blockNumber"]):
                 return [f"anchor tx {tx} was mined in block {receipt['blockNumber']}, "
-                        f"not {head.get('block_number')} as the bundle states"]
+                        f"not {head.block_number} as the bundle states"]
             return []
     return [f"anchor tx {tx} does not anchor this head on {log.address}"]
 
@@ -415,11 +391,16 @@ def _discard() -> Any:
 
 
 def verify_bundle(
-    bundle: dict[str, Any], w3: Any, progress: Callable[[int], None] | None = None
+    bundle: Bundle, w3: Any, progress: Callable[[int], None] | None = None
 ) -> Verdict:
+    """Verify a bundle: every record offline, then its head against the chain it names."""
     records, size, _root = verify_records(bundle, progress)
     head_failures, ts = verify_head_on_chain(bundle, w3)
-    head = bundle["anchor"]
     if not records:
         head_failures = head_failures + ["the bundle discloses no records"]
-    return Verdict(head_failures, records, head.get("chain_id"), head.get("contract"), size, ts)
+    head = bundle.anchor
+    verdict = Verdict(head_failures, records, head.chain_id, head.contract, size, ts)
+    _logger.info("verified a bundle against head size %d on chain %d: %d/%d record(s) ok, "
+                 "%d head failure(s): %s", size, head.chain_id, sum(r.ok for r in records),
+                 len(records), len(head_failures), "VERIFIED" if verdict.ok else "NOT VERIFIED")
+    return verdict

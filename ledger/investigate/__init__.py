@@ -1,2 +1,2 @@
 """Investigation tools for auditors, lenders and investigators: audit reports (`audit`), case
-files and replays of disputed orders (`replay`), decoded call traces (`trace`)."""
+files of disputed orders (`case`) and their replays (`replay`), decoded call traces (`trace`)."""

@@ -1,37 +1,30 @@
-"""Cases and replays: rebuild a disputed order's history on a fresh chain and compare.
+"""Replays: rebuild a disputed order's history on a fresh chain and compare.
 
-A *case* (``evidence-escrow/case/v1``, docs/replay.md) is everything an investigator needs
-about one order, with no access to the platform: the order's evidence bundle (records,
-salts, inclusion proofs, the anchored head), the escrow's set-up when the order was funded
-(terms, deposit ratio, the merchant's deposit, the risk reserve, the panel, the carriers
-whose attestations it accepted), and every transaction touching the order, successful or
-reverted, with its original time, sender, decoded arguments, the EIP-712 signatures it
-carried and who signed them, its outcome and its decoded events.
+`replay` takes a case (`ledger.investigate.case`, docs/replay.md), deploys fresh contracts
+on a chain whose clock starts before the case, sets the escrow up the same way, and
+replays every action at its original block time. Parties keep their roles but get replay
+keys derived from their original addresses, and every EIP-712 signature is re-made over
+the same message in the new domain by the replay key of whoever signed the original
+(recovered from it): a forged or misplaced signature stays exactly as wrong as it was.
+Before each step the evidence it cites is checked against the case's anchored head: the
+record recomputes to that leaf and its inclusion proof holds, offline and with the replay
+chain's own EvidenceLog. Events are mapped back to the original addresses and ids, so the
+original and the replayed event logs compare entry by entry; keys, addresses and block
+times are all determined by the case, so a replay yields the same event log every time,
+on the embedded chain and on anvil.
 
-`replay` deploys fresh contracts on a chain whose clock starts before the case, sets the
-escrow up the same way, and replays every action at its original block time. Parties keep
-their roles but get replay keys derived from their original addresses, and every EIP-712
-signature is re-made over the same message in the new domain by the replay key of whoever
-signed the original (recovered from it): a forged or misplaced signature stays exactly as
-wrong as it was. Before each step the evidence it cites is checked against the case's
-anchored head: the record recomputes to that leaf and its inclusion proof holds, offline
-and with the replay chain's own EvidenceLog. Events are mapped back to the original
-addresses and ids, so the original and the replayed event logs compare entry by entry;
-keys, addresses and block times are all determined by the case, so a replay yields the
-same event log every time, on the embedded chain and on anvil.
-
-What-if overrides (`Override`) change one action or record before replaying: drop a step,
-move it in time, change a call argument or a record field; the result names the first step
-whose outcome diverges and the first whose evidence fails verification.
+What-if overrides (`ledger.investigate.case.Override`) change one action or record before
+replaying: drop a step, move it in time, change a call argument or a record field; the
+result names the first step whose outcome diverges and the first whose evidence fails
+verification.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
-import re
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -43,71 +36,35 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
+from ledger._internal import jsondoc
 from ledger.chain.abi import decode_log, jsonable
 from ledger.chain.keys import labelled_key
 from ledger.chain.rpc import Chain, connect, embedded
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
-from ledger.escrow.eip712 import (
-    Attestation,
-    Offer,
-    order_key,
-    recover_signer,
-    sign_attestation,
-    sign_offer,
-    signed_message,
+from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
+from ledger.escrow.types import NATIVE, ZERO32, OrderState
+from ledger.evidence.bundle import verify_records
+from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
+from ledger.investigate.case import (
+    Case,
+    CaseAction,
+    CaseExpect,
+    CasePanel,
+    CaseSetup,
+    Erc20Token,
+    Override,
+    apply_overrides,
+    function_abi,
 )
-from ledger.escrow.platform import NON_ESCROW_ACTIONS
-from ledger.escrow.types import NATIVE, ZERO32, OrderState, Terms
-from ledger.evidence.bundle import export_bundle, load_document, verify_records
 
-__all__ = [
-    "CASE_FORMAT", "Override", "ReplayResult", "StepResult", "build_case", "expectation_problems",
-    "load_case", "replay",
-]
+__all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
 
-CASE_FORMAT = "evidence-escrow/case/v1"
+_logger = logging.getLogger(__name__)
+
 REPLAY_GAS = 3_000_000
 SETUP_LEAD = 3600  # the replay chain starts this long before the first action
-ZERO = "0x" + "00" * 20
-
-#: function -> (signature argument, EIP-712 type, argument holding the signed struct)
-SIGNED_ARGS: dict[str, tuple[str, str, str]] = {
-    "fund": ("merchantSignature", "Offer", "offer"),
-    "ship": ("carrierSignature", "Shipment", "shipment"),
-    "deliver": ("carrierSignature", "Delivery", "delivery"),
-    "shipReturn": ("carrierSignature", "ReturnShipment", "shipment"),
-    "deliverReturn": ("carrierSignature", "ReturnDelivery", "delivery"),
-}
 _DISPUTE_ARGS = {"disputeId", "disputeID"}
-
-
-
-
-# --------------------------------------------------------------------------- JSON forms
-
-
-def _jsonify(abi_item: dict[str, Any], value: Any) -> Any:
-    """An ABI value as JSON: addresses checksummed, bytes as 0x-hex, structs as objects."""
-    t = abi_item["type"]
-    if t.startswith("tuple"):
-        comps = abi_item["components"]
-        if t.endswith("[]"):
-            return [_jsonify({**abi_item, "type": t[:-2]}, v) for v in value]
-        if isinstance(value, dict):
-            value = [value[c["name"]] for c in comps]
-        return {c["name"]: _jsonify(c, v) for c, v in zip(comps, value, strict=True)}
-    if t.endswith("[]"):
-        return [_jsonify({**abi_item, "type": t[:-2]}, v) for v in value]
-    if t == "address":
-        return to_checksum_address(value)
-    if t.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    if t.startswith(("uint", "int")):
-        return int(value)
-    if t == "bool":
-        return bool(value)
-    return value
 
 
 def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
@@ -125,294 +82,6 @@ def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
     if t.startswith("bytes"):
         return bytes.fromhex(value[2:])
     return value
-
-
-def _fn_abi(contract: Contract, name: str) -> dict[str, Any]:
-    # web3 types ABI entries as a union of TypedDicts; they are the artifacts' plain JSON objects.
-    for item in cast(Sequence[dict[str, Any]], contract.abi):
-        if item.get("type") == "function" and item["name"] == name:
-            return item
-    raise CaseError(f"{name} is not a function of this contract")
-
-
-def _recover(kind: str, struct: dict[str, Any], signature: str, chain_id: int, escrow: str) -> str | None:
-    """Who signed `struct` (a decoded call argument) as EIP-712 type `kind` for that escrow."""
-    typed = signed_message(kind, struct).typed_data(chain_id, escrow)
-    try:
-        return recover_signer(typed, bytes.fromhex(signature[2:]))
-    except Exception:  # noqa: BLE001 - a signature that recovers to nobody stays as it is
-        return None
-
-
-# --------------------------------------------------------------------------- building
-
-
-def build_case(
-    store: Any,
-    client: Any,
-    order_id: str,
-    *,
-    log_address: str,
-    extra_txs: Sequence[bytes] = (),
-    note: str | None = None,
-) -> dict[str, Any]:
-    """The case of `order_id` from the platform's store and the chain it ran on.
-
-    Includes every escrow action the platform logged for the order and `extra_txs`
-    (transactions it did not send, e.g. a fraud attempt someone submitted directly).
-    The order's records must be anchored: the case carries their bundle.
-    """
-    chain: Chain = client.chain
-    w3 = chain.w3
-    bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
-    if left_out:
-        raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
-    rows = [a for a in store.actions(order_id=order_id)
-            if a.status != "sent" and a.action not in NON_ESCROW_ACTIONS]
-    hashes = [a.tx_hash for a in rows] + [bytes(h) for h in extra_txs]
-    if not hashes:
-        raise CaseError(f"order {order_id!r} has no escrow actions")
-    by_leaf = {r["leaf_hash"]: r["record"]["id"] for r in bundle["records"]}
-    escrow, arbitrator = client.escrow, client.arbitrator
-    contracts = {escrow.address.lower(): escrow}
-    if arbitrator is not None:
-        contracts[arbitrator.address.lower()] = arbitrator
-    txs = []
-    for h in dict.fromkeys(hashes):  # keep order, drop duplicates
-        tx = w3.eth.get_transaction(h)
-        receipt = w3.eth.get_transaction_receipt(h)
-        txs.append((int(receipt["blockNumber"]), int(receipt["transactionIndex"]), h, tx, receipt))
-    txs.sort(key=lambda x: (x[0], x[1]))
-    actions: list[dict[str, Any]] = []
-    for block, _, h, tx, receipt in txs:
-        contract = contracts.get(str(tx["to"]).lower())
-        if contract is None:
-            raise CaseError(f"transaction 0x{h.hex()} is not a call to the escrow or its arbitrator")
-        fn, params = contract.decode_function_input(tx["input"])
-        abi = fn.abi if hasattr(fn, "abi") else _fn_abi(contract, fn.fn_name)
-        args = {i["name"]: _jsonify(i, params[i["name"]]) for i in abi["inputs"]}
-        name = abi["name"]
-        action: dict[str, Any] = {
-            "n": len(actions),
-            "contract": "PanelArbitrator" if contract is arbitrator else "FulfillmentEscrow",
-            "function": name,
-            "sender": to_checksum_address(tx["from"]),
-            "value": int(tx["value"]),
-            "time": int(w3.eth.get_block(block)["timestamp"]),
-            "block": block,
-            "tx_hash": "0x" + bytes(h).hex(),
-            "args": args,
-            "signatures": [],
-            "status": "confirmed" if receipt["status"] == 1 else "failed",
-            "error": None,
-            "events": [],
-            "evidence": None,
-        }
-        if name in SIGNED_ARGS:
-            sig_arg, kind, struct_arg = SIGNED_ARGS[name]
-            signer = _recover(kind, args[struct_arg], args[sig_arg], chain.chain_id, escrow.address)
-            action["signatures"].append({"arg": sig_arg, "type": kind, "of": struct_arg, "signer": signer})
-        cited = args.get("evidence") or (args.get("offer") or {}).get("orderRecord")
-        if isinstance(cited, str) and cited.startswith("0x") and int(cited, 16):
-            action["evidence"] = {"leaf": cited[2:], "record_id": by_leaf.get(cited[2:])}
-        if receipt["status"] == 1:
-            action["events"] = [{"name": n, "args": jsonable(a)} for n, a in client.events(receipt)]
-        else:
-            action["error"] = _original_error(chain, h)
-        actions.append(action)
-    fund = next((a for a in actions if a["function"] == "fund" and a["status"] == "confirmed"), None)
-    if fund is None:
-        raise CaseError(f"order {order_id!r} was never funded: nothing to replay")
-    setup = _setup(client, fund)
-    setup.update(_outside_state(client, order_id, actions))
-    final = client.state(order_key(order_id))
-    return {
-        "format": CASE_FORMAT,
-        "order_id": order_id,
-        "note": note,
-        "original": {
-            "chain_id": chain.chain_id, "escrow": escrow.address,
-            "arbitrator": None if arbitrator is None else arbitrator.address,
-            "evidence_log": to_checksum_address(log_address),
-        },
-        "setup": setup,
-        "evidence": bundle,
-        "actions": actions,
-        "outcome": {"state": final.name},
-    }  # fmt: skip
-
-
-def _original_error(chain: Chain, tx_hash: bytes) -> dict[str, Any]:
-    """A failed transaction's custom error as JSON (name and values)."""
-    err = chain.failure(tx_hash, "call")
-    if isinstance(err, ContractRevert):
-        return {"name": err.error_name, "args": jsonable(err.error_args)}
-    return {"name": "Unknown", "args": {"message": str(err)}}
-
-
-def _setup(client: Any, fund: dict[str, Any]) -> dict[str, Any]:
-    """The escrow as it stood just before the order was funded."""
-    chain = client.chain
-    before = fund["block"] - 1
-    offer = fund["args"]["offer"]
-    token = offer["token"]
-    merchant = offer["merchant"]
-    esc = client.escrow
-    deposit, exposure, _ = chain.call(esc.functions.depositOf(token, merchant), block=before)
-    totals = chain.call(esc.functions.totals(token), block=before)
-    terms_id = int(chain.call(esc.functions.currentTermsId(), block=before))
-    terms = Terms.from_tuple(chain.call(esc.functions.terms(terms_id), block=before))
-    ratio = int(chain.call(esc.functions.depositRatioBps(), block=before))
-    panel: dict[str, Any] | None = None
-    if client.arbitrator is not None and client.arbitrator.address.lower() == terms.arbitrator.lower():
-        arb = client.arbitrator
-        _, members, threshold = chain.call(arb.functions.panel(), block=before)
-        cost = int(chain.call(arb.functions.arbitrationCost(b""), block=before))
-        panel = {"members": [to_checksum_address(m) for m in members], "threshold": int(threshold),
-                 "arbitration_cost": cost}
-    if int(token, 16) == 0:
-        tok: dict[str, Any] = {"kind": "native"}
-    else:
-        erc20 = chain.contract("TestStablecoin", token)
-        tok = {"kind": "erc20", "address": to_checksum_address(token),
-               "decimals": int(chain.call(erc20.functions.decimals()))}
-    return {
-        "token": tok,
-        "terms_id": terms_id,
-        "terms": {k: (("0x" + v.hex()) if isinstance(v, bytes) else v) for k, v in terms.__dict__.items()},
-        "deposit_ratio_bps": ratio,
-        "merchant_deposit": int(deposit),
-        "merchant_exposure": int(exposure),
-        "reserve": int(totals[2]),
-        "panel": panel,
-    }
-
-
-def _outside_state(client: Any, order_id: str, actions: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the order's steps depended on beyond the order itself, as it stood at each step:
-    which attestation signers were registered carriers, and which tracking hashes other
-    orders had already claimed (the reused-waybill check)."""
-    chain = client.chain
-    esc = client.escrow
-    own = order_key(order_id)
-    carriers: set[str] = set()
-    claimed: dict[str, str] = {}
-    for a in actions:
-        before = a["block"] - 1
-        for sig in a["signatures"]:
-            if sig["type"] == "Offer" or not sig["signer"]:
-                continue
-            if chain.call(esc.functions.isCarrier(sig["signer"]), block=before):
-                carriers.add(sig["signer"])
-            th = a["args"][sig["of"]]["trackingHash"]
-            owner = bytes(chain.call(esc.functions.orderOfTracking(th), block=before))
-            if int.from_bytes(owner, "big") and owner != own:
-                claimed.setdefault(th, "0x" + owner.hex())
-    return {
-        "carriers": sorted(carriers),
-        "claimed_tracking": [{"tracking_hash": th, "order_id": oid} for th, oid in sorted(claimed.items())],
-    }
-
-
-def load_case(text: str | bytes, source: str = "case") -> dict[str, Any]:
-    case = load_document(text, source, fmt=CASE_FORMAT, what="a case file", error=CaseError,
-                         keys=("order_id", "setup", "evidence", "actions", "original", "outcome"))
-    return case
-
-
-# --------------------------------------------------------------------------- overrides
-
-_OVERRIDE = re.compile(
-    r"^(?P<op>drop|time|arg|record):(?P<target>[^=]+?)(?:=(?P<value>.*))?$", re.S
-)
-
-
-@dataclass(frozen=True)
-class Override:
-    """One what-if change to a case, parsed from text.
-
-    ``drop:FUNCTION[#N]``            remove the N-th (1-based, default 1) call of FUNCTION
-    ``time:FUNCTION[#N]=+3d|-2h|T``  move it by a duration, or to unix time T
-    ``arg:FUNCTION[#N].NAME[.FIELD]=JSON``  change a call argument (or a field of a struct one)
-    ``record:RECORD_ID.FIELD=JSON``  change a field of a disclosed evidence record
-    """
-
-    op: str
-    target: str
-    value: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> Override:
-        m = _OVERRIDE.match(text.strip())
-        if not m or (m["op"] != "drop" and m["value"] is None):
-            raise CaseError(
-                f"not an override: {text!r} (drop:FUNCTION[#N], time:FUNCTION[#N]=+3d, "
-                "arg:FUNCTION[#N].NAME=JSON, record:RECORD_ID.FIELD=JSON)"
-            )
-        return cls(m["op"], m["target"], m["value"])
-
-    def __str__(self) -> str:
-        return f"{self.op}:{self.target}" + ("" if self.value is None else f"={self.value}")
-
-
-def _find_action(case: dict[str, Any], ref: str) -> int:
-    name, _, nth = ref.partition("#")
-    n = int(nth) if nth else 1
-    hits = [i for i, a in enumerate(case["actions"]) if a["function"] == name]
-    if len(hits) < n:
-        raise CaseError(f"the case has {len(hits)} call(s) of {name!r}, not #{n}")
-    return hits[n - 1]
-
-
-def _json_arg(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # a bare string
-
-
-_DUR = re.compile(r"^([+-])(\d+)([smhd]?)$")
-
-
-def apply_overrides(case: dict[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
-    """A copy of `case` with the overrides applied (the original outcomes are kept)."""
-    out = copy.deepcopy(case)
-    for ov in overrides:
-        if ov.op == "record":
-            rid, _, fld = ov.target.rpartition(".")
-            items = [r for r in out["evidence"]["records"] if r["record"].get("id") == rid]
-            if not items or not fld:
-                raise CaseError(f"override {ov}: no disclosed record {rid!r} (RECORD_ID.FIELD)")
-            items[0]["record"][fld] = _json_arg(ov.value or "")
-            continue
-        ref, _, path = ov.target.partition(".")
-        i = _find_action(out, ref)
-        action = out["actions"][i]
-        if ov.op == "drop":
-            action["dropped"] = True
-        elif ov.op == "time":
-            m = _DUR.match(ov.value or "")
-            if m:
-                secs = int(m[2]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[3]]
-                action["time"] += secs if m[1] == "+" else -secs
-            else:
-                try:
-                    action["time"] = int(ov.value or "")
-                except ValueError:
-                    raise CaseError(f"override {ov}: time must be +DURATION, -DURATION "
-                                    "or unix seconds") from None
-        elif ov.op == "arg":
-            keys = path.split(".") if path else []
-            if not keys:
-                raise CaseError(f"override {ov}: name the argument (arg:FUNCTION.NAME=JSON)")
-            target = action["args"]
-            for k in keys[:-1]:
-                target = target[k]
-            if keys[-1] not in target:
-                raise CaseError(f"override {ov}: {action['function']} has no argument {path!r}")
-            target[keys[-1]] = _json_arg(ov.value or "")
-        action.setdefault("overridden", []).append(str(ov))
-    return out
 
 
 # --------------------------------------------------------------------------- replay
@@ -511,7 +180,7 @@ def _replay_key(original: str) -> LocalAccount:
 
 
 class _Replayer:
-    def __init__(self, case: dict[str, Any], chain: Chain) -> None:
+    def __init__(self, case: Case, chain: Chain) -> None:
         self.case = case
         self.chain = chain
         self.deployer = chain.accounts[0]
@@ -558,93 +227,106 @@ class _Replayer:
         return t
 
     def send(self, fn: Any, sender: LocalAccount, value: int = 0) -> dict[str, Any]:
+        """A set-up transaction, one second after the last; one that reverts is a `CaseError`."""
         self.tick()
-        raw, h, _ = self.chain.build_signed(fn, sender, value=value, gas=REPLAY_GAS)
-        self.chain.broadcast(raw)
-        receipt = self.chain.wait(h)
-        if receipt["status"] != 1:
-            try:
-                fn.call({"from": sender.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
-                why = "out of gas?"
-            except Exception as exc:  # noqa: BLE001 - decoded for the message
-                why = str(self.chain.explain(exc, fn.fn_name))
-            raise CaseError(f"replay set-up step {fn.fn_name} failed: {why}")
-        return receipt
+        try:
+            return self.chain.transact(fn, sender, value=value, gas=REPLAY_GAS)
+        except ContractRevert as exc:
+            raise CaseError(f"replay set-up step {fn.fn_name} failed: {exc}") from None
 
     # set-up ------------------------------------------------------------------------------
     def setup(self) -> None:
-        c, case = self.chain, self.case
-        s = case["setup"]
-        orig = case["original"]
-        # Everyone who acts, and both sides of the offer, get ETH.
-        fund = next(a for a in case["actions"] if a["function"] == "fund")
-        offer = fund["args"]["offer"]
-        merchant = offer["merchant"]
-        parties = {a["sender"] for a in case["actions"]} | {merchant}
+        """The escrow as it stood when the order was funded (docs/replay.md, step 3), set up
+        in a fixed order so that addresses and block times are the same on every replay."""
+        setup = self.case.setup
+        merchant, parties = self._parties()
+        for p in parties:
+            spends = sum(a.value for a in self.case.actions if a.sender == p)
+            self._fund_eth(self.key(p).address, spends)
+        self._deploy_log()
+        self._deploy_escrow()
+        self.token = self._deploy_token(parties)
+        for carrier in setup.carriers:
+            self.send(self.escrow.functions.setCarrier(self.key(carrier).address, True), self.deployer)
+        self._fund_deposit_and_reserve(merchant)
+        self._ghosts(setup, self.token, merchant)
+        _logger.debug("replay set up: escrow %s, arbitrator %s, evidence log %s, token %s",
+                      self.escrow.address, self.arbitrator.address, self.log.address, self.token)
+
+    def _parties(self) -> tuple[str, list[str]]:
+        """(the merchant, everyone who gets ETH: who acts, both sides of the offer, the panel)."""
+        fund = next(a for a in self.case.actions if a.function == "fund")
+        offer = fund.args["offer"]
+        parties = {a.sender for a in self.case.actions} | {offer["merchant"]}
         if int(offer["buyer"], 16):
             parties.add(offer["buyer"])
-        if s.get("panel"):
-            parties |= set(s["panel"]["members"])
-        for p in sorted(parties):
-            spends = sum(a["value"] for a in case["actions"] if a["sender"] == p)
-            self._fund_eth(self.key(p).address, spends)
-        # The evidence log, with the case's head anchored, so inclusion proofs can be checked
-        # by the contract itself.
+        if self.case.setup.panel:
+            parties |= set(self.case.setup.panel.members)
+        return offer["merchant"], sorted(parties)
+
+    def _deploy_log(self) -> None:
+        """The evidence log, with the case's head anchored, so inclusion proofs can be checked
+        by the contract itself."""
         self.log = self._deploy("EvidenceLog", self.deployer.address)
-        head = case["evidence"]["anchor"]
-        size, root = int(head["tree_size"]), bytes.fromhex(head["root"])
-        if size:
-            self.send(self.log.functions.anchor(size, root, []), self.deployer)
-        panel = s.get("panel") or {"members": [self.deployer.address], "threshold": 1, "arbitration_cost": 0}
+        head = self.case.evidence.anchor
+        if head.tree_size:
+            self.send(self.log.functions.anchor(head.tree_size, hex_bytes(head.root), []), self.deployer)
+
+    def _deploy_escrow(self) -> None:
+        """The panel's arbitrator and the escrow on the case's terms, standing in for the originals."""
+        setup, original = self.case.setup, self.case.original
+        panel = setup.panel or CasePanel([self.deployer.address], 1, 0)
         self.arbitrator = self._deploy("PanelArbitrator", self.deployer.address,
-                                       [self.key(m).address for m in panel["members"]],
-                                       panel["threshold"], panel["arbitration_cost"])
-        if orig.get("arbitrator"):
-            self._map_contract(orig["arbitrator"], self.arbitrator.address)
-        t = dict(s["terms"])
-        t["arbitrator"] = self.arbitrator.address
-        t["arbitrator_extra_data"] = bytes.fromhex(str(t.get("arbitrator_extra_data", "0x"))[2:])
-        terms = Terms(**t)
+                                       [self.key(m).address for m in panel.members],
+                                       panel.threshold, panel.arbitration_cost)
+        if original.arbitrator:
+            self._map_contract(original.arbitrator, self.arbitrator.address)
+        terms = setup.terms.judged_by(self.arbitrator.address)
         self.escrow = self._deploy("FulfillmentEscrow", self.deployer.address, self.deployer.address,
-                                   terms.as_tuple(), s["deposit_ratio_bps"], meta_evidence_uri(terms))
-        self._map_contract(orig["escrow"], self.escrow.address)
-        self.terms_back[1] = int(s["terms_id"])
-        token = NATIVE
-        if s["token"]["kind"] == "erc20":
-            tok = self._deploy("TestStablecoin")
-            token = tok.address
-            self._map_contract(s["token"]["address"], token)
-            self.send(self.escrow.functions.setTokenAllowed(token, True), self.deployer)
-            for p in sorted(parties):
-                acct = self.key(p)
-                self.send(tok.functions.mint(acct.address, 2**96), self.deployer)
-                self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), acct)
-        self.token = token
+                                   terms.as_tuple(), setup.deposit_ratio_bps, meta_evidence_uri(terms))
+        self._map_contract(original.escrow, self.escrow.address)
+        self.terms_back[1] = setup.terms_id
+
+    def _deploy_token(self, parties: list[str]) -> str:
+        """The token paid in: ETH, or a test ERC-20 standing in for the original, which every
+        party holds plenty of and has approved to the escrow."""
+        token = self.case.setup.token
+        if not isinstance(token, Erc20Token):
+            return NATIVE
+        tok = self._deploy("TestStablecoin")
+        self._map_contract(token.address, tok.address)
+        self.send(self.escrow.functions.setTokenAllowed(tok.address, True), self.deployer)
+        for p in parties:
+            acct = self.key(p)
+            self.send(tok.functions.mint(acct.address, 2**96), self.deployer)
+            self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), acct)
+        return str(tok.address)
+
+    def _fund_deposit_and_reserve(self, merchant: str) -> None:
+        """The merchant's deposit and the token's risk reserve."""
+        setup, token = self.case.setup, self.token
         native = token == NATIVE
-        for carrier in s["carriers"]:
-            self.send(self.escrow.functions.setCarrier(self.key(carrier).address, True), self.deployer)
-        if s["merchant_deposit"]:
+        if setup.merchant_deposit:
             m = self.key(merchant)
             if native:
-                self._fund_eth(m.address, s["merchant_deposit"])
-            self.send(self.escrow.functions.depositFor(m.address, token, s["merchant_deposit"]), m,
-                      s["merchant_deposit"] if native else 0)
-        if s["reserve"]:
+                self._fund_eth(m.address, setup.merchant_deposit)
+            self.send(self.escrow.functions.depositFor(m.address, token, setup.merchant_deposit), m,
+                      setup.merchant_deposit if native else 0)
+        if setup.reserve:
             if not native:
-                tok_c = c.contract("TestStablecoin", token)
-                self.send(tok_c.functions.mint(self.deployer.address, s["reserve"]), self.deployer)
-                self.send(tok_c.functions.approve(self.escrow.address, s["reserve"]), self.deployer)
-            self.send(self.escrow.functions.fundReserve(token, s["reserve"]), self.deployer,
-                      s["reserve"] if native else 0)
-        self._ghosts(s, token, merchant)
+                tok = self.chain.contract("TestStablecoin", token)
+                self.send(tok.functions.mint(self.deployer.address, setup.reserve), self.deployer)
+                self.send(tok.functions.approve(self.escrow.address, setup.reserve), self.deployer)
+            self.send(self.escrow.functions.fundReserve(token, setup.reserve), self.deployer,
+                      setup.reserve if native else 0)
 
-    def _ghosts(self, s: dict[str, Any], token: str, merchant: str) -> None:
+    def _ghosts(self, setup: CaseSetup, token: str, merchant: str) -> None:
         """Recreate the outside state the order met: waybills other orders had claimed, and
         the merchant's exposure on its other open orders (which its deposit had to cover).
         Ghost orders stand in for those other orders; a claimed waybill's ghost carries the
         very order id that claimed it, so a reuse is refused with the same values."""
-        claimed = s.get("claimed_tracking", [])
-        exposure = int(s.get("merchant_exposure", 0))
+        claimed = setup.claimed_tracking
+        exposure = setup.merchant_exposure
         if not claimed and not exposure:
             return
         native = token == NATIVE
@@ -662,7 +344,7 @@ class _Replayer:
             self.send(self.escrow.functions.depositFor(ghost_m.address, token, 10**18), ghost_m,
                       10**18 if native else 0)
         orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
-            (bytes.fromhex(c["order_id"][2:]), ghost_m, 1, bytes.fromhex(c["tracking_hash"][2:]))
+            (hex_bytes(c.order_id), ghost_m, 1, hex_bytes(c.tracking_hash))
             for c in claimed
         ]
         if exposure:
@@ -694,42 +376,42 @@ class _Replayer:
         self.chain.send_eth(to, 10**19 + extra, self.deployer)
 
     # steps -----------------------------------------------------------------------------
-    def call_args(self, action: dict[str, Any], contract: Contract) -> list[Any]:
-        abi = _fn_abi(contract, action["function"])
-        args = dict(action["args"])
+    def call_args(self, action: CaseAction, contract: Contract) -> list[Any]:
+        abi = function_abi(contract, action.function)
+        args = dict(action.args)
         for name in _DISPUTE_ARGS:
-            if name in args and action["contract"] == "PanelArbitrator":
+            if name in args and action.contract == "PanelArbitrator":
                 args[name] = self.dispute_ids.get(int(args[name]), int(args[name]))
-        for sig in action.get("signatures", []):
-            struct = args[sig["of"]]
+        for sig in action.signatures:
+            struct = args[sig.of]
             mapped = {k: self.addr(v) if isinstance(v, str) and len(v) == 42 else v
                       for k, v in struct.items()}
-            if sig["signer"] is None:
+            if sig.signer is None:
                 continue  # recovered to nobody originally: keep the bytes as they were
-            typed = signed_message(sig["type"], mapped).typed_data(self.chain.chain_id, self.escrow.address)
-            signed = self.key(sig["signer"]).sign_message(encode_typed_data(full_message=typed))
-            args[sig["arg"]] = "0x" + bytes(signed.signature).hex()
+            typed = signed_message(sig.type, mapped).typed_data(self.chain.chain_id, self.escrow.address)
+            signed = self.key(sig.signer).sign_message(encode_typed_data(full_message=typed))
+            args[sig.arg] = "0x" + bytes(signed.signature).hex()
         return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
 
-    def run_step(self, action: dict[str, Any]) -> tuple[str, str | None, list[dict[str, Any]]]:
-        contract = self.arbitrator if action["contract"] == "PanelArbitrator" else self.escrow
-        fn = getattr(contract.functions, action["function"])(*self.call_args(action, contract))
-        sender = self.key(action["sender"])
-        self.tick(action["time"])
+    def run_step(self, action: CaseAction) -> tuple[str, str | None, list[dict[str, Any]]]:
+        """(status, error, events) of one action sent at its original time. It is simulated on
+        the pending block first: a call the escrow refuses is reported from that simulation,
+        with its decoded error, and not sent."""
+        contract = self.arbitrator if action.contract == "PanelArbitrator" else self.escrow
+        fn = getattr(contract.functions, action.function)(*self.call_args(action, contract))
+        sender = self.key(action.sender)
+        self.tick(action.time)
         try:
-            fn.call({"from": sender.address, "value": action["value"]}, block_identifier="pending")
+            fn.call({"from": sender.address, "value": action.value}, block_identifier="pending")
         except Exception as exc:  # noqa: BLE001 - decoded below
-            err = self.chain.explain(exc, action["function"])
+            err = self.chain.explain(exc, action.function)
             if isinstance(err, ContractRevert):
                 return "failed", _error_text(err.error_name, self.back(jsonable(err.error_args))), []
             raise
-        raw, h, _ = self.chain.build_signed(fn, sender, value=action["value"], gas=REPLAY_GAS)
-        self.chain.broadcast(raw)
-        receipt = self.chain.wait(h)
+        receipt = self.chain.send(fn, sender, value=action.value, gas=REPLAY_GAS)
         if receipt["status"] != 1:
             return "failed", "Unknown(reverted when mined)", []
-        events = self._events(receipt)
-        return "confirmed", None, events
+        return "confirmed", None, self._events(receipt)
 
     def _events(self, receipt: dict[str, Any]) -> list[dict[str, Any]]:
         out = []
@@ -787,29 +469,28 @@ def _error_arg_order() -> dict[str, list[str]]:
 
 
 def _check_evidence(
-    action: dict[str, Any], records: dict[str, dict[str, Any]], verdicts: dict[str, list[str]],
-    replayer: _Replayer, head: dict[str, Any],
+    action: CaseAction, records: dict[str, BundleRecord], verdicts: dict[str, list[str]],
+    replayer: _Replayer, head: BundleAnchor,
 ) -> tuple[str | None, bool | None, str]:
     """Whether the evidence a step cites is a verified leaf of the anchored head."""
-    ev = action.get("evidence")
-    if not ev:
+    ev = action.evidence
+    if ev is None:
         return None, None, "cites no evidence"
-    leaf = ev["leaf"]
-    item = records.get(leaf)
-    label = ev.get("record_id") or leaf[:16]
+    leaf = hex_bytes(ev.leaf)
+    item = records.get(leaf.hex())
+    label = ev.record_id or ev.leaf[:16]
     if item is None:
-        return label, False, f"cited leaf {leaf[:16]}… is not disclosed in the case"
-    rid = item["record"].get("id")
-    problems = verdicts.get(rid, [])
+        return label, False, f"cited leaf {ev.leaf[:16]}… is not disclosed in the case"
+    rid = item.record.get("id")
+    problems = verdicts.get(rid, []) if isinstance(rid, str) else []
     if problems:
         return label, False, f"record {rid}: " + "; ".join(problems)
-    proof = [bytes.fromhex(p) for p in item["inclusion_proof"]]
+    proof = [hex_bytes(p) for p in item.inclusion_proof]
     on_chain = replayer.chain.call(replayer.log.functions.verifyInclusion(
-        int(item["index"]), bytes.fromhex(leaf), int(head["tree_size"]), bytes.fromhex(head["root"]), proof))
+        item.index, leaf, head.tree_size, hex_bytes(head.root), proof))
     if not on_chain:
         return label, False, f"record {rid}: the EvidenceLog contract rejects its inclusion proof"
-    return label, True, (f"record {rid} is leaf {item['index']} of the anchored head "
-                         f"(size {head['tree_size']})")
+    return label, True, f"record {rid} is leaf {item.index} of the anchored head (size {head.tree_size})"
 
 
 @contextmanager
@@ -835,7 +516,7 @@ def _replay_chain(kind: str, genesis: int, rpc: str | None) -> Iterator[tuple[Ch
 
 
 def replay(
-    case: dict[str, Any],
+    case: Case,
     *,
     chain: str = "embedded",
     rpc: str | None = None,
@@ -843,42 +524,48 @@ def replay(
 ) -> ReplayResult:
     """Replay a case on a fresh chain (see the module docstring)."""
     case = apply_overrides(case, overrides) if overrides else case
-    first = min(a["time"] for a in case["actions"])
-    verdicts_list, _, _ = verify_records(case["evidence"])
-    verdicts = {v.record_id: v.failures for v in verdicts_list if v.record_id is not None}
-    records = {r["leaf_hash"]: r for r in case["evidence"]["records"]}
-    head = case["evidence"]["anchor"]
+    first = min(a.time for a in case.actions)
+    verdicts = {v.record_id: v.failures for v in verify_records(case.evidence)[0] if v.record_id is not None}
+    records = {hex_bytes(r.leaf_hash).hex(): r for r in case.evidence.records}
     with _replay_chain(chain, first - SETUP_LEAD, rpc) as (c, label):
         r = _Replayer(case, c)
         r.setup()
-        steps: list[StepResult] = []
-        log: list[dict[str, Any]] = []
-        events: list[dict[str, Any]]
-        oid = order_key(case["order_id"])
-        for a in case["actions"]:
-            cited, ok, detail = _check_evidence(a, records, verdicts, r, head)
-            if a.get("dropped"):
-                ok, detail = None, "step dropped"
-            original_error = (None if a["error"] is None
-                              else _error_text(a["error"]["name"], a["error"]["args"]))
-            if a.get("dropped"):
-                status, error, events = "dropped", None, []
-            else:
-                status, error, events = r.run_step(a)
-                events = r.normalise_ids(a["events"], events)
-            steps.append(StepResult(
-                n=a["n"], function=a["function"], time=a["time"], original_status=a["status"],
-                original_error=original_error, replay_status=status, replay_error=error,
-                original_events=a["events"], replay_events=events, evidence=cited, evidence_ok=ok,
-                evidence_detail=detail, overridden=a.get("overridden", []),
-            ))  # fmt: skip
-            log.extend({"step": a["n"], **e} for e in events)
-        state = OrderState(int(c.call(r.escrow.functions.orderState(oid)))).name
+        steps = [_step(r, a, records, verdicts) for a in case.actions]
+        state = OrderState(int(c.call(r.escrow.functions.orderState(order_key(case.order_id))))).name
+    log = [{"step": s.n, **e} for s in steps for e in s.replay_events]
     failures = {k: v for k, v in verdicts.items() if v}
-    return ReplayResult(case["order_id"], label, steps, case["outcome"]["state"], state, failures, log)
+    result = ReplayResult(case.order_id, label, steps, case.outcome.state, state, failures, log)
+    _logger.info("replayed order %s on %s: %s, %d/%d step(s) match, final state %s (originally %s), "
+                 "evidence %s", case.order_id, label, "reproduced" if result.matches else "diverged",
+                 sum(s.matches for s in steps), len(steps), state, case.outcome.state,
+                 "verified" if result.verified else "NOT verified")
+    return result
 
 
-def expectation_problems(case: dict[str, Any], result: ReplayResult) -> list[str]:
+def _step(r: _Replayer, a: CaseAction, records: dict[str, BundleRecord],
+          verdicts: dict[str, list[str]]) -> StepResult:
+    """Check the evidence an action cites, then replay it (unless an override dropped it)."""
+    cited, ok, detail = _check_evidence(a, records, verdicts, r, r.case.evidence.anchor)
+    original_events: list[dict[str, Any]] = jsondoc.to_json(a.events)
+    events: list[dict[str, Any]] = []
+    if a.dropped:
+        ok, detail = None, "step dropped"
+        status, error = "dropped", None
+    else:
+        status, error, events = r.run_step(a)
+        events = r.normalise_ids(original_events, events)
+    _logger.debug("step %d %s at %d: %s%s; evidence: %s", a.n, a.function, a.time, status,
+                  "" if error is None else f" {error}", detail)
+    return StepResult(
+        n=a.n, function=a.function, time=a.time, original_status=a.status,
+        original_error=None if a.error is None else _error_text(a.error.name, a.error.args),
+        replay_status=status, replay_error=error, original_events=original_events,
+        replay_events=events, evidence=cited, evidence_ok=ok, evidence_detail=detail,
+        overridden=a.overridden or [],
+    )  # fmt: skip
+
+
+def expectation_problems(case: Case, result: ReplayResult) -> list[str]:
     """How a replay falls short of the case's ``expect`` block (empty when it meets it).
 
     ``expect``: ``state`` (final order state), ``failed`` ([function, error name] of every
@@ -886,21 +573,21 @@ def expectation_problems(case: dict[str, Any], result: ReplayResult) -> list[str
     (the function of the first effective step whose evidence fails, default none). The
     replay must also reproduce the original step by step.
     """
-    expect = case.get("expect") or {}
+    expect = case.expect or CaseExpect()
     problems = []
     if not result.matches:
         problems.append(f"the replay diverges from the original at step {result.first_divergence}")
-    if "state" in expect and result.replay_state != expect["state"]:
-        problems.append(f"final state {result.replay_state}, expected {expect['state']}")
+    if expect.state is not None and result.replay_state != expect.state:
+        problems.append(f"final state {result.replay_state}, expected {expect.state}")
     failed = [[s.function, (s.replay_error or "").split("(")[0]] for s in result.steps
               if s.replay_status == "failed"]
-    if "failed" in expect and failed != expect["failed"]:
-        problems.append(f"refused steps {failed}, expected {expect['failed']}")
-    if result.verified != expect.get("verified", True):
-        problems.append(f"evidence verified: {result.verified}, expected {expect.get('verified', True)}")
+    if expect.failed is not None and failed != expect.failed:
+        problems.append(f"refused steps {failed}, expected {expect.failed}")
+    verified = True if expect.verified is None else expect.verified
+    if result.verified != verified:
+        problems.append(f"evidence verified: {result.verified}, expected {verified}")
     first = result.first_verification_failure
     name = None if first is None else result.steps[first].function
-    if name != expect.get("first_verification_failure"):
-        problems.append(f"first evidence failure at {name}, "
-                        f"expected {expect.get('first_verification_failure')}")
+    if name != expect.first_verification_failure:
+        problems.append(f"first evidence failure at {name}, expected {expect.first_verification_failure}")
     return problems

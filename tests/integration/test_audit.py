@@ -293,19 +293,19 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     # verifies on chain), each leaf included in the head the EvidenceLog anchored.
     bundle, left_out = export_bundle(h.store, e.chain.chain_id, h.auditor.log_address, order_id=c)
     assert left_out == [] and verify_bundle(bundle, e.chain.w3).ok
-    head = bundle["anchor"]
-    assert (head["tree_size"], head["root"]) == (report["anchor"]["tree_size"],
-                                                 report["anchor"]["root"])
+    head = bundle.anchor
+    assert (head.tree_size, head.root) == (report["anchor"]["tree_size"],
+                                           report["anchor"]["root"])
     log = e.chain.w3.eth.contract(address=h.auditor.log_address, abi=EVIDENCE_LOG_VERIFY_ABI)
-    assert log.functions.anchoredAt(head["tree_size"], bytes.fromhex(head["root"])).call()[0]
-    exported = {b["record"]["id"]: b for b in bundle["records"]}
+    assert log.functions.anchoredAt(head.tree_size, bytes.fromhex(head.root)).call()[0]
+    exported = {b.record["id"]: b for b in bundle.records}
     assert set(exported) == {x["id"] for x in records}
     for x in records:
         b = exported[x["id"]]
-        assert (x["index"], x["leaf"], x["status"]) == (b["index"], b["leaf_hash"], "verified")
-        verify_inclusion(bytes.fromhex(x["leaf"]), x["index"], head["tree_size"],
-                         [bytes.fromhex(p) for p in b["inclusion_proof"]],
-                         bytes.fromhex(head["root"]))
+        assert (x["index"], x["leaf"], x["status"]) == (b.index, b.leaf_hash, "verified")
+        verify_inclusion(bytes.fromhex(x["leaf"]), x["index"], head.tree_size,
+                         [bytes.fromhex(p) for p in b.inclusion_proof],
+                         bytes.fromhex(head.root))
     assert [(x["kind"], x["tx_hash"]) for x in events] == [
         ("OrderFunded", tx["C:fund"]), ("OrderShipped", tx["C:ship"]),
         ("OrderDelivered", tx["C:deliver"]), ("ReturnRequested", tx["C:return"]),

@@ -9,20 +9,21 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import pytest
 
 from ledger.chain import rpc
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.eip712 import order_key
-from ledger.investigate.replay import Override, expectation_problems, load_case, replay
+from ledger.investigate.case import Case, Override, load_case
+from ledger.investigate.replay import expectation_problems, replay
 from ledger.investigate.trace import trace_transaction
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "cases").glob("*.json"))
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> Case:
     return load_case(path.read_text(), path.name)
 
 
@@ -64,7 +65,7 @@ def test_refused_attempts_are_refused_for_the_same_reason() -> None:
     refused = [s for s in result.steps if s.replay_status == "failed"]
     assert len(refused) == 1 and refused[0].replay_error == refused[0].original_error
     # The error names the order that first used the waybill: the same id as on the original chain.
-    first_owner = case["setup"]["claimed_tracking"][0]["order_id"]
+    first_owner = case.setup.claimed_tracking[0].order_id
     assert f"firstOrderId={first_owner}" in (refused[0].replay_error or "")
 
 
@@ -83,7 +84,7 @@ def test_what_if_released_early_and_a_changed_record() -> None:
     early = replay(case, overrides=[Override.parse("time:release=-2d")])
     release = next(s for s in early.steps if s.function == "release")
     assert release.replay_status == "failed" and "EscrowTooEarly" in (release.replay_error or "")
-    oid = case["order_id"]
+    oid = case.order_id
     changed = replay(case, overrides=[Override.parse(f'record:{oid}:ship.tracking_number="SF0000000000"')])
     # The chain history is unchanged, but the shipment step's evidence no longer verifies.
     assert changed.matches and not changed.verified
@@ -106,7 +107,7 @@ def test_tampered_case_names_the_failing_step() -> None:
     assert result.matches and not result.ok
     step = result.steps[result.first_verification_failure]
     assert step.function == "deliver" and "tampered content" in step.evidence_detail
-    assert any("tampered content" in f for f in result.record_failures[f"{case['order_id']}:dlv"])
+    assert any("tampered content" in f for f in result.record_failures[f"{case.order_id}:dlv"])
 
 
 def test_bad_overrides_and_cases_are_clear_errors() -> None:
@@ -117,6 +118,13 @@ def test_bad_overrides_and_cases_are_clear_errors() -> None:
         replay(case, overrides=[Override.parse("drop:fund#3")])
     with pytest.raises(CaseError, match="not a case file"):
         load_case(json.dumps({"format": "something else"}))
+
+
+def test_a_set_up_step_that_reverts_is_a_case_error_with_its_reason() -> None:
+    case = _load(next(p for p in CASES if "double-pledge" in p.name))
+    setup = msgspec.structs.replace(case.setup, merchant_deposit=2**97)  # more than the merchant holds
+    with pytest.raises(CaseError, match=r"set-up step depositFor failed: .*ERC20InsufficientBalance"):
+        replay(msgspec.structs.replace(case, setup=setup))
 
 
 def _ledger(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ from ledger.errors import ConflictError, StoreError
 from ledger.evidence import records as rec
 from ledger.evidence.anchor import Anchorer, chain_head
 from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
@@ -68,12 +69,12 @@ def test_bundle_verifies_and_every_lie_is_named(setup) -> None:  # type: ignore[
     bundle, left_out = export_bundle(store, chain.chain_id, log.address, order_id=order,
                                      disclose_personal=True)
     assert left_out == []
-    kinds = {item["record"]["kind"] for item in bundle["records"]}
+    kinds = {item.record["kind"] for item in bundle.records}
     assert {"order", "payment"} <= kinds
     verdict = verify_bundle(bundle, chain.w3)
     assert verdict.ok, verdict.to_json()
     # round trip through JSON text keeps it valid
-    assert verify_bundle(json.loads(json.dumps(bundle)), chain.w3).ok
+    assert verify_bundle(load_bundle(dumps_bundle(bundle)), chain.w3).ok
 
     def check(mutate, expected: str, where: str = "record") -> None:  # type: ignore[no-untyped-def]
         bad = copy.deepcopy(bundle)
@@ -83,31 +84,31 @@ def test_bundle_verifies_and_every_lie_is_named(setup) -> None:  # type: ignore[
         texts = v.head_failures if where == "head" else [f for r in v.records for f in r.failures]
         assert any(expected in t for t in texts), texts
 
-    first = lambda b: b["records"][0]  # noqa: E731
-    check(lambda b: first(b)["record"].update(ts=first(b)["record"]["ts"].replace("1", "2", 1)),
+    first = lambda b: b.records[0]  # noqa: E731
+    check(lambda b: first(b).record.update(ts=first(b).record["ts"].replace("1", "2", 1)),
           "tampered content")
-    check(lambda b: first(b).update(salt="00" * 32), "wrong salt")
-    check(lambda b: first(b).update(index=first(b)["index"] + 1), "bad inclusion proof")
-    check(lambda b: first(b)["inclusion_proof"].append("11" * 32), "bad inclusion proof")
-    check(lambda b: first(b).update(leaf_hash="22" * 32), "tampered content")
-    personal = next(i for i in bundle["records"] if "personal" in i)
-    idx = bundle["records"].index(personal)
-    key = next(iter(personal["personal"]))
-    check(lambda b: b["records"][idx]["personal"].update({key: "someone else"}),
+    check(lambda b: setattr(first(b), "salt", "00" * 32), "wrong salt")
+    check(lambda b: setattr(first(b), "index", first(b).index + 1), "bad inclusion proof")
+    check(lambda b: first(b).inclusion_proof.append("11" * 32), "bad inclusion proof")
+    check(lambda b: setattr(first(b), "leaf_hash", "22" * 32), "tampered content")
+    personal = next(i for i in bundle.records if i.personal is not None)
+    idx = bundle.records.index(personal)
+    key = next(iter(personal.personal))
+    check(lambda b: b.records[idx].personal.update({key: "someone else"}),
           "tampered personal data")
-    check(lambda b: b["anchor"].update(chain_id=b["anchor"]["chain_id"] + 1), "wrong chain", "head")
-    check(lambda b: b["anchor"].update(contract="0x" + "12" * 20), "wrong contract", "head")
+    check(lambda b: setattr(b.anchor, "chain_id", b.anchor.chain_id + 1), "wrong chain", "head")
+    check(lambda b: setattr(b.anchor, "contract", "0x" + "12" * 20), "wrong contract", "head")
     # A real head root of another size is not the anchored head of this size.
-    check(lambda b: b["anchor"].update(tree_size=b["anchor"]["tree_size"] - 1), "head not anchored", "head")
-    check(lambda b: b["anchor"].update(root="33" * 32), "head not anchored", "head")
+    check(lambda b: setattr(b.anchor, "tree_size", b.anchor.tree_size - 1), "head not anchored", "head")
+    check(lambda b: setattr(b.anchor, "root", "33" * 32), "head not anchored", "head")
 
 
 def test_one_byte_anywhere_in_a_record_is_caught(setup) -> None:  # type: ignore[no-untyped-def]
     chain, log, store, _ = setup
     order = _order_with_personal(store)
     bundle, _ = export_bundle(store, chain.chain_id, log.address, order_id=order)
-    item = bundle["records"][0]
-    text = json.dumps(item["record"], sort_keys=True, ensure_ascii=False)
+    item = bundle.records[0]
+    text = json.dumps(item.record, sort_keys=True, ensure_ascii=False)
     caught = 0
     for pos in range(len(text)):
         for repl in ("x", "7"):
@@ -118,16 +119,16 @@ def test_one_byte_anywhere_in_a_record_is_caught(setup) -> None:  # type: ignore
                 obj = json.loads(mutated)
             except ValueError:
                 continue  # not a record any more: a verifier cannot even parse it
-            if obj == item["record"]:
+            if obj == item.record:
                 continue
             bad = copy.deepcopy(bundle)
-            bad["records"][0]["record"] = obj
+            bad.records[0].record = obj
             from ledger.evidence.bundle import verify_records
 
             verdicts, _, _ = verify_records(bad)
             assert not verdicts[0].ok, (pos, repl)
             failures = verdicts[0].failures
-            if obj.get("id") == item["record"]["id"] and obj.get("order_id") == item["record"]["order_id"]:
+            if obj.get("id") == item.record["id"] and obj.get("order_id") == item.record["order_id"]:
                 assert any("tampered content" in f or "reserved" in f for f in failures), failures
             else:  # the salt is derived from these two: the salt check names it first
                 assert any("wrong salt" in f or "tampered content" in f for f in failures), failures

@@ -187,11 +187,11 @@ def test_anchored_escrow_evidence_verifies_in_a_bundle(platform, escrow_env, ord
     log = e.chain.contract("EvidenceLog", dep.address)
     Anchorer(p.store, e.chain, log).anchor()
     bundle, left_out = export_bundle(p.store, e.chain.chain_id, log.address, order_id=oid)
-    assert not left_out and {r["record"]["kind"] for r in bundle["records"]} == {
+    assert not left_out and {r.record["kind"] for r in bundle.records} == {
         "order", "payment", "shipment", "delivery"}
     assert verify_bundle(bundle, e.chain.w3).ok
     # The escrow's evidence hashes are exactly the bundle's leaves.
-    leaves = {item["leaf_hash"] for item in bundle["records"]}
+    leaves = {item.leaf_hash for item in bundle.records}
     escrow_steps = [a for a in p.store.actions(order_id=oid) if a.action not in NON_ESCROW_ACTIONS]
     assert {a.evidence.hex() for a in escrow_steps if a.evidence is not None} <= leaves
     assert all(a.evidence is not None for a in escrow_steps)

@@ -1,0 +1,549 @@
+"""Case files: everything an investigator needs about one disputed order, with no access to
+the platform (``evidence-escrow/case/v1``, docs/replay.md).
+
+A case holds the order's evidence bundle (records, salts, inclusion proofs, the anchored
+head), the escrow's set-up when the order was funded (terms, deposit ratio, the merchant's
+deposit, the risk reserve, the panel, the carriers whose attestations it accepted), and
+every transaction touching the order, successful or reverted, with its original time,
+sender, decoded arguments, the EIP-712 signatures it carried and who signed them, its
+outcome and its decoded events. `build_case` assembles one from the platform's store and
+the chain; `Case` is its typed model, parsed strictly in one place (`load_case`) and
+written in one place (`dumps_case`); what-if overrides (`Override`, `apply_overrides`)
+change a copy before it is replayed (`ledger.investigate.replay`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal, cast
+
+import msgspec
+from eth_typing import Hash32
+from eth_utils import to_checksum_address
+from msgspec import Meta
+from web3.contract import Contract
+
+from ledger._internal import jsondoc
+from ledger._internal.jsondoc import DocumentStruct
+from ledger.chain.abi import jsonable
+from ledger.chain.rpc import Chain
+from ledger.errors import CaseError, ContractRevert
+from ledger.escrow.eip712 import order_key, recover_signer, signed_message
+from ledger.escrow.platform import NON_ESCROW_ACTIONS
+from ledger.escrow.types import Terms
+from ledger.evidence.bundle import export_bundle
+from ledger.evidence.bundle_format import Bundle, Hex32, TxHash
+
+__all__ = [
+    "CASE_FORMAT", "ActionError", "Case", "CaseAction", "CaseEvent", "CaseExpect", "CaseOriginal",
+    "CaseOutcome", "CasePanel", "CaseSetup", "CaseSignature", "CaseTerms", "CitedEvidence", "ClaimedTracking",
+    "Erc20Token", "NativeToken", "Override", "apply_overrides", "build_case", "dumps_case", "function_abi",
+    "load_case",
+]
+
+CASE_FORMAT: Final = "evidence-escrow/case/v1"
+
+_logger = logging.getLogger(__name__)
+
+#: function -> (signature argument, EIP-712 type, argument holding the signed struct)
+SIGNED_ARGS: dict[str, tuple[str, str, str]] = {
+    "fund": ("merchantSignature", "Offer", "offer"),
+    "ship": ("carrierSignature", "Shipment", "shipment"),
+    "deliver": ("carrierSignature", "Delivery", "delivery"),
+    "shipReturn": ("carrierSignature", "ReturnShipment", "shipment"),
+    "deliverReturn": ("carrierSignature", "ReturnDelivery", "delivery"),
+}
+
+Address = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Bytes32 = TxHash  # a bytes32 value (order id, tracking hash) in the same 0x-hex form
+HexBytes = Annotated[str, Meta(pattern=r"^0x([0-9a-fA-F]{2})*$")]
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class CaseOriginal(DocumentStruct):
+    """Where the order ran."""
+
+    chain_id: int
+    escrow: Address
+    arbitrator: Address | None
+    evidence_log: Address
+
+
+class NativeToken(DocumentStruct, tag_field="kind", tag="native"):
+    """The order was paid in ETH."""
+
+
+class Erc20Token(DocumentStruct, tag_field="kind", tag="erc20"):
+    """The order was paid in an ERC-20 token."""
+
+    address: Address
+    decimals: int
+
+
+class CaseTerms(DocumentStruct):
+    """A terms version (`ledger.escrow.types.Terms`): windows in seconds, bytes as 0x-hex."""
+
+    fee_bps: int
+    reserve_bps: int
+    compensation_bps: int
+    delivery_window: int
+    return_ship_window: int
+    return_delivery_window: int
+    return_inspection_window: int
+    response_window: int
+    arbitration_window: int
+    arbitrator: Address
+    arbitrator_extra_data: HexBytes
+
+    @classmethod
+    def of(cls, terms: Terms) -> CaseTerms:
+        fields: dict[str, Any] = {k: ("0x" + v.hex()) if isinstance(v, bytes) else v
+                                  for k, v in vars(terms).items()}
+        return cls(**fields)
+
+    def judged_by(self, arbitrator: str) -> Terms:
+        """These terms with another arbitrator (the replay's own)."""
+        fields = msgspec.structs.asdict(self)
+        fields.update(arbitrator=arbitrator,
+                      arbitrator_extra_data=bytes.fromhex(self.arbitrator_extra_data[2:]))
+        return Terms(**fields)
+
+
+class CasePanel(DocumentStruct):
+    members: list[Address]
+    threshold: int
+    arbitration_cost: int
+
+
+class ClaimedTracking(DocumentStruct):
+    """A waybill another order had already claimed, and that order's escrow id."""
+
+    tracking_hash: Bytes32
+    order_id: Bytes32
+
+
+class CaseSetup(DocumentStruct):
+    """The escrow just before the order was funded, and what the order met from outside it."""
+
+    token: NativeToken | Erc20Token
+    terms_id: int
+    terms: CaseTerms
+    deposit_ratio_bps: int
+    merchant_deposit: int
+    merchant_exposure: int
+    reserve: int
+    panel: CasePanel | None
+    carriers: list[Address]
+    claimed_tracking: list[ClaimedTracking]
+
+
+class CaseSignature(DocumentStruct):
+    """An EIP-712 signature a call carried: `arg` holds it, over the struct in argument `of`."""
+
+    arg: str
+    type: str
+    of: str
+    signer: Address | None  # whom it recovers to in the original domain; None: nobody
+
+
+class ActionError(DocumentStruct):
+    """A failed transaction's custom error, decoded."""
+
+    name: str
+    args: dict[str, Any]
+
+
+class CaseEvent(DocumentStruct):
+    name: str
+    args: dict[str, Any]
+
+
+class CitedEvidence(DocumentStruct):
+    """The leaf a step cites, and which disclosed record has it (None: none does)."""
+
+    leaf: Hex32
+    record_id: str | None
+
+
+class CaseAction(DocumentStruct):
+    """One transaction on the order. `args` are the decoded call arguments as JSON (structs
+    as objects, bytes as 0x-hex); `dropped` and `overridden` are set only by overrides."""
+
+    n: int
+    contract: Literal["FulfillmentEscrow", "PanelArbitrator"]
+    function: str
+    sender: Address
+    value: int
+    time: int
+    block: int
+    tx_hash: TxHash
+    args: dict[str, Any]
+    signatures: list[CaseSignature]
+    status: Literal["confirmed", "failed"]
+    error: ActionError | None
+    events: list[CaseEvent]
+    evidence: CitedEvidence | None
+    dropped: bool | None = None
+    overridden: list[str] | None = None
+
+
+class CaseOutcome(DocumentStruct):
+    state: str
+
+
+class CaseExpect(DocumentStruct):
+    """The outcome a library case must replay to (`replay.expectation_problems`)."""
+
+    state: str | None = None
+    failed: list[Annotated[list[str], Meta(min_length=2, max_length=2)]] | None = None
+    verified: bool | None = None  # absent: true
+    first_verification_failure: str | None = None
+
+
+class Case(DocumentStruct):
+    format: Literal["evidence-escrow/case/v1"]  # CASE_FORMAT
+    order_id: str
+    note: str | None
+    original: CaseOriginal
+    setup: CaseSetup
+    evidence: Bundle
+    actions: list[CaseAction]
+    outcome: CaseOutcome
+    name: str | None = None  # the library's name for the case
+    expect: CaseExpect | None = None
+
+
+def load_case(text: str | bytes, source: str = "case") -> Case:
+    """Parse a case file strictly (as jsondoc.load does), or raise `CaseError` naming the field."""
+    return jsondoc.load(text, Case, source=source, what="a case file", fmt=CASE_FORMAT, error=CaseError)
+
+
+def dumps_case(case: Case) -> str:
+    """The case as written to a file: indented by one, keys sorted, a final newline."""
+    return jsondoc.dumps(case, indent=1)
+
+
+# --------------------------------------------------------------------------- JSON forms
+
+
+def _jsonify(abi_item: dict[str, Any], value: Any) -> Any:
+    """An ABI value as JSON: addresses checksummed, bytes as 0x-hex, structs as objects."""
+    t = abi_item["type"]
+    if t.startswith("tuple"):
+        comps = abi_item["components"]
+        if t.endswith("[]"):
+            return [_jsonify({**abi_item, "type": t[:-2]}, v) for v in value]
+        if isinstance(value, dict):
+            value = [value[c["name"]] for c in comps]
+        return {c["name"]: _jsonify(c, v) for c, v in zip(comps, value, strict=True)}
+    if t.endswith("[]"):
+        return [_jsonify({**abi_item, "type": t[:-2]}, v) for v in value]
+    if t == "address":
+        return to_checksum_address(value)
+    if t.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    if t.startswith(("uint", "int")):
+        return int(value)
+    if t == "bool":
+        return bool(value)
+    return value
+
+
+def function_abi(contract: Contract, name: str) -> dict[str, Any]:
+    """The ABI entry of function `name` of `contract`."""
+    # web3 types ABI entries as a union of TypedDicts; they are the artifacts' plain JSON objects.
+    for item in cast(Sequence[dict[str, Any]], contract.abi):
+        if item.get("type") == "function" and item["name"] == name:
+            return item
+    raise CaseError(f"{name} is not a function of this contract")
+
+
+def _recover(kind: str, struct: dict[str, Any], signature: str, chain_id: int, escrow: str) -> str | None:
+    """Who signed `struct` (a decoded call argument) as EIP-712 type `kind` for that escrow."""
+    typed = signed_message(kind, struct).typed_data(chain_id, escrow)
+    try:
+        return recover_signer(typed, bytes.fromhex(signature[2:]))
+    except Exception:  # noqa: BLE001 - a signature that recovers to nobody stays as it is
+        return None
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_case(
+    store: Any,
+    client: Any,
+    order_id: str,
+    *,
+    log_address: str,
+    extra_txs: Sequence[bytes] = (),
+    note: str | None = None,
+) -> Case:
+    """The case of `order_id` from the platform's store and the chain it ran on.
+
+    Includes every escrow action the platform logged for the order and `extra_txs`
+    (transactions it did not send, e.g. a fraud attempt someone submitted directly).
+    The order's records must be anchored: the case carries their bundle.
+    """
+    chain: Chain = client.chain
+    bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
+    if left_out:
+        raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
+    rows = [a for a in store.actions(order_id=order_id)
+            if a.status != "sent" and a.action not in NON_ESCROW_ACTIONS]
+    hashes = [a.tx_hash for a in rows] + [bytes(h) for h in extra_txs]
+    if not hashes:
+        raise CaseError(f"order {order_id!r} has no escrow actions")
+    by_leaf = {r.leaf_hash: r.record["id"] for r in bundle.records}
+    actions = [_action(client, n, mined, by_leaf) for n, mined in enumerate(_mined(chain, hashes))]
+    fund = next((a for a in actions if a.function == "fund" and a.status == "confirmed"), None)
+    if fund is None:
+        raise CaseError(f"order {order_id!r} was never funded: nothing to replay")
+    carriers, claimed = _outside_state(client, order_id, actions)
+    arbitrator = client.arbitrator
+    case = Case(
+        format=CASE_FORMAT, order_id=order_id, note=note,
+        original=CaseOriginal(chain_id=chain.chain_id, escrow=client.escrow.address,
+                              arbitrator=None if arbitrator is None else arbitrator.address,
+                              evidence_log=to_checksum_address(log_address)),
+        setup=_setup(client, fund, carriers, claimed), evidence=bundle, actions=actions,
+        outcome=CaseOutcome(client.state(order_key(order_id)).name),
+    )  # fmt: skip
+    _logger.info("built the case of order %s: %d transaction(s), %d evidence record(s), final state %s",
+                 order_id, len(actions), len(bundle.records), case.outcome.state)
+    return case
+
+
+@dataclass(frozen=True)
+class _Mined:
+    block: int
+    tx_hash: bytes
+    tx: Any
+    receipt: Any
+
+
+def _mined(chain: Chain, hashes: Sequence[bytes]) -> list[_Mined]:
+    """The transactions, each once, in chain order."""
+    found = []
+    for h in dict.fromkeys(hashes):  # keep order, drop duplicates
+        receipt = chain.w3.eth.get_transaction_receipt(Hash32(h))
+        position = (int(receipt["blockNumber"]), int(receipt["transactionIndex"]))
+        found.append((position, _Mined(position[0], h, chain.w3.eth.get_transaction(Hash32(h)), receipt)))
+    return [m for _, m in sorted(found, key=lambda x: x[0])]
+
+
+def _action(client: Any, n: int, mined: _Mined, by_leaf: dict[str, str]) -> CaseAction:
+    """Step `n` of the case: one transaction, decoded."""
+    chain: Chain = client.chain
+    escrow, arbitrator = client.escrow, client.arbitrator
+    contracts = {escrow.address.lower(): escrow}
+    if arbitrator is not None:
+        contracts[arbitrator.address.lower()] = arbitrator
+    contract = contracts.get(str(mined.tx["to"]).lower())
+    if contract is None:
+        raise CaseError(f"transaction 0x{mined.tx_hash.hex()} is not a call to the escrow or its arbitrator")
+    fn, params = contract.decode_function_input(mined.tx["input"])
+    abi = fn.abi if hasattr(fn, "abi") else function_abi(contract, fn.fn_name)
+    args = {i["name"]: _jsonify(i, params[i["name"]]) for i in abi["inputs"]}
+    ok = mined.receipt["status"] == 1
+    return CaseAction(
+        n=n, contract="PanelArbitrator" if contract is arbitrator else "FulfillmentEscrow",
+        function=abi["name"], sender=to_checksum_address(mined.tx["from"]), value=int(mined.tx["value"]),
+        time=int(chain.w3.eth.get_block(mined.block)["timestamp"]), block=mined.block,
+        tx_hash="0x" + mined.tx_hash.hex(), args=args,
+        signatures=_signatures(abi["name"], args, chain.chain_id, escrow.address),
+        status="confirmed" if ok else "failed", error=None if ok else _original_error(chain, mined.tx_hash),
+        events=[CaseEvent(name, jsonable(a)) for name, a in client.events(mined.receipt)] if ok else [],
+        evidence=_cited(args, by_leaf),
+    )  # fmt: skip
+
+
+def _signatures(function: str, args: dict[str, Any], chain_id: int, escrow: str) -> list[CaseSignature]:
+    """The EIP-712 signature a call carries, and whom it recovers to in the original domain."""
+    if function not in SIGNED_ARGS:
+        return []
+    sig_arg, kind, struct_arg = SIGNED_ARGS[function]
+    signer = _recover(kind, args[struct_arg], args[sig_arg], chain_id, escrow)
+    return [CaseSignature(arg=sig_arg, type=kind, of=struct_arg, signer=signer)]
+
+
+def _cited(args: dict[str, Any], by_leaf: dict[str, str]) -> CitedEvidence | None:
+    """The leaf a call cites: its `evidence` argument, or its offer's `orderRecord`."""
+    cited = args.get("evidence") or (args.get("offer") or {}).get("orderRecord")
+    if isinstance(cited, str) and cited.startswith("0x") and int(cited, 16):
+        return CitedEvidence(leaf=cited[2:], record_id=by_leaf.get(cited[2:]))
+    return None
+
+
+def _original_error(chain: Chain, tx_hash: bytes) -> ActionError:
+    """A failed transaction's custom error (name and values)."""
+    err = chain.failure(tx_hash, "call")
+    if isinstance(err, ContractRevert):
+        return ActionError(err.error_name, jsonable(err.error_args))
+    return ActionError("Unknown", {"message": str(err)})
+
+
+def _setup(client: Any, fund: CaseAction, carriers: list[str], claimed: list[ClaimedTracking]) -> CaseSetup:
+    """The escrow as it stood just before the order was funded."""
+    chain = client.chain
+    before = fund.block - 1
+    offer = fund.args["offer"]
+    token = offer["token"]
+    esc = client.escrow
+    deposit, exposure, _ = chain.call(esc.functions.depositOf(token, offer["merchant"]), block=before)
+    totals = chain.call(esc.functions.totals(token), block=before)
+    terms_id = int(chain.call(esc.functions.currentTermsId(), block=before))
+    terms = Terms.from_tuple(chain.call(esc.functions.terms(terms_id), block=before))
+    panel: CasePanel | None = None
+    if client.arbitrator is not None and client.arbitrator.address.lower() == terms.arbitrator.lower():
+        arb = client.arbitrator
+        _, members, threshold = chain.call(arb.functions.panel(), block=before)
+        cost = int(chain.call(arb.functions.arbitrationCost(b""), block=before))
+        panel = CasePanel([to_checksum_address(m) for m in members], int(threshold), cost)
+    tok: NativeToken | Erc20Token = NativeToken()
+    if int(token, 16):
+        erc20 = chain.contract("TestStablecoin", token)
+        tok = Erc20Token(to_checksum_address(token), int(chain.call(erc20.functions.decimals())))
+    return CaseSetup(
+        token=tok, terms_id=terms_id, terms=CaseTerms.of(terms),
+        deposit_ratio_bps=int(chain.call(esc.functions.depositRatioBps(), block=before)),
+        merchant_deposit=int(deposit), merchant_exposure=int(exposure), reserve=int(totals[2]),
+        panel=panel, carriers=carriers, claimed_tracking=claimed,
+    )  # fmt: skip
+
+
+def _outside_state(
+    client: Any, order_id: str, actions: list[CaseAction]
+) -> tuple[list[str], list[ClaimedTracking]]:
+    """What the order's steps depended on beyond the order itself, as it stood at each step:
+    which attestation signers were registered carriers, and which tracking hashes other
+    orders had already claimed (the reused-waybill check)."""
+    chain = client.chain
+    esc = client.escrow
+    own = order_key(order_id)
+    carriers: set[str] = set()
+    claimed: dict[str, str] = {}
+    for a in actions:
+        before = a.block - 1
+        for sig in a.signatures:
+            if sig.type == "Offer" or not sig.signer:
+                continue
+            if chain.call(esc.functions.isCarrier(sig.signer), block=before):
+                carriers.add(sig.signer)
+            th = a.args[sig.of]["trackingHash"]
+            owner = bytes(chain.call(esc.functions.orderOfTracking(th), block=before))
+            if int.from_bytes(owner, "big") and owner != own:
+                claimed.setdefault(th, "0x" + owner.hex())
+    return sorted(carriers), [ClaimedTracking(th, oid) for th, oid in sorted(claimed.items())]
+
+
+# --------------------------------------------------------------------------- overrides
+
+_OVERRIDE = re.compile(
+    r"^(?P<op>drop|time|arg|record):(?P<target>[^=]+?)(?:=(?P<value>.*))?$", re.S
+)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One what-if change to a case, parsed from text.
+
+    ``drop:FUNCTION[#N]``            remove the N-th (1-based, default 1) call of FUNCTION
+    ``time:FUNCTION[#N]=+3d|-2h|T``  move it by a duration, or to unix time T
+    ``arg:FUNCTION[#N].NAME[.FIELD]=JSON``  change a call argument (or a field of a struct one)
+    ``record:RECORD_ID.FIELD=JSON``  change a field of a disclosed evidence record
+    """
+
+    op: str
+    target: str
+    value: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Override:
+        m = _OVERRIDE.match(text.strip())
+        if not m or (m["op"] != "drop" and m["value"] is None):
+            raise CaseError(
+                f"not an override: {text!r} (drop:FUNCTION[#N], time:FUNCTION[#N]=+3d, "
+                "arg:FUNCTION[#N].NAME=JSON, record:RECORD_ID.FIELD=JSON)"
+            )
+        return cls(m["op"], m["target"], m["value"])
+
+    def __str__(self) -> str:
+        return f"{self.op}:{self.target}" + ("" if self.value is None else f"={self.value}")
+
+
+def _find_action(case: Case, ref: str) -> CaseAction:
+    name, _, nth = ref.partition("#")
+    n = int(nth) if nth else 1
+    hits = [a for a in case.actions if a.function == name]
+    if len(hits) < n:
+        raise CaseError(f"the case has {len(hits)} call(s) of {name!r}, not #{n}")
+    return hits[n - 1]
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a bare string
+
+
+_DUR = re.compile(r"^([+-])(\d+)([smhd]?)$")
+
+
+def apply_overrides(case: Case, overrides: Sequence[Override]) -> Case:
+    """A copy of `case` with the overrides applied (the original outcomes are kept)."""
+    out = copy.deepcopy(case)
+    for ov in overrides:
+        if ov.op == "record":
+            _override_record(out, ov)
+            continue
+        ref, _, path = ov.target.partition(".")
+        action = _find_action(out, ref)
+        if ov.op == "drop":
+            action.dropped = True
+        elif ov.op == "time":
+            action.time = _moved(action.time, ov)
+        elif ov.op == "arg":
+            _override_arg(action, path, ov)
+        action.overridden = [*(action.overridden or []), str(ov)]
+        _logger.debug("override %s applied to step %d", ov, action.n)
+    return out
+
+
+def _override_record(case: Case, ov: Override) -> None:
+    rid, _, fld = ov.target.rpartition(".")
+    items = [r for r in case.evidence.records if r.record.get("id") == rid]
+    if not items or not fld:
+        raise CaseError(f"override {ov}: no disclosed record {rid!r} (RECORD_ID.FIELD)")
+    items[0].record[fld] = _json_arg(ov.value or "")
+
+
+def _moved(time: int, ov: Override) -> int:
+    m = _DUR.match(ov.value or "")
+    if m:
+        secs = int(m[2]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[3]]
+        return time + secs if m[1] == "+" else time - secs
+    try:
+        return int(ov.value or "")
+    except ValueError:
+        raise CaseError(f"override {ov}: time must be +DURATION, -DURATION or unix seconds") from None
+
+
+def _override_arg(action: CaseAction, path: str, ov: Override) -> None:
+    keys = path.split(".") if path else []
+    if not keys:
+        raise CaseError(f"override {ov}: name the argument (arg:FUNCTION.NAME=JSON)")
+    target = action.args
+    for k in keys[:-1]:
+        target = target[k]
+    if keys[-1] not in target:
+        raise CaseError(f"override {ov}: {action.function} has no argument {path!r}")
+    target[keys[-1]] = _json_arg(ov.value or "")

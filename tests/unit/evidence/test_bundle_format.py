@@ -1,0 +1,207 @@
+"""The bundle document: both directions of its serialisation, and every way a malformed
+bundle is refused (a `BundleError` naming the file and the JSON path, never a traceback)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from ledger._internal import jsondoc
+from ledger.errors import BundleError
+from ledger.evidence.bundle_format import (
+    FORMAT,
+    Bundle,
+    BundleAnchor,
+    BundleRecord,
+    Selection,
+    dumps_bundle,
+    hex_bytes,
+    load_bundle,
+)
+from ledger.evidence.store import Store
+from tests.unit.evidence.bundle_data import anchored_store, export
+
+CASES = sorted((Path(__file__).resolve().parents[2] / "cases").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return anchored_store(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def bundle(store: Store) -> Bundle:
+    return export(store, disclose_personal=True)
+
+
+@pytest.fixture(scope="module")
+def text(bundle: Bundle) -> str:
+    return dumps_bundle(bundle)
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def test_model_to_text_to_model(bundle: Bundle) -> None:
+    assert load_bundle(dumps_bundle(bundle)) == bundle
+
+
+def test_exported_text_to_model_to_text(text: str) -> None:
+    assert dumps_bundle(load_bundle(text, "bundle.json")) == text
+
+
+def test_written_as_before_the_model(bundle: Bundle, text: str) -> None:
+    """`ledger export` wrote ``json.dumps(bundle, indent=2, sort_keys=True) + "\\n"``."""
+    as_dict = jsondoc.to_json(bundle)
+    assert text == json.dumps(as_dict, indent=2, sort_keys=True) + "\n"
+    assert sorted(as_dict) == ["anchor", "format", "generated_at", "order_keys", "records", "selection"]
+    assert as_dict["anchor"]["tx_hash"].startswith("0x")
+    assert not as_dict["records"][0]["salt"].startswith("0x")
+
+
+def test_optional_fields_are_absent_not_null(store: Store) -> None:
+    """Without --disclose-personal the personal keys are left out, never written as null."""
+    quiet = export(store)
+    items = jsondoc.to_json(quiet)["records"]
+    assert any("personal_commitment" in i for i in items)
+    assert not any("personal" in i or "personal_salt" in i for i in items)
+    assert load_bundle(dumps_bundle(quiet)) == quiet
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_case_library_evidence_round_trips(path: Path) -> None:
+    evidence = json.loads(path.read_text())["evidence"]
+    written = json.dumps(evidence, indent=2, sort_keys=True) + "\n"
+    assert dumps_bundle(load_bundle(written, path.name)) == written
+
+
+_hex32 = st.binary(min_size=32, max_size=32).map(bytes.hex)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    record=st.dictionaries(st.text(), _json, max_size=5),
+    index=st.integers(min_value=0, max_value=2**63),
+    proof=st.lists(_hex32, max_size=4),
+    personal=st.none() | st.dictionaries(st.text(), st.text(), max_size=3),
+    selection=st.builds(Selection, order_id=st.none() | st.text(), since=st.none() | st.text()),
+)
+@example(record={}, index=0, proof=[], personal=None, selection=Selection())
+def test_any_bundle_survives_both_directions(
+    record: dict[str, Any], index: int, proof: list[str], personal: dict[str, str] | None,
+    selection: Selection,
+) -> None:
+    item = BundleRecord(index=index, leaf_hash="ab" * 32, inclusion_proof=proof, record=record,
+                        salt="cd" * 32, personal_commitment=None if personal is None else "ef" * 32,
+                        personal=personal, personal_salt=None if personal is None else "01" * 32)
+    anchor = BundleAnchor(chain_id=1, contract="0x" + "12" * 20, tree_size=index + 1, root="34" * 32,
+                          tx_hash="0x" + "56" * 32, block_number=7, block_hash="0x" + "78" * 32,
+                          block_timestamp=1_795_590_813)
+    bundle = Bundle(format=FORMAT, generated_at="2026-11-25T08:00:00Z", selection=selection, anchor=anchor,
+                    records=[item], order_keys={"o": "9a" * 32})
+    text = dumps_bundle(bundle)
+    assert load_bundle(text) == bundle
+    assert dumps_bundle(load_bundle(text)) == text
+
+
+def test_hex_fields_read_with_or_without_0x() -> None:
+    assert hex_bytes("0x" + "Ab" * 32) == hex_bytes("ab" * 32) == b"\xab" * 32
+
+
+# --------------------------------------------------------------------------- malformed documents
+
+
+def _edit(change: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        doc = json.loads(text)
+        change(doc)
+        return json.dumps(doc)
+
+    return apply
+
+
+def _first(doc: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = doc["records"][0]
+    return record
+
+
+MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
+    "duplicate key in a record": (
+        lambda t: t.replace('"salt": "', '"salt": "' + "00" * 32 + '",\n      "salt": "', 1),
+        "duplicate key 'salt'"),
+    "duplicate key at the top": (lambda t: t.replace("{", '{"format": "' + FORMAT + '", ', 1),
+                                 "duplicate key 'format'"),
+    "duplicate key inside a record's content": (
+        lambda t: t.replace('"record": {', '"record": {"id": "someone else\'s", ', 1), "duplicate key 'id'"),
+    "unknown top-level field": (_edit(lambda d: d.update(signature="trust me")), "unknown field `signature`"),
+    "unknown record field": (_edit(lambda d: _first(d).update(note="x")),
+                             "unknown field `note` - at `$.records[0]`"),
+    "unknown anchor field": (_edit(lambda d: d["anchor"].update(verified=True)),
+                             "unknown field `verified` - at `$.anchor`"),
+    "unknown selection field": (_edit(lambda d: d["selection"].update(everything=True)),
+                                "unknown field `everything` - at `$.selection`"),
+    "index as a string": (_edit(lambda d: _first(d).update(index="3")), "`$.records[0].index`"),
+    "index as a boolean": (_edit(lambda d: _first(d).update(index=True)),
+                           "got `bool` - at `$.records[0].index`"),
+    "negative index": (_edit(lambda d: _first(d).update(index=-1)), ">= 0 - at `$.records[0].index`"),
+    "tree size as a float": (_edit(lambda d: d["anchor"].update(tree_size=60.0)), "`$.anchor.tree_size`"),
+    "records not a list": (_edit(lambda d: d.update(records={})), "`$.records`"),
+    "record content not an object": (_edit(lambda d: _first(d).update(record=[])), "`$.records[0].record`"),
+    "personal data not an object": (_edit(lambda d: _first(d).update(personal="x")),
+                                    "`$.records[0].personal`"),
+    "salt not hex": (_edit(lambda d: _first(d).update(salt="zz" * 32)), "`$.records[0].salt`"),
+    "salt too short": (_edit(lambda d: _first(d).update(salt="00" * 31)), "`$.records[0].salt`"),
+    "proof hash too long": (_edit(lambda d: _first(d)["inclusion_proof"].insert(0, "00" * 33)),
+                            "`$.records[0].inclusion_proof[0]`"),
+    "leaf hash with spaces": (_edit(lambda d: _first(d).update(leaf_hash="00 " * 32)),
+                              "`$.records[0].leaf_hash`"),
+    "order key not hex": (_edit(lambda d: d["order_keys"].update({k: "key" for k in d["order_keys"]})),
+                          "`$.order_keys[...]`"),
+    "tx hash without 0x": (_edit(lambda d: d["anchor"].update(tx_hash=d["anchor"]["tx_hash"][2:])),
+                           "`$.anchor.tx_hash`"),
+    "root missing": (_edit(lambda d: d["anchor"].pop("root")),
+                     "missing required field `root` - at `$.anchor`"),
+    "root null": (_edit(lambda d: d["anchor"].update(root=None)), "`$.anchor.root`"),
+    "records missing": (_edit(lambda d: d.pop("records")), "missing required field `records`"),
+    "wrong format": (_edit(lambda d: d.update(format="evidence-escrow/bundle/v2")),
+                     "is not an evidence bundle (format must be 'evidence-escrow/bundle/v1')"),
+    "format missing": (_edit(lambda d: d.pop("format")), "format must be"),
+    "not an object": (lambda t: "[" + t + "]", "format must be"),
+    "NaN": (lambda t: t.replace('"block_number": 5', '"block_number": NaN', 1), "NaN is not JSON"),
+    "Infinity": (lambda t: t.replace('"tree_size": ', '"tree_size": -Infinity, "x": ', 1),
+                 "-Infinity is not JSON"),
+    "truncated": (lambda t: t[: len(t) // 2], "is not JSON"),
+    "empty": (lambda t: "", "is not JSON"),
+    "not UTF-8": (lambda t: "\udcff" + t, "is not JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_bundles_are_refused_naming_the_field(name: str, text: str) -> None:
+    mutate, expected = MALFORMED[name]
+    bad = mutate(text)
+    assert bad != text
+    with pytest.raises(BundleError) as caught:
+        load_bundle(bad.encode("utf-8", "surrogateescape"), "bundle.json")
+    assert str(caught.value).startswith("bundle.json")
+    assert expected in str(caught.value)
+
+
+@given(st.binary(max_size=200) | _json.map(json.dumps).map(str.encode))
+@example(b'{"format": "evidence-escrow/bundle/v1"}')
+@example(b"[]")
+@example(b"9" * 5000)
+def test_garbage_is_a_bundle_error(data: bytes) -> None:
+    with pytest.raises(BundleError):
+        load_bundle(data)
+

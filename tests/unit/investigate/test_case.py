@@ -1,0 +1,185 @@
+"""The case file: the library's files read and written back byte for byte, the model both
+ways, what-if overrides on a copy, and malformed case files refused with a `CaseError`
+naming the JSON path (before any chain is started)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.errors import CaseError
+from ledger.escrow.types import Terms
+from ledger.investigate.case import (
+    Case,
+    CaseTerms,
+    Erc20Token,
+    NativeToken,
+    Override,
+    apply_overrides,
+    dumps_case,
+    load_case,
+)
+
+CASES = sorted((Path(__file__).resolve().parents[2] / "cases").glob("*.json"))
+
+
+def _case(fragment: str) -> tuple[Case, str]:
+    path = next(p for p in CASES if fragment in p.name)
+    text = path.read_text()
+    return load_case(text, path.name), text
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_library_files_read_and_write_back_byte_for_byte(path: Path) -> None:
+    text = path.read_text()
+    case = load_case(text, path.name)
+    assert dumps_case(case) == text
+    assert text == json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n"  # how cases were written
+    assert load_case(dumps_case(case)) == case
+
+
+def test_optional_keys_stay_absent() -> None:
+    case, _ = _case("timeout-release")
+    written = json.loads(dumps_case(case))
+    assert all("dropped" not in a and "overridden" not in a for a in written["actions"])
+    assert "verified" not in written["expect"] and written["note"] is not None
+    bare = msgspec.structs.replace(case, name=None, expect=None, note=None)
+    written = json.loads(dumps_case(bare))
+    assert "name" not in written and "expect" not in written and written["note"] is None
+
+
+def test_tokens_are_a_tagged_union() -> None:
+    erc20, _ = _case("double-pledge")
+    assert isinstance(erc20.setup.token, Erc20Token) and erc20.setup.token.decimals == 6
+    native, _ = _case("timeout-release")
+    assert isinstance(native.setup.token, NativeToken)
+    assert json.loads(dumps_case(native))["setup"]["token"] == {"kind": "native"}
+    setup = msgspec.structs.replace(native.setup, token=erc20.setup.token)
+    swapped = msgspec.structs.replace(native, setup=setup)
+    assert load_case(dumps_case(swapped)) == swapped
+
+
+@given(st.builds(Terms, arbitrator=st.just("0x" + "ab" * 20), fee_bps=st.integers(0, 10_000),
+                 delivery_window=st.integers(0, 2**32), arbitrator_extra_data=st.binary(max_size=40)))
+def test_terms_both_ways(terms: Terms) -> None:
+    as_case = CaseTerms.of(terms)
+    again = msgspec.convert(msgspec.to_builtins(as_case), CaseTerms, strict=True)
+    assert again == as_case and again.judged_by(terms.arbitrator) == terms
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
+    case, text = _case("timeout-release")
+    oid = case.order_id
+    changed = apply_overrides(case, [
+        Override.parse("drop:deliver"), Override.parse("time:release=-2d"),
+        Override.parse("arg:ship.shipment.trackingHash=\"0x" + "00" * 32 + "\""),
+        Override.parse(f'record:{oid}:ship.tracking_number="SF0000000000"'),
+    ])  # fmt: skip
+    assert dumps_case(case) == text  # the original is untouched
+    by_function = {a.function: a for a in changed.actions}
+    original = {a.function: a for a in case.actions}
+    assert by_function["deliver"].dropped and by_function["deliver"].overridden == ["drop:deliver"]
+    assert by_function["release"].time == original["release"].time - 2 * 86400
+    assert by_function["ship"].args["shipment"]["trackingHash"] == "0x" + "00" * 32
+    assert next(r for r in changed.evidence.records
+                if r.record["id"] == f"{oid}:ship").record["tracking_number"] == "SF0000000000"
+    assert load_case(dumps_case(changed)) == changed
+    written = json.loads(dumps_case(changed))
+    assert next(a for a in written["actions"] if a["function"] == "deliver")["dropped"] is True
+
+
+@pytest.mark.parametrize(("value", "moved"), [("+3d", 3 * 86400), ("-2h", -7200), ("+90", 90), ("+5m", 300)])
+def test_time_overrides(value: str, moved: int) -> None:
+    case, _ = _case("timeout-release")
+    release = next(a for a in case.actions if a.function == "release")
+    changed = apply_overrides(case, [Override.parse(f"time:release={value}")])
+    assert next(a for a in changed.actions if a.function == "release").time == release.time + moved
+    absolute = apply_overrides(case, [Override.parse("time:release=1800000000")])
+    assert next(a for a in absolute.actions if a.function == "release").time == 1_800_000_000
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("drop:fund#3", "not #3"),
+    ("drop:noSuchFunction", r"has 0 call\(s\) of 'noSuchFunction'"),
+    ("time:release=soon", "time must be"),
+    ("arg:release=1", "name the argument"),
+    ("arg:release.nothing=1", "has no argument 'nothing'"),
+    ("record:nobody:order.total=1", "no disclosed record"),
+])  # fmt: skip
+def test_bad_overrides_are_case_errors(text: str, message: str) -> None:
+    case, _ = _case("timeout-release")
+    with pytest.raises(CaseError, match=message):
+        apply_overrides(case, [Override.parse(text)])
+
+
+# --------------------------------------------------------------------------- malformed case files
+
+
+def _edit(change: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        doc = json.loads(text)
+        change(doc)
+        return json.dumps(doc)
+
+    return apply
+
+
+def _action(doc: dict[str, Any]) -> dict[str, Any]:
+    first: dict[str, Any] = doc["actions"][0]
+    return first
+
+
+MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
+    "duplicate key": (lambda t: t.replace('"order_id": "O', '"order_id": "O1", "order_id": "O', 1),
+                      "duplicate key 'order_id'"),
+    "duplicate key in an event's values": (
+        lambda t: t.replace('"orderId": "0x', '"orderId": "0x00", "orderId": "0x', 1),
+        "duplicate key 'orderId'"),
+    "unknown field": (_edit(lambda d: d.update(verdict="guilty")), "unknown field `verdict`"),
+    "unknown action field": (_edit(lambda d: _action(d).update(gas=1)),
+                             "unknown field `gas` - at `$.actions[0]`"),
+    "unknown token kind": (_edit(lambda d: d["setup"]["token"].update(kind="erc721")),
+                           "`$.setup.token.kind`"),
+    "erc20 token without an address": (_edit(lambda d: d["setup"]["token"].pop("address")),
+                                       "missing required field `address` - at `$.setup.token`"),
+    "value as a string": (_edit(lambda d: _action(d).update(value="0")), "`$.actions[0].value`"),
+    "time as a float": (_edit(lambda d: _action(d).update(time=1.5)), "`$.actions[0].time`"),
+    "status not known": (_edit(lambda d: _action(d).update(status="pending")), "`$.actions[0].status`"),
+    "signer not an address": (_edit(lambda d: _action(d)["signatures"][0].update(signer="me")),
+                              "`$.actions[0].signatures[0].signer`"),
+    "sender missing": (_edit(lambda d: _action(d).pop("sender")), "missing required field `sender`"),
+    "expected refusal of three parts": (_edit(lambda d: d["expect"].update(failed=[["a", "b", "c"]])),
+                                        "`$.expect.failed[0]`"),
+    "malformed evidence bundle": (_edit(lambda d: d["evidence"]["records"][0].update(salt="00")),
+                                  "`$.evidence.records[0].salt`"),
+    "evidence bundle of another format": (_edit(lambda d: d["evidence"].update(format="x")),
+                                          "`$.evidence.format`"),
+    "wrong format": (_edit(lambda d: d.update(format="evidence-escrow/case/v2")),
+                     "is not a case file (format must be 'evidence-escrow/case/v1')"),
+    "NaN": (lambda t: t.replace('"value": 0', '"value": NaN', 1), "NaN is not JSON"),
+    "truncated": (lambda t: t[:-100], "is not JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_case_files_are_refused_naming_the_field(name: str) -> None:
+    _, text = _case("empty-parcel")
+    mutate, expected = MALFORMED[name]
+    bad = mutate(text)
+    assert bad != text
+    with pytest.raises(CaseError) as caught:
+        load_case(bad, "case.json")
+    assert str(caught.value).startswith("case.json") and expected in str(caught.value)
