@@ -30,6 +30,9 @@ MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
 _logger = logging.getLogger(__name__)
 
+#: merchant deposit required, in basis points of its open exposure, unless deployed otherwise
+DEFAULT_DEPOSIT_RATIO_BPS = 2_000
+
 
 class ManifestEntry(DocumentStruct):
     """One deployed contract, as the manifest records it."""
@@ -256,7 +259,7 @@ def deploy_escrow(
     threshold: int,
     arbitration_cost: int = 0,
     treasury: str | None = None,
-    deposit_ratio_bps: int = 2_000,
+    deposit_ratio_bps: int = DEFAULT_DEPOSIT_RATIO_BPS,
     terms: dict[str, Any] | None = None,
     redeploy: bool = False,
 ) -> EscrowDeployment:

@@ -7,7 +7,7 @@ import time
 
 from ledger._internal import solc
 from ledger.cli._common import add_json, add_rpc, address_of, data_dir, emit, open_chain
-from ledger.deploy import deploy_escrow, deploy_evidence_log, manifest_path
+from ledger.deploy import DEFAULT_DEPOSIT_RATIO_BPS, deploy_escrow, deploy_evidence_log, manifest_path
 from ledger.errors import ConfigError
 
 __all__ = ["configure"]
@@ -75,6 +75,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--threshold", type=int, help="votes for a final ruling (default: a majority)")
         sp.add_argument("--arbitration-cost", type=int, default=0, help="wei paid to open a dispute")
         sp.add_argument("--treasury", help="where platform fees go (default: the deployer)")
-        sp.add_argument("--deposit-ratio", type=int, default=2_000,
-                        help="merchant deposit required, in basis points of open exposure (default 2000)")
+        sp.add_argument("--deposit-ratio", type=int, default=DEFAULT_DEPOSIT_RATIO_BPS,
+                        help="merchant deposit required, in basis points of open exposure "
+                        f"(default {DEFAULT_DEPOSIT_RATIO_BPS})")
         sp.set_defaults(func=cmd_deploy)

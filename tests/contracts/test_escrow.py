@@ -21,7 +21,7 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.chain.abi import decode_revert
 from ledger.chain.keys import labelled_key
-from ledger.deploy import deploy_escrow
+from ledger.deploy import DEFAULT_DEPOSIT_RATIO_BPS, deploy_escrow
 from ledger.dev.sandbox import MERCHANT_DEPOSIT, EscrowEnv
 from ledger.errors import ConfigError, ContractRevert
 from ledger.escrow.client import EscrowClient
@@ -53,7 +53,7 @@ ETH_PRICE = 3 * 10**17 + 7
 EVIDENCE = keccak(text="leaf:42:evidence record")
 ADMIN_ROLE = "0x" + "00" * 32
 DEPOSIT = MERCHANT_DEPOSIT  # the sandbox's per-merchant deposit in TUSD
-RATIO_BPS = 2_000  # conftest's deposit ratio
+RATIO_BPS = DEFAULT_DEPOSIT_RATIO_BPS  # the sandbox deploys with the default ratio
 RULING_OPTIONS = RULING_SPLIT_BASE + BPS  # ruling 4 + b: the buyer gets b bps
 RECEIVER_REJECTS, RECEIVER_REENTERS = 1, 2  # MaliciousReceiver.Mode
 
