@@ -55,17 +55,11 @@ class DeploymentManifest(DocumentStruct):
     contracts: dict[str, ManifestEntry]
 
 
-@dataclass(frozen=True)
-class Deployment:
-    name: str
-    address: str
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    deployer: str
-    compiler: str
-    runtime_sha256: str
-    reused: bool  # True when an existing matching deployment was recognised
+class Deployment(ManifestEntry, kw_only=True):
+    """A contract deployment as a deploy call returns it: the manifest entry, and whether an
+    existing matching deployment was recognised instead of deploying anew."""
+
+    reused: bool = False
 
     @classmethod
     def recognised(cls, entry: ManifestEntry) -> Deployment:
