@@ -14,11 +14,11 @@ An audit reads two sources and checks one against the other:
 
 `Auditor.order_report` merges both into one timeline; `Auditor.merchant_report` adds the
 figures a lender asks for (sales, refunds, return rate, disputes, deposit coverage, pledged
-receivables; ``audit_figures``), each listing the leaves and transactions behind it. Reports
-are plain JSON-able dicts (shape in docs/audit.md). This module collects, verifies and
-assembles; the statuses, working values and report text are in ``audit_model``, and the
-renderers `render_text`, `render_json` and `render_html` (``audit_render``) are re-exported
-here with the rest of the audit API. The command line is in ``ledger.cli.audit``.
+receivables; ``audit_figures``), each listing the leaves and transactions behind it. This
+module collects, verifies and assembles; the report is a typed document
+(``audit_model``, shape in docs/audit.md) and its renderers, `render_text`, `render_json`
+and `render_html` (``audit_render``), are re-exported here with the rest of the audit API.
+The command line is in ``ledger.cli.audit``.
 """
 
 from __future__ import annotations
@@ -46,12 +46,23 @@ from ledger.investigate.audit_model import (
     FAILED,
     FORMAT,
     NOT_APPLICABLE,
-    STATUSES,
     UNANCHORED,
     VERIFIED,
+    AnchorBlock,
+    ChainBlock,
+    CitedRecord,
+    Counts,
     Ev,
+    EventEntry,
+    Flag,
+    MerchantBlock,
+    MerchantReport,
     Order,
+    OrderBlock,
+    OrderReport,
+    OrderRow,
     Rec,
+    RecordEntry,
     clip,
     event_summary,
     record_summary,
@@ -207,21 +218,21 @@ class Auditor:
             return None
         return self.store.latest_confirmed(self.chain.chain_id, self.log_address)
 
-    def _chain_info(self, anchor: AnchorRow | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _chain_info(self, anchor: AnchorRow | None) -> tuple[ChainBlock, AnchorBlock | None]:
         block = self.w3.eth.get_block("latest")
-        chain = {
-            "chain_id": self.chain.chain_id,
-            "escrow": self.client.address,
-            "evidence_log": self.log_address,
-            "block_number": int(block["number"]),
-            "block_time": times.rfc3339(int(block["timestamp"])),
-        }
-        head = None if anchor is None else {
-            "tree_size": anchor.size, "root": anchor.root.hex(), "tx_hash": _hex(anchor.tx_hash),
-            "block_number": anchor.block_number,
-            "block_time": (None if anchor.block_timestamp is None
-                           else times.rfc3339(anchor.block_timestamp)),
-        }  # fmt: skip
+        chain = ChainBlock(
+            chain_id=self.chain.chain_id,
+            escrow=self.client.address,
+            evidence_log=self.log_address,
+            block_number=int(block["number"]),
+            block_time=times.rfc3339(int(block["timestamp"])),
+        )
+        head = None if anchor is None else AnchorBlock(
+            tree_size=anchor.size, root=anchor.root.hex(), tx_hash=_hex(anchor.tx_hash),
+            block_number=anchor.block_number,
+            block_time=(None if anchor.block_timestamp is None
+                        else times.rfc3339(anchor.block_timestamp)),
+        )  # fmt: skip
         return chain, head
 
     # -- verification --------------------------------------------------------------------
@@ -320,14 +331,14 @@ class Auditor:
         actions: dict[str, list[ActionRow]],
         anchor: AnchorRow | None,
         selection: dict[str, Any],
-    ) -> tuple[list[Order], list[dict[str, Any]]]:
+    ) -> tuple[list[Order], list[Flag]]:
         """Verify and cross-check these orders (their stored records and the platform's
         actions on them, by order id); returns them and the general flags."""
         events = self.order_events(list(stored))
         orders = [Order(oid, [Rec(r, times.ts_ns(r.ts)) for r in recs], events[oid])
                   for oid, recs in stored.items()]
         self._verify([r for o in orders for r in o.records], anchor, selection)
-        flags: list[dict[str, Any]] = []
+        flags: list[Flag] = []
         for o in orders:
             flags += self._cross_check(o, actions.get(o.order_id, []))
             by_leaf = {r.record.leaf: r for r in o.records}
@@ -337,13 +348,14 @@ class Auditor:
             o.info = None if info.state is OrderState.NONE else info
         return orders, flags
 
-    def _cross_check(self, o: Order, actions: Sequence[ActionRow]) -> list[dict[str, Any]]:
+    def _cross_check(self, o: Order, actions: Sequence[ActionRow]) -> list[Flag]:
         """The store against itself and the chain: merchant ids, fund offers, actions."""
-        flags: list[dict[str, Any]] = []
+        flags: list[Flag] = []
+        subject = f"order {o.order_id}"
         order_rec = o.order_record
         if o.records and order_rec is None:
-            flags.append({"subject": f"order {o.order_id}", "reason": "the log has records of this "
-                          "order but no order record"})
+            flags.append(Flag(entry=None, subject=subject, reason="the log has records of this "
+                              "order but no order record"))
         if order_rec is not None:
             for r in o.records:
                 if r.record.merchant_id != order_rec.record.merchant_id:
@@ -357,74 +369,20 @@ class Auditor:
             if a.action == "fund" and funded is not None:
                 offered = str((a.payload.get("offer") or {}).get("merchant", ""))
                 if offered.lower() != str(funded.args["merchant"]).lower():
-                    flags.append({"subject": f"order {o.order_id}", "reason": (
+                    flags.append(Flag(entry=None, subject=subject, reason=(
                         f"the platform's offer names merchant {offered}, but the chain's "
-                        f"OrderFunded names {funded.args['merchant']}")})
+                        f"OrderFunded names {funded.args['merchant']}")))
             if a.status == "confirmed" and a.action not in _SILENT_ACTIONS and tx not in tx_with_events:
-                flags.append({"subject": f"order {o.order_id}", "reason": (
+                flags.append(Flag(entry=None, subject=subject, reason=(
                     f"the store records action {a.action!r} as confirmed in tx {tx}, but the "
-                    "escrow emitted no event for this order in it")})
+                    "escrow emitted no event for this order in it")))
         return flags
 
     def _actions(self, order_id: str) -> list[ActionRow]:
         return self.store.actions(order_id=order_id, contract=self.client.address)
 
-    # -- entries -------------------------------------------------------------------------------
-    @staticmethod
-    def _timeline(orders: Sequence[Order], extra: Sequence[Ev] = ()) -> list[dict[str, Any]]:
-        items: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-        tokens = {o.order_id: o.info.token for o in orders if o.info is not None}
-        for o in orders:
-            for r in o.records:
-                rec = r.record
-                items.append(((r.time_ns, 0, rec.index, 0), {
-                    "type": "record", "time": r.time_ns / 1e9, "ts": rec.ts, "kind": rec.kind,
-                    "order_id": rec.order_id, "id": rec.id, "index": rec.index,
-                    "leaf": rec.leaf.hex(), "summary": record_summary(rec),
-                    "status": r.status, "reasons": list(r.reasons),
-                }))  # fmt: skip
-        seen: set[tuple[int, int]] = set()
-        for ev in [e for o in orders for e in o.events] + list(extra):
-            if ev.key in seen:
-                continue
-            seen.add(ev.key)
-            cited = None if ev.cited is None else ev.cited.record
-            items.append(((ev.time * 10**9, 1, ev.block_number, ev.log_index), {
-                "type": "event", "time": float(ev.time), "ts": times.rfc3339(ev.time), "kind": ev.name,
-                "order_id": ev.order_id, "tx_hash": ev.tx_hash, "block_number": ev.block_number,
-                "log_index": ev.log_index,
-                "args": {k: jsonable(v) for k, v in ev.args.items()},
-                "evidence": None if ev.cited_leaf is None else ev.cited_leaf.hex(),
-                "evidence_record": None if cited is None else {"id": cited.id, "index": cited.index},
-                "summary": event_summary(ev.name, ev.args, tokens.get(ev.order_id or "")),
-                "status": ev.status, "reasons": list(ev.reasons),
-            }))  # fmt: skip
-        items.sort(key=lambda x: x[0])
-        out = []
-        for n, (_, entry) in enumerate(items):
-            entry["n"] = n
-            out.append(entry)
-        return out
-
-    @staticmethod
-    def _finish(report: dict[str, Any], flags: list[dict[str, Any]]) -> dict[str, Any]:
-        timeline = report["timeline"]
-        counts = {s: 0 for s in STATUSES}
-        entry_flags = []
-        for e in timeline:
-            counts[e["status"]] += 1
-            if e["status"] == FAILED:
-                subject = (f"record {e['id']} (leaf {e['index']})" if e["type"] == "record"
-                           else f"event {e['kind']} in tx {e['tx_hash']} (log {e['log_index']})")
-                entry_flags += [{"entry": e["n"], "subject": subject, "reason": r}
-                                for r in e["reasons"]]
-        report["counts"] = counts
-        report["flags"] = entry_flags + [{"entry": None, **f} for f in flags]
-        report["ok"] = not report["flags"]
-        return report
-
     # -- the order report ---------------------------------------------------------------------
-    def order_report(self, order_id: str) -> dict[str, Any]:
+    def order_report(self, order_id: str) -> OrderReport:
         """One order's records and escrow events on one timeline, each checked."""
         if not order_id:
             raise AuditError("an order id is needed")
@@ -438,25 +396,24 @@ class Auditor:
                              f"chain {self.chain.chain_id} at {self.client.address}")
         chain, head = self._chain_info(anchor)
         order_rec = o.order_record
-        report: dict[str, Any] = {
-            "format": FORMAT,
-            "report": "order",
-            "generated_at": times.rfc3339(),
-            "chain": chain,
-            "anchor": head,
-            "order": {
-                "order_id": order_id, "escrow_order_id": _hex(order_key(order_id)),
-                "merchant_id": order_rec.record.merchant_id if order_rec else None,
-                **o.on_chain(),
-            },
-            "timeline": self._timeline(orders),
-        }  # fmt: skip
-        return self._finish(report, flags)
+        c = o.on_chain()
+        timeline = _timeline(orders)
+        counts, flags = _checked(timeline, flags)
+        report = OrderReport(
+            format=FORMAT, generated_at=times.rfc3339(), chain=chain, anchor=head,
+            order=OrderBlock(
+                order_id=order_id, escrow_order_id=_hex(order_key(order_id)),
+                merchant_id=order_rec.record.merchant_id if order_rec else None,
+                state=c.state, merchant=c.merchant, buyer=c.buyer, token=c.token, price=c.price,
+                lender=c.lender),
+            timeline=timeline, counts=counts, flags=flags, ok=not flags,
+        )  # fmt: skip
+        return report
 
     # -- the merchant report -----------------------------------------------------------------
     def merchant_report(
         self, merchant_id: str, since: str | None = None, until: str | None = None
-    ) -> dict[str, Any]:
+    ) -> MerchantReport:
         """The figures a lender asks for, over the merchant's orders opened in [since, until)."""
         lo = parse_time_ns(since) if since else None
         hi = parse_time_ns(until) if until else None
@@ -476,51 +433,110 @@ class Auditor:
         actions = {oid: self._actions(oid) for oid in opened}
         anchor = self._anchor()
         orders, flags = self._orders(in_scope, actions, anchor, {"audit": "merchant"})
-
-        # The merchant's chain addresses: those named by the offers it signed (the fund
-        # actions' payloads) for any of its orders, in the window or not.
-        addresses: list[str] = []
-        for acts in actions.values():
-            for a in acts:
-                if a.action == "fund" and isinstance(a.payload.get("offer"), dict):
-                    addr = str(to_checksum_address(str(a.payload["offer"]["merchant"])))
-                    if addr not in addresses:
-                        addresses.append(addr)
+        addresses = _offered_addresses(actions)
         for o in orders:
             if o.funded is None:
                 continue
             funded_by = to_checksum_address(o.funded.args["merchant"])
             if funded_by not in addresses:
-                flags.append({"subject": f"order {o.order_id}", "reason": (
+                flags.append(Flag(entry=None, subject=f"order {o.order_id}", reason=(
                     f"funded on chain for merchant {funded_by}, which is not an address the "
-                    "platform's offers for this merchant name")})
+                    "platform's offers for this merchant name")))
         deposits = self.deposit_events(addresses)
         chain, head = self._chain_info(anchor)
-        figures = compute_figures(orders, deposits, self.client, addresses, chain["block_number"])
-        report: dict[str, Any] = {
-            "format": FORMAT,
-            "report": "merchant",
-            "generated_at": times.rfc3339(),
-            "chain": chain,
-            "anchor": head,
-            "merchant": {"merchant_id": merchant_id, "since": since, "until": until,
-                         "addresses": addresses},
-            "figures": figures,
-            "orders": [_order_row(o) for o in orders],
-            "timeline": self._timeline(orders, deposits),
-        }
-        return self._finish(report, flags)
+        figures = compute_figures(orders, deposits, self.client, addresses, chain.block_number)
+        timeline = _timeline(orders, deposits)
+        counts, flags = _checked(timeline, flags)
+        report = MerchantReport(
+            format=FORMAT, generated_at=times.rfc3339(), chain=chain, anchor=head,
+            merchant=MerchantBlock(merchant_id=merchant_id, since=since, until=until,
+                                   addresses=addresses),
+            figures=figures, orders=[_order_row(o) for o in orders],
+            timeline=timeline, counts=counts, flags=flags, ok=not flags,
+        )  # fmt: skip
+        return report
 
 
-def _order_row(o: Order) -> dict[str, Any]:
+# --------------------------------------------------------------------------- assembling
+
+
+def _offered_addresses(actions: dict[str, list[ActionRow]]) -> list[str]:
+    """The merchant's chain addresses: those named by the offers it signed (the fund
+    actions' payloads) for any of its orders, in the window or not; in first-seen order."""
+    addresses: list[str] = []
+    for acts in actions.values():
+        for a in acts:
+            if a.action == "fund" and isinstance(a.payload.get("offer"), dict):
+                addr = str(to_checksum_address(str(a.payload["offer"]["merchant"])))
+                if addr not in addresses:
+                    addresses.append(addr)
+    return addresses
+
+
+def _order_row(o: Order) -> OrderRow:
     rec = o.order_record
-    chain = o.on_chain()
-    return {
-        "order_id": o.order_id,
-        "ts": rec.record.ts if rec else None,
-        "index": rec.record.index if rec else None,
-        **{k: chain[k] for k in ("state", "token", "price", "lender")},
-        "records": len(o.records),
-        "events": len(o.events),
-        "status": rollup(o.records, o.events),
-    }
+    c = o.on_chain()
+    return OrderRow(
+        order_id=o.order_id,
+        ts=rec.record.ts if rec else None,
+        index=rec.record.index if rec else None,
+        state=c.state, token=c.token, price=c.price, lender=c.lender,
+        records=len(o.records),
+        events=len(o.events),
+        status=rollup(o.records, o.events),
+    )
+
+
+def _record_entry(n: int, r: Rec) -> RecordEntry:
+    rec = r.record
+    return RecordEntry(
+        n=n, time=r.time_ns / 1e9, ts=rec.ts, kind=rec.kind, order_id=rec.order_id, id=rec.id,
+        index=rec.index, leaf=rec.leaf.hex(), summary=record_summary(rec), status=r.status,
+        reasons=list(r.reasons),
+    )
+
+
+def _event_entry(n: int, ev: Ev, token: str | None) -> EventEntry:
+    """`token` is the order's token on chain (None if the order is not on chain)."""
+    cited = None if ev.cited is None else ev.cited.record
+    return EventEntry(
+        n=n, time=float(ev.time), ts=times.rfc3339(ev.time), kind=ev.name, order_id=ev.order_id,
+        tx_hash=ev.tx_hash, block_number=ev.block_number, log_index=ev.log_index,
+        args={k: jsonable(v) for k, v in ev.args.items()},
+        evidence=None if ev.cited_leaf is None else ev.cited_leaf.hex(),
+        evidence_record=None if cited is None else CitedRecord(id=cited.id, index=cited.index),
+        summary=event_summary(ev.name, ev.args, token), status=ev.status,
+        reasons=list(ev.reasons),
+    )
+
+
+def _timeline(orders: Sequence[Order], extra: Sequence[Ev] = ()) -> list[RecordEntry | EventEntry]:
+    """The orders' records and events (and `extra` events) in time order, numbered from 0: a
+    record by its ts, an event by its block time; at equal times records first, records in
+    leaf order, events in chain order."""
+    items: list[tuple[tuple[int, int, int, int], Rec | Ev]] = []
+    for o in orders:
+        items += [((r.time_ns, 0, r.record.index, 0), r) for r in o.records]
+    seen: set[tuple[int, int]] = set()
+    for ev in [e for o in orders for e in o.events] + list(extra):
+        if ev.key not in seen:
+            seen.add(ev.key)
+            items.append(((ev.time * 10**9, 1, ev.block_number, ev.log_index), ev))
+    items.sort(key=lambda x: x[0])
+    tokens = {o.order_id: o.info.token for o in orders if o.info is not None}
+    return [_record_entry(n, x) if isinstance(x, Rec)
+            else _event_entry(n, x, tokens.get(x.order_id or ""))
+            for n, (_, x) in enumerate(items)]
+
+
+def _checked(timeline: Sequence[RecordEntry | EventEntry], flags: list[Flag]) -> tuple[Counts, list[Flag]]:
+    """The entries per status, and every flag: one per reason of each failed entry, then
+    `flags` (the cross-checks)."""
+    entry_flags = []
+    for e in timeline:
+        if e.status == FAILED:
+            subject = (f"record {e.id} (leaf {e.index})" if isinstance(e, RecordEntry)
+                       else f"event {e.kind} in tx {e.tx_hash} (log {e.log_index})")
+            entry_flags += [Flag(entry=e.n, subject=subject, reason=r) for r in e.reasons]
+    return Counts.of(e.status for e in timeline), entry_flags + flags
+

@@ -9,9 +9,8 @@ Definitions are in docs/audit.md.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -22,9 +21,28 @@ from ledger.investigate.audit_model import (
     FAILED,
     UNANCHORED,
     VERIFIED,
+    CoverageItem,
+    DepositCoverage,
+    DepositEventRef,
+    DisputeItem,
+    Disputes,
     Ev,
+    Figures,
+    FigureSources,
+    Opener,
     Order,
+    OrdersFigure,
+    PledgedReceivables,
+    PledgeItem,
+    PledgeTotals,
     Rec,
+    RefundBucket,
+    Refunds,
+    ReturnRate,
+    SalesTotals,
+    SettledSales,
+    SourceEvent,
+    SourceRecord,
     how_resolved,
     rollup,
 )
@@ -36,7 +54,7 @@ SETTLEMENT_EVENTS = ("OrderReleased", "OrderRefunded", "ReturnSettled", "Dispute
 
 
 def compute_figures(orders: Sequence[Order], deposits: Sequence[Ev], client: EscrowClient,
-                    addresses: Sequence[str], block_number: int) -> dict[str, Any]:
+                    addresses: Sequence[str], block_number: int) -> Figures:
     """The figures over these (verified and checked) orders of one merchant, whose chain
     addresses are `addresses`; deposits are read from the chain at `block_number`."""
     return _Figures(orders, deposits, client, addresses, block_number).compute()
@@ -59,22 +77,22 @@ class _Sources:
             self.events[e.key] = e
             self.rec(e.cited)
 
-    def to_json(self) -> dict[str, Any]:
+    def block(self) -> FigureSources:
         recs = [self.records[i] for i in sorted(self.records)]
         evs = [self.events[k] for k in sorted(self.events)]
         reasons = [f"record {r.record.id} (leaf {r.record.index}): {why}" for r in recs
                    if r.status != VERIFIED for why in r.reasons]
         reasons += [f"{e.name} in tx {e.tx_hash}: {why}" for e in evs
                     if e.status in (FAILED, UNANCHORED) for why in e.reasons]
-        return {
-            "records": [{"id": r.record.id, "index": r.record.index, "order_id": r.record.order_id,
-                         "status": r.status} for r in recs],
-            "events": [{"event": e.name, "order_id": e.order_id, "tx_hash": e.tx_hash,
-                        "block_number": e.block_number, "log_index": e.log_index,
-                        "status": e.status} for e in evs],
-            "status": rollup(recs, evs),
-            "reasons": reasons,
-        }
+        return FigureSources(
+            records=[SourceRecord(id=r.record.id, index=r.record.index, order_id=r.record.order_id,
+                                  status=r.status) for r in recs],
+            events=[SourceEvent(event=e.name, order_id=e.order_id, tx_hash=e.tx_hash,
+                                block_number=e.block_number, log_index=e.log_index,
+                                status=e.status) for e in evs],
+            status=rollup(recs, evs),
+            reasons=reasons,
+        )
 
 
 class _Figures:
@@ -86,18 +104,18 @@ class _Figures:
         self.addresses = addresses
         self.block_number = block_number
 
-    def compute(self) -> dict[str, Any]:
-        return {
-            "orders": self.order_count(),
-            "settled_sales": self.settled_sales(),
-            "refunds": self.refunds(),
-            "return_rate": self.return_rate(),
-            "disputes": self.disputes(),
-            "deposit_coverage": self.deposit_coverage(),
-            "pledged_receivables": self.pledged(),
-        }
+    def compute(self) -> Figures:
+        return Figures(
+            orders=self.order_count(),
+            settled_sales=self.settled_sales(),
+            refunds=self.refunds(),
+            return_rate=self.return_rate(),
+            disputes=self.disputes(),
+            deposit_coverage=self.deposit_coverage(),
+            pledged_receivables=self.pledged(),
+        )
 
-    def order_count(self) -> dict[str, Any]:
+    def order_count(self) -> OrdersFigure:
         src = _Sources()
         escrowed = 0
         for o in self.orders:
@@ -105,8 +123,8 @@ class _Figures:
             if o.funded is not None:
                 escrowed += 1
                 src.ev(o.funded)
-        return {"count": sum(1 for o in self.orders if o.order_record is not None),
-                "escrowed": escrowed, "sources": src.to_json()}
+        return OrdersFigure(count=sum(1 for o in self.orders if o.order_record is not None),
+                            escrowed=escrowed, sources=src.block())
 
     @staticmethod
     def _settlement(o: Order) -> Ev | None:
@@ -117,9 +135,9 @@ class _Figures:
         arg = {"OrderRefunded": "amount", "ReturnSettled": "refund", "DisputeResolved": "toBuyer"}
         return int(ev.args[arg[ev.name]]) if ev.name in arg else 0
 
-    def settled_sales(self) -> dict[str, Any]:
+    def settled_sales(self) -> SettledSales:
         src = _Sources()
-        by_token: dict[str, dict[str, int]] = {}
+        by_token: dict[str, SalesTotals] = {}
         for o in self.orders:
             ev = self._settlement(o)
             if ev is None or ev.name == "OrderRefunded" or o.info is None:
@@ -129,17 +147,17 @@ class _Figures:
             if gross == 0:
                 continue
             t = by_token.setdefault(
-                o.info.token, {"orders": 0, "gross": 0, "fee": 0, "reserve": 0, "payout": 0})
-            t["orders"] += 1
-            t["gross"] += gross
-            t["fee"] += fee
-            t["reserve"] += reserve
-            t["payout"] += payout
+                o.info.token, SalesTotals(orders=0, gross=0, fee=0, reserve=0, payout=0))
+            t.orders += 1
+            t.gross += gross
+            t.fee += fee
+            t.reserve += reserve
+            t.payout += payout
             src.rec(o.order_record)
             src.ev(ev)
-        return {"by_token": by_token, "sources": src.to_json()}
+        return SettledSales(by_token=by_token, sources=src.block())
 
-    def refunds(self) -> dict[str, Any]:
+    def refunds(self) -> Refunds:
         src = _Sources()
         counts = {"full": 0, "partial": 0}
         amounts: dict[str, dict[str, int]] = {"full": defaultdict(int), "partial": defaultdict(int)}
@@ -164,16 +182,16 @@ class _Figures:
             for r in o.records:
                 if r.record.kind == "return":
                     src.rec(r)
-        return {
-            "count": counts["full"] + counts["partial"],
-            "by_token": dict(total),
-            "full": {"count": counts["full"], "by_token": dict(amounts["full"])},
-            "partial": {"count": counts["partial"], "by_token": dict(amounts["partial"])},
-            "compensation_by_token": dict(compensation),
-            "sources": src.to_json(),
-        }
+        return Refunds(
+            count=counts["full"] + counts["partial"],
+            by_token=dict(total),
+            full=RefundBucket(count=counts["full"], by_token=dict(amounts["full"])),
+            partial=RefundBucket(count=counts["partial"], by_token=dict(amounts["partial"])),
+            compensation_by_token=dict(compensation),
+            sources=src.block(),
+        )
 
-    def return_rate(self) -> dict[str, Any]:
+    def return_rate(self) -> ReturnRate:
         src = _Sources()
         returns = delivered = 0
         for o in self.orders:
@@ -185,46 +203,49 @@ class _Figures:
             if req is not None:
                 returns += 1
                 src.ev(req)
-        return {"returns": returns, "delivered": delivered,
-                "rate": (returns / delivered) if delivered else None, "sources": src.to_json()}
+        return ReturnRate(returns=returns, delivered=delivered,
+                          rate=(returns / delivered) if delivered else None, sources=src.block())
 
-    def disputes(self) -> dict[str, Any]:
+    def disputes(self) -> Disputes:
         src = _Sources()
         items = []
-        counts = {"opened": 0, "resolved": 0, "lost": 0, "won": 0, "even": 0, "open": 0}
         for o in self.orders:
             opened = o.first("DisputeOpened")
             if opened is None:
                 continue
-            counts["opened"] += 1
-            src.ev(opened)
-            buyer = o.info.buyer if o.info is not None else None
-            opener = ("buyer" if buyer and str(opened.args["opener"]).lower() == buyer.lower()
-                      else "merchant")
-            item: dict[str, Any] = {"order_id": o.order_id, "opened_tx": opened.tx_hash,
-                                    "opener": opener, "ruling": None, "how": None,
-                                    "buyer_bps": None, "outcome": "open", "resolved_tx": None}
             resolved = o.first("DisputeResolved")
-            if resolved is None:
-                counts["open"] += 1
-            else:
-                counts["resolved"] += 1
-                src.ev(resolved)
-                ruling = int(resolved.args["ruling"])
-                try:
-                    bps = buyer_bps_of(ruling)
-                except ValueError as exc:  # the deployed escrow cannot emit it (same build)
-                    raise AuditError(f"order {o.order_id}: DisputeResolved in tx "
-                                     f"{resolved.tx_hash}: {exc}") from None
-                outcome = "lost" if bps > BPS // 2 else "won" if bps < BPS // 2 else "even"
-                counts[outcome] += 1
-                item.update(ruling=ruling, buyer_bps=bps, outcome=outcome,
-                            resolved_tx=resolved.tx_hash, how=how_resolved(int(resolved.args["how"])))
+            src.ev(opened)
+            src.ev(resolved)
             src.rec(o.order_record)
-            items.append(item)
-        return {**counts, "items": items, "sources": src.to_json()}
+            items.append(self._dispute(o, opened, resolved))
+        outcomes = Counter(i.outcome for i in items)
+        return Disputes(opened=len(items), resolved=len(items) - outcomes["open"],
+                        lost=outcomes["lost"], won=outcomes["won"], even=outcomes["even"],
+                        open=outcomes["open"], items=items, sources=src.block())
 
-    def deposit_coverage(self) -> dict[str, Any]:
+    @staticmethod
+    def _dispute(o: Order, opened: Ev, resolved: Ev | None) -> DisputeItem:
+        """Who opened the order's dispute and, once resolved, who lost it."""
+        buyer = o.info.buyer if o.info is not None else None
+        opener: Opener = ("buyer" if buyer and str(opened.args["opener"]).lower() == buyer.lower()
+                  else "merchant")
+        if resolved is None:
+            return DisputeItem(order_id=o.order_id, opened_tx=opened.tx_hash, opener=opener,
+                               ruling=None, how=None, buyer_bps=None, outcome="open",
+                               resolved_tx=None)
+        ruling = int(resolved.args["ruling"])
+        try:
+            bps = buyer_bps_of(ruling)
+        except ValueError as exc:  # the deployed escrow cannot emit it (same build)
+            raise AuditError(f"order {o.order_id}: DisputeResolved in tx "
+                             f"{resolved.tx_hash}: {exc}") from None
+        return DisputeItem(
+            order_id=o.order_id, opened_tx=opened.tx_hash, opener=opener, ruling=ruling,
+            how=how_resolved(int(resolved.args["how"])), buyer_bps=bps,
+            outcome="lost" if bps > BPS // 2 else "won" if bps < BPS // 2 else "even",
+            resolved_tx=resolved.tx_hash)
+
+    def deposit_coverage(self) -> DepositCoverage:
         src = _Sources()
         items = []
         # (merchant, token) -> its deposit events, in chain order; both checksummed
@@ -246,19 +267,19 @@ class _Figures:
                 evs = deposits.get((addr, tok), [])
                 for e in evs:
                     src.ev(e)
-                items.append({
-                    "merchant": addr, "token": tok, "deposit": deposit, "exposure": exposure,
-                    "required": required, "coverage": (deposit / required) if required else None,
-                    "covered": deposit >= required,
-                    "events": [{"event": e.name, "tx_hash": e.tx_hash,
-                                "amount": int(e.args["amount"])} for e in evs],
-                })  # fmt: skip
-        return {"block_number": self.block_number, "items": items, "sources": src.to_json()}
+                items.append(CoverageItem(
+                    merchant=addr, token=tok, deposit=deposit, exposure=exposure,
+                    required=required, coverage=(deposit / required) if required else None,
+                    covered=deposit >= required,
+                    events=[DepositEventRef(event=e.name, tx_hash=e.tx_hash,
+                                            amount=int(e.args["amount"])) for e in evs],
+                ))  # fmt: skip
+        return DepositCoverage(block_number=self.block_number, items=items, sources=src.block())
 
-    def pledged(self) -> dict[str, Any]:
+    def pledged(self) -> PledgedReceivables:
         src = _Sources()
         items = []
-        by_token: dict[str, dict[str, int]] = {}
+        by_token: dict[str, PledgeTotals] = {}
         for o in self.orders:
             pledge = o.first("OrderPledged")
             if pledge is None or o.info is None:
@@ -271,18 +292,20 @@ class _Figures:
                 if str(settlement.args["payee"]).lower() == lender.lower():
                     paid = int(settlement.args["payout"])
             outstanding = 0 if info.state.terminal else info.price
-            t = by_token.setdefault(info.token, {"pledged": 0, "outstanding": 0, "paid_to_lenders": 0})
-            t["pledged"] += info.price
-            t["outstanding"] += outstanding
-            t["paid_to_lenders"] += paid
+            t = by_token.setdefault(
+                info.token, PledgeTotals(pledged=0, outstanding=0, paid_to_lenders=0))
+            t.pledged += info.price
+            t.outstanding += outstanding
+            t.paid_to_lenders += paid
             src.rec(o.order_record)
             src.ev(pledge)
             src.ev(settlement)
-            items.append({
-                "order_id": o.order_id, "lender": lender,
-                "lender_on_chain": info.lender if info.pledged else None,
-                "state": info.state.name, "token": info.token, "price": info.price,
-                "outstanding": outstanding, "paid_to_lender": paid, "pledge_tx": pledge.tx_hash,
-                "settlement_tx": settlement.tx_hash if settlement else None,
-            })  # fmt: skip
-        return {"count": len(items), "by_token": by_token, "items": items, "sources": src.to_json()}
+            items.append(PledgeItem(
+                order_id=o.order_id, lender=lender,
+                lender_on_chain=info.lender if info.pledged else None,
+                state=info.state.name, token=info.token, price=info.price,
+                outstanding=outstanding, paid_to_lender=paid, pledge_tx=pledge.tx_hash,
+                settlement_tx=settlement.tx_hash if settlement else None,
+            ))  # fmt: skip
+        return PledgedReceivables(count=len(items), by_token=by_token, items=items,
+                                  sources=src.block())

@@ -1,8 +1,10 @@
 """Audit reports for people and programs: text tables, the JSON document, one HTML page.
 
-Everything here reads the finished report only, never the store or the chain. Text and
-HTML are drawn from the same tables (`_Cell` rows), so they cannot disagree; report values
-are shown as literal text everywhere, never parsed as console markup or HTML.
+Everything here reads the typed report only (`ledger.investigate.audit_model`), never the
+store or the chain, so a report read back with `AuditReport.from_json` renders as well as
+one just made. Text and HTML are drawn from the same tables (`_Cell` rows), so they cannot
+disagree; report values are shown as literal text everywhere, never parsed as console
+markup or HTML.
 """
 
 from __future__ import annotations
@@ -14,7 +16,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.investigate.audit_model import FAILED, NOT_APPLICABLE, UNANCHORED, VERIFIED, token_label
+from ledger._internal import jsondoc
+from ledger.investigate.audit_model import (
+    FAILED,
+    NOT_APPLICABLE,
+    UNANCHORED,
+    VERIFIED,
+    AuditReport,
+    CoverageItem,
+    EventEntry,
+    Figures,
+    FigureSources,
+    MerchantReport,
+    OrderReport,
+    RecordEntry,
+    token_label,
+)
 
 __all__ = ["render_html", "render_json", "render_text", "text_report"]
 
@@ -22,21 +39,12 @@ __all__ = ["render_html", "render_json", "render_text", "text_report"]
 # --------------------------------------------------------------------------- rendering: JSON
 
 
-def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def render_json(report: AuditReport) -> str:
+    """The report document (`AuditReport.to_json`)."""
+    return report.to_json()
 
 
 # --------------------------------------------------------------------------- rendering: tables
-
-_FIGURE_TITLES = {
-    "orders": "orders",
-    "settled_sales": "settled sales (payout)",
-    "refunds": "refunds",
-    "return_rate": "return rate",
-    "disputes": "disputes",
-    "deposit_coverage": "deposit coverage",
-    "pledged_receivables": "pledged receivables",
-}
 
 
 @dataclass(frozen=True)
@@ -68,136 +76,136 @@ def _money(by_token: dict[str, int]) -> str:
     return "; ".join(f"{v:,} {token_label(t)}" for t, v in by_token.items())
 
 
-def _coverage(item: dict[str, Any]) -> str:
-    return f"{item['coverage']:.2f}×" if item["coverage"] is not None else "no requirement"
+def _coverage(item: CoverageItem) -> str:
+    return f"{item.coverage:.2f}×" if item.coverage is not None else "no requirement"
 
 
-def _figure_values(f: dict[str, Any]) -> dict[str, str]:
-    """One line per figure, for the summary tables."""
-    rate, d, r = f["return_rate"], f["disputes"], f["refunds"]
-    pledged = f["pledged_receivables"]
-    return {
-        "orders": f"{f['orders']['count']} ({f['orders']['escrowed']} escrowed)",
-        "settled_sales": _money({tok: v["payout"]
-                                 for tok, v in f["settled_sales"]["by_token"].items()}),
-        "refunds": (f"{r['count']} ({r['full']['count']} full, {r['partial']['count']} partial): "
-                    f"{_money(r['by_token'])}"),
-        "return_rate": ((f"{rate['rate']:.2%}" if rate["rate"] is not None else "n/a")
-                        + f" ({rate['returns']} returns / {rate['delivered']} delivered)"),
-        "disputes": (f"{d['opened']} opened, {d['lost']} lost, {d['won']} won, {d['even']} even, "
-                     f"{d['open']} open"),
-        "deposit_coverage": "; ".join(
-            f"{token_label(i['token'])}: {_coverage(i)}" for i in f["deposit_coverage"]["items"]
-        ) or "-",
-        "pledged_receivables": f"{pledged['count']} order(s)" + "".join(
-            f"; {v['outstanding']:,} outstanding, {v['paid_to_lenders']:,} paid to lenders "
-            f"({token_label(t)})" for t, v in pledged["by_token"].items()),
-    }
+def _figure_lines(f: Figures) -> list[tuple[str, str, FigureSources]]:
+    """One line per figure, for the summary tables: its title, its value, its sources."""
+    rate, d, r = f.return_rate, f.disputes, f.refunds
+    pledged = f.pledged_receivables
+    return [
+        ("orders", f"{f.orders.count} ({f.orders.escrowed} escrowed)", f.orders.sources),
+        ("settled sales (payout)",
+         _money({tok: v.payout for tok, v in f.settled_sales.by_token.items()}),
+         f.settled_sales.sources),
+        ("refunds", (f"{r.count} ({r.full.count} full, {r.partial.count} partial): "
+                     f"{_money(r.by_token)}"), r.sources),
+        ("return rate", ((f"{rate.rate:.2%}" if rate.rate is not None else "n/a")
+                         + f" ({rate.returns} returns / {rate.delivered} delivered)"),
+         rate.sources),
+        ("disputes", (f"{d.opened} opened, {d.lost} lost, {d.won} won, {d.even} even, "
+                      f"{d.open} open"), d.sources),
+        ("deposit coverage", "; ".join(
+            f"{token_label(i.token)}: {_coverage(i)}" for i in f.deposit_coverage.items
+        ) or "-", f.deposit_coverage.sources),
+        ("pledged receivables", f"{pledged.count} order(s)" + "".join(
+            f"; {v.outstanding:,} outstanding, {v.paid_to_lenders:,} paid to lenders "
+            f"({token_label(t)})" for t, v in pledged.by_token.items()), pledged.sources),
+    ]  # fmt: skip
 
 
-def _figure_tables(report: dict[str, Any]) -> list[_Table]:
+def _figure_tables(report: MerchantReport) -> list[_Table]:
     """A merchant report's tables: figures with their sources, then the details."""
-    f = report["figures"]
-    figures = []
-    for key, value in _figure_values(f).items():
-        s = f[key]["sources"]
-        figures.append([
-            _c(_FIGURE_TITLES[key]), _c(value),
-            _c(", ".join(f"{r['index']} {r['id']}" for r in s["records"]) or "-", "mono"),
-            _c("\n".join(e["tx_hash"] for e in s["events"]) or "-", "mono"),
-            _c(s["status"], "status"), _c("; ".join(s["reasons"]), "reason"),
-        ])  # fmt: skip
-    money = ("orders", "gross", "fee", "reserve", "payout")
-    r = f["refunds"]
+    f = report.figures
+    figures = [[
+        _c(title), _c(value),
+        _c(", ".join(f"{r.index} {r.id}" for r in s.records) or "-", "mono"),
+        _c("\n".join(e.tx_hash for e in s.events) or "-", "mono"),
+        _c(s.status, "status"), _c("; ".join(s.reasons), "reason"),
+    ] for title, value, s in _figure_lines(f)]  # fmt: skip
+    r = f.refunds
     return [
         ("Figures", ("figure", "value", "leaves (index, record id)", "transactions", "status",
                      "problems"), figures),
-        ("Settled sales by token", ("token", *money),
-         [[_c(token_label(tok), "mono"), *(_c(f"{v[k]:,}") for k in money)]
-          for tok, v in f["settled_sales"]["by_token"].items()]),
+        ("Settled sales by token", ("token", "orders", "gross", "fee", "reserve", "payout"),
+         [[_c(token_label(tok), "mono"),
+           *(_c(f"{n:,}") for n in (v.orders, v.gross, v.fee, v.reserve, v.payout))]
+          for tok, v in f.settled_sales.by_token.items()]),
         ("Refunds", ("", "count", "amount"), [
-            [_c("full"), _c(r["full"]["count"]), _c(_money(r["full"]["by_token"]))],
-            [_c("partial"), _c(r["partial"]["count"]), _c(_money(r["partial"]["by_token"]))],
-            [_c("fraud compensation"), _c(""), _c(_money(r["compensation_by_token"]))],
+            [_c("full"), _c(r.full.count), _c(_money(r.full.by_token))],
+            [_c("partial"), _c(r.partial.count), _c(_money(r.partial.by_token))],
+            [_c("fraud compensation"), _c(""), _c(_money(r.compensation_by_token))],
         ]),
         ("Disputes", ("order", "opener", "ruling", "how", "buyer share", "outcome", "opened in",
                       "resolved in"),
-         [[_c(i["order_id"]), _c(i["opener"]), _c(i["ruling"]), _c(i["how"]),
-           _c("-" if i["buyer_bps"] is None else f"{i['buyer_bps'] / 100:.2f}%"),
-           _c(i["outcome"], "bad" if i["outcome"] == "lost" else ""),
-           _c(i["opened_tx"], "mono"), _c(i["resolved_tx"], "mono")]
-          for i in f["disputes"]["items"]]),
+         [[_c(i.order_id), _c(i.opener), _c(i.ruling), _c(i.how),
+           _c("-" if i.buyer_bps is None else f"{i.buyer_bps / 100:.2f}%"),
+           _c(i.outcome, "bad" if i.outcome == "lost" else ""),
+           _c(i.opened_tx, "mono"), _c(i.resolved_tx, "mono")]
+          for i in f.disputes.items]),
         ("Deposit coverage (now, from the chain)",
          ("merchant address", "token", "deposit", "open exposure", "required", "coverage"),
-         [[_c(i["merchant"], "mono"), _c(token_label(i["token"]), "mono"),
-           _c(f"{i['deposit']:,}"), _c(f"{i['exposure']:,}"), _c(f"{i['required']:,}"),
-           _c(_coverage(i), "" if i["covered"] else "bad")]
-          for i in f["deposit_coverage"]["items"]]),
+         [[_c(i.merchant, "mono"), _c(token_label(i.token), "mono"),
+           _c(f"{i.deposit:,}"), _c(f"{i.exposure:,}"), _c(f"{i.required:,}"),
+           _c(_coverage(i), "" if i.covered else "bad")]
+          for i in f.deposit_coverage.items]),
         ("Pledged receivables", ("order", "lender", "state", "token", "price", "outstanding",
                                  "paid to lender", "pledge tx"),
-         [[_c(i["order_id"]), _c(i["lender"], "mono"), _c(i["state"]),
-           _c(token_label(i["token"]), "mono"), _c(f"{i['price']:,}"),
-           _c(f"{i['outstanding']:,}"), _c(f"{i['paid_to_lender']:,}"), _c(i["pledge_tx"], "mono")]
-          for i in f["pledged_receivables"]["items"]]),
+         [[_c(i.order_id), _c(i.lender, "mono"), _c(i.state),
+           _c(token_label(i.token), "mono"), _c(f"{i.price:,}"),
+           _c(f"{i.outstanding:,}"), _c(f"{i.paid_to_lender:,}"), _c(i.pledge_tx, "mono")]
+          for i in f.pledged_receivables.items]),
         ("Orders", ("order", "opened", "order leaf", "state", "token", "price", "checks"),
-         [[_c(o["order_id"]), _c(o["ts"]), _c(o["index"]), _c(o["state"]),
-           _c(token_label(o["token"]) if o["token"] else None, "mono"),
-           _c(None if o["price"] is None else f"{o['price']:,}"), _c(o["status"], "status")]
-          for o in report["orders"]]),
+         [[_c(o.order_id), _c(o.ts), _c(o.index), _c(o.state),
+           _c(token_label(o.token) if o.token else None, "mono"),
+           _c(None if o.price is None else f"{o.price:,}"), _c(o.status, "status")]
+          for o in report.orders]),
     ]
 
 
-def _entry_refs(e: dict[str, Any], short: bool) -> tuple[str, str]:
+def _entry_refs(e: RecordEntry | EventEntry, short: bool) -> tuple[str, str]:
     """(record id or transaction, leaf) columns of a timeline entry."""
-    if e["type"] == "record":
-        return e["id"], f"{e['index']} {e['leaf'][:12] + '…' if short else e['leaf']}"
-    tx = _short(e["tx_hash"]) if short else e["tx_hash"]
-    ref = f"{e['order_id'] or ''} {tx} log {e['log_index']}".strip()
-    er = e["evidence_record"]
+    if isinstance(e, RecordEntry):
+        return e.id, f"{e.index} {e.leaf[:12] + '…' if short else e.leaf}"
+    tx = _short(e.tx_hash) if short else e.tx_hash
+    ref = f"{e.order_id or ''} {tx} log {e.log_index}".strip()
+    er = e.evidence_record
     if er:
-        return ref, f"cites {er['index']} {er['id']}"
-    return ref, ("cites " + (e["evidence"][:12] + "…" if short else e["evidence"])
-                 if e["evidence"] else "-")
+        return ref, f"cites {er.index} {er.id}"
+    return ref, ("cites " + (e.evidence[:12] + "…" if short else e.evidence)
+                 if e.evidence else "-")
 
 
-def _entries_table(report: dict[str, Any], title: str, short: bool) -> _Table:
+def _entries_table(report: AuditReport, title: str, short: bool) -> _Table:
     """Every timeline entry (hashes shortened if `short`), its reasons under its summary."""
     rows = []
-    for e in report["timeline"]:
+    for e in report.timeline:
         ref, leaf = _entry_refs(e, short)
-        rows.append([_c(e["n"]), _c(e["ts"]), _c(e["type"]), _c(e["kind"]), _c(ref, "mono"),
-                     _c(leaf, "mono"), _c(e["status"], "status"),
-                     _c(e["summary"], notes=e["reasons"])])
+        kind = "record" if isinstance(e, RecordEntry) else "event"
+        rows.append([_c(e.n), _c(e.ts), _c(kind), _c(e.kind), _c(ref, "mono"),
+                     _c(leaf, "mono"), _c(e.status, "status"),
+                     _c(e.summary, notes=e.reasons)])
     return (title, ("#", "time (UTC)", "entry", "kind", "record / transaction", "leaf", "status",
                     "detail"), rows)
 
 
-def _header_lines(report: dict[str, Any]) -> tuple[str, list[str]]:
-    c, a = report["chain"], report["anchor"]
-    if report["report"] == "order":
-        o = report["order"]
-        title = f"Audit of order {o['order_id']}"
-        token = token_label(o["token"]) if o["token"] else "-"
-        lines = [f"state {o['state']}; merchant {o['merchant_id']} ({o['merchant']}); "
-                 f"buyer {o['buyer']}",
-                 f"price {o['price']} {token}; pledged to {o['lender'] or 'nobody'}"]
+def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]:
+    c, a = report.chain, report.anchor
+    if isinstance(report, OrderReport):
+        o = report.order
+        title = f"Audit of order {o.order_id}"
+        token = token_label(o.token) if o.token else "-"
+        lines = [f"state {o.state}; merchant {o.merchant_id} ({o.merchant}); "
+                 f"buyer {o.buyer}",
+                 f"price {o.price} {token}; pledged to {o.lender or 'nobody'}"]
     else:
-        m = report["merchant"]
-        title = f"Audit of merchant {m['merchant_id']}"
-        lines = [f"orders opened in [{m['since'] or '-∞'}, {m['until'] or '+∞'})",
-                 f"chain addresses: {', '.join(m['addresses']) or 'none (no escrowed orders)'}"]
-    lines.append(f"chain {c['chain_id']} at block {c['block_number']} ({c['block_time']}); "
-                 f"escrow {c['escrow']}; evidence log {c['evidence_log']}")
-    lines.append(f"anchored head size {a['tree_size']}, root {a['root']}, tx {a['tx_hash']} "
-                 f"(block {a['block_number']})" if a else "nothing anchored on this log")
+        m = report.merchant
+        title = f"Audit of merchant {m.merchant_id}"
+        lines = [f"orders opened in [{m.since or '-∞'}, {m.until or '+∞'})",
+                 f"chain addresses: {', '.join(m.addresses) or 'none (no escrowed orders)'}"]
+    lines.append(f"chain {c.chain_id} at block {c.block_number} ({c.block_time}); "
+                 f"escrow {c.escrow}; evidence log {c.evidence_log}")
+    lines.append(f"anchored head size {a.tree_size}, root {a.root}, tx {a.tx_hash} "
+                 f"(block {a.block_number})" if a else "nothing anchored on this log")
     return title, lines
 
 
-def _verdict(report: dict[str, Any]) -> str:
-    head = ("all checks passed" if report["ok"]
-            else f"{len(report['flags'])} problem(s) flagged")
-    counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items())
-    return f"{head}: {len(report['timeline'])} entries ({counts})"
+def _verdict(report: AuditReport) -> str:
+    head = ("all checks passed" if report.ok
+            else f"{len(report.flags)} problem(s) flagged")
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts.items())
+    return f"{head}: {len(report.timeline)} entries ({counts})"
 
 
 # --------------------------------------------------------------------------- rendering: text
@@ -205,7 +213,7 @@ def _verdict(report: dict[str, Any]) -> str:
 _STATUS_STYLE = {VERIFIED: "green", UNANCHORED: "yellow", FAILED: "bold red", NOT_APPLICABLE: "dim"}
 
 
-def render_text(report: dict[str, Any]) -> Any:
+def render_text(report: OrderReport | MerchantReport) -> Any:
     """The report as rich renderables (tables); report values are never parsed as markup."""
     from rich.console import Group
     from rich.table import Table
@@ -229,16 +237,16 @@ def render_text(report: dict[str, Any]) -> Any:
 
     title, lines = _header_lines(report)
     parts: list[Any] = [Text(title, style="bold"), *(Text(x, style="dim") for x in lines)]
-    if report["report"] == "merchant":
+    if isinstance(report, MerchantReport):
         parts += [table(*t) for t in _figure_tables(report)]
     parts.append(table(*_entries_table(report, "Timeline", short=True)))
-    parts.append(Text(_verdict(report), style="bold green" if report["ok"] else "bold red"))
-    for flag in report["flags"]:
-        parts.append(Text.assemble(("FLAG ", "bold red"), f"{flag['subject']}: {flag['reason']}"))
+    parts.append(Text(_verdict(report), style="bold green" if report.ok else "bold red"))
+    for flag in report.flags:
+        parts.append(Text.assemble(("FLAG ", "bold red"), f"{flag.subject}: {flag.reason}"))
     return Group(*parts)
 
 
-def text_report(report: dict[str, Any], width: int = 160) -> str:
+def text_report(report: OrderReport | MerchantReport, width: int = 160) -> str:
     """The text rendering as a plain string (no colour)."""
     from rich.console import Console
 
@@ -418,14 +426,14 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
         "img-src data:; base-uri 'none'; form-action 'none'")
 
 
-
 def _e(v: Any) -> str:
     return html.escape("-" if v is None else str(v), quote=True)
 
 
-def _script_json(report: dict[str, Any]) -> str:
-    """JSON that can neither end its <script> element nor open a comment inside it."""
-    text = json.dumps(report, ensure_ascii=False, sort_keys=True)
+def _script_json(report: AuditReport) -> str:
+    """The report as compact JSON that can neither end its <script> element nor open a
+    comment inside it."""
+    text = json.dumps(jsondoc.to_json(report), ensure_ascii=False, sort_keys=True)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
@@ -447,18 +455,17 @@ def _html_table(title: str, headers: Sequence[str], rows: list[list[_Cell]]) -> 
             f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: OrderReport | MerchantReport) -> str:
     """A self-contained HTML page: inline CSS and JS, the report embedded as JSON, no
     external resources (its Content-Security-Policy forbids any). Every value is escaped."""
     title, lines = _header_lines(report)
-    lines.append(f"generated {report['generated_at']}")
-    flags = "".join(f"<li><b>{_e(f['subject'])}</b>: {_e(f['reason'])}</li>"
-                    for f in report["flags"])
-    tables = _figure_tables(report) if report["report"] == "merchant" else []
+    lines.append(f"generated {report.generated_at}")
+    flags = "".join(f"<li><b>{_e(f.subject)}</b>: {_e(f.reason)}</li>" for f in report.flags)
+    tables = _figure_tables(report) if isinstance(report, MerchantReport) else []
     body = [
         f"<h1>{_e(title)}</h1>",
         *(f'<p class="meta">{_e(x)}</p>' for x in lines),
-        f'<div class="verdict {"ok" if report["ok"] else "bad"}">{_e(_verdict(report))}</div>',
+        f'<div class="verdict {"ok" if report.ok else "bad"}">{_e(_verdict(report))}</div>',
         "<h2>Timeline</h2>",
         '<div id="timeline-chart"><noscript>The chart needs JavaScript; the table of entries '
         "below lists every one.</noscript></div>",
