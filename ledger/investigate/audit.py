@@ -23,6 +23,7 @@ The command line is in ``ledger.cli.audit``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any, cast
@@ -79,6 +80,8 @@ __all__ = [
     "render_text",
     "text_report",
 ]
+
+_logger = logging.getLogger(__name__)
 
 LOG_BATCH = 200  # order ids per eth_getLogs topic list
 
@@ -156,15 +159,19 @@ class Auditor:
     def _block_time(self, number: int) -> int:
         if number not in self._block_times:
             self._block_times[number] = int(self.w3.eth.get_block(number)["timestamp"])
+            _logger.debug("block %d: timestamp %d", number, self._block_times[number])
         return self._block_times[number]
 
     def _logs(self, topics: list[Any]) -> list[Any]:
         query: FilterParams = {"address": cast(ChecksumAddress, self.client.address),
                                "fromBlock": self.from_block, "toBlock": "latest", "topics": topics}
         try:
-            return list(self.w3.eth.get_logs(query))
+            logs = list(self.w3.eth.get_logs(query))
         except Exception as exc:  # noqa: BLE001 - the node's own error, reported
             raise AuditError(f"cannot read the escrow's event logs from the chain: {exc}") from None
+        _logger.debug("eth_getLogs from block %d, %d topic position(s): %d log(s)",
+                      self.from_block, len(topics), len(logs))
+        return logs
 
     def _decode(self, log: Any, order_id: str | None) -> Ev | None:
         decoded = decode_log(self.client.escrow, log)
@@ -220,6 +227,7 @@ class Auditor:
 
     def _chain_info(self, anchor: AnchorRow | None) -> tuple[ChainBlock, AnchorBlock | None]:
         block = self.w3.eth.get_block("latest")
+        _logger.debug("latest block %d", int(block["number"]))
         chain = ChainBlock(
             chain_id=self.chain.chain_id,
             escrow=self.client.address,
@@ -259,6 +267,8 @@ class Auditor:
             for r in covered:
                 r.status, r.reasons = FAILED, [f"cannot export the bundle: {exc}"]
             return
+        _logger.debug("verifying %d record(s) against the anchored head of size %d",
+                      len(covered), anchor.size)
         verdict = verify_bundle(bundle, self.w3)
         by_index = {v.index: v for v in verdict.records}
         for r in covered:
@@ -344,7 +354,9 @@ class Auditor:
             by_leaf = {r.record.leaf: r for r in o.records}
             for ev in o.events:
                 self._check_event(ev, by_leaf)
-            info = self.client.order(order_key(o.order_id))
+            key = order_key(o.order_id)
+            info = self.client.order(key)
+            _logger.debug("getOrder(%s): %s", _hex(key), info.state.name)
             o.info = None if info.state is OrderState.NONE else info
         return orders, flags
 
@@ -386,6 +398,7 @@ class Auditor:
         """One order's records and escrow events on one timeline, each checked."""
         if not order_id:
             raise AuditError("an order id is needed")
+        _logger.info("auditing order %s", order_id)
         anchor = self._anchor()
         orders, flags = self._orders({order_id: self.store.records_for_order(order_id)},
                                      {order_id: self._actions(order_id)}, anchor,
@@ -408,6 +421,7 @@ class Auditor:
                 lender=c.lender),
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
         )  # fmt: skip
+        _log_done(f"order {order_id}", orders, report)
         return report
 
     # -- the merchant report -----------------------------------------------------------------
@@ -419,6 +433,8 @@ class Auditor:
         hi = parse_time_ns(until) if until else None
         if lo is not None and hi is not None and hi <= lo:
             raise AuditError(f"--until {until} is not after --since {since}")
+        _logger.info("auditing merchant %s, orders opened in [%s, %s)", merchant_id,
+                     since or "-inf", until or "+inf")
         mine = self.store.records_for_merchant(merchant_id)
         if not mine:
             raise AuditError(f"merchant {merchant_id!r} has no records in the log")
@@ -454,6 +470,7 @@ class Auditor:
             figures=figures, orders=[_order_row(o) for o in orders],
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
         )  # fmt: skip
+        _log_done(f"merchant {merchant_id}", orders, report)
         return report
 
 
@@ -540,3 +557,9 @@ def _checked(timeline: Sequence[RecordEntry | EventEntry], flags: list[Flag]) ->
             entry_flags += [Flag(entry=e.n, subject=subject, reason=r) for r in e.reasons]
     return Counts.of(e.status for e in timeline), entry_flags + flags
 
+
+def _log_done(subject: str, orders: Sequence[Order], report: OrderReport | MerchantReport) -> None:
+    """The end of an audit, in counts: entries quote records, which the log must not."""
+    records = sum(1 for e in report.timeline if isinstance(e, RecordEntry))
+    _logger.info("audit of %s done: %d order(s), %d record(s), %d event(s), %d flag(s)", subject,
+                 len(orders), records, len(report.timeline) - records, len(report.flags))

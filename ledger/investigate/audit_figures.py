@@ -9,6 +9,7 @@ Definitions are in docs/audit.md.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -48,6 +49,8 @@ from ledger.investigate.audit_model import (
 )
 
 __all__ = ["SETTLEMENT_EVENTS", "compute_figures"]
+
+_logger = logging.getLogger(__name__)
 
 #: the events that close an order's books (exactly one per settled order)
 SETTLEMENT_EVENTS = ("OrderReleased", "OrderRefunded", "ReturnSettled", "DisputeResolved")
@@ -264,6 +267,8 @@ class _Figures:
             tokens += [tok for merchant, tok in deposits if merchant == addr and tok not in tokens]
             for tok in tokens:
                 deposit, exposure, required = self.client.deposit_of(tok, addr)
+                _logger.debug("depositOf(%s, %s): deposit %d, exposure %d, required %d",
+                              tok, addr, deposit, exposure, required)
                 evs = deposits.get((addr, tok), [])
                 for e in evs:
                     src.ev(e)
