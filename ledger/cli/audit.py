@@ -21,6 +21,7 @@ from ledger.deploy import escrow_client, live_matches, read_manifest
 from ledger.errors import ConfigError, LedgerError
 from ledger.evidence.store import Store
 from ledger.investigate import audit
+from ledger.investigate.audit_model import MerchantReport, OrderReport
 
 __all__ = ["configure"]
 
@@ -54,6 +55,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         auditor = audit.Auditor(store, client, log_address=log_address, from_block=from_block)
         show = not args.json and sys.stderr.isatty()
         with spinner(show, "auditing: reading the escrow's events, verifying the evidence…"):
+            report: OrderReport | MerchantReport
             if args.order is not None:
                 report = auditor.order_report(args.order)
             else:
@@ -71,7 +73,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.html:
         Console(stderr=True, highlight=False).print(f"wrote the HTML report to {args.html}",
                                                     markup=False)
-    return 0 if report["ok"] else 1
+    return 0 if report.ok else 1
 
 
 def configure(name: str, sp: argparse.ArgumentParser) -> None:

@@ -35,6 +35,19 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from ledger.dev.flash_sale_vocabulary import (
+    CITIES,
+    ESTATES,
+    GIVEN,
+    LIST_PRICES,
+    PRODUCTS,
+    RETURN_DETAIL,
+    REVIEW_TEXT,
+    ROAD_SUFFIX,
+    ROAD_SYLLABLES,
+    SURNAMES,
+    TAGS,
+)
 from ledger.evidence.checks import check_ts
 
 __all__ = ["generate_flash_sale", "iter_flash_sale", "to_jsonl", "write_jsonl"]
@@ -110,54 +123,6 @@ class _Weighted:
     def draw(self, rng: _Rng) -> Any:
         return self.items[min(bisect_right(self.cum, rng.u() * self.total), len(self.items) - 1)]
 
-
-# --- fabricated vocabulary (no external data) ----------------------------------------------
-
-_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾"
-_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏飞婷雪琳晨宇浩欣怡"
-_ROAD_SYLLABLES = "和平人民建设解放中山幸福文化新华长江黄河光明春风金桥望江滨湖东湖西溪"
-_ROAD_SUFFIX = ("路", "街", "大道", "巷")
-_ESTATES = ("花园", "小区", "公寓", "新村", "家园", "苑")
-# (province, city, districts, postal code prefix)
-_CITIES = (
-    ("浙江省", "杭州市", ("西湖区", "余杭区", "滨江区", "拱墅区"), "310"),
-    ("广东省", "深圳市", ("南山区", "福田区", "宝安区", "龙岗区"), "518"),
-    ("广东省", "广州市", ("天河区", "越秀区", "番禺区"), "510"),
-    ("上海市", "上海市", ("浦东新区", "徐汇区", "静安区", "闵行区"), "200"),
-    ("北京市", "北京市", ("朝阳区", "海淀区", "丰台区", "东城区"), "100"),
-    ("江苏省", "南京市", ("鼓楼区", "玄武区", "江宁区"), "210"),
-    ("四川省", "成都市", ("武侯区", "锦江区", "高新区"), "610"),
-    ("湖北省", "武汉市", ("洪山区", "江汉区", "武昌区"), "430"),
-    ("陕西省", "西安市", ("雁塔区", "碑林区"), "710"),
-    ("福建省", "厦门市", ("思明区", "湖里区"), "361"),
-)
-_PRODUCTS = (
-    ("保湿面霜", "50ml"), ("修护精华液", "30ml"), ("丝绒口红", "3.5g"), ("氨基酸洗面奶", "120g"),
-    ("清透防晒霜", "SPF50 40ml"), ("纯棉T恤", "L码"), ("轻薄羽绒服", "M码"), ("减震跑步鞋", "42码"),
-    ("降噪蓝牙耳机", "白色"), ("316不锈钢保温杯", "500ml"), ("每日坚果礼盒", "750g"),
-    ("手撕牛肉干", "500g"), ("浓缩洗衣液", "3kg"), ("抽纸", "24包"), ("电动牙刷", "声波款"),
-    ("空气炸锅", "5L"), ("真丝眼罩", "均码"), ("山茶花洗发水", "500ml"),
-)  # fmt: skip
-_TAGS = ("直播间专享", "限量款", "爆款", "新品首发", "买一送一", "官方正品")
-_LIST_PRICES = (990, 1990, 2990, 3990, 4990, 6990, 9990, 12900, 15900, 19900, 29900, 49900, 69900)
-_REVIEW_TEXT = {
-    5: ("质量很好，和直播间说的一样", "物流超快，第二天就到了", "主播推荐的果然不错，回购！",
-        "包装很用心，赠品也收到了", "性价比很高，抢到了很开心", "好评👍👍", "Great quality, fast delivery."),
-    4: ("整体不错，就是物流慢了点", "东西挺好，颜色比图片稍深", "还可以，等活动再囤"),
-    3: ("一般般，没有想象中好", "还行吧，价格便宜", "中规中矩"),
-    2: ("有点失望，做工粗糙", "尺码偏小，不太合适", "味道和描述不一样"),
-    1: ("收到就是坏的，申请退货", "和描述完全不符", "怀疑不是正品，要求退款"),
-}  # fmt: skip
-_RETURN_DETAIL = {
-    "damaged": "外包装破损，瓶身有裂痕",
-    "defective": "无法开机，疑似质量问题",
-    "size_fit": "尺码偏小，穿不上",
-    "not_as_described": "颜色和直播间展示的不一样",
-    "quality": "做工粗糙，有线头",
-    "wrong_item": "发错了规格",
-    "changed_mind": "拍重了，不想要了",
-    "missing_item": "少发了一件赠品",
-}
 
 _CARRIERS = _Weighted(
     [("SF", 22), ("ZTO", 20), ("YTO", 18), ("YUNDA", 14), ("JD", 12), ("STO", 10), ("EMS", 4)]
@@ -240,9 +205,9 @@ def _make_merchant(seed: int, i: int, day: str) -> _Merchant:
         drops.append(drops[-1] + rng.between(8, 35) * _MIN)
     catalog = []
     for k in range(rng.between(6, 14)):
-        name, spec = rng.pick(_PRODUCTS)
-        tag = rng.pick(_TAGS)
-        list_price = rng.pick(_LIST_PRICES)
+        name, spec = rng.pick(PRODUCTS)
+        tag = rng.pick(TAGS)
+        list_price = rng.pick(LIST_PRICES)
         flash = max(90, (list_price * rng.between(45, 85) // 100) // 100 * 100 - 10)
         catalog.append(_Sku(f"{mid}-SKU{k + 1:03d}", f"【{tag}】{name} {spec}", flash))
     return _Merchant(
@@ -256,16 +221,16 @@ def _make_merchant(seed: int, i: int, day: str) -> _Merchant:
 
 
 def _person_name(rng: _Rng) -> str:
-    given = rng.pick(_GIVEN) + (rng.pick(_GIVEN) if rng.chance(0.7) else "")
-    return rng.pick(_SURNAMES) + given
+    given = rng.pick(GIVEN) + (rng.pick(GIVEN) if rng.chance(0.7) else "")
+    return rng.pick(SURNAMES) + given
 
 
 @lru_cache(maxsize=65536)
 def _buyer(seed: int, j: int) -> _Buyer:
     rng = _Rng(seed, "buyer", j)
-    province, city, districts, postal = rng.pick(_CITIES)
-    road = rng.pick(_ROAD_SYLLABLES) + rng.pick(_ROAD_SYLLABLES) + rng.pick(_ROAD_SUFFIX)
-    estate = rng.pick(_ROAD_SYLLABLES) + rng.pick(_ROAD_SYLLABLES) + rng.pick(_ESTATES)
+    province, city, districts, postal = rng.pick(CITIES)
+    road = rng.pick(ROAD_SYLLABLES) + rng.pick(ROAD_SYLLABLES) + rng.pick(ROAD_SUFFIX)
+    estate = rng.pick(ROAD_SYLLABLES) + rng.pick(ROAD_SYLLABLES) + rng.pick(ESTATES)
     address = (
         f"{province}{city if city != province else ''}{rng.pick(districts)}{road}"
         f"{rng.between(1, 999)}号{estate}{rng.between(1, 30)}栋{rng.between(1, 32)}{rng.between(1, 4):02d}室"
@@ -365,12 +330,9 @@ def _materialize(world: _World, plan: _Plan, ev: int) -> dict[str, Any]:
         "merchant_id": plan.merchant.merchant_id,
         "ts": world.ts(plan.times[ev]),
     }
-    # One function per kind, called in a fixed order of draws from `rng`: a record depends
-    # only on the seed and its order, never on how many records came before it.
-    fill = {_EV_ORDER: _order_fields, _EV_PAY: _payment_fields, _EV_CANCEL: _cancel_fields,
-            _EV_SHIP: _parcel_fields, _EV_DELIVER: _parcel_fields, _EV_REVIEW: _review_fields,
-            _EV_RETURN: _return_fields}[ev]
-    fill(rec, world, plan, ev, rng)
+    # One function per kind, each drawing from `rng` in a fixed order: a record depends only
+    # on the seed and its order, never on how many records came before it.
+    _FILL[ev](rec, world, plan, ev, rng)
     return rec
 
 
@@ -452,7 +414,7 @@ def _review_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng
     rec["buyer_id"] = b.buyer_id
     rec["rating"] = rating
     if rng.chance(0.7):
-        rec["text"] = rng.pick(_REVIEW_TEXT[rating])
+        rec["text"] = rng.pick(REVIEW_TEXT[rating])
     if rng.chance(0.12):
         rec["media_sha256"] = [
             hashlib.sha256(f"{world.seed}:{plan.n}:photo{i}".encode()).hexdigest()
@@ -482,7 +444,7 @@ def _return_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng
     rec["type"] = rtype
     rec["reason"] = reason
     if rng.chance(0.6):
-        rec["detail"] = _RETURN_DETAIL[reason]
+        rec["detail"] = RETURN_DETAIL[reason]
     if rtype == "return_and_refund" and rng.chance(0.7):
         carrier = _CARRIERS.draw(rng)
         rec["carrier"] = carrier
@@ -493,6 +455,11 @@ def _return_fields(rec: dict[str, Any], world: _World, plan: _Plan, ev: int, rng
     if rtype == "return_and_refund":
         personal["address"] = b.address
     rec["personal"] = personal
+
+
+_FILL = (_order_fields, _payment_fields, _cancel_fields, _parcel_fields, _parcel_fields, _review_fields,
+         _return_fields)  # indexed by event: _EV_ORDER .. _EV_RETURN
+assert len(_FILL) == _EV_RETURN + 1
 
 
 # --- the sale ----------------------------------------------------------------------------

@@ -1,2 +1,4 @@
-"""Investigation tools for auditors, lenders and investigators: audit reports (`audit`), case
-files of disputed orders (`case`) and their replays (`replay`), decoded call traces (`trace`)."""
+"""Investigation tools for auditors, lenders and investigators: audit reports (`audit`, with
+the report document in `audit_model`, the merchant figures in `audit_figures` and the text,
+JSON and HTML renderings in `audit_render`), case files of disputed orders (`case`) and their
+replays (`replay`), decoded call traces (`trace`)."""

@@ -35,7 +35,8 @@ from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
-from ledger.investigate.audit import Auditor, parse_time_ns, render_html, text_report
+from ledger.investigate.audit import Auditor, parse_time_ns, render_html, render_json, text_report
+from ledger.investigate.audit_model import MerchantReport, OrderReport
 from tests.integration.test_cli import run
 
 START = "2026-11-11T12:00:00Z"
@@ -139,6 +140,11 @@ def history(escrow_env, tmp_path: Path, orders) -> Any:  # type: ignore[no-untyp
     store.close()
 
 
+def _doc(report: OrderReport | MerchantReport) -> Any:
+    """The report as the document `ledger audit --json` prints: the assertions read its keys."""
+    return json.loads(render_json(report))
+
+
 def _sources(fig: dict[str, Any]) -> tuple[set[str], set[str]]:
     s = fig["sources"]
     return {r["id"] for r in s["records"]}, {e["tx_hash"] for e in s["events"]}
@@ -163,7 +169,8 @@ def test_merchant_figures_are_exact_and_name_their_leaves_and_txs(history, escro
     h, e = history, escrow_env
     ids, tx = h.ids, h.tx
     token = e.token
-    report = h.auditor.merchant_report(h.merchant_id)
+    typed = h.auditor.merchant_report(h.merchant_id)
+    report = _doc(typed)
     f = report["figures"]
     assert report["merchant"]["addresses"] == [e.merchant.address]
 
@@ -259,14 +266,14 @@ def test_merchant_figures_are_exact_and_name_their_leaves_and_txs(history, escro
 
     # A window selects orders by their order record's time: since inclusive, until exclusive.
     second = next(x for x in report["orders"] if x["order_id"] == ids["B"])["ts"]
-    later = h.auditor.merchant_report(h.merchant_id, since=second)
+    later = _doc(h.auditor.merchant_report(h.merchant_id, since=second))
     assert later["figures"]["orders"]["count"] == 6  # B..G (A was opened before B)
-    earlier = h.auditor.merchant_report(h.merchant_id, until=second)
+    earlier = _doc(h.auditor.merchant_report(h.merchant_id, until=second))
     assert [x["order_id"] for x in earlier["orders"]] == [ids["A"]]
     assert earlier["figures"]["settled_sales"]["by_token"] == {
         NATIVE: f["settled_sales"]["by_token"][NATIVE]}
 
-    text = text_report(report, width=220)
+    text = text_report(typed, width=220)
     for heading in ("Figures", "Settled sales by token", "Refunds", "fraud compensation",
                     "Disputes", "Deposit coverage", "Pledged receivables", "Orders", "Timeline",
                     "all checks passed"):
@@ -282,7 +289,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     h, e = history, escrow_env
     ids, tx = h.ids, h.tx
     c = ids["C"]
-    report = h.auditor.order_report(c)
+    report = _doc(h.auditor.order_report(c))
     assert report["ok"] and report["order"]["state"] == "RETURNED"
     assert report["anchor"]["tree_size"] == h.anchored_size
     records = [x for x in report["timeline"] if x["type"] == "record"]
@@ -332,7 +339,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
 
     # F: its delivery record came after the last anchor: reported unanchored, not failed,
     # and so is the on-chain delivery citing it.
-    f_report = h.auditor.order_report(ids["F"])
+    f_report = _doc(h.auditor.order_report(ids["F"]))
     assert f_report["ok"] and f_report["counts"]["unanchored"] == 2
     dlv = next(x for x in f_report["timeline"] if x.get("id") == f"{ids['F']}:dlv")
     assert dlv["status"] == "unanchored" and dlv["index"] >= h.anchored_size
@@ -346,7 +353,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     # Someone edits C's return record in the store: the record and the on-chain return
     # request citing it are flagged; the report is no longer ok.
     _tamper_public(h.store, f"{c}:return", amount=1)
-    bad = h.auditor.order_report(c)
+    bad = _doc(h.auditor.order_report(c))
     assert not bad["ok"]
     by_id = {x.get("id"): x for x in bad["timeline"] if x["type"] == "record"}
     assert by_id[f"{c}:return"]["status"] == "failed"
@@ -362,7 +369,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     a = ids["A"]
     h.store.db.execute("UPDATE records SET merchant_id = 'M-OTHER' WHERE id = ?", (f"{a}:pay",))
     why = f"merchant_id 'M-OTHER' differs from the order record's {h.merchant_id!r}"
-    for audited in (h.auditor.order_report(a), h.auditor.merchant_report(h.merchant_id)):
+    for audited in (_doc(h.auditor.order_report(a)), _doc(h.auditor.merchant_report(h.merchant_id))):
         pay = next((x for x in audited["timeline"] if x.get("id") == f"{a}:pay"), None)
         assert pay is not None, f"{a}:pay is missing from the {audited['report']} report"
         assert (pay["status"], pay["reasons"]) == ("failed", [why])
@@ -373,7 +380,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     # original leaf now cites something the log does not hold.
     ev = ids["E"]
     _tamper_leaf(h.store, f"{ev}:dispute-buyer")
-    e_report = h.auditor.order_report(ev)
+    e_report = _doc(h.auditor.order_report(ev))
     stmt = next(x for x in e_report["timeline"] if x.get("id") == f"{ev}:dispute-buyer")
     assert stmt["status"] == "failed" and "tampered content" in " ".join(stmt["reasons"])
     opened = next(x for x in e_report["timeline"] if x["kind"] == "DisputeOpened")
@@ -381,7 +388,7 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     assert "not the leaf of any record in the log" in opened["reasons"][0]
     evidence = next(x for x in e_report["timeline"] if x["kind"] == "Evidence")
     assert evidence["status"] == "failed"
-    merchant = h.auditor.merchant_report(h.merchant_id)
+    merchant = _doc(h.auditor.merchant_report(h.merchant_id))
     assert not merchant["ok"]
     assert merchant["figures"]["disputes"]["sources"]["status"] == "failed"
     assert merchant["figures"]["refunds"]["sources"]["status"] == "failed"
@@ -426,8 +433,8 @@ def _cli_flow(tmp_path: Path, chain: Any, url: str, orders: list[dict[str, Any]]
         p.refund(y)
         Anchorer(store, chain, chain.contract("EvidenceLog", log_dep.address)).anchor()
         mid = orders[7]["merchant_id"]
-        expected = Auditor(store, client, log_address=log_dep.address,
-                           from_block=esc.escrow.block_number).merchant_report(mid)
+        expected = _doc(Auditor(store, client, log_address=log_dep.address,
+                                from_block=esc.escrow.block_number).merchant_report(mid))
 
         env = dict(os.environ)
         env.update(LEDGER_HOME=str(home), LEDGER_MASTER_SECRET=secret, LEDGER_RPC=url,
@@ -460,8 +467,8 @@ def _cli_flow(tmp_path: Path, chain: Any, url: str, orders: list[dict[str, Any]]
         assert x in shown.stdout and "OrderReleased" in shown.stdout
         assert f"wrote the HTML report to {page}" in shown.stderr
         embedded = _embedded(page.read_text(encoding="utf-8"))
-        in_process = Auditor(store, client, log_address=log_dep.address,
-                             from_block=esc.escrow.block_number).order_report(x)
+        in_process = _doc(Auditor(store, client, log_address=log_dep.address,
+                                  from_block=esc.escrow.block_number).order_report(x))
         assert {k: v for k, v in embedded.items() if k != "generated_at"} == {
             k: v for k, v in in_process.items() if k != "generated_at"}
         assert embedded["ok"] and embedded["order"]["state"] == "RELEASED"
@@ -622,12 +629,13 @@ def test_html_report_draws_its_timeline_in_a_browser(history, tmp_path: Path) ->
                     "(`bash scripts/run setup` installs it; CI sets LEDGER_REQUIRE_BROWSER)")
     h = history
     _tamper_public(h.store, f"{h.ids['D']}:refund", detail="edited after the fact")
-    report = h.auditor.merchant_report(h.merchant_id)
+    typed = h.auditor.merchant_report(h.merchant_id)
+    report = _doc(typed)
     n = len(report["timeline"])
     failed = {x["n"] for x in report["timeline"] if x["status"] == "failed"}
     assert failed and report["counts"]["unanchored"] == 2
     page = tmp_path / "merchant.html"
-    page.write_text(render_html(report), encoding="utf-8")
+    page.write_text(render_html(typed), encoding="utf-8")
 
     # Self-contained: inline style and scripts only, nothing fetched, nothing injected.
     static = _parse(page.read_text(encoding="utf-8"))
@@ -686,7 +694,7 @@ def test_html_report_draws_its_timeline_in_a_browser(history, tmp_path: Path) ->
     odom = _parse(_chromium(tmp_path, "--window-size=1200,900", "--dump-dom",
                             opage.as_uri()).stdout)
     omarkers = [a for _, a in odom.elements if "marker" in a.get("class", "").split()]
-    assert len(omarkers) == len(order["timeline"]) == 14
+    assert len(omarkers) == len(_doc(order)["timeline"]) == 14
 
 
 def test_time_bounds_compare_as_times_not_strings() -> None:
