@@ -42,8 +42,9 @@ from ledger.chain.keys import labelled_key
 from ledger.chain.rpc import Chain, connect, embedded
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
+from ledger.escrow.calls import Call, EscrowCalls
 from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
-from ledger.escrow.types import NATIVE, ZERO32, OrderState
+from ledger.escrow.types import DAY, NATIVE, ZERO32, OrderState
 from ledger.evidence.bundle import verify_records
 from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
 from ledger.investigate.case import (
@@ -226,13 +227,13 @@ class _Replayer:
         self.last_time = t
         return t
 
-    def send(self, fn: Any, sender: LocalAccount, value: int = 0) -> dict[str, Any]:
+    def send(self, call: Call, sender: LocalAccount) -> dict[str, Any]:
         """A set-up transaction, one second after the last; one that reverts is a `CaseError`."""
         self.tick()
         try:
-            return self.chain.transact(fn, sender, value=value, gas=REPLAY_GAS)
+            return self.chain.transact(call.fn, sender, value=call.value, gas=REPLAY_GAS)
         except ContractRevert as exc:
-            raise CaseError(f"replay set-up step {fn.fn_name} failed: {exc}") from None
+            raise CaseError(f"replay set-up step {call.label} failed: {exc}") from None
 
     # set-up ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -247,7 +248,7 @@ class _Replayer:
         self._deploy_escrow()
         self.token = self._deploy_token(parties)
         for carrier in setup.carriers:
-            self.send(self.escrow.functions.setCarrier(self.key(carrier).address, True), self.deployer)
+            self.send(self.calls.set_carrier(self.key(carrier).address, True), self.deployer)
         self._fund_deposit_and_reserve(merchant)
         self._ghosts(setup, self.token, merchant)
         _logger.debug("replay set up: escrow %s, arbitrator %s, evidence log %s, token %s",
@@ -270,7 +271,8 @@ class _Replayer:
         self.log = self._deploy("EvidenceLog", self.deployer.address)
         head = self.case.evidence.anchor
         if head.tree_size:
-            self.send(self.log.functions.anchor(head.tree_size, hex_bytes(head.root), []), self.deployer)
+            anchor = self.log.functions.anchor(head.tree_size, hex_bytes(head.root), [])
+            self.send(Call(anchor), self.deployer)
 
     def _deploy_escrow(self) -> None:
         """The panel's arbitrator and the escrow on the case's terms, standing in for the originals."""
@@ -285,6 +287,7 @@ class _Replayer:
         self.escrow = self._deploy("FulfillmentEscrow", self.deployer.address, self.deployer.address,
                                    terms.as_tuple(), setup.deposit_ratio_bps, meta_evidence_uri(terms))
         self._map_contract(original.escrow, self.escrow.address)
+        self.calls = EscrowCalls(self.escrow, self.arbitrator)
         self.terms_back[1] = setup.terms_id
 
     def _deploy_token(self, parties: list[str]) -> str:
@@ -295,11 +298,11 @@ class _Replayer:
             return NATIVE
         tok = self._deploy("TestStablecoin")
         self._map_contract(token.address, tok.address)
-        self.send(self.escrow.functions.setTokenAllowed(tok.address, True), self.deployer)
+        self.send(self.calls.set_token_allowed(tok.address, True), self.deployer)
         for p in parties:
             acct = self.key(p)
-            self.send(tok.functions.mint(acct.address, 2**96), self.deployer)
-            self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), acct)
+            self.send(Call(tok.functions.mint(acct.address, 2**96)), self.deployer)
+            self.send(self.calls.approve(tok.address, 2**256 - 1), acct)
         return str(tok.address)
 
     def _fund_deposit_and_reserve(self, merchant: str) -> None:
@@ -310,15 +313,13 @@ class _Replayer:
             m = self.key(merchant)
             if native:
                 self._fund_eth(m.address, setup.merchant_deposit)
-            self.send(self.escrow.functions.depositFor(m.address, token, setup.merchant_deposit), m,
-                      setup.merchant_deposit if native else 0)
+            self.send(self.calls.deposit_for(m.address, token, setup.merchant_deposit), m)
         if setup.reserve:
             if not native:
                 tok = self.chain.contract("TestStablecoin", token)
-                self.send(tok.functions.mint(self.deployer.address, setup.reserve), self.deployer)
-                self.send(tok.functions.approve(self.escrow.address, setup.reserve), self.deployer)
-            self.send(self.escrow.functions.fundReserve(token, setup.reserve), self.deployer,
-                      setup.reserve if native else 0)
+                self.send(Call(tok.functions.mint(self.deployer.address, setup.reserve)), self.deployer)
+                self.send(self.calls.approve(token, setup.reserve), self.deployer)
+            self.send(self.calls.fund_reserve(token, setup.reserve), self.deployer)
 
     def _ghosts(self, setup: CaseSetup, token: str, merchant: str) -> None:
         """Recreate the outside state the order met: waybills other orders had claimed, and
@@ -337,12 +338,11 @@ class _Replayer:
         if not native:
             tok = self.chain.contract("TestStablecoin", token)
             for g in (ghost_m, ghost_b):
-                self.send(tok.functions.mint(g.address, 2**96), self.deployer)
-                self.send(tok.functions.approve(self.escrow.address, 2**256 - 1), g)
-        self.send(self.escrow.functions.setCarrier(ghost_c.address, True), self.deployer)
+                self.send(Call(tok.functions.mint(g.address, 2**96)), self.deployer)
+                self.send(self.calls.approve(token, 2**256 - 1), g)
+        self.send(self.calls.set_carrier(ghost_c.address, True), self.deployer)
         if claimed:
-            self.send(self.escrow.functions.depositFor(ghost_m.address, token, 10**18), ghost_m,
-                      10**18 if native else 0)
+            self.send(self.calls.deposit_for(ghost_m.address, token, 10**18), ghost_m)
         orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
             (hex_bytes(c.order_id), ghost_m, 1, hex_bytes(c.tracking_hash))
             for c in claimed
@@ -351,16 +351,13 @@ class _Replayer:
             orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
         cid, esc = self.chain.chain_id, self.escrow.address
         for oid, seller, price, th in orders:
-            later = self.last_time + 30 * 86400
-            offer = Offer(oid, seller.address, ghost_b.address, token, price, later, 86400, ZERO32, later)
-            signature = sign_offer(seller, offer, cid, esc)
-            value = price if native else 0
-            self.send(self.escrow.functions.fund(offer.as_tuple(), signature), ghost_b, value)
+            later = self.last_time + 30 * DAY
+            offer = Offer(oid, seller.address, ghost_b.address, token, price, later, DAY, ZERO32, later)
+            self.send(self.calls.fund(offer, sign_offer(seller, offer, cid, esc)), ghost_b)
             if th is not None:
                 att = Attestation("Shipment", oid, th, self.last_time + 1)
-                self.send(self.escrow.functions.ship(att.as_tuple(), sign_attestation(ghost_c, att, cid, esc),
-                                                     ZERO32), ghost_c)
-        self.send(self.escrow.functions.setCarrier(ghost_c.address, False), self.deployer)
+                self.send(self.calls.ship(att, sign_attestation(ghost_c, att, cid, esc)), ghost_c)
+        self.send(self.calls.set_carrier(ghost_c.address, False), self.deployer)
 
     def _deploy(self, name: str, *args: Any) -> Contract:
         self.tick()
