@@ -30,9 +30,10 @@ from ledger.chain.keys import labelled_key
 from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
+from ledger.escrow.calls import Call
 from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
 from ledger.escrow.platform import Platform
-from ledger.escrow.types import NATIVE, ZERO32, Ruling
+from ledger.escrow.types import NATIVE, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
@@ -66,15 +67,12 @@ class World:
         o.pop("ts")
         return o
 
-    def attempt(self, fn: Any, sender: Any, value: int = 0) -> bytes:
+    def attempt(self, call: Call, sender: Any) -> bytes:
         """Submit a transaction without simulating it (as an attacker would); it must fail."""
-        c = self.env.chain
-        raw, h, _ = c.build_signed(fn, sender, value=value, gas=1_000_000)
-        c.broadcast(raw)
-        receipt = c.wait(h)
+        receipt = self.env.chain.send(call.fn, sender, value=call.value, gas=1_000_000)
         if receipt["status"] == 1:
             raise AssertionError("the attempt was expected to revert on chain")
-        return h
+        return bytes(receipt["transactionHash"])
 
     def attempt_ship(self, oid: str, carrier_code: str, tracking: str, signer: LocalAccount) -> bytes:
         """The merchant submits a shipment attestation signed by `signer`, bypassing the platform."""
@@ -82,7 +80,7 @@ class World:
         th = tracking_hash(carrier_code, tracking)
         att = Attestation("Shipment", order_key(oid), th, e.chain.timestamp())
         sig = e.client.sign_attestation(signer, att)
-        return self.attempt(e.client.escrow.functions.ship(att.as_tuple(), sig, ZERO32), e.merchant)
+        return self.attempt(e.client.calls.ship(att, sig), e.merchant)
 
 
 def _statement(reason: str, detail: str) -> dict[str, Any]:
@@ -243,7 +241,7 @@ def _double_pledge(w: World) -> Run:
     oid = _open(w)
     w.platform.pledge(oid, merchant=e.merchant, lender=e.lender.address)
     second = labelled_key("case-library second lender")
-    bad = w.attempt(e.client.escrow.functions.pledge(order_key(oid), second.address), e.merchant)
+    bad = w.attempt(e.client.calls.pledge(order_key(oid), second.address), e.merchant)
     _ship_deliver(w, oid, "SF2236067977")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
@@ -264,7 +262,7 @@ def _replayed_offer(w: World) -> Run:
                         now + 2 * DAY, 3 * DAY, b"\x11" * 32, now + 3600)
     stolen = e.client.sign_offer(e.merchant, cheap_offer)
     forged_offer = dataclasses.replace(cheap_offer, order_id=order_key(oid))
-    bad = w.attempt(e.client.escrow.functions.fund(forged_offer.as_tuple(), stolen), e.buyer)
+    bad = w.attempt(e.client.calls.fund(forged_offer, stolen), e.buyer)
     w.platform.open_order(o, merchant=e.merchant, buyer=e.buyer, price=40 * USD, token=e.token,
                           inspection_window=3 * DAY)
     _ship_deliver(w, oid, "SF1123581321")
