@@ -5,7 +5,6 @@ and the field."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ledger.deploy import (
     read_manifest,
 )
 from ledger.errors import DeploymentError
+from tests.document_edits import Malformed, edit
 
 
 @pytest.fixture(scope="module")
@@ -78,32 +78,23 @@ def test_no_manifest_is_none(chain: Chain, tmp_path: Path) -> None:
     assert read_manifest(tmp_path, chain.chain_id) is None
 
 
-def _edit(change: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
-    def apply(text: str) -> str:
-        doc = json.loads(text)
-        change(doc)
-        return json.dumps(doc)
-
-    return apply
-
-
 def _log(doc: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = doc["contracts"]["EvidenceLog"]
     return entry
 
 
-MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
+MALFORMED: Malformed = {
     "duplicate key": (lambda t: t.replace('"address": ', '"address": "0x0", "address": ', 1),
                       "duplicate key 'address'"),
-    "unknown field": (_edit(lambda d: _log(d).update(proxy=True)),
+    "unknown field": (edit(lambda d: _log(d).update(proxy=True)),
                       "unknown field `proxy` - at `$.contracts[...]`"),
-    "wrong type": (_edit(lambda d: _log(d).update(block_number="5")),
+    "wrong type": (edit(lambda d: _log(d).update(block_number="5")),
                    "`$.contracts[...].block_number`"),
-    "missing field": (_edit(lambda d: _log(d).pop("address")), "missing required field `address`"),
-    "contracts not an object": (_edit(lambda d: d.update(contracts=[])), "`$.contracts`"),
-    "wrong format": (_edit(lambda d: d.update(format="evidence-escrow/deployment/v0")),
+    "missing field": (edit(lambda d: _log(d).pop("address")), "missing required field `address`"),
+    "contracts not an object": (edit(lambda d: d.update(contracts=[])), "`$.contracts`"),
+    "wrong format": (edit(lambda d: d.update(format="evidence-escrow/deployment/v0")),
                      "is not a deployment manifest (format must be"),
-    "another chain's manifest": (_edit(lambda d: d.update(chain_id=d["chain_id"] + 1)),
+    "another chain's manifest": (edit(lambda d: d.update(chain_id=d["chain_id"] + 1)),
                                  "is the deployment manifest of chain"),
     "NaN": (lambda t: t.replace('"block_number": ', '"block_number": NaN, "x": ', 1), "NaN is not JSON"),
     "truncated": (lambda t: t[:-10], "is not JSON"),

@@ -4,7 +4,6 @@ bundle is refused (a `BundleError` naming the file and the JSON path, never a tr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ledger.evidence.bundle_format import (
     load_bundle,
 )
 from ledger.evidence.store import Store
+from tests.document_edits import Malformed, edit
 from tests.unit.evidence.bundle_data import anchored_store, export
 
 CASES = sorted((Path(__file__).resolve().parents[2] / "cases").glob("*.json"))
@@ -121,21 +121,12 @@ def test_hex_fields_read_with_or_without_0x() -> None:
 # --------------------------------------------------------------------------- malformed documents
 
 
-def _edit(change: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
-    def apply(text: str) -> str:
-        doc = json.loads(text)
-        change(doc)
-        return json.dumps(doc)
-
-    return apply
-
-
 def _first(doc: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = doc["records"][0]
     return record
 
 
-MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
+MALFORMED: Malformed = {
     "duplicate key in a record": (
         lambda t: t.replace('"salt": "', '"salt": "' + "00" * 32 + '",\n      "salt": "', 1),
         "duplicate key 'salt'"),
@@ -143,39 +134,39 @@ MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
                                  "duplicate key 'format'"),
     "duplicate key inside a record's content": (
         lambda t: t.replace('"record": {', '"record": {"id": "someone else\'s", ', 1), "duplicate key 'id'"),
-    "unknown top-level field": (_edit(lambda d: d.update(signature="trust me")), "unknown field `signature`"),
-    "unknown record field": (_edit(lambda d: _first(d).update(note="x")),
+    "unknown top-level field": (edit(lambda d: d.update(signature="trust me")), "unknown field `signature`"),
+    "unknown record field": (edit(lambda d: _first(d).update(note="x")),
                              "unknown field `note` - at `$.records[0]`"),
-    "unknown anchor field": (_edit(lambda d: d["anchor"].update(verified=True)),
+    "unknown anchor field": (edit(lambda d: d["anchor"].update(verified=True)),
                              "unknown field `verified` - at `$.anchor`"),
-    "unknown selection field": (_edit(lambda d: d["selection"].update(everything=True)),
+    "unknown selection field": (edit(lambda d: d["selection"].update(everything=True)),
                                 "unknown field `everything` - at `$.selection`"),
-    "index as a string": (_edit(lambda d: _first(d).update(index="3")), "`$.records[0].index`"),
-    "index as a boolean": (_edit(lambda d: _first(d).update(index=True)),
+    "index as a string": (edit(lambda d: _first(d).update(index="3")), "`$.records[0].index`"),
+    "index as a boolean": (edit(lambda d: _first(d).update(index=True)),
                            "got `bool` - at `$.records[0].index`"),
-    "negative index": (_edit(lambda d: _first(d).update(index=-1)), ">= 0 - at `$.records[0].index`"),
-    "tree size as a float": (_edit(lambda d: d["anchor"].update(tree_size=60.0)), "`$.anchor.tree_size`"),
-    "records not a list": (_edit(lambda d: d.update(records={})), "`$.records`"),
-    "record content not an object": (_edit(lambda d: _first(d).update(record=[])), "`$.records[0].record`"),
-    "personal data not an object": (_edit(lambda d: _first(d).update(personal="x")),
+    "negative index": (edit(lambda d: _first(d).update(index=-1)), ">= 0 - at `$.records[0].index`"),
+    "tree size as a float": (edit(lambda d: d["anchor"].update(tree_size=60.0)), "`$.anchor.tree_size`"),
+    "records not a list": (edit(lambda d: d.update(records={})), "`$.records`"),
+    "record content not an object": (edit(lambda d: _first(d).update(record=[])), "`$.records[0].record`"),
+    "personal data not an object": (edit(lambda d: _first(d).update(personal="x")),
                                     "`$.records[0].personal`"),
-    "salt not hex": (_edit(lambda d: _first(d).update(salt="zz" * 32)), "`$.records[0].salt`"),
-    "salt too short": (_edit(lambda d: _first(d).update(salt="00" * 31)), "`$.records[0].salt`"),
-    "proof hash too long": (_edit(lambda d: _first(d)["inclusion_proof"].insert(0, "00" * 33)),
+    "salt not hex": (edit(lambda d: _first(d).update(salt="zz" * 32)), "`$.records[0].salt`"),
+    "salt too short": (edit(lambda d: _first(d).update(salt="00" * 31)), "`$.records[0].salt`"),
+    "proof hash too long": (edit(lambda d: _first(d)["inclusion_proof"].insert(0, "00" * 33)),
                             "`$.records[0].inclusion_proof[0]`"),
-    "leaf hash with spaces": (_edit(lambda d: _first(d).update(leaf_hash="00 " * 32)),
+    "leaf hash with spaces": (edit(lambda d: _first(d).update(leaf_hash="00 " * 32)),
                               "`$.records[0].leaf_hash`"),
-    "order key not hex": (_edit(lambda d: d["order_keys"].update({k: "key" for k in d["order_keys"]})),
+    "order key not hex": (edit(lambda d: d["order_keys"].update({k: "key" for k in d["order_keys"]})),
                           "`$.order_keys[...]`"),
-    "tx hash without 0x": (_edit(lambda d: d["anchor"].update(tx_hash=d["anchor"]["tx_hash"][2:])),
+    "tx hash without 0x": (edit(lambda d: d["anchor"].update(tx_hash=d["anchor"]["tx_hash"][2:])),
                            "`$.anchor.tx_hash`"),
-    "root missing": (_edit(lambda d: d["anchor"].pop("root")),
+    "root missing": (edit(lambda d: d["anchor"].pop("root")),
                      "missing required field `root` - at `$.anchor`"),
-    "root null": (_edit(lambda d: d["anchor"].update(root=None)), "`$.anchor.root`"),
-    "records missing": (_edit(lambda d: d.pop("records")), "missing required field `records`"),
-    "wrong format": (_edit(lambda d: d.update(format="evidence-escrow/bundle/v2")),
+    "root null": (edit(lambda d: d["anchor"].update(root=None)), "`$.anchor.root`"),
+    "records missing": (edit(lambda d: d.pop("records")), "missing required field `records`"),
+    "wrong format": (edit(lambda d: d.update(format="evidence-escrow/bundle/v2")),
                      "is not an evidence bundle (format must be 'evidence-escrow/bundle/v1')"),
-    "format missing": (_edit(lambda d: d.pop("format")), "format must be"),
+    "format missing": (edit(lambda d: d.pop("format")), "format must be"),
     "not an object": (lambda t: "[" + t + "]", "format must be"),
     "NaN": (lambda t: t.replace('"block_number": 5', '"block_number": NaN', 1), "NaN is not JSON"),
     "Infinity": (lambda t: t.replace('"tree_size": ', '"tree_size": -Infinity, "x": ', 1),

@@ -5,7 +5,6 @@ naming the JSON path (before any chain is started)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ledger.investigate.case import (
     dumps_case,
     load_case,
 )
+from tests.document_edits import Malformed, edit
 
 CASES = sorted((Path(__file__).resolve().parents[2] / "cases").glob("*.json"))
 
@@ -128,46 +128,37 @@ def test_bad_overrides_are_case_errors(text: str, message: str) -> None:
 # --------------------------------------------------------------------------- malformed case files
 
 
-def _edit(change: Callable[[dict[str, Any]], Any]) -> Callable[[str], str]:
-    def apply(text: str) -> str:
-        doc = json.loads(text)
-        change(doc)
-        return json.dumps(doc)
-
-    return apply
-
-
 def _action(doc: dict[str, Any]) -> dict[str, Any]:
     first: dict[str, Any] = doc["actions"][0]
     return first
 
 
-MALFORMED: dict[str, tuple[Callable[[str], str], str]] = {
+MALFORMED: Malformed = {
     "duplicate key": (lambda t: t.replace('"order_id": "O', '"order_id": "O1", "order_id": "O', 1),
                       "duplicate key 'order_id'"),
     "duplicate key in an event's values": (
         lambda t: t.replace('"orderId": "0x', '"orderId": "0x00", "orderId": "0x', 1),
         "duplicate key 'orderId'"),
-    "unknown field": (_edit(lambda d: d.update(verdict="guilty")), "unknown field `verdict`"),
-    "unknown action field": (_edit(lambda d: _action(d).update(gas=1)),
+    "unknown field": (edit(lambda d: d.update(verdict="guilty")), "unknown field `verdict`"),
+    "unknown action field": (edit(lambda d: _action(d).update(gas=1)),
                              "unknown field `gas` - at `$.actions[0]`"),
-    "unknown token kind": (_edit(lambda d: d["setup"]["token"].update(kind="erc721")),
+    "unknown token kind": (edit(lambda d: d["setup"]["token"].update(kind="erc721")),
                            "`$.setup.token.kind`"),
-    "erc20 token without an address": (_edit(lambda d: d["setup"]["token"].pop("address")),
+    "erc20 token without an address": (edit(lambda d: d["setup"]["token"].pop("address")),
                                        "missing required field `address` - at `$.setup.token`"),
-    "value as a string": (_edit(lambda d: _action(d).update(value="0")), "`$.actions[0].value`"),
-    "time as a float": (_edit(lambda d: _action(d).update(time=1.5)), "`$.actions[0].time`"),
-    "status not known": (_edit(lambda d: _action(d).update(status="pending")), "`$.actions[0].status`"),
-    "signer not an address": (_edit(lambda d: _action(d)["signatures"][0].update(signer="me")),
+    "value as a string": (edit(lambda d: _action(d).update(value="0")), "`$.actions[0].value`"),
+    "time as a float": (edit(lambda d: _action(d).update(time=1.5)), "`$.actions[0].time`"),
+    "status not known": (edit(lambda d: _action(d).update(status="pending")), "`$.actions[0].status`"),
+    "signer not an address": (edit(lambda d: _action(d)["signatures"][0].update(signer="me")),
                               "`$.actions[0].signatures[0].signer`"),
-    "sender missing": (_edit(lambda d: _action(d).pop("sender")), "missing required field `sender`"),
-    "expected refusal of three parts": (_edit(lambda d: d["expect"].update(failed=[["a", "b", "c"]])),
+    "sender missing": (edit(lambda d: _action(d).pop("sender")), "missing required field `sender`"),
+    "expected refusal of three parts": (edit(lambda d: d["expect"].update(failed=[["a", "b", "c"]])),
                                         "`$.expect.failed[0]`"),
-    "malformed evidence bundle": (_edit(lambda d: d["evidence"]["records"][0].update(salt="00")),
+    "malformed evidence bundle": (edit(lambda d: d["evidence"]["records"][0].update(salt="00")),
                                   "`$.evidence.records[0].salt`"),
-    "evidence bundle of another format": (_edit(lambda d: d["evidence"].update(format="x")),
+    "evidence bundle of another format": (edit(lambda d: d["evidence"].update(format="x")),
                                           "`$.evidence.format`"),
-    "wrong format": (_edit(lambda d: d.update(format="evidence-escrow/case/v2")),
+    "wrong format": (edit(lambda d: d.update(format="evidence-escrow/case/v2")),
                      "is not a case file (format must be 'evidence-escrow/case/v1')"),
     "NaN": (lambda t: t.replace('"value": 0', '"value": NaN', 1), "NaN is not JSON"),
     "truncated": (lambda t: t[:-100], "is not JSON"),
