@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from ledger._internal import canonical
+from ledger._internal import canonical, jsondoc
 from ledger._internal.merkle import verify_inclusion
 from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
 from ledger.errors import BundleError, InclusionProofError, LedgerError
@@ -77,16 +75,6 @@ def _h(b: bytes) -> str:
 # --------------------------------------------------------------------------- export
 
 
-def _selection(selection: Selection | Mapping[str, Any]) -> Selection:
-    """A selection given as the model, or as the mapping the auditor passes."""
-    if isinstance(selection, Selection):
-        return selection
-    try:
-        return msgspec.convert(dict(selection), Selection, strict=True)
-    except msgspec.ValidationError as exc:
-        raise BundleError(f"not a bundle selection: {exc}") from None
-
-
 def _head(anchor: Any) -> BundleAnchor:
     """The bundle's tree head: a confirmed anchor row (one that knows where it was mined)."""
     if anchor.block_hash is None or anchor.block_number is None or anchor.block_timestamp is None:
@@ -103,7 +91,7 @@ def build_bundle(
     stored: Sequence[Any],
     anchor: Any,
     *,
-    selection: Selection | Mapping[str, Any],
+    selection: Selection,
     disclose_personal: bool = False,
 ) -> Bundle:
     """A bundle for `stored` records (all covered by the confirmed `anchor` row)."""
@@ -129,7 +117,7 @@ def build_bundle(
         out_records.append(item)
         order_keys.setdefault(r.order_id, _h(secret.order_key(r.order_id)))
     return Bundle(
-        format=FORMAT, generated_at=rfc3339(), selection=_selection(selection), anchor=_head(anchor),
+        format=FORMAT, generated_at=rfc3339(), selection=selection, anchor=_head(anchor),
         records=out_records, order_keys=order_keys,
     )
 
@@ -153,9 +141,10 @@ def export_bundle(
     anchor = store.latest_confirmed(chain_id, contract)
     if anchor is None:
         raise BundleError(f"nothing anchored on chain {chain_id} at {contract}: run `ledger anchor`")
+    selection = Selection(order_id=order_id, merchant_id=None if order_id else merchant_id,
+                          since=since or None, until=until or None)
     if order_id is not None:
         selected = store.records_for_order(order_id)
-        selection: dict[str, Any] = {"order_id": order_id}
         if since or until:
             lo = parse_time_ns(since) if since else None
             hi = parse_time_ns(until) if until else None
@@ -163,16 +152,10 @@ def export_bundle(
                         and (hi is None or ts_ns(r.ts) < hi)]
     elif merchant_id is not None:
         selected = store.records_for_merchant(merchant_id, since, until)
-        selection = {"merchant_id": merchant_id}
     else:
         selected = store.records_in_range(since, until)
-        selection = {}
-    if since:
-        selection["since"] = since
-    if until:
-        selection["until"] = until
     if not selected:
-        raise BundleError(f"no records match {selection or 'the selection'}")
+        raise BundleError(f"no records match {jsondoc.to_json(selection) or 'the selection'}")
     covered = [r for r in selected if r.index < anchor.size]
     left_out = [r.id for r in selected if r.index >= anchor.size]
     if not covered:
@@ -183,7 +166,7 @@ def export_bundle(
                           disclose_personal=disclose_personal)
     _logger.info("exported a bundle of %d record(s) (%s) against head size %d on chain %d; "
                  "%d newer record(s) left out, not anchored yet", len(bundle.records),
-                 selection or "every record", anchor.size, chain_id, len(left_out))
+                 jsondoc.to_json(selection) or "every record", anchor.size, chain_id, len(left_out))
     return bundle, left_out
 
 

@@ -40,6 +40,7 @@ from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
+from ledger.evidence.bundle_format import Selection
 from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
 from ledger.investigate.audit_figures import compute_figures
 from ledger.investigate.audit_model import (
@@ -245,7 +246,7 @@ class Auditor:
 
     # -- verification --------------------------------------------------------------------
     def _verify(self, recs: Sequence[Rec], anchor: AnchorRow | None,
-                selection: dict[str, Any]) -> None:
+                selection: Selection) -> None:
         """Set each record's status: unanchored, or the verdict of its bundle on the chain."""
         size = anchor.size if anchor is not None else 0
         covered = []
@@ -340,7 +341,7 @@ class Auditor:
         stored: dict[str, list[StoredRecord]],
         actions: dict[str, list[ActionRow]],
         anchor: AnchorRow | None,
-        selection: dict[str, Any],
+        selection: Selection,
     ) -> tuple[list[Order], list[Flag]]:
         """Verify and cross-check these orders (their stored records and the platform's
         actions on them, by order id); returns them and the general flags."""
@@ -402,7 +403,7 @@ class Auditor:
         anchor = self._anchor()
         orders, flags = self._orders({order_id: self.store.records_for_order(order_id)},
                                      {order_id: self._actions(order_id)}, anchor,
-                                     {"order_id": order_id})
+                                     Selection(order_id=order_id))
         o = orders[0]
         if not o.records and not o.events:
             raise AuditError(f"order {order_id!r}: no record in the log and no escrow event on "
@@ -448,7 +449,7 @@ class Auditor:
             oid for oid, t in opened.items() if (lo is None or t >= lo) and (hi is None or t < hi))
         actions = {oid: self._actions(oid) for oid in opened}
         anchor = self._anchor()
-        orders, flags = self._orders(in_scope, actions, anchor, {"audit": "merchant"})
+        orders, flags = self._orders(in_scope, actions, anchor, Selection(audit="merchant"))
         addresses = _offered_addresses(actions)
         for o in orders:
             if o.funded is None:
