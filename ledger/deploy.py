@@ -8,23 +8,23 @@ matches the current build and does nothing.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from eth_utils import to_checksum_address
 from web3.contract import Contract
 
-from ledger._internal import jsondoc, solc
+from ledger._internal import canonical, jsondoc, solc
 from ledger._internal.jsondoc import DocumentStruct
 from ledger.chain.rpc import Chain
 from ledger.errors import DeploymentError
-
-if TYPE_CHECKING:
-    from ledger.escrow.client import EscrowClient
+from ledger.escrow.client import EscrowClient
+from ledger.escrow.types import Terms
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
@@ -184,8 +184,6 @@ def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
 
 def escrow_client(chain: Chain, data_dir: Path) -> EscrowClient:
     """A client of this chain's deployed FulfillmentEscrow and PanelArbitrator (see `deployed`)."""
-    from ledger.escrow.client import EscrowClient
-
     return EscrowClient(chain, deployed(chain, data_dir, "FulfillmentEscrow"),
                         deployed(chain, data_dir, "PanelArbitrator"))
 
@@ -205,12 +203,8 @@ RULING_TITLES = [
 ]
 
 
-def meta_evidence_uri(terms: Any) -> str:
+def meta_evidence_uri(terms: Terms) -> str:
     """ERC-1497 meta-evidence for a terms version, as a self-contained ``data:`` URI (JCS JSON)."""
-    import base64
-
-    from ledger._internal import canonical
-
     doc = {
         "category": "Escrow",
         "title": "Live-commerce order fulfillment",
@@ -263,8 +257,6 @@ def deploy_escrow(
     platform fees. `terms` overrides fields of `ledger.escrow.Terms` for version 1.
     Idempotent like `deploy_contract`.
     """
-    from ledger.escrow.types import Terms
-
     admin = chain.default_account.address
     arb = deploy_contract(
         chain, data_dir, "PanelArbitrator", admin, panel, threshold, arbitration_cost,

@@ -6,12 +6,14 @@ periodically and on exit), so multi-step CLI work survives restarts.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -80,9 +82,6 @@ def anvil_command(
 
 
 def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0) -> None:
-    import json
-    import urllib.request
-
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

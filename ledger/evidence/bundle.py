@@ -19,6 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_utils import is_address, to_checksum_address
+from web3.logs import DISCARD
+
 from ledger._internal import canonical, jsondoc
 from ledger._internal.merkle import verify_inclusion
 from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
@@ -319,8 +322,6 @@ def _proof_failures(item: BundleRecord, computed_leaf: bytes, stated_leaf: bytes
 
 def verify_head_on_chain(bundle: Bundle, w3: Any) -> tuple[list[str], int | None]:
     """Online part: is the bundle's head anchored by the named contract on the named chain?"""
-    from eth_utils import is_address, to_checksum_address
-
     head = bundle.anchor
     try:
         actual_chain = int(w3.eth.chain_id)
@@ -353,7 +354,7 @@ def _check_anchor_tx(w3: Any, log: Any, head: BundleAnchor, size: int, root: byt
         receipt = w3.eth.get_transaction_receipt(tx)
     except Exception:  # noqa: BLE001
         return [f"anchor tx {tx} not found on this chain"]
-    events = log.events.HeadAnchored().process_receipt(receipt, errors=_discard())
+    events = log.events.HeadAnchored().process_receipt(receipt, errors=DISCARD)
     for ev in events:
         if (
             ev["address"] == log.address
@@ -365,12 +366,6 @@ def _check_anchor_tx(w3: Any, log: Any, head: BundleAnchor, size: int, root: byt
                         f"not {head.block_number} as the bundle states"]
             return []
     return [f"anchor tx {tx} does not anchor this head on {log.address}"]
-
-
-def _discard() -> Any:
-    from web3.logs import DISCARD
-
-    return DISCARD
 
 
 def verify_bundle(

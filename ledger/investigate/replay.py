@@ -36,8 +36,9 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
-from ledger._internal import jsondoc
-from ledger.chain.abi import decode_log, jsonable
+from ledger._internal import jsondoc, solc
+from ledger.chain.abi import ERROR_DISPLAY, decode_log, jsonable
+from ledger.chain.anvil import AnvilProcess
 from ledger.chain.keys import labelled_key
 from ledger.chain.rpc import Chain, connect, embedded
 from ledger.deploy import meta_evidence_uri
@@ -449,8 +450,6 @@ class _Replayer:
 
 def _error_text(name: str, args: dict[str, Any]) -> str:
     """``Name(arg=value, ...)`` with the arguments in the error's declared order."""
-    from ledger.chain.abi import ERROR_DISPLAY
-
     shown = ERROR_DISPLAY.get(name, dict)(args)
     order = _error_arg_order().get(name, [])
     keys = [k for k in order if k in shown] + sorted(k for k in shown if k not in order)
@@ -459,8 +458,6 @@ def _error_text(name: str, args: dict[str, Any]) -> str:
 
 @functools.cache
 def _error_arg_order() -> dict[str, list[str]]:
-    from ledger._internal import solc
-
     return {item["name"]: [i["name"] for i in item["inputs"]]
             for art in solc.artifacts().values() for item in art.abi if item.get("type") == "error"}
 
@@ -502,8 +499,6 @@ def _replay_chain(kind: str, genesis: int, rpc: str | None) -> Iterator[tuple[Ch
                 )
             yield c, f"rpc {rpc}"
         elif kind == "anvil":
-            from ledger.chain.anvil import AnvilProcess
-
             node = stack.enter_context(AnvilProcess(timestamp=genesis))
             c = connect(node.url)
             c.poll_interval = 0.01
