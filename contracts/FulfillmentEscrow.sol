@@ -75,6 +75,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     uint32 internal constant MAX_ARBITRATION_WINDOW = 365 days;
     /// @notice Latest `shipBy` an offer may set, counted from funding.
     uint32 internal constant MAX_SHIP_DELAY = 180 days;
+    /// @notice Lowest price, in base units: at any fee or reserve rate of at least 1 bps, a full
+    /// release pays at least 1 unit of each, so neither rounds away on small orders.
+    uint256 internal constant MIN_PRICE = BPS;
 
     /// @notice Ruling 0 (ERC-792 "refused to arbitrate"): split the price 50/50.
     uint256 public constant RULING_REFUSED = 0;
@@ -170,12 +173,14 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         bytes32 trackingHash;
     }
 
-    /// @dev slot 0: arbitrator (160) | openedAt (40) | opener (8) | answered (8); slot 1: disputeId.
+    /// @dev slot 0: arbitrator (160) | openedAt (40) | opener (8) | answered (8) | openedIn (8);
+    /// slot 1: disputeId.
     struct DisputeRecord {
         IArbitrator arbitrator;
         uint40 openedAt;
         Party opener;
         bool answered;
+        OrderState openedIn;
         uint256 disputeId;
     }
 
@@ -333,7 +338,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function cancel(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_UNDISPUTED_OPEN);
-        if (msg.sender != order.merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        _requireConsent(orderId, order);
         _refundInFull(orderId, order, evidence);
     }
 
@@ -398,7 +403,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function confirmReturn(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_IN_RETURN);
-        if (msg.sender != order.merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        _requireConsent(orderId, order);
         _settleReturn(orderId, order, evidence);
     }
 
@@ -414,7 +419,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function pledge(bytes32 orderId, address lender) external nonReentrant {
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_OPEN);
+        _expect(orderId, order.state, M_UNDISPUTED_OPEN);
         address merchant = order.merchant;
         if (msg.sender != merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
         if (lender == address(0) || lender == merchant || lender == address(this)) {
@@ -440,7 +445,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (msg.sender == order.buyer) {
             opener = Party.Buyer;
             _expect(orderId, state, M_DELIVERED | M_RETURNING);
-        } else if (msg.sender == order.merchant) {
+        } else if (_merchantSide(orderId, order, msg.sender)) {
             opener = Party.Merchant;
             _expect(orderId, state, M_SHIPPED | M_IN_RETURN);
         } else {
@@ -460,6 +465,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         record.arbitrator = arbitrator;
         record.openedAt = uint40(block.timestamp);
         record.opener = opener;
+        record.openedIn = state;
         // The arbitrator is fixed by the order's terms; re-entry is blocked by the guard and the
         // order is already Disputed. Its id is only known after the call, hence the writes below.
         disputeId = arbitrator.createDispute{value: cost}(RULING_OPTIONS, extraData);
@@ -479,10 +485,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, order.state, M_DISPUTED);
         Party party;
         if (msg.sender == order.buyer) party = Party.Buyer;
-        else if (msg.sender == order.merchant) party = Party.Merchant;
+        else if (_merchantSide(orderId, order, msg.sender)) party = Party.Merchant;
         else revert EscrowUnauthorizedCaller(orderId, msg.sender);
         DisputeRecord storage record = _disputes[orderId];
         if (party != record.opener && !record.answered) {
+            // The answer is due within the response window: a late one cannot take back the
+            // default the opener may already claim (nor front-run the claim).
+            _requireOpen(orderId, _deadline(order, OrderState.Disputed));
             record.answered = true;
             emit DisputeAnswered(orderId, msg.sender);
         }
@@ -495,9 +504,12 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, order.state, M_DISPUTED);
         DisputeRecord storage record = _disputes[orderId];
         Party opener = record.opener;
-        address openerAddress = opener == Party.Buyer ? order.buyer : order.merchant;
-        if (msg.sender != openerAddress) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        bool mayClaim = opener == Party.Buyer ? msg.sender == order.buyer : _merchantSide(orderId, order, msg.sender);
+        if (!mayClaim) revert EscrowUnauthorizedCaller(orderId, msg.sender);
         if (record.answered) revert EscrowRespondentAnswered(orderId);
+        if (opener == Party.Merchant && record.openedIn != OrderState.Returning) {
+            revert EscrowDefaultNeedsDelivery(orderId, record.openedIn);
+        }
         _requirePassed(orderId, _deadline(order, OrderState.Disputed));
         _resolve(orderId, order, opener == Party.Buyer ? RULING_REFUND : RULING_RELEASE, Resolution.Default);
     }
@@ -627,6 +639,18 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _send(token, to, amount);
     }
 
+    /// @inheritdoc IFulfillmentEscrow
+    function sweep(address token) external nonReentrant {
+        Book storage book = _books[_tokens[token].id];
+        uint256 booked = uint256(book.escrowed) + book.credits + book.fees + book.reserve + book.deposits;
+        uint256 held = token == address(0) ? address(this).balance : IERC20(token).balanceOf(address(this));
+        if (held <= booked) revert EscrowNothingToSweep(token);
+        address to = _treasury;
+        emit Swept(token, to, held - booked);
+        // Only what no book counts leaves, to the treasury; re-entry is blocked.
+        _send(token, to, held - booked);
+    }
+
     // ---------------------------------------------------------------------------------------------
     // Views
     // ---------------------------------------------------------------------------------------------
@@ -675,7 +699,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             disputeId: record.disputeId,
             openedAt: record.openedAt,
             opener: record.opener,
-            answered: record.answered
+            answered: record.answered,
+            openedIn: record.openedIn
         });
     }
 
@@ -760,6 +785,20 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if ((1 << uint256(current)) & expected == 0) revert EscrowUnexpectedState(orderId, current, expected);
     }
 
+    /// @dev Whether `account` acts for the merchant's side of an order: the merchant, or once its
+    /// payout is pledged, the lender too (it may open, answer and win a dispute as the merchant).
+    function _merchantSide(bytes32 orderId, Order storage order, address account) private view returns (bool) {
+        return account == order.merchant || (order.pledged && account == _lenders[orderId]);
+    }
+
+    /// @dev Giving the buyer money back by consent (a cancel, a confirmed return) is the merchant's
+    /// call, and once the payout is pledged the lender's alone: a merchant colluding with a buyer
+    /// address cannot take back what it borrowed against.
+    function _requireConsent(bytes32 orderId, Order storage order) private view {
+        address consenter = order.pledged ? _lenders[orderId] : order.merchant;
+        if (msg.sender != consenter) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+    }
+
     /// @dev The single place that decides when the current state's window closes. In-window actions
     /// need `block.timestamp <= deadline`; timeout actions need `block.timestamp > deadline`.
     function _deadline(Order storage order, OrderState state) private view returns (uint256) {
@@ -798,7 +837,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (offer.merchant == address(0) || offer.merchant == buyer) {
             revert EscrowInvalidParties(orderId, offer.merchant, buyer);
         }
-        if (offer.price == 0 || offer.price > type(uint88).max) revert EscrowInvalidPrice(orderId, offer.price);
+        if (offer.price < MIN_PRICE || offer.price > type(uint88).max) revert EscrowInvalidPrice(orderId, offer.price);
         _checkBounds("shipBy", offer.shipBy, block.timestamp + 1, block.timestamp + MAX_SHIP_DELAY);
         _checkBounds("inspectionWindow", offer.inspectionWindow, MIN_INSPECTION_WINDOW, MAX_INSPECTION_WINDOW);
         TokenEntry memory entry = _tokens[offer.token];

@@ -108,18 +108,27 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         // dispute, when the arbitrator's window closes)
     }
 
-    /// @notice A dispute, for views.
+    /// @notice A dispute, for views. `openedIn` is the state the order was in when it was opened.
     struct DisputeInfo {
         IArbitrator arbitrator;
         uint256 disputeId;
         uint256 openedAt;
         Party opener;
         bool answered;
+        OrderState openedIn;
     }
 
     // ---------------------------------------------------------------------------------------------
     // Errors
     // ---------------------------------------------------------------------------------------------
+
+    /// @notice Thrown when the merchant's side claims a default on a dispute opened before delivery
+    /// was evidenced, or once the return parcel was sent: the buyer's silence never stands in for a
+    /// delivery, nor lets the merchant keep both the returned goods and the money.
+    error EscrowDefaultNeedsDelivery(bytes32 orderId, OrderState openedIn);
+
+    /// @notice Thrown when nothing the books do not account for is held in a token.
+    error EscrowNothingToSweep(address token);
 
     /// @notice Thrown when an order is not in one of the states an action needs.
     /// @param expectedStates Bit mask: bit `s` set means state `s` would have been accepted.
@@ -362,6 +371,9 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Emitted when the fee treasury changes.
     event TreasurySet(address indexed treasury);
 
+    /// @notice Emitted when tokens or ETH held outside the books are sent to the treasury.
+    event Swept(address indexed token, address indexed treasury, uint256 amount);
+
     // ---------------------------------------------------------------------------------------------
     // Order lifecycle
     // ---------------------------------------------------------------------------------------------
@@ -402,7 +414,8 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     function refund(bytes32 orderId, bytes32 evidence) external;
 
     /// @notice The merchant gives the buyer a full refund (e.g. out of stock), in any open state
-    /// except a dispute.
+    /// except a dispute. Once the payout is pledged only the lender may: the merchant alone can no
+    /// longer give away what it borrowed against.
     /// @param orderId The order.
     /// @param evidence Hash of the evidence record behind the step.
     function cancel(bytes32 orderId, bytes32 evidence) external;
@@ -436,7 +449,10 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @param evidence Hash of the evidence record behind the step.
     function settleReturn(bytes32 orderId, bytes32 evidence) external;
 
-    /// @notice Pledge an order's payout to a lender, once. Refunds still go to the buyer first.
+    /// @notice Pledge an order's payout to a lender, once, in any open state but a dispute. Refunds
+    /// still go to the buyer first; from then on the lender acts for the merchant's side in what
+    /// could give money back: it alone may cancel or confirm a return, and it may open, answer and
+    /// win by default a dispute as the merchant can.
     /// @param orderId The order.
     /// @param lender Who receives the merchant's payout.
     function pledge(bytes32 orderId, address lender) external;
@@ -451,12 +467,15 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @return disputeId The dispute's id in the order's arbitrator.
     function openDispute(bytes32 orderId, bytes32 evidence) external payable returns (uint256 disputeId);
 
-    /// @notice A party submits evidence (ERC-1497); the respondent's first submission is its answer.
+    /// @notice A party submits evidence (ERC-1497); the respondent's first submission is its answer,
+    /// which must come within the response window (after it, the opener may claim the default).
     /// @param orderId The disputed order.
     /// @param evidence Reference to the evidence, e.g. "leaf:<index>:<hex>" of the evidence log.
     function submitEvidence(bytes32 orderId, string calldata evidence) external;
 
-    /// @notice The opener wins by default when the respondent did not answer in time.
+    /// @notice The opener wins by default when the respondent did not answer in time. The merchant's
+    /// side wins by default only a dispute opened while the order was Returning (delivery evidenced,
+    /// no return parcel sent): see {EscrowDefaultNeedsDelivery}.
     /// @param orderId The disputed order.
     function claimDefault(bytes32 orderId) external;
 
@@ -526,6 +545,11 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @param token The token.
     /// @param amount The amount.
     function withdrawFees(address token, uint256 amount) external;
+
+    /// @notice Send to the treasury what the escrow holds of a token beyond its books (a transfer
+    /// made to the escrow directly, ETH forced in). Anyone may call; the books do not change.
+    /// @param token The token (address(0) for ETH).
+    function sweep(address token) external;
 
     // ---------------------------------------------------------------------------------------------
     // Views

@@ -168,3 +168,7 @@ class EscrowCalls:
 
     def withdraw_fees(self, token: str, amount: int) -> Call:
         return Call(self._f.withdrawFees(to_checksum_address(token), amount))
+
+    def sweep(self, token: str) -> Call:
+        """Send what the escrow holds of `token` beyond its books to the treasury (anyone may)."""
+        return Call(self._f.sweep(to_checksum_address(token)))

@@ -207,7 +207,8 @@ class EscrowClient:
 
     def dispute_of(self, order_id: bytes) -> DisputeInfo:
         t = self.chain.call(self.escrow.functions.disputeOf(order_id))
-        return DisputeInfo(str(t[0]), int(t[1]), int(t[2]), Party(int(t[3])), bool(t[4]))
+        return DisputeInfo(str(t[0]), int(t[1]), int(t[2]), Party(int(t[3])), bool(t[4]),
+                           OrderState(int(t[5])))
 
     def order_of_tracking(self, th: bytes) -> bytes | None:
         oid = bytes(self.chain.call(self.escrow.functions.orderOfTracking(th)))

@@ -313,6 +313,8 @@ class Platform:
 
     def cancel(self, order_id: str, *, merchant: LocalAccount,
                detail: str = "cancelled by the merchant") -> EscrowStep:
+        """A full refund by consent: `merchant` signs it, which once the payout is pledged must be
+        the lender's key (the contract refuses the merchant's then)."""
         order = self.order_record(order_id)
         record = self._record({
             **self._base(order_id, "cancel", "return"), "amount": order.public["total"],
@@ -371,6 +373,8 @@ class Platform:
         return self._attested(order_id, "deliver_return", "ReturnDelivery", carrier, self._record(obj), at)
 
     def confirm_return(self, order_id: str, *, merchant: LocalAccount) -> EscrowStep:
+        """The merchant's side accepts the return: `merchant` signs it, which once the payout is
+        pledged must be the lender's key."""
         evidence = self._latest(order_id, "return-dlv", "return") or self.order_record(order_id)
         call = self.calls.confirm_return(order_key(order_id), evidence.leaf)
         return self._act(order_id, "confirm_return", call, merchant, evidence_record=evidence)

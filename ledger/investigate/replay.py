@@ -45,7 +45,7 @@ from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
 from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
-from ledger.escrow.types import DAY, NATIVE, ZERO32, OrderState
+from ledger.escrow.types import DAY, MIN_PRICE, NATIVE, ZERO32, OrderState
 from ledger.evidence.bundle import verify_records
 from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
 from ledger.investigate.case import (
@@ -345,7 +345,7 @@ class _Replayer:
         if claimed:
             self.send(self.calls.deposit_for(ghost_m.address, token, 10**18), ghost_m)
         orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
-            (hex_bytes(c.order_id), ghost_m, 1, hex_bytes(c.tracking_hash))
+            (hex_bytes(c.order_id), ghost_m, MIN_PRICE, hex_bytes(c.tracking_hash))
             for c in claimed
         ]
         if exposure:

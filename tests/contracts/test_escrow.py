@@ -37,6 +37,7 @@ from ledger.escrow.types import (
     BPS,
     DAY,
     HOUR,
+    MIN_PRICE,
     NATIVE,
     RULING_SPLIT_BASE,
     ZERO32,
@@ -382,7 +383,7 @@ def test_fund_rejects_invalid_offers(escrow_env: EscrowEnv) -> None:
     err = attempt("EscrowInvalidParties", by=env.merchant)  # the merchant buying from itself
     assert (_args(err)["merchant"], _args(err)["buyer"]) == (env.merchant.address,) * 2
     attempt("EscrowInvalidParties", buyer=env.merchant.address, by=env.merchant)
-    for price in (0, 2**88):
+    for price in (0, 1, MIN_PRICE - 1, 2**88):  # below the minimum a fee would round to 0
         assert attempt("EscrowInvalidPrice", price=price).error_args["price"] == price
     for ship_by in (now, now - DAY, now + 181 * DAY):
         err = attempt("EscrowParameterOutOfBounds", ship_by=ship_by)
@@ -1549,15 +1550,17 @@ def test_default_judgement_and_arbitrator_timeout(escrow_env: EscrowEnv) -> None
              orderId=_hex(answered), deadline=opened_b + t.arbitration_window)
 
     past(env, opened_c + t.response_window)  # the last of the two silent respondents
+    # A late answer cannot take back the default the opener may now claim.
+    _reverts("EscrowWindowClosed", lambda: c.submit_evidence(silent_merchant, env.merchant, "leaf:1:aa"),
+             orderId=_hex(silent_merchant), deadline=opened_a + t.response_window)
     receipt = c.claim_default(silent_merchant, env.buyer)
     assert the(env, receipt, "DisputeResolved") == {
         "orderId": silent_merchant, "ruling": 1, "how": Resolution.DEFAULT, "toBuyer": PRICE,
         "payee": env.merchant.address, "payout": 0, "fee": 0, "reserve": 0, "compensation": 0}
-    receipt = c.claim_default(silent_buyer, env.merchant)
-    payout, fee, reserve = shares(env, PRICE)
-    event = the(env, receipt, "DisputeResolved")
-    assert (event["ruling"], event["how"], event["toBuyer"], event["payout"]) == (
-        2, Resolution.DEFAULT, 0, payout)
+    # The merchant shipped (perhaps an empty parcel) and disputed at once: the buyer's silence
+    # never stands in for a delivery, so there is no default; the panel or the timeout decides.
+    _reverts("EscrowDefaultNeedsDelivery", lambda: c.claim_default(silent_buyer, env.merchant),
+             orderId=_hex(silent_buyer), openedIn=S.SHIPPED)
     _reverts("EscrowRespondentAnswered", lambda: c.claim_default(answered, env.merchant))
     # The panel's late ruling cannot undo a default judgement: final there, rejected here.
     d = c.dispute_of(silent_merchant).dispute_id
@@ -1583,7 +1586,34 @@ def test_default_judgement_and_arbitrator_timeout(escrow_env: EscrowEnv) -> None
     _reverts("EscrowUnexpectedState", lambda: c.timeout_dispute(answered, env.stranger),
              current=S.RESOLVED, expectedStates=mask(S.DISPUTED))
     assert c.credit_of(env.token, env.buyer.address) == PRICE + PRICE // 2
-    assert c.credit_of(env.token, env.merchant.address) == payout + half_payout
+    assert c.credit_of(env.token, env.merchant.address) == half_payout
+    assert_books(env, env.token)
+
+
+def test_the_merchant_wins_by_default_only_a_return_it_never_got(escrow_env: EscrowEnv) -> None:
+    """A merchant default needs evidenced delivery and no return parcel: from Returning (the
+    buyer asked for a return and sent nothing) the silent buyer loses; once the parcel is on its
+    way or back with the merchant, a default would let the merchant keep goods and money."""
+    env, c = escrow_env, escrow_env.client
+    t = c.terms()
+    disputes = {}
+    for state in (S.RETURNING, S.RETURN_SHIPPED, S.RETURN_DELIVERED):
+        oid, _ = delivered_order(env)
+        c.request_return(oid, PRICE, env.buyer)
+        if state != S.RETURNING:
+            th, _ = ship_return(env, oid)
+            if state == S.RETURN_DELIVERED:
+                deliver_return(env, oid, th)
+        c.open_dispute(oid, env.merchant)
+        assert c.dispute_of(oid).opened_in == state
+        disputes[state] = oid
+    past(env, c.dispute_of(disputes[S.RETURN_DELIVERED]).opened_at + t.response_window)
+    for state in (S.RETURN_SHIPPED, S.RETURN_DELIVERED):
+        _reverts("EscrowDefaultNeedsDelivery", lambda o=disputes[state]: c.claim_default(o, env.merchant),
+                 openedIn=state)
+    receipt = c.claim_default(disputes[S.RETURNING], env.merchant)
+    event = the(env, receipt, "DisputeResolved")
+    assert (event["ruling"], event["how"], event["toBuyer"]) == (Ruling.RELEASE, Resolution.DEFAULT, 0)
     assert_books(env, env.token)
 
 
@@ -1761,12 +1791,14 @@ def test_pledged_payouts_go_to_the_lender(escrow_env: EscrowEnv) -> None:
     c.withdraw(env.token, env.lender)
     assert c.balance(env.token, lender) == before + payout
     _reverts("EscrowUnexpectedState", lambda: c.pledge(oid, lender, env.merchant),
-             current=S.RELEASED, expectedStates=OPEN)
+             current=S.RELEASED, expectedStates=UNDISPUTED_OPEN)
 
-    # A refund of a pledged order still goes to the buyer; the lender gets nothing.
+    # Once pledged, giving money back by consent is the lender's call, no longer the merchant's.
     refunded, _ = fund_order(env)
     c.pledge(refunded, lender, env.merchant)
-    receipt = c.cancel(refunded, env.merchant)
+    _reverts("EscrowUnauthorizedCaller", lambda: c.cancel(refunded, env.merchant),
+             orderId=_hex(refunded), caller=env.merchant.address)
+    receipt = c.cancel(refunded, env.lender)  # the lender agrees: the buyer is refunded in full
     assert the(env, receipt, "OrderRefunded")["buyer"] == env.buyer.address
     assert c.credit_of(env.token, env.buyer.address) == PRICE
     assert c.credit_of(env.token, lender) == 0
@@ -1774,13 +1806,17 @@ def test_pledged_payouts_go_to_the_lender(escrow_env: EscrowEnv) -> None:
     returned, _ = delivered_order(env)
     c.pledge(returned, lender, env.merchant)
     c.request_return(returned, PRICE // 4, env.buyer)
-    receipt = c.confirm_return(returned, env.merchant)
+    _reverts("EscrowUnauthorizedCaller", lambda: c.confirm_return(returned, env.merchant),
+             orderId=_hex(returned), caller=env.merchant.address)
+    receipt = c.confirm_return(returned, env.lender)
     r_payout = shares(env, PRICE - PRICE // 4)[0]
     event = the(env, receipt, "ReturnSettled")
     assert (event["refund"], event["payee"], event["payout"]) == (PRICE // 4, lender, r_payout)
     disputed, _ = delivered_order(env)
+    c.pledge(disputed, lender, env.merchant)
     c.open_dispute(disputed, env.buyer)
-    c.pledge(disputed, lender, env.merchant)  # pledging works while disputed
+    _reverts("EscrowUnexpectedState", lambda: c.pledge(disputed, env.stranger.address, env.merchant),
+             current=S.DISPUTED, expectedStates=UNDISPUTED_OPEN)  # no pledge while disputed
     d = c.dispute_of(disputed).dispute_id
     c.vote(d, split_ruling(4_000), env.panel[0])
     receipt = c.vote(d, split_ruling(4_000), env.panel[1])
@@ -1790,6 +1826,61 @@ def test_pledged_payouts_go_to_the_lender(escrow_env: EscrowEnv) -> None:
     assert c.credit_of(env.token, env.buyer.address) == PRICE + PRICE // 4 + PRICE * 4_000 // BPS
     assert c.credit_of(env.token, env.merchant.address) == 0
     assert_books(env, env.token)
+
+
+def test_a_merchant_and_its_own_buyer_address_cannot_void_a_pledge(escrow_env: EscrowEnv) -> None:
+    """The attack: a merchant funds its order from a second address of its own, gets a loan
+    against the pledged payout, then tries every way for the pair to take the money back. Each
+    fails, and the lender is paid what an independent buyer's rights leave it: in full here."""
+    env, c = escrow_env, escrow_env.client
+    accomplice = fresh_party(env, "the merchant's own buyer address")
+    lender = env.lender.address
+
+    def pledged_order() -> bytes:
+        oid, _ = fund_order(env, by=accomplice)
+        th, _ = ship_order(env, oid)
+        deliver_order(env, oid, th)
+        c.pledge(oid, lender, env.merchant)
+        return oid
+
+    # 1. Cancel: the merchant alone can no longer refund the buyer.
+    cancelled = pledged_order()
+    _reverts("EscrowUnauthorizedCaller", lambda: c.cancel(cancelled, env.merchant),
+             orderId=_hex(cancelled), caller=env.merchant.address)
+    # 2. A 100 % "return" that no parcel backs, confirmed by the merchant: refused; with no parcel
+    #    sent back in time the order is released, to the lender.
+    returned = pledged_order()
+    c.request_return(returned, PRICE, accomplice)
+    _reverts("EscrowUnauthorizedCaller", lambda: c.confirm_return(returned, env.merchant),
+             orderId=_hex(returned), caller=env.merchant.address)
+    past_deadline(env, returned)
+    assert the(env, c.release(returned, env.stranger), "OrderReleased")["payee"] == lender
+    # 3. A dispute the merchant leaves unanswered, for a default refund: the lender answers it.
+    disputed = pledged_order()
+    c.open_dispute(disputed, accomplice)
+    receipt = c.submit_evidence(disputed, env.lender, "leaf:7:" + "ab" * 32)
+    assert the(env, receipt, "DisputeAnswered")["respondent"] == lender
+    past(env, c.dispute_of(disputed).opened_at + c.terms().response_window)
+    _reverts("EscrowRespondentAnswered", lambda: c.claim_default(disputed, accomplice),
+             orderId=_hex(disputed))
+    ruled = open_with_panel_vote(env, disputed, Ruling.RELEASE)
+    assert the(env, ruled, "DisputeResolved")["payee"] == lender
+    payout = shares(env, PRICE)[0]
+    assert c.credit_of(env.token, lender) == 2 * payout
+    assert c.credit_of(env.token, accomplice.address) == 0
+    # The lender also acts for the merchant's side: it may open a dispute of a return itself.
+    contested = pledged_order()
+    c.request_return(contested, PRICE, accomplice)
+    c.open_dispute(contested, env.lender)
+    assert c.dispute_of(contested).opener == Party.MERCHANT
+    assert_books(env, env.token)
+
+
+def open_with_panel_vote(env: EscrowEnv, oid: bytes, ruling: int) -> dict[str, Any]:
+    """Two of the three panel members rule on an open dispute; the deciding receipt."""
+    d = env.client.dispute_of(oid).dispute_id
+    env.client.vote(d, ruling, env.panel[0])
+    return env.client.vote(d, ruling, env.panel[1])
 
 
 # =========================================================================================
@@ -1889,7 +1980,8 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
 def test_admin_cannot_move_escrowed_funds(escrow_env: EscrowEnv) -> None:
     env, c = escrow_env, escrow_env.client
     # The complete list of state-changing functions: none moves escrow, deposits or reserve
-    # on the admin's word; withdrawFees is the only admin function that sends money.
+    # on the admin's word; withdrawFees is the only admin function that sends money (sweep sends
+    # only what no book counts, and anyone may call it).
     mutating = sorted(item["name"] for item in c.escrow.abi if item["type"] == "function"
                       and item["stateMutability"] not in ("view", "pure"))
     assert mutating == sorted([
@@ -1898,7 +1990,7 @@ def test_admin_cannot_move_escrowed_funds(escrow_env: EscrowEnv) -> None:
         "pledge", "openDispute", "submitEvidence", "claimDefault", "timeoutDispute", "rule",
         "depositFor", "withdrawDeposit", "fundReserve", "withdraw", "withdrawTo", "multicall",
         "setTerms", "setDepositRatio", "setCarrier", "setTokenAllowed", "setTreasury",
-        "withdrawFees", "grantRole", "revokeRole", "renounceRole"])
+        "withdrawFees", "sweep", "grantRole", "revokeRole", "renounceRole"])
 
     released, _ = delivered_order(env)
     open_, _ = fund_order(env)
@@ -1936,6 +2028,29 @@ def test_admin_cannot_move_escrowed_funds(escrow_env: EscrowEnv) -> None:
     assert after == dataclasses.replace(books, fees=0)
     assert c.state(open_) == S.FUNDED
     assert_books(env, env.token)
+
+
+def test_what_the_books_do_not_count_is_swept_to_the_treasury(escrow_env: EscrowEnv) -> None:
+    env, c = escrow_env, escrow_env.client
+    fund_order(env)
+    books = c.totals(env.token)
+    _reverts("EscrowNothingToSweep", lambda: c.send(c.calls.sweep(env.token), env.stranger),
+             token=env.token)
+    # A transfer made straight to the escrow is in no book: anyone may send it to the treasury.
+    env.chain.transact(token_contract(env).functions.transfer(c.address, 777), env.buyer)
+    treasury_before = c.balance(env.token, env.treasury.address)
+    receipt = c.send(c.calls.sweep(env.token), env.stranger)
+    assert the(env, receipt, "Swept") == {"token": env.token, "treasury": env.treasury.address,
+                                          "amount": 777}
+    assert c.balance(env.token, env.treasury.address) == treasury_before + 777
+    assert c.totals(env.token) == books  # the books did not move
+    assert_books(env, env.token)
+    _reverts("EscrowNothingToSweep", lambda: c.send(c.calls.sweep(env.token), env.stranger))
+    # A token never registered has no books: all of it is sweepable.
+    stray = env.chain.deploy("TestStablecoin", sender=env.admin)
+    env.chain.transact(stray.functions.mint(c.address, 5), env.admin)
+    c.send(c.calls.sweep(stray.address), env.stranger)
+    assert c.balance(stray.address, env.treasury.address) == 5
 
 
 def test_terms_changes_do_not_alter_open_orders(escrow_env: EscrowEnv) -> None:

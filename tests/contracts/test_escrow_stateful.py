@@ -69,6 +69,7 @@ from ledger.escrow.types import (
     BPS,
     DAY,
     HOUR,
+    MIN_PRICE,
     NATIVE,
     RULING_SPLIT_BASE,
     ZERO32,
@@ -140,6 +141,7 @@ class MOrder:
     clock: int = 0
     funded_at: int = 0
     lender: str | None = None
+    opened_in: S = S.NONE  # the state a dispute was opened in
     ret_amount: int = 0
     ret_tracking: bytes = ZERO32
     tracking: bytes = ZERO32
@@ -152,6 +154,16 @@ class MOrder:
     settlements: int = 0
     settled: int = 0
     compensation: int = 0
+
+
+def _merchant_side(o: MOrder, address: str) -> bool:
+    """Whether `address` acts for the merchant: the merchant, or the lender once pledged."""
+    return address == o.merchant or (o.lender is not None and address == o.lender)
+
+
+def _consenter(o: MOrder) -> str:
+    """Who may give the buyer money back by consent: the merchant, or once pledged the lender."""
+    return o.lender or o.merchant
 
 
 @dataclass
@@ -262,7 +274,9 @@ rulings = st.one_of(
     st.integers(0, BPS).map(split_ruling),
     st.sampled_from([RULING_SPLIT_BASE, RULING_OPTIONS, RULING_OPTIONS + 1]),  # last: out of range
 )
-prices = st.one_of(st.integers(1, 1_000), st.integers(10**5, 2 * 10**8))
+# Mostly valid prices (the minimum, just above, large), some just below the minimum.
+prices = st.one_of(st.integers(MIN_PRICE, MIN_PRICE + 1_000), st.integers(10**5, 2 * 10**8),
+                   st.integers(1, MIN_PRICE - 1))
 amounts = st.one_of(st.just(0), st.integers(1, 1_000), st.integers(10**5, 10**8))
 time_jumps = st.one_of(
     st.integers(60, HOUR), st.integers(HOUR, 2 * DAY), st.integers(DAY, 21 * DAY)
@@ -490,7 +504,10 @@ class EscrowMachine(RuleBasedStateMachine):
         return self.by_addr.get(right, self.p["stranger"])
 
     def _role(self, name: str, o: MOrder) -> str:
-        """An address for a party name or an order-relative role (@merchant, @buyer)."""
+        """An address for a party name or an order-relative role (@merchant, @buyer, @lender:
+        the lender, or the merchant while the order is not pledged)."""
+        if name == "@lender":
+            return o.lender or o.merchant
         if name == "@merchant":
             return o.merchant
         if name == "@buyer":
@@ -681,7 +698,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowUnauthorizedCaller"
             if merchant.address == buyer:
                 return "EscrowInvalidParties"
-            if price == 0 or price >= UINT88:
+            if price < MIN_PRICE or price >= UINT88:
                 return "EscrowInvalidPrice"
             if not t + 1 <= ship_by <= t + 180 * DAY or not HOUR <= inspection <= 30 * DAY:
                 return "EscrowParameterOutOfBounds"
@@ -825,7 +842,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state not in UNDISPUTED_OPEN:
                 return "EscrowUnexpectedState"
-            if caller.address != o.merchant:
+            if caller.address != _consenter(o):
                 return "EscrowUnauthorizedCaller"
             return None
 
@@ -917,7 +934,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state not in IN_RETURN:
                 return "EscrowUnexpectedState"
-            if caller.address != o.merchant:
+            if caller.address != _consenter(o):
                 return "EscrowUnauthorizedCaller"
             return None
 
@@ -939,7 +956,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def do_pledge(self, o: MOrder, lender: str, caller: LocalAccount) -> bool:
         def predict(t: int) -> str | None:
-            if o.state not in OPEN:
+            if o.state not in UNDISPUTED_OPEN:
                 return "EscrowUnexpectedState"
             if caller.address != o.merchant:
                 return "EscrowUnauthorizedCaller"
@@ -969,7 +986,7 @@ class EscrowMachine(RuleBasedStateMachine):
             if caller.address == o.buyer:
                 if o.state not in (S.DELIVERED, S.RETURNING):
                     return "EscrowUnexpectedState"
-            elif caller.address == o.merchant:
+            elif _merchant_side(o, caller.address):
                 if o.state not in {S.SHIPPED} | IN_RETURN:
                     return "EscrowUnexpectedState"
             else:
@@ -987,6 +1004,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def apply(ts: int, events: list[Any]) -> None:
             assert arb is not None
             o.opener = Party.BUYER if caller.address == o.buyer else Party.MERCHANT
+            o.opened_in = o.state
             o.state = S.DISPUTED
             o.clock = ts
             o.opened_at = ts
@@ -1004,8 +1022,11 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state != S.DISPUTED:
                 return "EscrowUnexpectedState"
-            if caller.address not in (o.buyer, o.merchant):
+            if caller.address != o.buyer and not _merchant_side(o, caller.address):
                 return "EscrowUnauthorizedCaller"
+            party = Party.BUYER if caller.address == o.buyer else Party.MERCHANT
+            if party != o.opener and not o.answered and t > self._deadline(o):
+                return "EscrowWindowClosed"  # the answer is due within the response window
             return None
 
         def apply(ts: int, events: list[Any]) -> None:
@@ -1060,11 +1081,14 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state != S.DISPUTED:
                 return "EscrowUnexpectedState"
-            opener = o.buyer if o.opener == Party.BUYER else o.merchant
-            if caller.address != opener:
+            may_claim = (caller.address == o.buyer if o.opener == Party.BUYER
+                         else _merchant_side(o, caller.address))
+            if not may_claim:
                 return "EscrowUnauthorizedCaller"
             if o.answered:
                 return "EscrowRespondentAnswered"
+            if o.opener == Party.MERCHANT and o.opened_in != S.RETURNING:
+                return "EscrowDefaultNeedsDelivery"  # buyer silence never stands in for delivery
             if t <= self._deadline(o):
                 return "EscrowTooEarly"
             return None
@@ -1397,7 +1421,7 @@ class EscrowMachine(RuleBasedStateMachine):
     @rule(pick=picks, focus_=focus, caller=actor)
     def cancel(self, pick: int, focus_: int, caller: str | None) -> None:
         o = self._order(pick, focus_, UNDISPUTED_OPEN)
-        self.do_cancel(o, self._who(caller, o.merchant))
+        self.do_cancel(o, self._who(caller, self._role("@lender", o)))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits,
           amount=st.one_of(st.sampled_from(["full", "zero", "over"]), st.integers(1, BPS)))
@@ -1441,7 +1465,7 @@ class EscrowMachine(RuleBasedStateMachine):
     @rule(pick=picks, focus_=focus, caller=actor)
     def confirm_return(self, pick: int, focus_: int, caller: str | None) -> None:
         o = self._order(pick, focus_, IN_RETURN)
-        self.do_confirm_return(o, self._who(caller, o.merchant))
+        self.do_confirm_return(o, self._who(caller, self._role("@lender", o)))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits)
     def settle_return(self, pick: int, focus_: int, caller: str | None, wait: int) -> None:
@@ -1454,10 +1478,10 @@ class EscrowMachine(RuleBasedStateMachine):
               ["lender", "lender", "stranger", "buyer2", "@buyer", "@merchant", "zero"]
           ))
     def pledge(self, pick: int, focus_: int, caller: str | None, lender: str) -> None:
-        o = self._order(pick, focus_, OPEN)
+        o = self._order(pick, focus_, UNDISPUTED_OPEN)
         self.do_pledge(o, self._role(lender, o), self._who(caller, o.merchant))
 
-    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant"]), caller=actor,
+    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant", "@lender"]), caller=actor,
           wrong_value=st.sampled_from([False] * 7 + [True]), wait=waits)
     def open_dispute(self, pick: int, focus_: int, side: str, caller: str | None,
                      wrong_value: bool, wait: int) -> None:  # fmt: skip
@@ -1465,7 +1489,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self._wait_for(self._deadline(o), wait)
         self.do_open_dispute(o, self._who(caller, self._role(side, o)), wrong_value)
 
-    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant"]), caller=actor,
+    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant", "@lender"]), caller=actor,
           text=st.text(max_size=8))
     def submit_evidence(self, pick: int, focus_: int, side: str, caller: str | None,
                         text: str) -> None:  # fmt: skip
@@ -1502,7 +1526,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def claim_default(self, pick: int, focus_: int, caller: str | None, wait: int) -> None:
         o = self._order(pick, focus_, {S.DISPUTED})
         self._wait_for(self._deadline(o), wait)
-        opener = o.buyer if o.opener == Party.BUYER else o.merchant
+        opener = o.buyer if o.opener == Party.BUYER else self._role("@lender", o)
         self.do_claim_default(o, self._who(caller, opener))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits)
@@ -1772,7 +1796,7 @@ class EscrowMachine(RuleBasedStateMachine):
             ),))  # fmt: skip
             if o.arbitrator != ZERO_ADDR or o.state == S.DISPUTED:
                 add(("dispute", oid), "disputeOf", [oid], ((
-                    o.arbitrator, o.dispute_id, o.opened_at, int(o.opener), o.answered,
+                    o.arbitrator, o.dispute_id, o.opened_at, int(o.opener), o.answered, int(o.opened_in),
                 ),))  # fmt: skip
             if o.ret_amount or o.state in IN_RETURN:
                 add(("return", oid), "returnOf", [oid], (o.ret_amount, o.ret_tracking))
@@ -1843,7 +1867,9 @@ class EscrowMachine(RuleBasedStateMachine):
             return info.deadline, lambda: c.settle_return(oid, stranger)
         assert info.state == S.DISPUTED, info
         dispute = c.dispute_of(oid)
-        if use_default and not dispute.answered:
+        # A default goes to the opener; the merchant's side only wins one on a return it never got.
+        may_default = dispute.opener == Party.BUYER or dispute.opened_in == S.RETURNING
+        if use_default and not dispute.answered and may_default:
             opener = self.by_addr[info.buyer if dispute.opener == Party.BUYER else info.merchant]
             return info.deadline, lambda: c.claim_default(oid, opener)
         window = c.terms(info.terms_id).arbitration_window
@@ -2082,10 +2108,10 @@ def test_a_merchant_under_its_requirement_can_neither_fund_nor_withdraw(
     m.chain_matches_model()
     _checked(m, m.do_set_deposit_ratio(BPS, m.p["admin"]))  # now it needs 3e8
     _checked(m, m.do_withdraw_deposit(usd, 1, merchant), expected=False)
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 1, 10 * DAY, DAY) is None
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY) is None
     m.chain_matches_model()
-    _checked(m, m.do_deposit(usd, merchant.address, 2 * 10**8 + 1, m.p["stranger"]))
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 1, 10 * DAY, DAY)
+    _checked(m, m.do_deposit(usd, merchant.address, 2 * 10**8 + MIN_PRICE, m.p["stranger"]))
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY)
     m.chain_matches_model()
     m.teardown()
 
