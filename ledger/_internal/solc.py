@@ -172,7 +172,7 @@ def find_compiler() -> tuple[str, str]:
             )
         return explicit, f"native solc {version} ({explicit})"
     native = shutil.which("solc")
-    if native and _compiler_version(native) == SOLC_VERSION:
+    if native and not _is_solc_select_shim(native) and _compiler_version(native) == SOLC_VERSION:
         return native, f"native solc {SOLC_VERSION} ({native})"
     adapter = PROJECT_ROOT / "scripts" / "solcjs-adapter.cjs"
     if not (_node_modules() / "solc" / "package.json").exists():
@@ -183,6 +183,17 @@ def find_compiler() -> tuple[str, str]:
     if shutil.which("node") is None:
         raise ConfigError("solc-js needs Node.js (`node`) on PATH")
     return str(adapter), f"solc-js {SOLC_VERSION} via {adapter.name}"
+
+
+def _is_solc_select_shim(path: str) -> bool:
+    """Whether `path` is solc-select's `solc` wrapper (it comes with slither's crytic-compile, so
+    the dev virtualenv has one): run without a compiler installed, it downloads one, so it is
+    never run to ask its version. A compiler solc-select installed can be named in LEDGER_SOLC."""
+    try:
+        with open(path, "rb") as f:
+            return b"solc_select" in f.read(4096)
+    except OSError:
+        return False
 
 
 def _run_compiler(binary: str, standard_input: dict[str, Any]) -> dict[str, Any]:
