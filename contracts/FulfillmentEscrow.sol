@@ -116,7 +116,6 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     uint256 private constant M_DISPUTED = 1 << uint256(OrderState.Disputed);
     uint256 private constant M_IN_RETURN = M_RETURNING | M_RETURN_SHIPPED | M_RETURN_DELIVERED;
     uint256 private constant M_UNDISPUTED_OPEN = M_FUNDED | M_SHIPPED | M_DELIVERED | M_IN_RETURN;
-    uint256 private constant M_OPEN = M_UNDISPUTED_OPEN | M_DISPUTED;
 
     // ---------------------------------------------------------------------------------------------
     // Storage

@@ -1969,6 +1969,11 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
         for who in (env.merchant, env.treasury):
             _reverts("AccessControlUnauthorizedAccount", lambda a=attempt, w=who: a(w),
                      account=who.address, neededRole=ADMIN_ROLE)
+    # The panel's fees never go to the zero address, and a panel always has an admin.
+    _reverts("PanelZeroAddress",
+             lambda: env.chain.transact(arb.functions.withdrawFees(NATIVE, 0), env.admin))
+    _reverts("PanelZeroAddress",
+             lambda: env.chain.deploy("PanelArbitrator", NATIVE, [env.stranger.address], 1, 0))
     # The panel: a strict majority of distinct, non-zero members.
     for members, threshold in (([env.stranger.address] * 2, 2), ([env.stranger.address], 0),
                                ([env.stranger.address, env.lender.address], 1),
