@@ -85,7 +85,7 @@ def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
     oid = case.order_id
     changed = apply_overrides(case, [
         Override.parse("drop:deliver"), Override.parse("time:release=-2d"),
-        Override.parse("arg:ship.shipment.trackingHash=\"0x" + "00" * 32 + "\""),
+        Override.parse('arg:ship.shipment.tracking="SF:0000000000"'),
         Override.parse(f'record:{oid}:ship.tracking_number="SF0000000000"'),
     ])  # fmt: skip
     assert dumps_case(case) == text  # the original is untouched
@@ -93,7 +93,7 @@ def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
     original = {a.function: a for a in case.actions}
     assert by_function["deliver"].dropped and by_function["deliver"].overridden == ["drop:deliver"]
     assert by_function["release"].time == original["release"].time - 2 * 86400
-    assert by_function["ship"].args["shipment"]["trackingHash"] == "0x" + "00" * 32
+    assert by_function["ship"].args["shipment"]["tracking"] == "SF:0000000000"
     assert next(r for r in changed.evidence.records
                 if r.record["id"] == f"{oid}:ship").record["tracking_number"] == "SF0000000000"
     assert load_case(dumps_case(changed)) == changed
