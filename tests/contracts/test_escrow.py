@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger.chain.abi import decode_revert
 from ledger.chain.keys import labelled_key
@@ -298,8 +298,12 @@ def _offer_digest_by_hand(env: EscrowEnv, escrow: str, offer: Offer) -> bytes:
         env.client.escrow.functions.eip712Domain())[:5]
     assert fields == b"\x0f" and (name, version, chain_id) == (
         "FulfillmentEscrow", "1", env.chain.chain_id) and contract == escrow
-    word = lambda v: v.rjust(32, b"\0") if isinstance(v, bytes) else int(v).to_bytes(32, "big")
-    address = lambda a: bytes.fromhex(a[2:])
+    def word(v: Any) -> bytes:
+        return v.rjust(32, b"\0") if isinstance(v, bytes) else int(v).to_bytes(32, "big")
+
+    def address(a: str) -> bytes:
+        return bytes.fromhex(a[2:])
+
     domain = keccak(keccak(text="EIP712Domain(string name,string version,uint256 chainId,"
                                  "address verifyingContract)")
                     + keccak(text=name) + keccak(text=version) + word(chain_id)

@@ -1377,7 +1377,8 @@ class EscrowMachine(RuleBasedStateMachine):
             if target == "confirmed":
                 self.do_confirm_delivery(o, buyer)
                 continue
-            self.do_deliver(o, self.p["carrier2"], self._spelling_of(o.tracking), self.chain.timestamp(), buyer)
+            self.do_deliver(o, self.p["carrier2"], self._spelling_of(o.tracking), self.chain.timestamp(),
+                            buyer)
             if target in ("disputed_by_buyer", "voted_once"):
                 self.do_open_dispute(o, buyer)
             if target == "voted_once" and o.state == S.DISPUTED:
@@ -1760,7 +1761,8 @@ class EscrowMachine(RuleBasedStateMachine):
                 self.do_open_dispute(o, buyer if choice == 1 else merchant)
         elif o.state in (S.RETURN_SHIPPED, S.RETURN_DELIVERED):
             if choice == 0 and o.state == S.RETURN_SHIPPED:
-                self.do_deliver_return(o, carrier, self._spelling_of(o.ret_tracking), max(o.clock, now - 60), merchant)
+                self.do_deliver_return(o, carrier, self._spelling_of(o.ret_tracking), max(o.clock, now - 60),
+                                       merchant)
             elif choice == 1:
                 self.do_open_dispute(o, merchant)
             elif choice == 2:
@@ -2150,7 +2152,8 @@ def test_back_dated_attestations_do_not_shorten_windows(machine: EscrowMachine) 
     _checked(m, m.do_ship(o, m.p["carrier"], m._fresh_tracking(), long_ago, m.p["stranger"]))
     _checked(m, m.do_refund(o, m.p["buyer"]), expected=False)
     m._travel(m.terms[o.terms_id].delivery_window + 2)
-    _checked(m, m.do_deliver(o, m.p["carrier"], m._spelling_of(o.tracking), m.chain.timestamp(), m.p["stranger"]),
+    _checked(m, m.do_deliver(o, m.p["carrier"], m._spelling_of(o.tracking), m.chain.timestamp(),
+                             m.p["stranger"]),
              expected=False)  # the window closed: no late delivery attestation
     _checked(m, m.do_refund(o, m.p["buyer"]))
     m.teardown()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.dev.sandbox import EscrowEnv
 import pytest
 
+from ledger.dev.sandbox import EscrowEnv
 from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
 from ledger.escrow.types import NATIVE, ZERO32
 
@@ -44,7 +44,8 @@ def test_a_batch_carries_the_escrow_calls_and_refuses_what_cannot_be_batched(
     target, encoded = batch.fn.arguments
     assert target == e.client.address
     assert encoded == [bytes.fromhex(e.client.escrow.encode_abi("release", [order_key("O1"), bytes(32)])[2:]),
-                       bytes.fromhex(e.client.escrow.encode_abi("refund", [order_key("O2"), b"\x07" * 32])[2:])]
+                       bytes.fromhex(
+                           e.client.escrow.encode_abi("refund", [order_key("O2"), b"\x07" * 32])[2:])]
     for bad in (calls.fund_reserve(NATIVE, 9), calls.approve(e.token, 1)):
         with pytest.raises(ValueError, match="cannot be batched"):
             calls.batched(batcher, [release, bad])
