@@ -140,3 +140,7 @@ class AuditError(LedgerError, ValueError):
 
 class CaseError(LedgerError, ValueError):
     """A case file is malformed or cannot be built."""
+
+
+class TrustRootError(LedgerError, ValueError):
+    """A trust file is malformed, or the anchor was pinned in two ways that disagree."""

@@ -7,7 +7,13 @@ import time
 
 from ledger._internal import solc
 from ledger.cli._common import add_json, add_rpc, address_of, data_dir, emit, open_chain
-from ledger.deploy import DEFAULT_DEPOSIT_RATIO_BPS, deploy_escrow, deploy_evidence_log, manifest_path
+from ledger.deploy import (
+    DEFAULT_DEPOSIT_RATIO_BPS,
+    deploy_escrow,
+    deploy_evidence_log,
+    manifest_path,
+    trust_root_path,
+)
 from ledger.errors import ConfigError
 
 __all__ = ["configure"]
@@ -43,8 +49,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, redeploy=args.redeploy,
         )  # fmt: skip
         deployments += [esc.arbitrator, esc.escrow]
+    trust = trust_root_path(ddir, chain.chain_id)
     payload = {
         "manifest": str(manifest_path(ddir, chain.chain_id)),
+        "trust_root": str(trust),
         "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},
         # the log's fields at the top level, as before the escrow existed
         "reused": deployments[0].reused, **deployments[0].to_json(),
@@ -54,6 +62,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number})"
         for d in deployments
     ]
+    lines.append(f"trust file for auditors: {trust} (they pin the log with `ledger verify --trust FILE`)")
     emit(args, payload, "\n".join(lines))
     return 0
 

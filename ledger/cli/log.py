@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
 from ledger.chain.rpc import connect
@@ -23,14 +24,15 @@ from ledger.cli._common import (
     spinner,
 )
 from ledger.deploy import evidence_log
-from ledger.errors import LedgerError, StoreError, ValidationError
+from ledger.errors import ConfigError, LedgerError, StoreError, TrustRootError, ValidationError
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.records import parse_jsonl
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin, read_trust_root
 
-__all__ = ["configure", "print_verdict"]
+__all__ = ["VERIFY_EXIT", "configure", "print_verdict", "verify_pin"]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -149,18 +151,57 @@ def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
     return latest.chain_id, latest.contract
 
 
+#: `ledger verify`'s exit status per `Verdict.status` (2 is a malformed bundle or trust file, or
+#: no node when one is needed: a `LedgerError`, as for every command)
+VERIFY_EXIT = {"verified": 0, "not_verified": 1, "head_unchecked": 3, "unpinned": 3}
+
+VERIFY_EPILOG = """exit status: 0 verified (every record, and the head on the pinned contract); 1 not
+verified (something in the bundle is false, each failure named); 2 unusable input (a malformed
+bundle or trust file, no node when one is needed); 3 the head was not checked (--offline), or
+the anchor contract was not pinned (no --trust, or not both --expect-chain-id and
+--expect-contract). --json prints "status": verified | not_verified | head_unchecked | unpinned."""
+
+_STATUS_LINE = {
+    "verified": "[green]VERIFIED[/green]",
+    "not_verified": "[red]NOT VERIFIED[/red]",
+    "head_unchecked": "[yellow]HEAD NOT CHECKED[/yellow] (offline: the records match the head the "
+                      "bundle states; whether that head is anchored was not asked)",
+    "unpinned": "[yellow]ANCHOR CONTRACT NOT PINNED[/yellow] (the head is anchored by the contract the "
+                "bundle names, but anyone can deploy an EvidenceLog: pass --trust FILE)",
+}
+
+
+def verify_pin(args: argparse.Namespace) -> Pin | None:
+    """What `ledger verify` was told to trust: a trust file, or --expect-* flags."""
+    expected = args.expect_chain_id is not None or args.expect_contract is not None
+    if args.trust and expected:
+        raise TrustRootError("pin the anchor with --trust FILE or with --expect-chain-id/--expect-contract, "
+                             "not both")
+    if args.trust:
+        return Pin.of(read_trust_root(Path(args.trust)))
+    if not expected:
+        return None
+    contract = args.expect_contract
+    if contract is not None and not is_address(contract):
+        raise TrustRootError(f"--expect-contract {contract!r} is not an address")
+    return Pin(args.expect_chain_id, None if contract is None else to_checksum_address(contract))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.offline and args.rpc:
+        raise ConfigError("--offline asks no node: drop --rpc")
     text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
     bundle = load_bundle(text, args.bundle)
-    chain = connect(rpc_url(args))
+    pin = verify_pin(args)
+    w3 = None if args.offline else connect(rpc_url(args)).w3
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
-        verdict = verify_bundle(bundle, chain.w3, progress=advance)
+        verdict = verify_bundle(bundle, w3, progress=advance, pin=pin)
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2))
     else:
         print_verdict(verdict)
-    return 0 if verdict.ok else 1
+    return VERIFY_EXIT[verdict.status]
 
 
 def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
@@ -174,10 +215,9 @@ def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
             for f in r.failures:
                 out.print(f"[red]FAIL[/red] leaf {r.index} {r.record_id}: {f}")
     good = sum(r.ok for r in verdict.records)
-    status = "[green]VERIFIED[/green]" if verdict.ok else "[red]NOT VERIFIED[/red]"
     out.print(
-        f"{status}: {good}/{len(verdict.records)} records; head size {verdict.tree_size} on chain "
-        f"{verdict.chain_id} contract {verdict.contract}"
+        f"{_STATUS_LINE[verdict.status]}: {good}/{len(verdict.records)} records; head size "
+        f"{verdict.tree_size} on chain {verdict.chain_id} contract {verdict.contract}"
     )
 
 
@@ -206,5 +246,15 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-o", "--output", default="-", help="bundle file (default stdout)")
         sp.set_defaults(func=cmd_export)
     elif name == "verify":
+        sp.epilog = VERIFY_EPILOG
         sp.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
+        sp.add_argument("--trust", metavar="FILE",
+                        help="trust file pinning the chain and the EvidenceLog (`ledger deploy` writes "
+                        "<data dir>/trust/<chain id>.json)")
+        sp.add_argument("--expect-chain-id", type=int, metavar="N", help="pin the chain id (without --trust)")
+        sp.add_argument("--expect-contract", metavar="ADDRESS",
+                        help="pin the EvidenceLog's address (without --trust)")
+        sp.add_argument("--offline", action="store_true",
+                        help="check records and proofs against the bundle's own head; ask no node "
+                        "(exit 3 when they hold: the head is not checked)")
         sp.set_defaults(func=cmd_verify)

@@ -36,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "anchor": ("ledger.cli.log", "anchor the current tree head on chain (resumes pending anchors first)"),
     "status": ("ledger.cli.log", "log size, anchoring state"),
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
-    "verify": ("ledger.cli.log", "verify an evidence bundle against the chain; exit 0 only if all verified"),
+    "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "
+               "if all verified)"),
     "order": ("ledger.cli.escrow", "escrowed orders: open, ship, deliver, confirm, release, refund, "
               "cancel, returns, show"),
     "dispute": ("ledger.cli.escrow", "disputes: open, evidence, vote (panel), default, timeout"),

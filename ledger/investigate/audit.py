@@ -42,6 +42,7 @@ from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
 from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
+from ledger.evidence.trust import Pin
 from ledger.investigate.audit_figures import compute_figures
 from ledger.investigate.audit_model import (
     DEPOSIT_EVENTS,
@@ -270,7 +271,8 @@ class Auditor:
             return
         _logger.debug("verifying %d record(s) against the anchored head of size %d",
                       len(covered), anchor.size)
-        verdict = verify_bundle(bundle, self.w3)
+        # The auditor chose this EvidenceLog (--log, or the deployment manifest): it is the pin.
+        verdict = verify_bundle(bundle, self.w3, pin=Pin(self.chain.chain_id, self.log_address))
         by_index = {v.index: v for v in verdict.records}
         for r in covered:
             v = by_index.get(r.record.index)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.deploy import deploy_evidence_log
+from ledger.deploy import deploy_evidence_log, trust_root_path
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert, LedgerError
 from ledger.escrow.eip712 import order_key
@@ -19,6 +19,7 @@ from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import export_bundle, verify_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin, read_trust_root
 
 START = "2026-11-11T12:00:00Z"
 
@@ -189,7 +190,8 @@ def test_anchored_escrow_evidence_verifies_in_a_bundle(platform, escrow_env, ord
     bundle, left_out = export_bundle(p.store, e.chain.chain_id, log.address, order_id=oid)
     assert not left_out and {r.record["kind"] for r in bundle.records} == {
         "order", "payment", "shipment", "delivery"}
-    assert verify_bundle(bundle, e.chain.w3).ok
+    pin = Pin.of(read_trust_root(trust_root_path(tmp_path, e.chain.chain_id)))
+    assert verify_bundle(bundle, e.chain.w3, pin=pin).ok
     # The escrow's evidence hashes are exactly the bundle's leaves.
     leaves = {item.leaf_hash for item in bundle.records}
     escrow_steps = [a for a in p.store.actions(order_id=oid) if a.action not in NON_ESCROW_ACTIONS]
