@@ -35,11 +35,12 @@ FORMAT: Final = "evidence-escrow/bundle/v1"
 #: 32 bytes as the exporter writes them: 64 lowercase hex digits, no 0x (leaf hashes, proof
 #: hashes, roots, salts, order keys, personal commitments). Any other spelling is malformed:
 #: two spellings of one value would let a reader and a verifier disagree on what was said.
-Hex32 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+#: (``\Z``, not ``$``, which also matches before a final newline that `bytes.fromhex` skips.)
+Hex32 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
 #: A transaction or block hash as Ethereum nodes write it: 0x and 64 lowercase hex digits.
-TxHash = Annotated[str, Meta(pattern=r"^0x[0-9a-f]{64}$")]
+TxHash = Annotated[str, Meta(pattern=r"^0x[0-9a-f]{64}\Z")]
 #: An address: 0x and 40 hex digits, in EIP-55 checksum case (`check_address`).
-Address = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Address = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}\Z")]
 #: A tree size, leaf index, block number, time or chain id: a JSON integer from 0 to 2**63 - 1 (the
 #: chain's uint64 and uint48 values, as far as anyone will reach; never a string, float or bool).
 Uint = Annotated[int, Meta(ge=0, le=2**63 - 1)]

@@ -179,6 +179,12 @@ MALFORMED: Malformed = {
     "root with 0x": (edit(lambda d: d["anchor"].update(root="0x" + d["anchor"]["root"])), "`$.anchor.root`"),
     "leaf hash in upper case": (edit(lambda d: _first(d).update(leaf_hash=_first(d)["leaf_hash"].upper())),
                                 "`$.records[0].leaf_hash`"),
+    "leaf hash with a final newline": (edit(lambda d: _first(d).update(leaf_hash="ab" * 32 + "\n")),
+                                       "`$.records[0].leaf_hash`"),
+    "tx hash with a final newline": (edit(lambda d: d["anchor"].update(tx_hash="0x" + "ab" * 32 + "\n")),
+                                     "`$.anchor.tx_hash`"),
+    "contract with a final newline": (edit(lambda d: d["anchor"].update(contract="0x" + "12" * 20 + "\n")),
+                                      "`$.anchor.contract`"),
     "salt with 0x": (edit(lambda d: _first(d).update(salt="0x" + _first(d)["salt"])), "`$.records[0].salt`"),
     "proof hash with one upper-case digit": (
         edit(lambda d: _first(d)["inclusion_proof"].__setitem__(0, "A" + "0" * 63)),
