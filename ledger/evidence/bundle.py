@@ -235,16 +235,16 @@ def _verify_one(item: BundleRecord, size: int, root: bytes, order_keys: dict[str
         v.failures.append("record carries reserved field 'salt' or 'personal_commitment'")
         return v
     salt = hex_bytes(item.salt)
-    wrong_salt = _wrong_salt(record, rid, salt, order_keys)
-    if wrong_salt is not None:
-        v.failures.append(wrong_salt)
     pc = None if item.personal_commitment is None else hex_bytes(item.personal_commitment)
-    v.failures.extend(_personal_failures(item, pc))
     try:
         _, computed_leaf = committed_leaf(record, salt, pc)
     except (TypeError, ValueError) as exc:
         v.failures.append(f"record cannot be canonicalised: {exc}")
         return v
+    wrong_salt = _wrong_salt(record, rid, salt, order_keys)
+    if wrong_salt is not None:
+        v.failures.append(wrong_salt)
+    v.failures.extend(_personal_failures(item, pc))
     stated_leaf = hex_bytes(item.leaf_hash)
     if computed_leaf != stated_leaf and wrong_salt is None:  # a wrong salt already says why
         v.failures.append(

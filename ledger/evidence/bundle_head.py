@@ -1,4 +1,4 @@
-"""A bundle's head against its pin and the chain: steps 6 to 10 of docs/bundle.md.
+"""A bundle's head against its pin and the chain: steps 7 to 12 of docs/bundle.md.
 
 The records of a bundle are checked offline against the head the bundle states
 (`ledger.evidence.bundle`); this module decides whether that head is true: that the
@@ -74,7 +74,7 @@ def _hash(value: bytes) -> str:
 
 
 def pin_failures(head: BundleAnchor, pin: Pin | None) -> list[str]:
-    """Step 6: the bundle's chain and contract are the pinned ones (no chain needed)."""
+    """Step 7: the bundle's chain and contract are the pinned ones (no chain needed)."""
     failures = []
     if pin is not None and pin.chain_id is not None and head.chain_id != pin.chain_id:
         failures.append(f"wrong chain: anchor.chain_id is {head.chain_id}, the pinned chain is "
@@ -86,7 +86,7 @@ def pin_failures(head: BundleAnchor, pin: Pin | None) -> list[str]:
 
 
 def deployment_failures(w3: Any, root: TrustRoot) -> list[str]:
-    """Step 8: the trust root's deployment_tx created its contract in its block (and was sent
+    """Step 9: the trust root's deployment_tx created its contract in its block (and was sent
     by its deployer, when it names one)."""
     tx = root.deployment_tx
     receipt = _ask("the deployment's receipt", lambda: w3.eth.get_transaction_receipt(tx))
@@ -109,7 +109,7 @@ def deployment_failures(w3: Any, root: TrustRoot) -> list[str]:
 def verify_head_on_chain(
     head: BundleAnchor, w3: Any, pin: Pin | None = None
 ) -> tuple[list[str], int | None]:
-    """Steps 7 to 10 on the node `w3`: (failures, the anchoring time EvidenceLog recorded)."""
+    """Steps 8 to 12 on the node `w3`: (failures, the anchoring time EvidenceLog recorded)."""
     chain = _ask("the chain id", lambda: int(w3.eth.chain_id))
     if head.chain_id != chain:
         return [f"wrong chain: anchor.chain_id is {head.chain_id}, the node is chain {chain}"], None
@@ -136,7 +136,7 @@ def verify_head_on_chain(
 
 
 def _tx_failures(w3: Any, log: Any, head: BundleAnchor, root: bytes) -> list[str]:
-    """Step 9: anchor.tx_hash succeeded, emitted HeadAnchored(tree_size, root) from the contract,
+    """Step 11: anchor.tx_hash succeeded, emitted HeadAnchored(tree_size, root) from the contract,
     and was mined in the block the bundle states."""
     tx = head.tx_hash
     receipt = _ask("the anchoring transaction's receipt", lambda: w3.eth.get_transaction_receipt(tx))
@@ -156,7 +156,7 @@ def _tx_failures(w3: Any, log: Any, head: BundleAnchor, root: bytes) -> list[str
 
 
 def _block_failures(w3: Any, head: BundleAnchor) -> list[str]:
-    """Step 10: the stated block is canonical: the chain's block at anchor.block_number has the
+    """Step 12: the stated block is canonical: the chain's block at anchor.block_number has the
     stated hash and time."""
     n = head.block_number
     block = _ask(f"block {n}", lambda: w3.eth.get_block(n))
