@@ -143,4 +143,5 @@ class CaseError(LedgerError, ValueError):
 
 
 class TrustRootError(LedgerError, ValueError):
-    """A trust file is malformed, or the anchor was pinned in two ways that disagree."""
+    """A trust file is malformed or unreadable, or a pin given on the command line is unusable
+    (not an address, or given beside a trust file)."""

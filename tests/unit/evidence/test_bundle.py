@@ -62,6 +62,8 @@ LIES: dict[str, tuple[Callable[[Bundle], Any], str]] = {
                                              setattr(b, "order_keys", None)), "tampered content"),
     "other stated leaf": (lambda b: _set("leaf_hash", "22" * 32)(b.records[0]), "tampered content"),
     "longer proof": (lambda b: b.records[0].inclusion_proof.append("11" * 32), "bad inclusion proof"),
+    "changed content and proof": (lambda b: (b.records[0].record.update(ts="2027-01-01T00:00:00Z"),
+                                             b.records[0].inclusion_proof.pop()), "bad inclusion proof"),
     "shorter proof": (lambda b: b.records[0].inclusion_proof.pop(), "bad inclusion proof"),
     "other index": (lambda b: _set("index", b.records[0].index + 1)(b.records[0]), "bad inclusion proof"),
     "index beyond the head": (lambda b: _set("index", b.anchor.tree_size)(b.records[-1]),
@@ -116,6 +118,20 @@ def test_a_wrong_salt_is_not_also_called_tampered_content(bundle: Bundle) -> Non
     assert len(failures) == 1 and failures[0].startswith("wrong salt")
 
 
+def test_changed_content_is_not_also_called_a_bad_proof(bundle: Bundle) -> None:
+    """The stated leaf is in the tree: the content changed, not the proof."""
+    failures = _failures(bundle, LIES["changed content"][0])[0]
+    assert len(failures) == 1 and failures[0].startswith("tampered content")
+    both = _failures(bundle, LIES["changed content and proof"][0])[0]
+    assert [f.split(":")[0] for f in both] == ["tampered content", "bad inclusion proof"]
+
+
+def test_verify_records_reports_progress_once_per_record(bundle: Bundle) -> None:
+    steps: list[int] = []
+    verdicts, _, _ = verify_records(bundle, progress=steps.append)
+    assert steps == [1] * len(verdicts) == [1] * len(bundle.records)
+
+
 def test_a_record_with_an_empty_id_still_has_its_salt_checked(bundle: Bundle) -> None:
     failures = _failures(bundle, lambda b: b.records[0].record.update(id=""))[0]
     assert failures and failures[0].startswith("wrong salt")
@@ -133,6 +149,38 @@ def test_a_record_without_a_valid_ts_is_outside_a_bounded_selection(bundle: Bund
     failures = _failures(bundle, change)
     assert any("not an RFC 3339 time to compare with the selection's bounds" in f for f in failures[0])
     assert all(not f for f in failures[1:])
+
+
+def test_selection_failures_name_the_field_and_both_values(bundle: Bundle) -> None:
+    order = bundle.records[0].record["order_id"]
+
+    def change(b: Bundle) -> None:
+        b.selection.merchant_id = "M-other"
+        b.records[0].record["order_id"] = 7
+        del b.records[1].record["merchant_id"]
+
+    failures = _failures(bundle, change)
+    merchant = bundle.records[0].record["merchant_id"]
+    assert [f for f in failures[0] if f.startswith("outside")] == [
+        f"outside the selection: record.order_id is 7, selection.order_id is {order!r}",
+        f"outside the selection: record.merchant_id is {merchant!r}, selection.merchant_id is 'M-other'"]
+    assert [f for f in failures[1] if f.startswith("outside")] == [
+        "outside the selection: record.merchant_id is missing, selection.merchant_id is 'M-other'"]
+
+
+def test_a_record_outside_the_selection_every_way_has_every_failure(bundle: Bundle) -> None:
+    def change(b: Bundle) -> None:
+        b.selection.since = "2000-01-01T00:00:00Z"
+        b.records[0].record.update(order_id="O-other", ts="soon")
+
+    failures = [f for f in _failures(bundle, change)[0] if f.startswith("outside")]
+    assert [f.split(" is ")[0] for f in failures] == ["outside the selection: record.order_id",
+                                                      "outside the selection: record.ts"]
+
+
+def test_without_time_bounds_a_records_ts_is_not_read(bundle: Bundle) -> None:
+    failures = _failures(bundle, lambda b: b.records[0].record.update(ts=None))[0]
+    assert failures and not any(f.startswith("outside") for f in failures)
 
 
 def test_selection_bounds_compare_as_times_not_strings(bundle: Bundle) -> None:
