@@ -111,7 +111,7 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     run(["anchor"], env)
     bundle = tmp_path / "c.json"
     run(["export", "--order", c, "-o", str(bundle)], env)
-    assert run(["verify", str(bundle)], env).returncode == 0
+    assert run(["verify", str(bundle), "--trust", dep["trust_root"]], env).returncode == 0
     kinds = {r["record"]["kind"] for r in json.loads(bundle.read_text())["records"]}
     assert kinds == {"order", "payment", "shipment", "delivery"}
 
