@@ -24,7 +24,7 @@ from typing import Any
 
 from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
-from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
+from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
@@ -408,13 +408,21 @@ class Store:
 
     @staticmethod
     def _time_range(since: str | None, until: str | None) -> tuple[str, list[int]]:
+        # Every record's time is in 0..MAX_NS; a bound outside it is clamped, or dropped
+        # where it selects everything, so that it binds as an SQLite INTEGER.
         where, args = "", []
         if since:
-            where += " AND ts_ns >= ?"
-            args.append(parse_time_ns(since))
+            lo = max(parse_time_ns(since), 0)
+            if lo > MAX_NS:
+                where += " AND 0"
+            else:
+                where += " AND ts_ns >= ?"
+                args.append(lo)
         if until:
-            where += " AND ts_ns < ?"
-            args.append(parse_time_ns(until))
+            hi = max(parse_time_ns(until), 0)
+            if hi <= MAX_NS:
+                where += " AND ts_ns < ?"
+                args.append(hi)
         return where, args
 
     def record_by_id(self, record_id: str) -> StoredRecord | None:
