@@ -92,15 +92,19 @@ def duration(text: str) -> int:
 
 
 @contextmanager
-def progress_bar(enabled: bool, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (or a no-op): yields advance(n)."""
+def progress_bar(
+    enabled: bool, description: str, total: int | None, *, in_bytes: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (or a no-op): yields advance(n); n counts items, or
+    bytes (shown as such) with `in_bytes`."""
     if not enabled:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        "[progress.description]{task.description}", BarColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeElapsedColumn(), console=console(stderr=True), transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -23,43 +26,57 @@ from ledger.cli._common import (
     spinner,
 )
 from ledger.deploy import evidence_log
-from ledger.errors import LedgerError, StoreError, ValidationError
+from ledger.errors import ConfigError, StoreError, ValidationError
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
-from ledger.evidence.records import parse_jsonl
-from ledger.evidence.store import Store
+from ledger.evidence.model import Record
+from ledger.evidence.records import read_jsonl
+from ledger.evidence.store import Batch, Store
 
 __all__ = ["configure", "print_verdict"]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    results = []
+    if args.files.count("-") > 1:
+        raise ConfigError("'-' (stdin) can be given only once")
     show = not args.json and sys.stderr.isatty()
     with open_store(args) as store:
-        # Validate every file before storing any: one bad file stores nothing.
-        parsed = []
-        problems = []
+        # Validate every file before storing any, then store them all in one transaction:
+        # a problem anywhere stores nothing.
+        batches, problems = [], []
         for name in args.files:
-            path = Path(name)
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise LedgerError(f"cannot read {name}: {exc.strerror}") from None
-            try:
-                parsed.append((name, parse_jsonl(data, source=name)))
+                batches.append(Batch(_source(name), _validated(name, show)))
             except ValidationError as exc:
                 problems.extend(exc.problems)
         if problems:
             raise ValidationError(problems)
-        for name, recs in parsed:
-            with progress_bar(show, f"ingest {name}", len(recs)) as advance:
-                results.append(store.ingest(recs, source=name, progress=advance))
+        total = sum(len(b.records) for b in batches)
+        with progress_bar(show, f"store {len(batches)} file(s)", total) as advance:
+            results = store.ingest_batches(batches, progress=advance)
         size = store.size
     payload = {"files": [r.__dict__ for r in results], "log_size": size}
     lines = [f"{r.source}: stored {r.stored}, already present {r.skipped}" for r in results]
     emit(args, payload, "\n".join(lines + [f"log size now {size}"]))
     return 0
+
+
+def _source(name: str) -> str:
+    return "<stdin>" if name == "-" else name
+
+
+def _validated(name: str, show: bool) -> list[Record]:
+    """One input file (or stdin, '-'), validated line by line as it is read: the records
+    are kept, never the file."""
+    try:
+        with nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb") as f:
+            st = os.fstat(f.fileno())
+            total = st.st_size if stat.S_ISREG(st.st_mode) else None
+            with progress_bar(show, f"validate {_source(name)}", total, in_bytes=True) as advance:
+                return read_jsonl(f, source=_source(name), progress=advance)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from None
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
@@ -186,7 +203,8 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         add_rpc(sp)
     add_json(sp)
     if name == "ingest":
-        sp.add_argument("files", nargs="+", metavar="FILE.jsonl")
+        sp.add_argument("files", nargs="+", metavar="FILE.jsonl",
+                        help="JSONL record files, or - for stdin; all are stored, or none")
         sp.set_defaults(func=cmd_ingest)
     elif name == "anchor":
         sp.add_argument("--confirmations", type=int, default=None,

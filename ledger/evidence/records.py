@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -23,7 +23,7 @@ from ledger.evidence.checks import DupDict, decode_json, type_name
 from ledger.evidence.model import MAX_LINE_BYTES, Record, record_from_validated
 from ledger.evidence.validate import check_record, fast_valid, record_id_of
 
-__all__ = ["parse_jsonl", "parse_line", "parse_record"]
+__all__ = ["parse_jsonl", "parse_line", "parse_record", "read_jsonl"]
 
 _orjson_loads = orjson.loads
 _orjson_dumps = orjson.dumps
@@ -48,6 +48,21 @@ def _strip_eol(line: bytes) -> bytes:
     return line
 
 
+def _too_long(source: str, line_no: int | None, head: bytes, size: int) -> RecordProblem:
+    return RecordProblem(source, line_no, _guess_id(head[:4096]), None,
+                         f"line is {size} bytes; the limit is {MAX_LINE_BYTES} bytes per record")
+
+
+class _Overlong:
+    """A line longer than the limit, read from a stream: its start and its length only."""
+
+    __slots__ = ("head", "size")
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head = head
+        self.size = size
+
+
 def _parse_line(line: bytes, source: str, line_no: int | None) -> tuple[Record | None, list[RecordProblem]]:
     # Fast path: orjson decodes, the fast validator accepts, and re-encoding gives back
     # exactly as many bytes as the line had. orjson keeps the last of duplicate keys, so
@@ -66,12 +81,7 @@ def _parse_line(line: bytes, source: str, line_no: int | None) -> tuple[Record |
             if obj.__class__ is dict and fast_valid(obj) and len(_orjson_dumps(obj)) == len(line):
                 return record_from_validated(obj), []
     if len(line) > MAX_LINE_BYTES:
-        return None, [
-            RecordProblem(
-                source, line_no, _guess_id(line[:4096]), None,
-                f"line is {len(line)} bytes; the limit is {MAX_LINE_BYTES} bytes per record",
-            )
-        ]  # fmt: skip
+        return None, [_too_long(source, line_no, line, len(line))]
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -137,11 +147,48 @@ def parse_jsonl(data: bytes | Iterable[bytes], *, source: str) -> list[Record]:
         return _parse_lines(lines, source)
 
 
-def _parse_lines(lines: Iterable[bytes], source: str) -> list[Record]:
+def read_jsonl(
+    stream: BinaryIO, *, source: str, progress: Callable[[int], None] | None = None
+) -> list[Record]:
+    """`parse_jsonl` for a file or stdin, read line by line: memory holds the records, never
+    the file, and a line over the limit is measured, not held. `progress` is told how many
+    bytes were read (every MiB or so, and at the end)."""
+    with paused_gc():
+        return _parse_lines(_stream_lines(stream, progress), source)
+
+
+_READ = MAX_LINE_BYTES + 3  # a line at the limit, its CR LF, and one byte to see it is over
+
+
+def _stream_lines(stream: BinaryIO, progress: Callable[[int], None] | None) -> Iterator[bytes | _Overlong]:
+    unreported = 0
+    while line := stream.readline(_READ):
+        unreported += len(line)
+        if len(line) == _READ and not line.endswith(b"\n"):
+            size, end = len(line), line[-2:]
+            while more := stream.readline(1 << 20):
+                size, end = size + len(more), (end + more)[-2:]
+                if more.endswith(b"\n"):
+                    break
+            unreported += size - len(line)
+            yield _Overlong(line[:4096], size - (2 if end == b"\r\n" else end.endswith(b"\n")))
+        else:
+            yield line
+        if progress is not None and unreported >= 1 << 20:
+            progress(unreported)
+            unreported = 0
+    if progress is not None and unreported:
+        progress(unreported)
+
+
+def _parse_lines(lines: Iterable[bytes | _Overlong], source: str) -> list[Record]:
     records: list[Record] = []
     problems: list[RecordProblem] = []
     first_seen: dict[str, tuple[Record, int]] = {}
     for line_no, raw in enumerate(lines, 1):
+        if isinstance(raw, _Overlong):
+            problems.append(_too_long(source, line_no, raw.head, raw.size))
+            continue
         if not isinstance(raw, (bytes, bytearray)):
             raise TypeError(f"parse_jsonl takes bytes lines, not {type(raw).__name__}")
         line = _strip_eol(bytes(raw))

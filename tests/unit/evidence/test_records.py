@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from typing import Any
 
@@ -725,3 +726,22 @@ def test_fast_and_exact_paths_refuse_c0_del_and_c1_controls(kind: str, path: tup
         [p] = fast[1]
         assert (p.field, p.reason) == (field, f"control character U+{ord(char):04X} at character 2 "
                                               "is not allowed")
+
+
+def test_read_jsonl_streams_lines_and_measures_an_overlong_one() -> None:
+    """A stream is read line by line; a line over the limit is measured, not held, and
+    reported like one from bytes; the lines around it are checked as usual."""
+    good = as_line(valid("payment"))
+    for eol in (b"\n", b"\r\n"):
+        huge = b'{"id":"O1:big","text":"' + b"x" * (3 * MAX_LINE_BYTES) + b'"}'
+        data = good + eol + huge + eol + good.replace(b"O1:pay", b"O1:pay2") + b"\n\n"
+        seen: list[int] = []
+        with pytest.raises(ValidationError) as err:
+            records.read_jsonl(io.BytesIO(data), source="s", progress=seen.append)
+        [p] = err.value.problems
+        assert (p.line, p.record_id) == (2, "O1:big")
+        assert p.reason == f"line is {len(huge)} bytes; the limit is {MAX_LINE_BYTES} bytes per record"
+        assert sum(seen) == len(data)
+    text = good + b"\n" + good.replace(b"O1:pay", b"O1:pay2")
+    assert [r.id for r in records.read_jsonl(io.BytesIO(text), source="s")] == ["O1:pay", "O1:pay2"]
+    assert records.read_jsonl(io.BytesIO(text), source="s") == parse_jsonl(text, source="s")
