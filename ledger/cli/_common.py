@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +17,18 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
-from ledger.chain.keys import resolve_signer
+from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
-from ledger.errors import ChainUnavailable
+from ledger.errors import ChainUnavailable, ConfigError
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
 __all__ = [
-    "Handler", "add_json", "add_rpc", "address_of", "console", "data_dir", "duration", "emit",
-    "open_chain", "open_store", "progress_bar", "rpc_url", "spinner",
+    "UINT256_MAX", "Handler", "add_json", "add_rpc", "address", "address_of", "address_or_keyref",
+    "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
+    "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "tx_hash",
+    "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -77,6 +80,91 @@ def address_of(chain: Chain, ref: str) -> str:
     """An address given as is, or the address of a key reference (dev:N, env:VAR, keystore:PATH)."""
     ref = ref.strip()
     return to_checksum_address(ref) if is_address(ref) else str(resolve_signer(ref, chain).address)
+
+
+def read_input(name: str) -> bytes:
+    """The bytes of a file named on the command line, or of stdin for '-'."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def write_output(name: str, text: str) -> None:
+    """Write a file named on the command line (an error naming it if that fails)."""
+    try:
+        Path(name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {name}: {exc.strerror or exc}") from None
+
+
+# --- argparse types: a bad value exits 2 naming the argument and why, before any work ----
+
+UINT256_MAX = 2**256 - 1
+
+
+def _integer(text: str, what: str, lo: int, hi: int, shown: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{what} must be an integer from {lo} to {shown}, not "
+                                         f"{text[:80]!r}")
+    return value
+
+
+def amount(text: str) -> int:
+    """A token amount in base units: 0 to 2^256 - 1 (an argparse type)."""
+    return _integer(text, "an amount (in the token's base units)", 0, UINT256_MAX, "2^256 - 1")
+
+
+def price(text: str) -> int:
+    """A price in base units: 1 to 2^256 - 1 (an argparse type)."""
+    return _integer(text, "a price (in the token's base units)", 1, UINT256_MAX, "2^256 - 1")
+
+
+def bounded(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse type for an integer from `lo` to `hi`."""
+    return lambda text: _integer(text, what, lo, hi, str(hi))
+
+
+def keyref(text: str) -> str:
+    """A key reference, dev:N, env:VAR or keystore:PATH (an argparse type; never echoes what
+    was given: it may be a key)."""
+    problem = key_reference_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
+def address_or_keyref(text: str) -> str:
+    """A 0x address or a key reference (an argparse type)."""
+    if is_address(text.strip()):
+        return text.strip()
+    problem = key_reference_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} (or a 0x address)")
+    return text.strip()
+
+
+def address(text: str) -> str:
+    """A 0x address (an argparse type)."""
+    if not is_address(text.strip()):
+        raise argparse.ArgumentTypeError(f"not an address: {text[:80]!r} (0x and 40 hex digits)")
+    return to_checksum_address(text.strip())
+
+
+_TX_HASH = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+
+
+def tx_hash(text: str) -> str:
+    """A transaction hash, 0x-prefixed on the way out (an argparse type)."""
+    if not _TX_HASH.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not a transaction hash: {text[:80]!r} (0x and 64 hex digits)")
+    return "0x" + text.strip().removeprefix("0x")
 
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")

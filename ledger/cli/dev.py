@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ledger.chain.anvil import anvil_command, wait_for_rpc
-from ledger.cli._common import add_json, add_rpc, console, data_dir, duration, emit, open_chain
+from ledger.cli._common import add_json, add_rpc, bounded, console, data_dir, duration, emit, open_chain
 from ledger.dev.demo import run_demo
 
 __all__ = ["configure"]
@@ -74,10 +74,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"seconds per block must be a number above 0 and below "
+                                         f"86400, not {text[:40]!r}")
+    return value
+
+
 def configure(name: str, sp: argparse.ArgumentParser) -> None:
     if name == "node":
-        sp.add_argument("--port", type=int, default=8545)
-        sp.add_argument("--block-time", type=float, default=None,
+        sp.add_argument("--port", type=bounded(1, 65535, "a TCP port"), default=8545)
+        sp.add_argument("--block-time", type=_seconds, default=None,
                         help="seconds per block (default: mine on demand)")
         sp.set_defaults(func=cmd_node)
     elif name == "advance":
@@ -87,9 +99,10 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.set_defaults(func=cmd_advance)
     elif name == "demo":
         add_json(sp)
-        sp.add_argument("--orders", type=int, default=400)
-        sp.add_argument("--merchants", type=int, default=5)
-        sp.add_argument("--seed", type=int, default=11)
-        sp.add_argument("--batches", type=int, default=4, help="ingest+anchor rounds")
+        sp.add_argument("--orders", type=bounded(1, 1_000_000, "a number of orders"), default=400)
+        sp.add_argument("--merchants", type=bounded(1, 1000, "a number of merchants"), default=5)
+        sp.add_argument("--seed", type=bounded(0, 2**63 - 1, "a seed"), default=11)
+        sp.add_argument("--batches", type=bounded(1, 1000, "a number of batches"), default=4,
+                        help="ingest+anchor rounds")
         sp.add_argument("--out", default="demo-output", help="where the bundle files go")
         sp.set_defaults(func=cmd_demo)

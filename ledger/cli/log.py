@@ -8,7 +8,6 @@ import os
 import stat
 import sys
 from contextlib import nullcontext
-from pathlib import Path
 
 from rich.console import Console
 
@@ -16,14 +15,17 @@ from ledger.chain.rpc import connect
 from ledger.cli._common import (
     add_json,
     add_rpc,
+    bounded,
     console,
     data_dir,
     emit,
     open_chain,
     open_store,
     progress_bar,
+    read_input,
     rpc_url,
     spinner,
+    write_output,
 )
 from ledger.deploy import evidence_log
 from ledger.errors import ConfigError, StoreError, ValidationError
@@ -145,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text)
+        write_output(args.output, text)
     msg = f"wrote {len(bundle.records)} record(s) to {args.output}"
     if skipped:
         msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
@@ -167,8 +169,7 @@ def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
-    bundle = load_bundle(text, args.bundle)
+    bundle = load_bundle(read_input(args.bundle), args.bundle)
     chain = connect(rpc_url(args))
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
@@ -207,7 +208,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
                         help="JSONL record files, or - for stdin; all are stored, or none")
         sp.set_defaults(func=cmd_ingest)
     elif name == "anchor":
-        sp.add_argument("--confirmations", type=int, default=None,
+        sp.add_argument("--confirmations", type=bounded(0, 1000, "a number of blocks"), default=None,
                         help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
         sp.set_defaults(func=cmd_anchor)
     elif name == "status":

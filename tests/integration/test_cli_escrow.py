@@ -143,6 +143,6 @@ def test_cli_escrow_errors_are_clear(tmp_path: Path, env: dict[str, str]) -> Non
                "--tracking", "SF123456"], env, check=False)
     assert res.returncode == 2 and "no order record" in res.stderr
     res = run(["withdraw", "--as", "0x12"], env, check=False)
-    assert res.returncode == 2 and "unknown key reference" in res.stderr
+    assert res.returncode == 2 and "argument --as: not a key reference" in res.stderr
     res = run(["dispute", "vote", "X1", "--member", "dev:7", "--ruling", "maybe"], env, check=False)
     assert res.returncode == 2 and "unknown ruling" in res.stderr
