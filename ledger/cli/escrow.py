@@ -36,10 +36,10 @@ from ledger.cli._common import (
     read_input,
 )
 from ledger.deploy import escrow_client
-from ledger.errors import ConfigError
+from ledger.errors import ConfigError, LedgerError
 from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import EscrowStep, Platform
-from ledger.escrow.types import NATIVE, Ruling, split_ruling
+from ledger.escrow.types import NATIVE, OrderState, Ruling, split_ruling
 
 __all__ = ["configure"]
 
@@ -202,6 +202,9 @@ def cmd_pledge(args: argparse.Namespace) -> int:
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         if args.lender is None:
             info = ctx.client.order(order_key(args.order))
+            if info.state is OrderState.NONE:
+                raise LedgerError(f"unknown order {args.order!r}: no order on chain at escrow "
+                                  f"{ctx.client.address}, so nothing is pledged")
             lender = info.lender if info.pledged else None
             payload = {"order_id": args.order, "state": info.state.name, "lender": lender}
             return payload, (f"order {args.order}: {info.state.name}, "
