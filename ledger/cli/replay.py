@@ -28,7 +28,8 @@ from ledger.cli._common import (
 )
 from ledger.deploy import escrow_client, evidence_log
 from ledger.errors import ConfigError
-from ledger.investigate.case import Case, Override, build_case, dumps_case, load_case
+from ledger.investigate.case import Case, build_case, dumps_case, load_case
+from ledger.investigate.overrides import Override
 from ledger.investigate.replay import ReplayResult, replay
 from ledger.investigate.trace import render_trace, trace_transaction
 

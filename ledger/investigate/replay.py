@@ -13,7 +13,7 @@ original and the replayed event logs compare entry by entry; keys, addresses and
 times are all determined by the case, so a replay yields the same event log every time,
 on the embedded chain and on anvil.
 
-What-if overrides (`ledger.investigate.case.Override`) change one action or record before
+What-if overrides (`ledger.investigate.overrides`) change one action or record before
 replaying: drop a step, move it in time, change a call argument or a record field; the
 result names the first step whose outcome diverges and the first whose evidence fails
 verification.
@@ -55,10 +55,10 @@ from ledger.investigate.case import (
     CasePanel,
     CaseSetup,
     Erc20Token,
-    Override,
-    apply_overrides,
+    abi_value,
     function_abi,
 )
+from ledger.investigate.overrides import Override, apply_overrides
 
 __all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
 
@@ -67,23 +67,6 @@ _logger = logging.getLogger(__name__)
 REPLAY_GAS = 3_000_000
 SETUP_LEAD = 3600  # the replay chain starts this long before the first action
 _DISPUTE_ARGS = {"disputeId", "disputeID"}
-
-
-def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
-    """JSON back to an ABI value, with every address passed through `addr` (the mapping)."""
-    t = abi_item["type"]
-    if t.startswith("tuple"):
-        comps = abi_item["components"]
-        if t.endswith("[]"):
-            return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-        return tuple(_pythonify(c, value[c["name"]], addr) for c in comps)
-    if t.endswith("[]"):
-        return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-    if t == "address":
-        return addr(value)
-    if t.startswith("bytes"):
-        return bytes.fromhex(value[2:])
-    return value
 
 
 # --------------------------------------------------------------------------- replay
@@ -389,7 +372,7 @@ class _Replayer:
             typed = signed_message(sig.type, mapped).typed_data(self.chain.chain_id, self.escrow.address)
             signed = self.key(sig.signer).sign_message(encode_typed_data(full_message=typed))
             args[sig.arg] = "0x" + bytes(signed.signature).hex()
-        return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
+        return [abi_value(i, args[i["name"]], self.addr) for i in abi["inputs"]]
 
     def run_step(self, action: CaseAction) -> tuple[str, str | None, list[dict[str, Any]]]:
         """(status, error, events) of one action sent at its original time. It is simulated on
