@@ -26,6 +26,7 @@ from ledger.cli._common import (
     address_of,
     address_or_keyref,
     amount,
+    console,
     data_dir,
     duration,
     emit,
@@ -68,7 +69,10 @@ def _ruling(text: str) -> int:
 
 
 class _Ctx:
-    """The chain, the store and the deployed escrow for one command."""
+    """The chain, the store and the deployed escrow for one command.
+
+    Steps an earlier command stored but could not settle (its node stopped answering, or it
+    was killed) are resumed first, with their stored bytes, as the outbox protocol asks."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -76,6 +80,8 @@ class _Ctx:
         self.store = open_store(args)
         self.client = escrow_client(self.chain, data_dir(args))
         self.platform = Platform(self.store, self.client, self.chain.default_account)
+        if resumed := self.platform.resume():
+            console(stderr=True).print(f"resumed {resumed} escrow step(s) an earlier command left pending")
 
     def signer(self, ref: str) -> LocalAccount:
         return resolve_signer(ref, self.chain)

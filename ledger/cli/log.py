@@ -34,7 +34,7 @@ from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.model import Record
 from ledger.evidence.records import read_jsonl
-from ledger.evidence.store import Batch, Store
+from ledger.evidence.store import AnchorRow, Batch, Store
 
 __all__ = ["configure", "print_verdict"]
 
@@ -90,9 +90,12 @@ def cmd_anchor(args: argparse.Namespace) -> int:
                      f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
                      f"{need} confirmation(s)…"):
             outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
+    resumed = [_resumed_json(a) for a in outcome.settled]
+    lines = [_resumed_text(a) for a in outcome.settled]
     if outcome.head is None:
-        emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed},
-             f"nothing new to anchor (head size {outcome.previous.size} already anchored)")
+        lines.append(f"nothing new to anchor: head size {outcome.previous.size} is anchored")
+        emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed,
+                    "resumed_anchors": resumed}, "\n".join(lines))
         return 0
     payload = {
         "anchored": True,
@@ -103,11 +106,25 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         "block_number": outcome.block_number,
         "gas_used": outcome.gas_used,
         "resumed": outcome.resumed,
+        "resumed_anchors": resumed,
     }
-    emit(args, payload,
-         f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
-         f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+    lines.append(f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
+                 f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+    emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _resumed_json(a: AnchorRow) -> dict[str, object]:
+    return {"size": a.size, "root": a.root.hex(), "tx_hash": "0x" + a.tx_hash.hex(), "status": a.status,
+            "block_number": a.block_number, "error": a.error}
+
+
+def _resumed_text(a: AnchorRow) -> str:
+    """What became of an anchor an earlier run left pending."""
+    what = f"resumed the pending anchor of head size {a.size} (tx 0x{a.tx_hash.hex()})"
+    if a.status == "confirmed":
+        return f"{what}: confirmed in block {a.block_number}"
+    return f"{what}: {a.status}" + (f" ({a.error})" if a.error else "")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
