@@ -9,9 +9,10 @@ import subprocess
 import threading
 from pathlib import Path
 
-from ledger.chain.anvil import anvil_command, wait_for_rpc
+from ledger.chain.anvil import anvil_command, check_port_free, wait_for_rpc
 from ledger.cli._common import add_json, add_rpc, bounded, console, data_dir, duration, emit, open_chain
 from ledger.dev.demo import run_demo
+from ledger.errors import ChainUnavailable
 
 __all__ = ["configure"]
 
@@ -25,12 +26,15 @@ def cmd_node(args: argparse.Namespace) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{args.port}"
     cmd = anvil_command(args.port, state_dir / "state.json", block_time=args.block_time)
+    check_port_free(args.port)
     # SIGTERM (kill, systemd, containers) stops the node like Ctrl-C instead of orphaning anvil.
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if on_main else None
     proc = subprocess.Popen(cmd)
     try:
         wait_for_rpc(url, proc)
+        if proc.poll() is not None:  # what answered was another process on the port
+            raise ChainUnavailable(f"anvil exited with code {proc.returncode} on port {args.port}")
         (ddir / "node.json").write_text(json.dumps({"url": url, "pid": proc.pid}) + "\n")
         console(stderr=True).print(
             f"anvil running at {url} (state in {state_dir}); Ctrl-C stops it and saves the state"
@@ -74,6 +78,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _forward(text: str) -> int:
+    """A duration of at least a second (an argparse type): the clock only moves forward."""
+    seconds = duration(text)
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"the clock only moves forward: give at least 1s, not {text!r}")
+    return seconds
+
+
 def _seconds(text: str) -> float:
     """A positive number of seconds (an argparse type)."""
     try:
@@ -95,7 +107,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "advance":
         add_rpc(sp)
         add_json(sp)
-        sp.add_argument("duration", type=duration, help="e.g. 3d, 12h")
+        sp.add_argument("duration", type=_forward, help="e.g. 3d, 12h")
         sp.set_defaults(func=cmd_advance)
     elif name == "demo":
         add_json(sp)
