@@ -17,6 +17,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
+from ledger._internal.rfc3339 import parse_time_ns
 from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
@@ -27,8 +28,8 @@ from ledger.evidence.store import Store
 __all__ = [
     "UINT256_MAX", "Handler", "add_json", "add_rpc", "address", "address_of", "address_or_keyref",
     "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
-    "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "tx_hash",
-    "write_output",
+    "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
+    "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -82,22 +83,22 @@ def address_of(chain: Chain, ref: str) -> str:
     return to_checksum_address(ref) if is_address(ref) else str(resolve_signer(ref, chain).address)
 
 
-def read_input(name: str) -> bytes:
-    """The bytes of a file named on the command line, or of stdin for '-'."""
+def read_input(name: str, argument: str) -> bytes:
+    """The bytes of a file named by a command-line `argument`, or of stdin for '-'."""
     if name == "-":
         return sys.stdin.buffer.read()
     try:
         return Path(name).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{argument} {name}: cannot read it: {exc.strerror or exc}") from None
 
 
-def write_output(name: str, text: str) -> None:
-    """Write a file named on the command line (an error naming it if that fails)."""
+def write_output(name: str, text: str, argument: str) -> None:
+    """Write the file named by a command-line `argument` (an error naming both if that fails)."""
     try:
         Path(name).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write {name}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{argument} {name}: cannot write it: {exc.strerror or exc}") from None
 
 
 # --- argparse types: a bad value exits 2 naming the argument and why, before any work ----
@@ -155,6 +156,15 @@ def address(text: str) -> str:
     if not is_address(text.strip()):
         raise argparse.ArgumentTypeError(f"not an address: {text[:80]!r} (0x and 40 hex digits)")
     return to_checksum_address(text.strip())
+
+
+def time_bound(text: str) -> str:
+    """An RFC 3339 time, checked and kept as given (an argparse type)."""
+    try:
+        parse_time_ns(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 _TX_HASH = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")

@@ -46,11 +46,15 @@ __all__ = ["configure"]
 
 
 def _token(text: str) -> str:
-    if text.upper() == "ETH":
-        return NATIVE
-    if not is_address(text):
-        raise ConfigError(f"token must be ETH or an ERC-20 address, got {text!r}")
-    return to_checksum_address(text)
+    """ETH (the native token) or an ERC-20 address, as the escrow names it."""
+    return NATIVE if text.upper() == "ETH" else to_checksum_address(text)
+
+
+def _token_arg(text: str) -> str:
+    """A token as given, ETH or an ERC-20 address (an argparse type; `_token` converts it)."""
+    if text.upper() != "ETH" and not is_address(text):
+        raise argparse.ArgumentTypeError(f"must be ETH or an ERC-20 address, not {text[:80]!r}")
+    return text
 
 
 def _ruling(text: str) -> int:
@@ -120,8 +124,9 @@ def _step_out(ctx: _Ctx, step: EscrowStep) -> tuple[dict[str, Any], str]:
 
 
 def _load_record(path: str, option: str) -> dict[str, Any]:
+    data = read_input(path, option)
     try:
-        obj = json.loads(read_input(path))
+        obj = json.loads(data)
     except ValueError as exc:
         raise ConfigError(f"{option} {path}: not a JSON record: {exc}") from None
     if not isinstance(obj, dict):
@@ -322,7 +327,7 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
     p.add_argument("--merchant", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--price", required=True, type=price, help="in the token's base units")
-    p.add_argument("--token", default="ETH", help="ETH or an allowed ERC-20 address")
+    p.add_argument("--token", default="ETH", type=_token_arg, help="ETH or an allowed ERC-20 address")
     p.add_argument("--ship-within", type=duration, default=3 * 86400, help="ship-by, from now (3d)")
     p.add_argument("--inspection", type=duration, default=3 * 86400, help="inspection window (3d)")
     p.add_argument("--offer-ttl", type=duration, default=3600, help="offer expiry (1h)")
@@ -412,13 +417,13 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--merchant", required=True, type=address_or_keyref,
                         help="address or KEYREF (KEYREF to withdraw)")
         sp.add_argument("--amount", type=amount, default=0, help="in the token's base units")
-        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--token", default="ETH", type=_token_arg)
         sp.add_argument("--from", dest="from_", metavar="KEYREF", type=keyref,
                         help="who pays a deposit (default: the merchant)")
         sp.set_defaults(func=cmd_deposit)
     elif name == "withdraw":
         sp.add_argument("--as", dest="as_", required=True, metavar="KEYREF", type=keyref)
-        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--token", default="ETH", type=_token_arg)
         sp.add_argument("--to", type=address, help="recipient address (default: the account itself)")
         sp.set_defaults(func=cmd_withdraw)
     elif name == "carrier":
@@ -427,8 +432,8 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.set_defaults(func=cmd_carrier)
     elif name == "token":
         sp.add_argument("token_cmd", choices=["allow", "disallow"])
-        sp.add_argument("token", help="ERC-20 address")
+        sp.add_argument("token", type=_token_arg, help="ERC-20 address")
         sp.set_defaults(func=cmd_token)
     elif name == "escrow":
-        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--token", default="ETH", type=_token_arg)
         sp.set_defaults(func=cmd_escrow)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import stat
 import sys
 from contextlib import nullcontext
+from typing import BinaryIO
 
 from rich.console import Console
 
@@ -25,6 +27,7 @@ from ledger.cli._common import (
     read_input,
     rpc_url,
     spinner,
+    time_bound,
     write_output,
 )
 from ledger.deploy import evidence_log
@@ -68,17 +71,24 @@ def _source(name: str) -> str:
     return "<stdin>" if name == "-" else name
 
 
+def _size(f: BinaryIO) -> int | None:
+    """The size of a regular file, for the progress bar; None for a pipe or a terminal."""
+    try:
+        st = os.fstat(f.fileno())
+    except io.UnsupportedOperation:  # a stream without a file descriptor
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
 def _validated(name: str, show: bool) -> list[Record]:
     """One input file (or stdin, '-'), validated line by line as it is read: the records
     are kept, never the file."""
     try:
         with nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb") as f:
-            st = os.fstat(f.fileno())
-            total = st.st_size if stat.S_ISREG(st.st_mode) else None
-            with progress_bar(show, f"validate {_source(name)}", total, in_bytes=True) as advance:
+            with progress_bar(show, f"validate {_source(name)}", _size(f), in_bytes=True) as advance:
                 return read_jsonl(f, source=_source(name), progress=advance)
     except OSError as exc:
-        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from None
+        raise ConfigError(f"FILE.jsonl {name}: cannot read it: {exc.strerror or exc}") from None
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
@@ -164,7 +174,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        write_output(args.output, text)
+        write_output(args.output, text, "--output")
     msg = f"wrote {len(bundle.records)} record(s) to {args.output}"
     if skipped:
         msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
@@ -186,7 +196,7 @@ def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    bundle = load_bundle(read_input(args.bundle), args.bundle)
+    bundle = load_bundle(read_input(args.bundle, "BUNDLE"), args.bundle)
     chain = connect(rpc_url(args))
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
@@ -235,8 +245,10 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         who.add_argument("--order", metavar="ID", help="every record of one order")
         who.add_argument("--merchant", metavar="ID", help="every record of one merchant")
         who.add_argument("--all", action="store_true", help="every record (with --since/--until)")
-        sp.add_argument("--since", metavar="TS", help="RFC 3339 lower bound (inclusive) on record ts")
-        sp.add_argument("--until", metavar="TS", help="RFC 3339 upper bound (exclusive) on record ts")
+        sp.add_argument("--since", metavar="TS", type=time_bound,
+                        help="RFC 3339 lower bound (inclusive) on record ts")
+        sp.add_argument("--until", metavar="TS", type=time_bound,
+                        help="RFC 3339 upper bound (exclusive) on record ts")
         sp.add_argument("--disclose-personal", action="store_true",
                         help="include decrypted personal fields and their salts (default: commitments only)")
         sp.add_argument("-o", "--output", default="-", help="bundle file (default stdout)")

@@ -51,7 +51,7 @@ def cmd_case(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return 0
-    write_output(args.output, text)
+    write_output(args.output, text, "--output")
     emit(args, {"output": args.output, "actions": len(case.actions),
                     "records": len(case.evidence.records), "state": case.outcome.state},
              f"wrote the case of order {args.order} to {args.output}: {len(case.actions)} "
@@ -63,7 +63,7 @@ def cmd_case(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.case)
     if args.case == "-" or path.exists():
-        case = load_case(read_input(args.case), args.case)
+        case = load_case(read_input(args.case, "CASE"), args.case)
     elif path.suffix == ".json" or "/" in args.case:
         raise ConfigError(f"CASE {args.case}: no such case file (nor an order id: those have no "
                           "'/' and no .json)")

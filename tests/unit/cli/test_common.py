@@ -15,6 +15,7 @@ from ledger.cli._common import (
     bounded,
     keyref,
     price,
+    time_bound,
     tx_hash,
 )
 
@@ -36,6 +37,7 @@ KEY = "0x" + "4c0883a6" * 8
                                   "keystore:PATH (or a 0x address)"),
     (address, "dev:1", "not an address: 'dev:1'"),
     (tx_hash, "0xzz", "not a transaction hash: '0xzz'"),
+    (time_bound, "yesterday", "not an RFC 3339 time: 'yesterday'"),
 ])  # fmt: skip
 def test_bad_values_are_refused_with_the_reason(parse, text: str, reason: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(argparse.ArgumentTypeError) as err:
@@ -49,3 +51,4 @@ def test_good_values_pass() -> None:
     assert keyref(" dev:3 ") == "dev:3" and address_or_keyref("env:KEY") == "env:KEY"
     assert address("0x" + "ab" * 20) == to_checksum_address("0x" + "ab" * 20)
     assert tx_hash("ab" * 32) == "0x" + "ab" * 32
+    assert time_bound("2026-11-11T00:00:00+08:00") == "2026-11-11T00:00:00+08:00"
