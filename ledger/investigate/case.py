@@ -307,6 +307,8 @@ def build_case(
     The order's records must be anchored: the case carries their bundle.
     """
     chain: Chain = client.chain
+    if not store.records_for_order(order_id):
+        raise CaseError(f"order {order_id!r} has no record in the log: nothing to build a case from")
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
