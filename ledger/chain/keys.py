@@ -69,6 +69,9 @@ def load_signer_from_env(env: Mapping[str, str] | None = None) -> LocalAccount |
 
 def _keystore_signer(keystore: str, s: Settings) -> LocalAccount:
     """The key in an encrypted keystore, its password from LEDGER_KEYSTORE_PASSWORD(_FILE)."""
+    if _RAW_KEY.fullmatch(keystore.strip()):  # LEDGER_KEYSTORE set to a key: never echo it
+        raise ConfigError(f"the keystore path looks like a raw private key ({len(keystore.strip())} "
+                          "characters): LEDGER_KEYSTORE names a keystore file")
     password = s.keystore_password
     pw_file = s.keystore_password_file
     if password is None and pw_file:
@@ -136,7 +139,7 @@ def key_reference_problem(ref: str) -> str | None:
     """
     text = ref.strip()
     kind, sep, arg = text.partition(":")
-    if _RAW_KEY.fullmatch(text):
+    if _RAW_KEY.fullmatch(text) or _RAW_KEY.fullmatch(arg):
         return (f"looks like a raw private key ({len(text)} characters): keys never go on the "
                 "command line; put it in an environment variable and pass env:VAR")
     if len(text.split()) >= 12:

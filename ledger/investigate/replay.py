@@ -40,7 +40,7 @@ from ledger._internal import jsondoc, solc
 from ledger.chain.abi import ERROR_DISPLAY, decode_log, jsonable
 from ledger.chain.anvil import AnvilProcess
 from ledger.chain.keys import labelled_key
-from ledger.chain.rpc import Chain, connect, embedded
+from ledger.chain.rpc import Chain, connect, embedded, redacted_url
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
@@ -477,10 +477,11 @@ def _replay_chain(kind: str, genesis: int, rpc: str | None) -> Iterator[tuple[Ch
             c = connect(rpc)
             if c.timestamp() >= genesis:
                 raise CaseError(
-                    f"the node at {rpc} is already at time {c.timestamp()}, past the case's start "
-                    f"{genesis}: replay on the embedded chain (default) or a fresh anvil (--chain anvil)"
+                    f"the node at {redacted_url(rpc)} is already at time {c.timestamp()}, past the "
+                    f"case's start {genesis}: replay on the embedded chain (default) or a fresh "
+                    "anvil (--anvil)"
                 )
-            yield c, f"rpc {rpc}"
+            yield c, f"rpc {redacted_url(rpc)}"
         elif kind == "anvil":
             node = stack.enter_context(AnvilProcess(timestamp=genesis))
             c = connect(node.url)

@@ -37,9 +37,11 @@ def test_key_references() -> None:
     ("4c0883a6" * 8, "looks like a raw private key (64 characters)"),
     (" ".join(["abandon"] * 11 + ["about"]), "looks like a mnemonic phrase (12 words)"),
     ("dev:100", "dev:N needs N, a development account number from 0 to 99"),
-    ("dev:" + "4c0883a6" * 8, "dev:N needs N"),
-    ("env:" + "4c0883a6" * 8, "env:VAR needs the name of an environment variable"),
+    ("dev:" + "4c0883a6" * 8, "looks like a raw private key (68 characters)"),
+    ("env:" + "4c0883a6" * 8, "looks like a raw private key (68 characters)"),
+    ("env:1X", "env:VAR needs the name of an environment variable"),
     ("env:", "env:VAR needs"),
+    ("keystore:0x" + "4c0883a6" * 8, "looks like a raw private key (75 characters)"),
     ("keystore:", "keystore:PATH needs"),
     ("dv:1", "not a key reference (4 characters, prefix 'dv'): use dev:N, env:VAR or keystore:PATH"),
     ("hunter2", "not a key reference (7 characters): use dev:N"),
@@ -187,3 +189,9 @@ def test_no_signer_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     signer = load_signer_from_env()
     assert signer is not None and signer.address == Account.from_key(OPERATOR_KEY).address
 
+
+
+def test_a_key_set_as_the_keystore_path_is_not_echoed() -> None:
+    with pytest.raises(ConfigError, match="keystore path looks like a raw private key") as err:
+        load_signer_from_env({"LEDGER_KEYSTORE": OPERATOR_KEY, "LEDGER_KEYSTORE_PASSWORD": PASSWORD})
+    assert OPERATOR_KEY[2:] not in str(err.value)
