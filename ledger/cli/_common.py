@@ -66,7 +66,11 @@ def rpc_url(args: argparse.Namespace) -> str:
         return url
     node_file = data_dir(args) / "node.json"
     if node_file.exists():
-        return str(json.loads(node_file.read_text())["url"])
+        try:
+            return str(json.loads(node_file.read_text())["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ChainUnavailable(f"{node_file} does not say where `ledger node` listens: start it "
+                                   "again, or pass --rpc URL") from None
     raise ChainUnavailable(
         "no chain to talk to: start a local node with `ledger node` (in another terminal), "
         "or pass --rpc URL (or set LEDGER_RPC) for any Ethereum JSON-RPC endpoint"

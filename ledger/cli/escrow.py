@@ -238,6 +238,9 @@ def cmd_deposit(args: argparse.Namespace) -> int:
             payer = ctx.signer(a.from_ or a.merchant)
             c.deposit(merchant, token, a.amount, payer)
         elif a.deposit_cmd == "withdraw":
+            if is_address(a.merchant):
+                raise ConfigError("--merchant: withdrawing a deposit needs the merchant's KEYREF "
+                                  "(the merchant signs it), not an address")
             c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant))
         have, exposure, need = c.deposit_of(token, merchant)
         payload = {"merchant": merchant, "token": token, "deposit": have, "exposure": exposure,

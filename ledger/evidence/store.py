@@ -221,11 +221,12 @@ class Store:
     def __init__(self, path: str | Path, secret: MasterSecret) -> None:
         self.path = Path(path)
         self.secret = secret
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open evidence store {self.path}: {exc}") from None
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise StoreError(f"cannot open evidence store {self.path}: {reason}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -349,6 +349,8 @@ def _mined(chain: Chain, hashes: Sequence[bytes]) -> list[_Mined]:
     """The transactions, each once, in chain order."""
     found = []
     for h in dict.fromkeys(hashes):  # keep order, drop duplicates
+        if chain.receipt(h) is None:
+            raise CaseError(f"transaction 0x{h.hex()} is not mined on chain {chain.chain_id}")
         receipt = chain.w3.eth.get_transaction_receipt(Hash32(h))
         position = (int(receipt["blockNumber"]), int(receipt["transactionIndex"]))
         found.append((position, _Mined(position[0], h, chain.w3.eth.get_transaction(Hash32(h)), receipt)))

@@ -360,6 +360,8 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
      ["argument --from", "not a key reference (7 characters)"]),
     ("deposit-withdraw-too-much", ["deposit", "withdraw", "--merchant", "dev:1", "--amount", str(100 * ETH)],
      b"", ["withdrawDeposit reverted", "EscrowDepositLocked"]),
+    ("deposit-withdraw-address", ["deposit", "withdraw", "--merchant", "0x" + "ab" * 20, "--amount", "1"],
+     b"", ["--merchant", "needs the merchant's KEYREF", "not an address"]),
     ("deposit-token", ["deposit", "show", "--merchant", "dev:1", "--token", "0xnope"], b"",
      ["argument --token", "must be ETH or an ERC-20 address, not '0xnope'"]),
     ("deposit-what", ["deposit", "top-up", "--merchant", "dev:1"], b"", ["invalid choice: 'top-up'"]),
@@ -453,6 +455,9 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
      ["--output", "cannot write it"]),
     ("case-unknown", ["case", "O-NOBODY", "-o", f"{W}/case.json"], b"",
      ["order 'O-NOBODY' has no record in the log"]),
+    ("case-extra-tx-unknown", ["case", "{shipped}", "--extra-tx", "0x" + "ab" * 32, "-o", f"{W}/case.json"],
+     b"", ["transaction 0x" + "ab" * 32, "is not mined"]),
+    ("trace-unknown", ["trace", "0x" + "ab" * 32], b"", ["transaction 0x" + "ab" * 32, "is not mined"]),
     ("trace-hash", ["trace", "0x12"], b"", ["argument TX_HASH", "not a transaction hash"]),
     # audits
     ("audit-unknown-order", ["audit", "--order", "O-NOBODY"], b"", ["'O-NOBODY'", "no record in the log"]),
@@ -479,6 +484,8 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
     ("deploy-treasury", ["deploy", "--treasury", "treasury"], b"", ["argument --treasury", "not an address"]),
     ("demo-orders", ["demo", "--orders", "0"], b"", ["argument --orders", "from 1"]),
     ("unknown-command", ["teleport"], b"", ["invalid choice: 'teleport'"]),
+    ("data-dir-unusable", ["--data-dir", "/proc/no-such-dir", "status"], b"",
+     ["cannot open evidence store /proc/no-such-dir/evidence.sqlite3", "No such file"]),
 ]
 
 assert len(CASES) >= 100 and len({c[0] for c in CASES}) == len(CASES)
