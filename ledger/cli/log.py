@@ -35,8 +35,7 @@ from ledger.errors import ConfigError, StoreError, ValidationError
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
-from ledger.evidence.model import Record
-from ledger.evidence.records import read_jsonl
+from ledger.evidence.records import PackedRecords, read_jsonl
 from ledger.evidence.store import AnchorRow, Batch, Store
 
 __all__ = ["configure", "print_verdict"]
@@ -80,9 +79,9 @@ def _size(f: BinaryIO) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def _validated(name: str, show: bool) -> list[Record]:
+def _validated(name: str, show: bool) -> PackedRecords:
     """One input file (or stdin, '-'), validated line by line as it is read: the records
-    are kept, never the file."""
+    are kept, packed, never the file."""
     try:
         with nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb") as f:
             with progress_bar(show, f"validate {_source(name)}", _size(f), in_bytes=True) as advance:
