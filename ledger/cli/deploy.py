@@ -53,7 +53,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             chain, ddir, panel=panel, threshold=threshold, arbitration_cost=args.arbitration_cost,
             treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, redeploy=args.redeploy,
         )  # fmt: skip
-        deployments += [esc.arbitrator, esc.escrow]
+        deployments += [esc.arbitrator, esc.rules, esc.escrow, esc.batcher]
     payload = {
         "manifest": str(manifest_path(ddir, chain.chain_id)),
         "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},

@@ -18,6 +18,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from ledger._internal.rfc3339 import rfc3339
 from ledger.chain.keys import resolve_signer
 from ledger.cli._common import (
     add_json,
@@ -38,6 +39,7 @@ from ledger.cli._common import (
 )
 from ledger.deploy import escrow_client
 from ledger.errors import ConfigError, LedgerError
+from ledger.escrow import payout
 from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import EscrowStep, Platform
 from ledger.escrow.types import NATIVE, OrderState, Ruling, split_ruling
@@ -168,7 +170,7 @@ def cmd_order(args: argparse.Namespace) -> int:
         elif op == "refund":
             step = p.refund(a.order, sender=ctx.signer(a.as_) if a.as_ else None)
         elif op == "cancel":
-            step = p.cancel(a.order, merchant=ctx.signer(a.merchant))
+            step = p.cancel(a.order, merchant=ctx.signer(a.as_))
         elif op == "return":
             step = p.request_return(a.order, buyer=ctx.signer(a.buyer), amount=a.amount,
                                     reason=a.reason, return_type=a.type, detail=a.detail)
@@ -178,7 +180,7 @@ def cmd_order(args: argparse.Namespace) -> int:
         elif op == "return-deliver":
             step = p.deliver_return(a.order, carrier=ctx.signer(a.carrier))
         elif op == "return-confirm":
-            step = p.confirm_return(a.order, merchant=ctx.signer(a.merchant))
+            step = p.confirm_return(a.order, merchant=ctx.signer(a.as_))
         elif op == "return-settle":
             step = p.settle_return(a.order, sender=ctx.signer(a.as_) if a.as_ else None)
         else:  # pragma: no cover - argparse restricts the choices
@@ -212,14 +214,23 @@ def cmd_dispute(args: argparse.Namespace) -> int:
 def cmd_pledge(args: argparse.Namespace) -> int:
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         if args.lender is None:
-            info = ctx.client.order(order_key(args.order))
+            key = order_key(args.order)
+            info = ctx.client.order(key)
             if info.state is OrderState.NONE:
                 raise LedgerError(f"unknown order {args.order!r}: no order on chain at escrow "
                                   f"{ctx.client.address}, so nothing is pledged")
             lender = info.lender if info.pledged else None
-            payload = {"order_id": args.order, "state": info.state.name, "lender": lender}
-            return payload, (f"order {args.order}: {info.state.name}, "
-                             + (f"payout pledged to {lender}" if lender else "not pledged"))
+            open_claims = payout.claims(ctx.client, key)
+            payload = {"order_id": args.order, "state": info.state.name, "lender": lender,
+                       "price": info.price, "token": info.token, "deadline": info.deadline,
+                       "payout_claims": [c.to_json() for c in open_claims]}
+            lines = [f"order {args.order}: {info.state.name}, price {info.price}, "
+                     + (f"payout pledged to {lender}" if lender else "not pledged")]
+            lines.append("what could still reduce the payout:" if open_claims
+                         else "nothing: the order is settled")
+            lines += [f"  - {c.what} ({c.by}" + (f", until {rfc3339(c.until)})" if c.until else ")")
+                      for c in open_claims]
+            return payload, "\n".join(lines)
         if args.merchant is None:
             raise ConfigError("pledging needs --merchant KEYREF (the order's merchant signs it)")
         step = ctx.platform.pledge(args.order, merchant=ctx.signer(args.merchant),
@@ -349,8 +360,9 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
         p = step(name, help_)
         p.add_argument("--as", dest="as_", metavar="KEYREF", type=keyref,
                        help="sender (default: the platform key)")
-    p = step("cancel", "the merchant refunds the buyer in full")
-    p.add_argument("--merchant", required=True, metavar="KEYREF", type=keyref)
+    p = step("cancel", "the merchant (the lender once the payout is pledged) refunds the buyer in full")
+    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF", type=keyref,
+                   help="the merchant, or the lender once the payout is pledged")
     p = step("return", "the buyer requests a full or partial return within the inspection window")
     p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--amount", required=True, type=amount, help="refund in the token's base units")
@@ -363,8 +375,10 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
     p.add_argument("--tracking", required=True)
     p = step("return-deliver", "a carrier attests the return parcel's delivery to the merchant")
     p.add_argument("--carrier", required=True, metavar="KEYREF", type=keyref)
-    p = step("return-confirm", "the merchant accepts the return: refund now, release the rest")
-    p.add_argument("--merchant", required=True, metavar="KEYREF", type=keyref)
+    p = step("return-confirm", "the merchant (the lender once the payout is pledged) accepts the "
+             "return: refund now, release the rest")
+    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF", type=keyref,
+                   help="the merchant, or the lender once the payout is pledged")
     step("show", "the order on chain, its evidence records and the escrow actions taken")
     sp.set_defaults(func=cmd_order)
 

@@ -38,7 +38,7 @@ from ledger.chain.rpc import Chain
 from ledger.errors import LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
 from ledger.escrow.types import NATIVE, OrderInfo, OrderState
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
@@ -288,13 +288,18 @@ class Platform:
     def _attested(
         self, order_id: str, action: str, kind: str, carrier: LocalAccount, record: Record, at: int
     ) -> EscrowStep:
-        th = tracking_hash(record.public["carrier"], record.public["tracking_number"])
-        att = Attestation(kind, order_key(order_id), th, at)
+        try:
+            waybill = canonical_tracking(record.public["carrier"], record.public["tracking_number"])
+        except ValueError as exc:
+            raise LedgerError(f"record {record.id!r}: {exc}") from None
+        # The carrier signs the record's leaf as the step's evidence: nobody relaying the
+        # attestation can make the escrow report another.
+        att = Attestation(kind, order_key(order_id), waybill, at, self.store.leaf_for(record))
         sig = self.client.sign_attestation(carrier, att)
-        evidence = self.store.leaf_for(record)
-        call = self.calls.attested(att, sig, evidence)
-        payload = {"attestation": {"kind": kind, "order_id": _hex(att.order_id),
-                                   "tracking_hash": _hex(th), "at": at},
+        call = self.calls.attested(att, sig)
+        payload = {"attestation": {"kind": kind, "order_id": _hex(att.order_id), "tracking": waybill,
+                                   "tracking_hash": _hex(att.tracking_hash), "at": at,
+                                   "evidence": _hex(att.evidence)},
                    "carrier": carrier.address, "carrier_signature": _hex(sig)}
         return self._act(order_id, action, call, self.relayer, records=[record],
                          evidence_record=record, payload=payload)
@@ -335,6 +340,8 @@ class Platform:
 
     def cancel(self, order_id: str, *, merchant: LocalAccount,
                detail: str = "cancelled by the merchant") -> EscrowStep:
+        """A full refund by consent: `merchant` signs it, which once the payout is pledged must be
+        the lender's key (the contract refuses the merchant's then)."""
         order = self.order_record(order_id)
         record = self._record({
             **self._base(order_id, "cancel", "return"), "amount": order.public["total"],
@@ -393,6 +400,8 @@ class Platform:
         return self._attested(order_id, "deliver_return", "ReturnDelivery", carrier, self._record(obj), at)
 
     def confirm_return(self, order_id: str, *, merchant: LocalAccount) -> EscrowStep:
+        """The merchant's side accepts the return: `merchant` signs it, which once the payout is
+        pledged must be the lender's key."""
         evidence = self._latest(order_id, "return-dlv", "return") or self.order_record(order_id)
         call = self.calls.confirm_return(order_key(order_id), evidence.leaf)
         return self._act(order_id, "confirm_return", call, merchant, evidence_record=evidence)

@@ -42,7 +42,7 @@ from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
 from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
-from ledger.investigate.audit_figures import compute_figures
+from ledger.investigate.audit_figures import compute_figures, payout_claims
 from ledger.investigate.audit_model import (
     DEPOSIT_EVENTS,
     FAILED,
@@ -419,7 +419,7 @@ class Auditor:
                 order_id=order_id, escrow_order_id=_hex(order_key(order_id)),
                 merchant_id=order_rec.record.merchant_id if order_rec else None,
                 state=c.state, merchant=c.merchant, buyer=c.buyer, token=c.token, price=c.price,
-                lender=c.lender),
+                lender=c.lender, payout_claims=payout_claims(self.client, order_id)),
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
         )  # fmt: skip
         _log_done(f"order {order_id}", orders, report)

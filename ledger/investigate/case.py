@@ -21,7 +21,7 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 from eth_typing import Hash32
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from msgspec import Meta
 from web3.contract import Contract
 
@@ -119,8 +119,10 @@ class CasePanel(DocumentStruct):
 
 
 class ClaimedTracking(DocumentStruct):
-    """A waybill another order had already claimed, and that order's escrow id."""
+    """A waybill another order had already claimed (its canonical spelling and hash), and that
+    order's escrow id."""
 
+    tracking: str
     tracking_hash: Bytes32
     order_id: Bytes32
 
@@ -393,8 +395,10 @@ def _signatures(function: str, args: dict[str, Any], chain_id: int, escrow: str)
 
 
 def _cited(args: dict[str, Any], by_leaf: dict[str, str]) -> CitedEvidence | None:
-    """The leaf a call cites: its `evidence` argument, or its offer's `orderRecord`."""
-    cited = args.get("evidence") or (args.get("offer") or {}).get("orderRecord")
+    """The leaf a call cites: its `evidence` argument, the `evidence` a carrier signed into its
+    attestation, or its offer's `orderRecord`."""
+    attested = args.get("shipment") or args.get("delivery") or {}
+    cited = args.get("evidence") or attested.get("evidence") or (args.get("offer") or {}).get("orderRecord")
     if isinstance(cited, str) and cited.startswith("0x") and int(cited, 16):
         return CitedEvidence(leaf=cited[2:], record_id=by_leaf.get(cited[2:]))
     return None
@@ -447,7 +451,7 @@ def _outside_state(
     esc = client.escrow
     own = order_key(order_id)
     carriers: set[str] = set()
-    claimed: dict[str, str] = {}
+    claimed: dict[str, tuple[str, str]] = {}  # tracking hash -> (waybill, claiming order)
     for a in actions:
         before = a.block - 1
         for sig in a.signatures:
@@ -455,8 +459,9 @@ def _outside_state(
                 continue
             if chain.call(esc.functions.isCarrier(sig.signer), block=before):
                 carriers.add(sig.signer)
-            th = a.args[sig.of]["trackingHash"]
+            waybill = str(a.args[sig.of]["tracking"])
+            th = "0x" + keccak(text=waybill).hex()
             owner = bytes(chain.call(esc.functions.orderOfTracking(th), block=before))
             if int.from_bytes(owner, "big") and owner != own:
-                claimed.setdefault(th, "0x" + owner.hex())
-    return sorted(carriers), [ClaimedTracking(th, oid) for th, oid in sorted(claimed.items())]
+                claimed.setdefault(th, (waybill, "0x" + owner.hex()))
+    return sorted(carriers), [ClaimedTracking(w, th, oid) for th, (w, oid) in sorted(claimed.items())]

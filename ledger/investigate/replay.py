@@ -45,7 +45,7 @@ from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
 from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
-from ledger.escrow.types import DAY, NATIVE, ZERO32, OrderState
+from ledger.escrow.types import DAY, MIN_PRICE, NATIVE, ZERO32, OrderState
 from ledger.evidence.bundle import verify_records
 from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
 from ledger.investigate.case import (
@@ -268,7 +268,9 @@ class _Replayer:
         if original.arbitrator:
             self._map_contract(original.arbitrator, self.arbitrator.address)
         terms = setup.terms.judged_by(self.arbitrator.address)
-        self.escrow = self._deploy("FulfillmentEscrow", self.deployer.address, self.deployer.address,
+        rules = self._deploy("EscrowTermsRules")
+        self.escrow = self._deploy("FulfillmentEscrow", rules.address, self.deployer.address,
+                                   self.deployer.address,
                                    terms.as_tuple(), setup.deposit_ratio_bps, meta_evidence_uri(terms))
         self._map_contract(original.escrow, self.escrow.address)
         self.calls = EscrowCalls(self.escrow, self.arbitrator)
@@ -327,19 +329,18 @@ class _Replayer:
         self.send(self.calls.set_carrier(ghost_c.address, True), self.deployer)
         if claimed:
             self.send(self.calls.deposit_for(ghost_m.address, token, 10**18), ghost_m)
-        orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
-            (hex_bytes(c.order_id), ghost_m, 1, hex_bytes(c.tracking_hash))
-            for c in claimed
+        orders: list[tuple[bytes, LocalAccount, int, str | None]] = [
+            (hex_bytes(c.order_id), ghost_m, MIN_PRICE, c.tracking) for c in claimed
         ]
         if exposure:
             orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
         cid, esc = self.chain.chain_id, self.escrow.address
-        for oid, seller, price, th in orders:
+        for oid, seller, price, waybill in orders:
             later = self.last_time + 30 * DAY
             offer = Offer(oid, seller.address, ghost_b.address, token, price, later, DAY, ZERO32, later)
             self.send(self.calls.fund(offer, sign_offer(seller, offer, cid, esc)), ghost_b)
-            if th is not None:
-                att = Attestation("Shipment", oid, th, self.last_time + 1)
+            if waybill is not None:
+                att = Attestation("Shipment", oid, waybill, self.last_time + 1)
                 self.send(self.calls.ship(att, sign_attestation(ghost_c, att, cid, esc)), ghost_c)
         self.send(self.calls.set_carrier(ghost_c.address, False), self.deployer)
 

@@ -42,7 +42,8 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     a, b, c = (o["order_id"] for o in orders)
 
     dep = j(["deploy", "--redeploy"], env)
-    assert set(dep["contracts"]) == {"EvidenceLog", "PanelArbitrator", "FulfillmentEscrow"}
+    assert set(dep["contracts"]) == {"EvidenceLog", "PanelArbitrator", "FulfillmentEscrow",
+                                     "EscrowTermsRules", "EscrowBatcher"}
     assert all(d["reused"] for d in j(["deploy"], env)["contracts"].values())
     assert j(["carrier", "add", "dev:5"], env)["registered"]
     d = j(["deposit", "add", "--merchant", "dev:1", "--amount", str(10 * ETH)], env)

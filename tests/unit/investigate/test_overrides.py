@@ -25,7 +25,7 @@ def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
     oid = case.order_id
     changed = apply_overrides(case, [
         Override.parse("drop:deliver"), Override.parse("time:release=-2d"),
-        Override.parse("arg:ship.shipment.trackingHash=\"0x" + "00" * 32 + "\""),
+        Override.parse('arg:ship.shipment.tracking="SF:0000000000"'),
         Override.parse(f'record:{oid}:ship.tracking_number="SF0000000000"'),
     ])  # fmt: skip
     assert dumps_case(case) == text  # the original is untouched
@@ -33,7 +33,7 @@ def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
     original = {a.function: a for a in case.actions}
     assert by_function["deliver"].dropped and by_function["deliver"].overridden == ["drop:deliver"]
     assert by_function["release"].time == original["release"].time - 2 * 86400
-    assert by_function["ship"].args["shipment"]["trackingHash"] == "0x" + "00" * 32
+    assert by_function["ship"].args["shipment"]["tracking"] == "SF:0000000000"
     assert next(r for r in changed.evidence.records
                 if r.record["id"] == f"{oid}:ship").record["tracking_number"] == "SF0000000000"
     assert load_case(dumps_case(changed)) == changed
@@ -72,9 +72,9 @@ def test_bad_overrides_are_case_errors(text: str, message: str) -> None:
                       r"step 2 \(deliver\) at \S+, which follows it"),
     ("time:release=100", r"unix time 100 is out of range"),
     ("time:fund#x=+1", r"#N must be a call number"),
-    ('arg:deliver.delivery.trackingHash="0xzz"',
-     r"'\"0xzz\"' is not a valid bytes32 for deliver's argument 'delivery.trackingHash'"),
-    ('arg:deliver.delivery.trackingHash="0x00"', r"is not a valid bytes32"),
+    ('arg:deliver.delivery.evidence="0xzz"',
+     r"'\"0xzz\"' is not a valid bytes32 for deliver's argument 'delivery.evidence'"),
+    ('arg:deliver.delivery.evidence="0x00"', r"is not a valid bytes32"),
     ("arg:deliver.evidence=12", r"is not a valid bytes32 for deliver's argument 'evidence'"),
     ('arg:deliver.delivery.deliveredAt="soon"', r"is not a valid uint64"),
     ("arg:deliver.delivery.deliveredAt=-1", r"is not a valid uint64"),
