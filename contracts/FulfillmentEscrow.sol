@@ -10,8 +10,8 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 
+import {EscrowTermsRules} from "./EscrowTermsRules.sol";
 import {IArbitrator} from "./interfaces/IArbitrator.sol";
 import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
 
@@ -34,16 +34,18 @@ import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
 ///   fee-on-transfer (inbound transfers that credit less than asked revert, but a token that later
 ///   starts charging fees or rebasing would break the books). A token that blocklists an account
 ///   blocks only that account's withdrawal (pull payments), never another party's.
-/// - `evidence` arguments of permissionless steps are the submitter's claim, not authenticated:
-///   verify each against the evidence log before relying on it.
+/// - The `evidence` of a carrier step is committed by the carrier's signature; the `evidence`
+///   argument of other permissionless steps (release, refund, settleReturn) is the submitter's
+///   claim: verify each against the evidence log before relying on it.
 /// - Prices fit 88 bits (about 3.1e26 base units) so an order packs into two storage slots.
-/// - {multicall} batches any calls of one sender (a relayer submitting many carrier attestations or
-///   releases pays the 21k base cost once). It is not payable, so ETH funding cannot be batched.
+/// - Relayers batch permissionless steps (carrier attestations, releases, timeout refunds and
+///   settlements) through the separate, stateless {EscrowBatcher}; those steps are idempotent, so a
+///   batch survives someone copying one of its attestations and submitting it first.
 /// - Timestamps are compared with `block.timestamp`; validators can skew it by seconds, which is
 ///   negligible against windows of an hour or more.
 /// - An arbitrator that rules synchronously inside `createDispute` is not supported (the re-entrant
 ///   `rule` call is rejected by the reentrancy guard); ERC-792 arbitrators rule later.
-contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, ReentrancyGuardTransient, Multicall {
+contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------------------------------------
@@ -51,30 +53,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     // ---------------------------------------------------------------------------------------------
 
     uint256 private constant BPS = 10_000;
-    /// @notice Highest platform fee: 10% of the merchant's released share.
-    uint16 internal constant MAX_FEE_BPS = 1_000;
-    /// @notice Highest risk-reserve contribution: 5% of the merchant's released share.
-    uint16 internal constant MAX_RESERVE_BPS = 500;
-    /// @notice Highest fraud compensation: 100% of the price.
-    uint16 internal constant MAX_COMPENSATION_BPS = 10_000;
-    /// @notice Highest deposit ratio: 100% of open exposure.
-    uint16 internal constant MAX_DEPOSIT_RATIO_BPS = 10_000;
     uint32 internal constant MIN_INSPECTION_WINDOW = 1 hours;
     uint32 internal constant MAX_INSPECTION_WINDOW = 30 days;
-    uint32 internal constant MIN_DELIVERY_WINDOW = 1 days;
-    uint32 internal constant MAX_DELIVERY_WINDOW = 90 days;
-    uint32 internal constant MIN_RETURN_SHIP_WINDOW = 1 days;
-    uint32 internal constant MAX_RETURN_SHIP_WINDOW = 30 days;
-    uint32 internal constant MIN_RETURN_DELIVERY_WINDOW = 1 days;
-    uint32 internal constant MAX_RETURN_DELIVERY_WINDOW = 60 days;
-    uint32 internal constant MIN_RETURN_INSPECTION_WINDOW = 1 hours;
-    uint32 internal constant MAX_RETURN_INSPECTION_WINDOW = 30 days;
-    uint32 internal constant MIN_RESPONSE_WINDOW = 1 days;
-    uint32 internal constant MAX_RESPONSE_WINDOW = 30 days;
-    uint32 internal constant MIN_ARBITRATION_WINDOW = 7 days;
-    uint32 internal constant MAX_ARBITRATION_WINDOW = 365 days;
     /// @notice Latest `shipBy` an offer may set, counted from funding.
     uint32 internal constant MAX_SHIP_DELAY = 180 days;
+    /// @notice Lowest price, in base units: at any fee or reserve rate of at least 1 bps, a full
+    /// release pays at least 1 unit of each, so neither rounds away on small orders.
+    uint256 internal constant MIN_PRICE = BPS;
 
     /// @notice Ruling 0 (ERC-792 "refused to arbitrate"): split the price 50/50.
     uint256 public constant RULING_REFUSED = 0;
@@ -95,13 +80,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         "Offer(bytes32 orderId,address merchant,address buyer,address token,uint256 price,uint64 shipBy,uint32 inspectionWindow,bytes32 orderRecord,uint64 expiresAt)"
     );
     bytes32 private constant SHIPMENT_TYPEHASH =
-        keccak256("Shipment(bytes32 orderId,bytes32 trackingHash,uint64 shippedAt)");
+        keccak256("Shipment(bytes32 orderId,string tracking,uint64 shippedAt,bytes32 evidence)");
     bytes32 private constant DELIVERY_TYPEHASH =
-        keccak256("Delivery(bytes32 orderId,bytes32 trackingHash,uint64 deliveredAt)");
+        keccak256("Delivery(bytes32 orderId,string tracking,uint64 deliveredAt,bytes32 evidence)");
     bytes32 private constant RETURN_SHIPMENT_TYPEHASH =
-        keccak256("ReturnShipment(bytes32 orderId,bytes32 trackingHash,uint64 shippedAt)");
+        keccak256("ReturnShipment(bytes32 orderId,string tracking,uint64 shippedAt,bytes32 evidence)");
     bytes32 private constant RETURN_DELIVERY_TYPEHASH =
-        keccak256("ReturnDelivery(bytes32 orderId,bytes32 trackingHash,uint64 deliveredAt)");
+        keccak256("ReturnDelivery(bytes32 orderId,string tracking,uint64 deliveredAt,bytes32 evidence)");
 
     // State masks for {_expect}: bit s set = state s accepted.
     uint256 private constant M_FUNDED = 1 << uint256(OrderState.Funded);
@@ -113,7 +98,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     uint256 private constant M_DISPUTED = 1 << uint256(OrderState.Disputed);
     uint256 private constant M_IN_RETURN = M_RETURNING | M_RETURN_SHIPPED | M_RETURN_DELIVERED;
     uint256 private constant M_UNDISPUTED_OPEN = M_FUNDED | M_SHIPPED | M_DELIVERED | M_IN_RETURN;
-    uint256 private constant M_OPEN = M_UNDISPUTED_OPEN | M_DISPUTED;
+    /// @dev States only a recorded delivery leads to (for {deliver}'s idempotence).
+    uint256 private constant M_DELIVERED_SINCE = M_DELIVERED | M_IN_RETURN | 1 << uint256(OrderState.Released)
+        | 1 << uint256(OrderState.Returned);
 
     // ---------------------------------------------------------------------------------------------
     // Storage
@@ -170,14 +157,19 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         bytes32 trackingHash;
     }
 
-    /// @dev slot 0: arbitrator (160) | openedAt (40) | opener (8) | answered (8); slot 1: disputeId.
+    /// @dev slot 0: arbitrator (160) | openedAt (40) | opener (8) | answered (8) | openedIn (8);
+    /// slot 1: disputeId.
     struct DisputeRecord {
         IArbitrator arbitrator;
         uint40 openedAt;
         Party opener;
         bool answered;
+        OrderState openedIn;
         uint256 disputeId;
     }
+
+    /// @notice The hard bounds of terms and deposit ratio, checked when the admin sets them.
+    EscrowTermsRules public immutable termsRules;
 
     // Configuration: one slot read by every `fund`.
     address private _treasury;
@@ -199,19 +191,24 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     mapping(bytes32 orderId => DisputeRecord) private _disputes;
     mapping(IArbitrator arbitrator => mapping(uint256 disputeId => bytes32 orderId)) private _disputeOrders;
 
+    /// @param rules The stateless contract holding the admin's hard bounds.
     /// @param admin Receives DEFAULT_ADMIN_ROLE.
     /// @param treasury_ Where accrued fees are sent.
     /// @param initialTerms Terms version 1.
     /// @param depositRatioBps_ Initial deposit ratio.
     /// @param metaEvidence ERC-1497 meta-evidence URI of terms version 1.
     constructor(
+        EscrowTermsRules rules,
         address admin,
         address treasury_,
         Terms memory initialTerms,
         uint16 depositRatioBps_,
         string memory metaEvidence
     ) EIP712("FulfillmentEscrow", "1") {
-        if (admin == address(0) || treasury_ == address(0)) revert EscrowZeroAddress();
+        if (admin == address(0) || treasury_ == address(0) || address(rules).code.length == 0) {
+            revert EscrowZeroAddress();
+        }
+        termsRules = rules;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _treasury = treasury_;
         emit TreasurySet(treasury_);
@@ -252,51 +249,58 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     }
 
     /// @inheritdoc IFulfillmentEscrow
-    function ship(Shipment calldata shipment, bytes calldata carrierSignature, bytes32 evidence)
-        external
-        nonReentrant
-    {
+    function ship(Shipment calldata shipment, bytes calldata carrierSignature) external nonReentrant {
         bytes32 orderId = shipment.orderId;
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_FUNDED);
-        address carrier =
-            _carrier(SHIPMENT_TYPEHASH, orderId, shipment.trackingHash, shipment.shippedAt, carrierSignature);
+        (address carrier, bytes32 trackingHash) = _carrier(
+            SHIPMENT_TYPEHASH, orderId, shipment.tracking, shipment.shippedAt, shipment.evidence, carrierSignature
+        );
+        if (order.state != OrderState.Funded) {
+            // Already applied: this parcel is the order's outbound one (claimed only by `ship`).
+            if (_trackingOrders[trackingHash] == orderId && _returns[orderId].trackingHash != trackingHash) return;
+            _expect(orderId, order.state, M_FUNDED);
+        }
         if (carrier == order.merchant) revert EscrowSignerIsParty(orderId, carrier);
         uint64 shipBy = order.clock;
         _checkTime(orderId, shipment.shippedAt, 0);
         if (shipment.shippedAt > shipBy || block.timestamp > shipBy) {
             revert EscrowLateShipment(orderId, shipment.shippedAt, shipBy);
         }
-        _claimTracking(orderId, shipment.trackingHash);
+        _claimTracking(orderId, trackingHash);
         // The delivery window runs from when the shipment is recorded: a back-dated attestation
         // (an old waybill) can neither shorten it nor open the buyer's timeout refund early.
         order.state = OrderState.Shipped;
         order.clock = uint40(block.timestamp);
-        emit OrderShipped(orderId, carrier, shipment.trackingHash, shipment.shippedAt, evidence);
+        emit OrderShipped(orderId, carrier, trackingHash, shipment.shippedAt, shipment.evidence);
     }
 
     /// @inheritdoc IFulfillmentEscrow
-    function deliver(Delivery calldata delivery, bytes calldata carrierSignature, bytes32 evidence)
-        external
-        nonReentrant
-    {
+    function deliver(Delivery calldata delivery, bytes calldata carrierSignature) external nonReentrant {
         bytes32 orderId = delivery.orderId;
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_SHIPPED);
+        (address carrier, bytes32 trackingHash) = _carrier(
+            DELIVERY_TYPEHASH, orderId, delivery.tracking, delivery.deliveredAt, delivery.evidence, carrierSignature
+        );
+        OrderState state = order.state;
+        if (state != OrderState.Shipped) {
+            // Already applied: only a recorded delivery leads to these states, and the parcel is
+            // the order's outbound one.
+            if (
+                (1 << uint256(state)) & M_DELIVERED_SINCE != 0 && _trackingOrders[trackingHash] == orderId
+                    && _returns[orderId].trackingHash != trackingHash
+            ) return;
+            _expect(orderId, state, M_SHIPPED);
+        }
         _requireOpen(orderId, _deadline(order, OrderState.Shipped));
-        address carrier =
-            _carrier(DELIVERY_TYPEHASH, orderId, delivery.trackingHash, delivery.deliveredAt, carrierSignature);
         if (carrier == order.merchant) revert EscrowSignerIsParty(orderId, carrier);
         // In state Shipped the only tracking hash mapped to this order is its outbound parcel.
-        if (_trackingOrders[delivery.trackingHash] != orderId) {
-            revert EscrowTrackingMismatch(orderId, delivery.trackingHash);
-        }
+        if (_trackingOrders[trackingHash] != orderId) revert EscrowTrackingMismatch(orderId, trackingHash);
         _checkTime(orderId, delivery.deliveredAt, 0);
         // The inspection window runs from when the delivery is recorded, so a late or back-dated
         // attestation never shortens it.
         order.state = OrderState.Delivered;
         order.clock = uint40(block.timestamp);
-        emit OrderDelivered(orderId, carrier, delivery.trackingHash, delivery.deliveredAt, evidence);
+        emit OrderDelivered(orderId, carrier, trackingHash, delivery.deliveredAt, delivery.evidence);
     }
 
     /// @inheritdoc IFulfillmentEscrow
@@ -313,6 +317,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function release(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         OrderState state = order.state;
+        if (state == OrderState.Released) return; // already applied (see {IFulfillmentEscrow-release})
         _expect(orderId, state, M_DELIVERED | M_RETURNING);
         _requirePassed(orderId, _deadline(order, state));
         order.state = OrderState.Released;
@@ -324,6 +329,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function refund(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         OrderState state = order.state;
+        if (state == OrderState.Refunded) return; // already applied
         _expect(orderId, state, M_FUNDED | M_SHIPPED);
         _requirePassed(orderId, _deadline(order, state));
         _refundInFull(orderId, order, evidence);
@@ -333,7 +339,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function cancel(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_UNDISPUTED_OPEN);
-        if (msg.sender != order.merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        _requireConsent(orderId, order);
         _refundInFull(orderId, order, evidence);
     }
 
@@ -352,53 +358,58 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     }
 
     /// @inheritdoc IFulfillmentEscrow
-    function shipReturn(Shipment calldata shipment, bytes calldata carrierSignature, bytes32 evidence)
-        external
-        nonReentrant
-    {
+    function shipReturn(Shipment calldata shipment, bytes calldata carrierSignature) external nonReentrant {
         bytes32 orderId = shipment.orderId;
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_RETURNING);
-        _requireOpen(orderId, _deadline(order, OrderState.Returning));
-        address carrier = _carrier(
-            RETURN_SHIPMENT_TYPEHASH, orderId, shipment.trackingHash, shipment.shippedAt, carrierSignature
+        (address carrier, bytes32 trackingHash) = _carrier(
+            RETURN_SHIPMENT_TYPEHASH, orderId, shipment.tracking, shipment.shippedAt, shipment.evidence,
+            carrierSignature
         );
+        if (order.state != OrderState.Returning) {
+            if (_returns[orderId].trackingHash == trackingHash) return; // already applied
+            _expect(orderId, order.state, M_RETURNING);
+        }
+        _requireOpen(orderId, _deadline(order, OrderState.Returning));
         if (carrier == order.merchant || carrier == order.buyer) revert EscrowSignerIsParty(orderId, carrier);
         _checkTime(orderId, shipment.shippedAt, 0);
-        _claimTracking(orderId, shipment.trackingHash);
-        _returns[orderId].trackingHash = shipment.trackingHash;
+        _claimTracking(orderId, trackingHash);
+        _returns[orderId].trackingHash = trackingHash;
         order.state = OrderState.ReturnShipped;
         order.clock = uint40(block.timestamp); // the return-delivery window, from recording
-        emit ReturnShipped(orderId, carrier, shipment.trackingHash, shipment.shippedAt, evidence);
+        emit ReturnShipped(orderId, carrier, trackingHash, shipment.shippedAt, shipment.evidence);
     }
 
     /// @inheritdoc IFulfillmentEscrow
-    function deliverReturn(Delivery calldata delivery, bytes calldata carrierSignature, bytes32 evidence)
-        external
-        nonReentrant
-    {
+    function deliverReturn(Delivery calldata delivery, bytes calldata carrierSignature) external nonReentrant {
         bytes32 orderId = delivery.orderId;
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_RETURN_SHIPPED);
-        _requireOpen(orderId, _deadline(order, OrderState.ReturnShipped));
-        address carrier = _carrier(
-            RETURN_DELIVERY_TYPEHASH, orderId, delivery.trackingHash, delivery.deliveredAt, carrierSignature
+        (address carrier, bytes32 trackingHash) = _carrier(
+            RETURN_DELIVERY_TYPEHASH, orderId, delivery.tracking, delivery.deliveredAt, delivery.evidence,
+            carrierSignature
         );
-        if (carrier == order.merchant || carrier == order.buyer) revert EscrowSignerIsParty(orderId, carrier);
-        if (_returns[orderId].trackingHash != delivery.trackingHash) {
-            revert EscrowTrackingMismatch(orderId, delivery.trackingHash);
+        bool ownParcel = _returns[orderId].trackingHash == trackingHash;
+        if (order.state != OrderState.ReturnShipped) {
+            // Already applied, or the return was settled without it: either way this parcel's
+            // step is behind the order.
+            if (ownParcel && (order.state == OrderState.ReturnDelivered || order.state == OrderState.Returned)) {
+                return;
+            }
+            _expect(orderId, order.state, M_RETURN_SHIPPED);
         }
+        _requireOpen(orderId, _deadline(order, OrderState.ReturnShipped));
+        if (carrier == order.merchant || carrier == order.buyer) revert EscrowSignerIsParty(orderId, carrier);
+        if (!ownParcel) revert EscrowTrackingMismatch(orderId, trackingHash);
         _checkTime(orderId, delivery.deliveredAt, 0);
         order.state = OrderState.ReturnDelivered;
         order.clock = uint40(block.timestamp);
-        emit ReturnDelivered(orderId, carrier, delivery.trackingHash, delivery.deliveredAt, evidence);
+        emit ReturnDelivered(orderId, carrier, trackingHash, delivery.deliveredAt, delivery.evidence);
     }
 
     /// @inheritdoc IFulfillmentEscrow
     function confirmReturn(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         _expect(orderId, order.state, M_IN_RETURN);
-        if (msg.sender != order.merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        _requireConsent(orderId, order);
         _settleReturn(orderId, order, evidence);
     }
 
@@ -406,6 +417,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     function settleReturn(bytes32 orderId, bytes32 evidence) external nonReentrant {
         Order storage order = _orders[orderId];
         OrderState state = order.state;
+        if (state == OrderState.Returned) return; // already applied
         _expect(orderId, state, M_RETURN_SHIPPED | M_RETURN_DELIVERED);
         _requirePassed(orderId, _deadline(order, state));
         _settleReturn(orderId, order, evidence);
@@ -414,7 +426,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function pledge(bytes32 orderId, address lender) external nonReentrant {
         Order storage order = _orders[orderId];
-        _expect(orderId, order.state, M_OPEN);
+        _expect(orderId, order.state, M_UNDISPUTED_OPEN);
         address merchant = order.merchant;
         if (msg.sender != merchant) revert EscrowUnauthorizedCaller(orderId, msg.sender);
         if (lender == address(0) || lender == merchant || lender == address(this)) {
@@ -440,7 +452,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (msg.sender == order.buyer) {
             opener = Party.Buyer;
             _expect(orderId, state, M_DELIVERED | M_RETURNING);
-        } else if (msg.sender == order.merchant) {
+        } else if (_merchantSide(orderId, order, msg.sender)) {
             opener = Party.Merchant;
             _expect(orderId, state, M_SHIPPED | M_IN_RETURN);
         } else {
@@ -460,6 +472,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         record.arbitrator = arbitrator;
         record.openedAt = uint40(block.timestamp);
         record.opener = opener;
+        record.openedIn = state;
         // The arbitrator is fixed by the order's terms; re-entry is blocked by the guard and the
         // order is already Disputed. Its id is only known after the call, hence the writes below.
         disputeId = arbitrator.createDispute{value: cost}(RULING_OPTIONS, extraData);
@@ -479,10 +492,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, order.state, M_DISPUTED);
         Party party;
         if (msg.sender == order.buyer) party = Party.Buyer;
-        else if (msg.sender == order.merchant) party = Party.Merchant;
+        else if (_merchantSide(orderId, order, msg.sender)) party = Party.Merchant;
         else revert EscrowUnauthorizedCaller(orderId, msg.sender);
         DisputeRecord storage record = _disputes[orderId];
         if (party != record.opener && !record.answered) {
+            // The answer is due within the response window: a late one cannot take back the
+            // default the opener may already claim (nor front-run the claim).
+            _requireOpen(orderId, _deadline(order, OrderState.Disputed));
             record.answered = true;
             emit DisputeAnswered(orderId, msg.sender);
         }
@@ -495,9 +511,12 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _expect(orderId, order.state, M_DISPUTED);
         DisputeRecord storage record = _disputes[orderId];
         Party opener = record.opener;
-        address openerAddress = opener == Party.Buyer ? order.buyer : order.merchant;
-        if (msg.sender != openerAddress) revert EscrowUnauthorizedCaller(orderId, msg.sender);
+        bool mayClaim = opener == Party.Buyer ? msg.sender == order.buyer : _merchantSide(orderId, order, msg.sender);
+        if (!mayClaim) revert EscrowUnauthorizedCaller(orderId, msg.sender);
         if (record.answered) revert EscrowRespondentAnswered(orderId);
+        if (opener == Party.Merchant && record.openedIn != OrderState.Returning) {
+            revert EscrowDefaultNeedsDelivery(orderId, record.openedIn);
+        }
         _requirePassed(orderId, _deadline(order, OrderState.Disputed));
         _resolve(orderId, order, opener == Party.Buyer ? RULING_REFUND : RULING_RELEASE, Resolution.Default);
     }
@@ -627,6 +646,18 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _send(token, to, amount);
     }
 
+    /// @inheritdoc IFulfillmentEscrow
+    function sweep(address token) external nonReentrant {
+        Book storage book = _books[_tokens[token].id];
+        uint256 booked = uint256(book.escrowed) + book.credits + book.fees + book.reserve + book.deposits;
+        uint256 held = token == address(0) ? address(this).balance : IERC20(token).balanceOf(address(this));
+        if (held <= booked) revert EscrowNothingToSweep(token);
+        address to = _treasury;
+        emit Swept(token, to, held - booked);
+        // Only what no book counts leaves, to the treasury; re-entry is blocked.
+        _send(token, to, held - booked);
+    }
+
     // ---------------------------------------------------------------------------------------------
     // Views
     // ---------------------------------------------------------------------------------------------
@@ -675,7 +706,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
             disputeId: record.disputeId,
             openedAt: record.openedAt,
             opener: record.opener,
-            answered: record.answered
+            answered: record.answered,
+            openedIn: record.openedIn
         });
     }
 
@@ -746,11 +778,6 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         return (entry.id, entry.allowed);
     }
 
-    /// @inheritdoc IFulfillmentEscrow
-    function offerDigest(Offer calldata offer) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(OFFER_TYPEHASH, offer)));
-    }
-
     // ---------------------------------------------------------------------------------------------
     // Internal: the state machine
     // ---------------------------------------------------------------------------------------------
@@ -758,6 +785,20 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @dev The single state guard: reverts unless `current` is one of the states in `expected`.
     function _expect(bytes32 orderId, OrderState current, uint256 expected) private pure {
         if ((1 << uint256(current)) & expected == 0) revert EscrowUnexpectedState(orderId, current, expected);
+    }
+
+    /// @dev Whether `account` acts for the merchant's side of an order: the merchant, or once its
+    /// payout is pledged, the lender too (it may open, answer and win a dispute as the merchant).
+    function _merchantSide(bytes32 orderId, Order storage order, address account) private view returns (bool) {
+        return account == order.merchant || (order.pledged && account == _lenders[orderId]);
+    }
+
+    /// @dev Giving the buyer money back by consent (a cancel, a confirmed return) is the merchant's
+    /// call, and once the payout is pledged the lender's alone: a merchant colluding with a buyer
+    /// address cannot take back what it borrowed against.
+    function _requireConsent(bytes32 orderId, Order storage order) private view {
+        address consenter = order.pledged ? _lenders[orderId] : order.merchant;
+        if (msg.sender != consenter) revert EscrowUnauthorizedCaller(orderId, msg.sender);
     }
 
     /// @dev The single place that decides when the current state's window closes. In-window actions
@@ -798,7 +839,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (offer.merchant == address(0) || offer.merchant == buyer) {
             revert EscrowInvalidParties(orderId, offer.merchant, buyer);
         }
-        if (offer.price == 0 || offer.price > type(uint88).max) revert EscrowInvalidPrice(orderId, offer.price);
+        if (offer.price < MIN_PRICE || offer.price > type(uint88).max) revert EscrowInvalidPrice(orderId, offer.price);
         _checkBounds("shipBy", offer.shipBy, block.timestamp + 1, block.timestamp + MAX_SHIP_DELAY);
         _checkBounds("inspectionWindow", offer.inspectionWindow, MIN_INSPECTION_WINDOW, MAX_INSPECTION_WINDOW);
         TokenEntry memory entry = _tokens[offer.token];
@@ -820,20 +861,50 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _books[tokenId].escrowed += uint128(price);
     }
 
-    /// @dev Recovers an attestation's signer and requires a registered carrier.
-    function _carrier(bytes32 typehash, bytes32 orderId, bytes32 trackingHash, uint64 timestamp, bytes calldata signature)
-        private
-        view
-        returns (address signer)
-    {
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(typehash, orderId, trackingHash, timestamp)));
+    /// @dev Checks an attestation's waybill spelling, recovers its signer and requires a
+    /// registered carrier; returns the signer and the waybill's tracking hash.
+    function _carrier(
+        bytes32 typehash,
+        bytes32 orderId,
+        string calldata tracking,
+        uint64 timestamp,
+        bytes32 evidence,
+        bytes calldata signature
+    ) private view returns (address signer, bytes32 trackingHash) {
+        trackingHash = _canonicalTracking(orderId, tracking);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(typehash, orderId, trackingHash, timestamp, evidence)));
         signer = ECDSA.recoverCalldata(digest, signature);
         if (!_carriers[signer]) revert EscrowNotCarrier(orderId, signer);
     }
 
+    /// @dev keccak256 of a waybill in its one canonical spelling `CARRIER:NUMBER`: upper-case
+    /// letters and digits around a single colon, 3..64 characters. Any other spelling reverts, so
+    /// the reuse check cannot depend on every client normalising the same way.
+    function _canonicalTracking(bytes32 orderId, string calldata tracking) private pure returns (bytes32 hash) {
+        uint256 n = bytes(tracking).length;
+        uint256 ok = (n >= 3 && n <= 64) ? 1 : 0;
+        assembly ("memory-safe") {
+            let colon := 0 // index of the one colon; it is never at 0
+            for { let i := 0 } and(ok, lt(i, n)) { i := add(i, 1) } {
+                let c := byte(0, calldataload(add(tracking.offset, i)))
+                // bit c of the constant is set for '0'..'9' and 'A'..'Z'
+                if iszero(and(shr(c, 0x7fffffe03ff000000000000), 1)) {
+                    // otherwise only a single ':' that is neither first nor last
+                    ok := and(and(eq(c, 0x3a), iszero(colon)), and(gt(i, 0), lt(i, sub(n, 1))))
+                    colon := i
+                }
+            }
+            if iszero(colon) { ok := 0 }
+            // keccak256 of the bytes, hashed in scratch memory past the free pointer
+            let m := mload(0x40)
+            calldatacopy(m, tracking.offset, n)
+            hash := keccak256(m, n)
+        }
+        if (ok == 0) revert EscrowNonCanonicalTracking(orderId, tracking);
+    }
+
     /// @dev Records the first use of a tracking hash; any later use by any order is rejected.
     function _claimTracking(bytes32 orderId, bytes32 trackingHash) private {
-        if (trackingHash == bytes32(0)) revert EscrowTrackingMismatch(orderId, trackingHash);
         bytes32 first = _trackingOrders[trackingHash];
         if (first != bytes32(0)) revert EscrowTrackingReused(trackingHash, first);
         _trackingOrders[trackingHash] = orderId;
@@ -1013,32 +1084,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     }
 
     function _setDepositRatio(uint16 ratio) private {
-        _checkBounds("depositRatioBps", ratio, 0, MAX_DEPOSIT_RATIO_BPS);
+        termsRules.checkDepositRatio(ratio);
         _depositRatioBps = ratio;
         emit DepositRatioSet(ratio);
     }
 
     function _setTerms(Terms memory t, string memory metaEvidence) private returns (uint16 termsId) {
-        _checkBounds("feeBps", t.feeBps, 0, MAX_FEE_BPS);
-        _checkBounds("reserveBps", t.reserveBps, 0, MAX_RESERVE_BPS);
-        _checkBounds("compensationBps", t.compensationBps, 0, MAX_COMPENSATION_BPS);
-        _checkBounds("deliveryWindow", t.deliveryWindow, MIN_DELIVERY_WINDOW, MAX_DELIVERY_WINDOW);
-        _checkBounds("returnShipWindow", t.returnShipWindow, MIN_RETURN_SHIP_WINDOW, MAX_RETURN_SHIP_WINDOW);
-        _checkBounds(
-            "returnDeliveryWindow", t.returnDeliveryWindow, MIN_RETURN_DELIVERY_WINDOW, MAX_RETURN_DELIVERY_WINDOW
-        );
-        _checkBounds(
-            "returnInspectionWindow",
-            t.returnInspectionWindow,
-            MIN_RETURN_INSPECTION_WINDOW,
-            MAX_RETURN_INSPECTION_WINDOW
-        );
-        _checkBounds("responseWindow", t.responseWindow, MIN_RESPONSE_WINDOW, MAX_RESPONSE_WINDOW);
-        // The arbitrator's deadline must not pre-empt the respondent's.
-        uint256 minArbitration =
-            t.responseWindow > MIN_ARBITRATION_WINDOW ? t.responseWindow : MIN_ARBITRATION_WINDOW;
-        _checkBounds("arbitrationWindow", t.arbitrationWindow, minArbitration, MAX_ARBITRATION_WINDOW);
-        if (address(t.arbitrator).code.length == 0) revert EscrowZeroAddress();
+        termsRules.checkTerms(t); // the hard bounds (see {EscrowTermsRules})
         if (_currentTermsId == type(uint16).max) revert EscrowRegistryFull();
         termsId = _currentTermsId + 1;
         _terms[termsId] = t;

@@ -54,6 +54,8 @@ contract PanelArbitrator is IArbitrator, AccessControl, ReentrancyGuardTransient
     error PanelAppealsNotSupported(uint256 disputeID);
     /// @notice Thrown when a fee withdrawal fails or exceeds the balance.
     error PanelWithdrawalFailed(address to, uint256 amount);
+    /// @notice Thrown when the admin or a fee recipient is the zero address.
+    error PanelZeroAddress();
 
     /// @notice Emitted when the panel changes; disputes created from now on use `epoch`.
     event PanelSet(uint32 indexed epoch, address[] members, uint256 threshold);
@@ -82,6 +84,7 @@ contract PanelArbitrator is IArbitrator, AccessControl, ReentrancyGuardTransient
     /// @param threshold Votes needed for a final ruling (a strict majority of the panel).
     /// @param cost The arbitration cost in wei (may be 0).
     constructor(address admin, address[] memory members, uint256 threshold, uint256 cost) {
+        if (admin == address(0)) revert PanelZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setPanel(members, threshold);
         _cost = cost;
@@ -189,6 +192,7 @@ contract PanelArbitrator is IArbitrator, AccessControl, ReentrancyGuardTransient
     /// @param to The recipient.
     /// @param amount The amount in wei.
     function withdrawFees(address to, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) nonReentrant {
+        if (to == address(0)) revert PanelZeroAddress();
         emit FeesWithdrawn(to, amount);
         // The admin's own transfer of collected fees; re-entry is blocked.
         (bool ok,) = to.call{value: amount}("");

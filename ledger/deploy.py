@@ -257,6 +257,8 @@ def meta_evidence_uri(terms: Terms) -> str:
 class EscrowDeployment:
     escrow: Deployment
     arbitrator: Deployment
+    rules: Deployment  # EscrowTermsRules: the hard bounds the escrow's admin cannot exceed
+    batcher: Deployment  # EscrowBatcher: relayers batch permissionless steps through it
 
 
 def deploy_escrow(
@@ -271,20 +273,23 @@ def deploy_escrow(
     terms: dict[str, Any] | None = None,
     redeploy: bool = False,
 ) -> EscrowDeployment:
-    """Deploy PanelArbitrator (the panel, N of M) and FulfillmentEscrow using it.
+    """Deploy PanelArbitrator (the panel, N of M), FulfillmentEscrow using it, the stateless
+    EscrowTermsRules the escrow checks its admin against, and the EscrowBatcher relayers use.
 
-    The deployer becomes the admin of both; `treasury` (default: the deployer) receives
-    platform fees. `terms` overrides fields of `ledger.escrow.Terms` for version 1.
-    Idempotent like `deploy_contract`.
+    The deployer becomes the admin of the panel and the escrow; `treasury` (default: the
+    deployer) receives platform fees. `terms` overrides fields of `ledger.escrow.Terms` for
+    version 1. Idempotent like `deploy_contract`.
     """
     admin = chain.default_account.address
+    rules = deploy_contract(chain, data_dir, "EscrowTermsRules", redeploy=redeploy)
+    batcher = deploy_contract(chain, data_dir, "EscrowBatcher", redeploy=redeploy)
     arb = deploy_contract(
         chain, data_dir, "PanelArbitrator", admin, panel, threshold, arbitration_cost,
         redeploy=redeploy,
     )  # fmt: skip
     t = Terms(arbitrator=arb.address, **(terms or {}))
     esc = deploy_contract(
-        chain, data_dir, "FulfillmentEscrow", admin, treasury or admin, t.as_tuple(),
+        chain, data_dir, "FulfillmentEscrow", rules.address, admin, treasury or admin, t.as_tuple(),
         deposit_ratio_bps, meta_evidence_uri(t), redeploy=redeploy,
     )  # fmt: skip
-    return EscrowDeployment(esc, arb)
+    return EscrowDeployment(esc, arb, rules, batcher)

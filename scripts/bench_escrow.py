@@ -5,7 +5,7 @@ On a freshly deployed FulfillmentEscrow (with its PanelArbitrator, 2 of 3), for 
 ERC-20 (contracts/test/TestStablecoin.sol), gas per order of:
   happy      fund + ship + deliver (carrier attestations) + release
   batched    the same, with a relayer batching N orders' ship / deliver / release calls through
-             the escrow's `multicall` (per-order share of each batch; funding stays one
+             the EscrowBatcher (per-order share of each batch; funding stays one
              transaction per order): N orders of one merchant, and N orders of N merchants
   refund     fund + refund on timeout (never shipped)
   return     fund + ship + deliver + requestReturn (partial) + shipReturn + deliverReturn
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_bytes
+from eth_utils import keccak
 from rich.console import Console
 from rich.table import Table
 from web3.contract import Contract
@@ -59,7 +59,7 @@ from ledger.chain.rpc import Chain
 from ledger.deploy import deploy_escrow
 from ledger.errors import ConfigError, LedgerError
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
 from ledger.escrow.types import NATIVE, OrderState, split_ruling
 
 from benchutil import machine, write_results  # scripts/benchutil.py
@@ -171,6 +171,11 @@ def bench_key(role: str) -> LocalAccount:
     return labelled_key(f"{SEED}/{role}")
 
 
+def waybill(tag: str) -> str:
+    """A canonical waybill spelling for an order tag (tags hold '/', waybills may not)."""
+    return canonical_tracking("BENCHPOST", keccak(text=f"{SEED}/waybill/{tag}").hex()[:16])
+
+
 def evidence(tag: str, what: str) -> bytes:
     """A stand-in evidence-log leaf hash (non-zero bytes, like a real one in calldata)."""
     return bytes(keccak(text=f"{SEED}/evidence/{tag}/{what}"))
@@ -263,17 +268,18 @@ class Bench:
         steps = [] if approve is None else [Step.of("approve (buyer)", approve)]
         return [*steps, Step.of("fund (buyer)", fund)]
 
-    def attest(self, kind: str, order_id: bytes, th: bytes) -> tuple[Attestation, bytes]:
-        att = Attestation(kind, order_id, th, self.chain.timestamp())
+    def attest(self, kind: str, order_id: bytes, tracking: str,
+               evidence: bytes) -> tuple[Attestation, bytes]:
+        att = Attestation(kind, order_id, tracking, self.chain.timestamp(), evidence)
         return att, self.client.sign_attestation(self.carrier, att)
 
-    def ship(self, order_id: bytes, th: bytes, tag: str, sender: LocalAccount) -> Tx:
-        att, sig = self.attest("Shipment", order_id, th)
-        return self.measure(self.client.ship(att, sig, sender, evidence(tag, "ship")))
+    def ship(self, order_id: bytes, tracking: str, tag: str, sender: LocalAccount) -> Tx:
+        att, sig = self.attest("Shipment", order_id, tracking, evidence(tag, "ship"))
+        return self.measure(self.client.ship(att, sig, sender))
 
-    def deliver(self, order_id: bytes, th: bytes, tag: str, sender: LocalAccount) -> Tx:
-        att, sig = self.attest("Delivery", order_id, th)
-        return self.measure(self.client.deliver(att, sig, sender, evidence(tag, "deliver")))
+    def deliver(self, order_id: bytes, tracking: str, tag: str, sender: LocalAccount) -> Tx:
+        att, sig = self.attest("Delivery", order_id, tracking, evidence(tag, "deliver"))
+        return self.measure(self.client.deliver(att, sig, sender))
 
     def release(self, order_id: bytes, tag: str, sender: LocalAccount) -> Tx:
         return self.measure(self.client.release(order_id, sender, evidence(tag, "release")))
@@ -286,7 +292,7 @@ class Bench:
         tag = self.tag(f"{asset.name}/{path}")
         offer, sig = self.offer(asset, self.merchant, tag)
         steps = self.fund_steps(asset, offer, sig)
-        th = tracking_hash("BENCHPOST", tag)
+        th = waybill(tag)
         steps.append(
             Step.of("ship (carrier attestation)", self.ship(offer.order_id, th, tag, self.merchant))
         )
@@ -307,7 +313,7 @@ class Bench:
         return steps
 
     def batched(self, asset: Asset, merchants: list[LocalAccount], n: int) -> list[Step]:
-        orders: list[tuple[Offer, str, bytes]] = []
+        orders: list[tuple[Offer, str, str]] = []
         approves: list[Tx] = []
         funds: list[Tx] = []
         for i in range(n):
@@ -317,19 +323,18 @@ class Bench:
             if approve is not None:
                 approves.append(approve)
             funds.append(fund)
-            orders.append((offer, tag, tracking_hash("BENCHPOST", tag)))
-        escrow = self.client.escrow
+            orders.append((offer, tag, waybill(tag)))
+        c = self.client
 
         def batch(name: str, kind: str | None) -> Tx:
             calls = []
             for offer, tag, th in orders:
                 if kind is None:
-                    args: list[Any] = [offer.order_id, evidence(tag, name)]
+                    calls.append(c.calls.release(offer.order_id, evidence(tag, name)))
                 else:
-                    att, sig = self.attest(kind, offer.order_id, th)
-                    args = [att.as_tuple(), sig, evidence(tag, name)]
-                calls.append(to_bytes(hexstr=escrow.encode_abi(name, args=args)))
-            return self.tx(escrow.functions.multicall(calls), self.relayer)
+                    calls.append(c.calls.attested(*self.attest(kind, offer.order_id, th,
+                                                               evidence(tag, name))))
+            return self.measure(c.batch(calls, self.relayer))
 
         ship = batch("ship", "Shipment")
         deliver = batch("deliver", "Delivery")
@@ -375,14 +380,12 @@ class Bench:
                 self.measure(c.request_return(oid, amount, self.buyer, evidence(tag, "request"))),
             )
         )
-        th = tracking_hash("BENCHPOST", f"{tag}/return")
-        att, sig = self.attest("ReturnShipment", oid, th)
-        tx = self.measure(c.ship_return(att, sig, self.buyer, evidence(tag, "ship-return")))
+        th = waybill(f"{tag}/return")
+        att, sig = self.attest("ReturnShipment", oid, th, evidence(tag, "ship-return"))
+        tx = self.measure(c.ship_return(att, sig, self.buyer))
         steps.append(Step.of("shipReturn (carrier attestation)", tx))
-        att, sig = self.attest("ReturnDelivery", oid, th)
-        tx = self.measure(
-            c.deliver_return(att, sig, self.merchant, evidence(tag, "deliver-return"))
-        )
+        att, sig = self.attest("ReturnDelivery", oid, th, evidence(tag, "deliver-return"))
+        tx = self.measure(c.deliver_return(att, sig, self.merchant))
         steps.append(Step.of("deliverReturn (carrier attestation)", tx))
         tx = self.measure(c.confirm_return(oid, self.merchant, evidence(tag, "confirm-return")))
         steps.append(Step.of("confirmReturn (merchant)", tx))
@@ -420,7 +423,7 @@ class Bench:
         steps = self.fund_steps(asset, offer, sig)
         tx = self.measure(self.client.pledge(oid, self.lender.address, self.merchant))
         steps.append(Step.of("pledge (merchant -> lender)", tx))
-        th = tracking_hash("BENCHPOST", tag)
+        th = waybill(tag)
         steps.append(Step.of("ship (carrier attestation)", self.ship(oid, th, tag, self.merchant)))
         steps.append(
             Step.of("deliver (carrier attestation)", self.deliver(oid, th, tag, self.merchant))
@@ -488,7 +491,7 @@ def setup(chain: Chain, batch: int, console: Console) -> tuple[Bench, list[Asset
     dep = deploy_escrow(
         chain, None, panel=[p.address for p in panel], threshold=2, treasury=treasury.address
     )
-    client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address)
+    client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address, dep.batcher.address)
     token = chain.deploy("TestStablecoin", sender=admin)
     naive = chain.deploy("NaiveEscrow", sender=admin)
     client.set_token_allowed(token.address, True, admin)
@@ -555,14 +558,14 @@ def run_all(bench: Bench, assets: list[Asset], n: int, console: Console) -> list
         ("naive", "NaiveEscrow (baseline)", erc20, bench.naive_escrow, True),
         (
             "batched",
-            f"happy path, multicall x{n}, 1 merchant",
+            f"happy path, batched x{n}, 1 merchant",
             assets,
             lambda a: bench.batched(a, [bench.merchant], n),
             True,
         ),
         (
             "batched_merchants",
-            f"happy path, multicall x{n}, {n} merchants",
+            f"happy path, batched x{n}, {n} merchants",
             assets,
             lambda a: bench.batched(a, bench.batch_merchants, n),
             True,
@@ -724,7 +727,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chain", choices=("anvil", "embedded"), default="anvil")
     ap.add_argument("--rpc", metavar="URL", help="use this dev node instead (overrides --chain)")
-    ap.add_argument("--batch", type=int, default=10, help="orders per relayer multicall")
+    ap.add_argument("--batch", type=int, default=10, help="orders per relayer batch (EscrowBatcher)")
     ap.add_argument("--json", action="store_true", help="print the JSON result to stdout")
     ap.add_argument("--out", default="bench-results/bench_escrow.json")
     args = ap.parse_args()

@@ -31,13 +31,14 @@ from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
 from ledger.escrow.calls import Call
-from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
 from ledger.escrow.platform import Platform
 from ledger.escrow.types import NATIVE, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
-from ledger.investigate.case import Case, CaseExpect, Override, apply_overrides, build_case, dumps_case
+from ledger.investigate.case import Case, CaseExpect, build_case, dumps_case
+from ledger.investigate.overrides import Override, apply_overrides
 from ledger.investigate.replay import expectation_problems, replay
 
 DAY = 86400
@@ -77,8 +78,8 @@ class World:
     def attempt_ship(self, oid: str, carrier_code: str, tracking: str, signer: LocalAccount) -> bytes:
         """The merchant submits a shipment attestation signed by `signer`, bypassing the platform."""
         e = self.env
-        th = tracking_hash(carrier_code, tracking)
-        att = Attestation("Shipment", order_key(oid), th, e.chain.timestamp())
+        att = Attestation("Shipment", order_key(oid), canonical_tracking(carrier_code, tracking),
+                          e.chain.timestamp())
         sig = e.client.sign_attestation(signer, att)
         return self.attempt(e.client.calls.ship(att, sig), e.merchant)
 

@@ -62,19 +62,26 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     }
 
     /// @notice A carrier's shipment attestation: EIP-712 type `Shipment` for the outbound parcel,
-    /// `ReturnShipment` for the return parcel (same fields).
+    /// `ReturnShipment` for the return parcel (same fields). `tracking` is the waybill in its one
+    /// canonical spelling, `CARRIER:NUMBER` in upper-case letters and digits (e.g. `SF:SF1234567890`;
+    /// no spaces, hyphens or lower case: the escrow refuses any other spelling, so a reused waybill
+    /// cannot pass as new by being written differently); its keccak256 is the tracking hash.
+    /// `evidence` is the leaf of the evidence record behind the step, committed by the carrier's
+    /// signature (so whoever submits the attestation cannot change what the event reports).
     struct Shipment {
         bytes32 orderId;
-        bytes32 trackingHash;
+        string tracking;
         uint64 shippedAt;
+        bytes32 evidence;
     }
 
     /// @notice A carrier's delivery attestation: EIP-712 type `Delivery` for the outbound parcel,
-    /// `ReturnDelivery` for the return parcel (same fields).
+    /// `ReturnDelivery` for the return parcel (same fields as {Shipment}).
     struct Delivery {
         bytes32 orderId;
-        bytes32 trackingHash;
+        string tracking;
         uint64 deliveredAt;
+        bytes32 evidence;
     }
 
     /// @notice A version of the platform terms. Every order snapshots the version current when it
@@ -108,18 +115,31 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         // dispute, when the arbitrator's window closes)
     }
 
-    /// @notice A dispute, for views.
+    /// @notice A dispute, for views. `openedIn` is the state the order was in when it was opened.
     struct DisputeInfo {
         IArbitrator arbitrator;
         uint256 disputeId;
         uint256 openedAt;
         Party opener;
         bool answered;
+        OrderState openedIn;
     }
 
     // ---------------------------------------------------------------------------------------------
     // Errors
     // ---------------------------------------------------------------------------------------------
+
+    /// @notice Thrown when the merchant's side claims a default on a dispute opened before delivery
+    /// was evidenced, or once the return parcel was sent: the buyer's silence never stands in for a
+    /// delivery, nor lets the merchant keep both the returned goods and the money.
+    error EscrowDefaultNeedsDelivery(bytes32 orderId, OrderState openedIn);
+
+    /// @notice Thrown when an attestation's waybill is not in its canonical spelling
+    /// `CARRIER:NUMBER` (upper-case letters and digits, one colon, 3 to 64 characters).
+    error EscrowNonCanonicalTracking(bytes32 orderId, string tracking);
+
+    /// @notice Thrown when nothing the books do not account for is held in a token.
+    error EscrowNothingToSweep(address token);
 
     /// @notice Thrown when an order is not in one of the states an action needs.
     /// @param expectedStates Bit mask: bit `s` set means state `s` would have been accepted.
@@ -362,6 +382,9 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Emitted when the fee treasury changes.
     event TreasurySet(address indexed treasury);
 
+    /// @notice Emitted when tokens or ETH held outside the books are sent to the treasury.
+    event Swept(address indexed token, address indexed treasury, uint256 amount);
+
     // ---------------------------------------------------------------------------------------------
     // Order lifecycle
     // ---------------------------------------------------------------------------------------------
@@ -372,17 +395,18 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @param merchantSignature EIP-712 signature of `offer` by `offer.merchant` (ECDSA or ERC-1271).
     function fund(Offer calldata offer, bytes calldata merchantSignature) external payable;
 
-    /// @notice Record a shipment attested by a registered carrier (not the merchant). Anyone may submit.
+    /// @notice Record a shipment attested by a registered carrier (not the merchant). Anyone may
+    /// submit. Idempotent: the same shipment submitted again (a relayer's batch racing someone who
+    /// copied one of its attestations) changes nothing and does not revert.
     /// @param shipment The attested shipment.
     /// @param carrierSignature EIP-712 `Shipment` signature by the carrier.
-    /// @param evidence Hash of the evidence record behind the step.
-    function ship(Shipment calldata shipment, bytes calldata carrierSignature, bytes32 evidence) external;
+    function ship(Shipment calldata shipment, bytes calldata carrierSignature) external;
 
-    /// @notice Record delivery of the shipped parcel, attested by a registered carrier. Anyone may submit.
-    /// @param delivery The attested delivery; its tracking hash must be this order's shipment.
+    /// @notice Record delivery of the shipped parcel, attested by a registered carrier. Anyone may
+    /// submit. Idempotent once the order's state shows the delivery recorded.
+    /// @param delivery The attested delivery; its waybill must be this order's shipment.
     /// @param carrierSignature EIP-712 `Delivery` signature by the carrier.
-    /// @param evidence Hash of the evidence record behind the step.
-    function deliver(Delivery calldata delivery, bytes calldata carrierSignature, bytes32 evidence) external;
+    function deliver(Delivery calldata delivery, bytes calldata carrierSignature) external;
 
     /// @notice The buyer confirms delivery itself (starts the inspection window now).
     /// @param orderId The order.
@@ -390,19 +414,22 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     function confirmDelivery(bytes32 orderId, bytes32 evidence) external;
 
     /// @notice Release a delivered order after its inspection window (or a requested return never
-    /// shipped in time) to the merchant or its lender. Anyone may call.
+    /// shipped in time) to the merchant or its lender. Anyone may call; on an order already
+    /// Released it does nothing (a relayer's batch stays valid when someone released first).
     /// @param orderId The order.
     /// @param evidence Hash of the evidence record behind the step.
     function release(bytes32 orderId, bytes32 evidence) external;
 
     /// @notice Refund the buyer in full after a timeout: not shipped by `shipBy`, or shipped but not
     /// delivered within the delivery window. Anyone may call; the money always goes to the buyer.
+    /// On an order already Refunded it does nothing.
     /// @param orderId The order.
     /// @param evidence Hash of the evidence record behind the step.
     function refund(bytes32 orderId, bytes32 evidence) external;
 
     /// @notice The merchant gives the buyer a full refund (e.g. out of stock), in any open state
-    /// except a dispute.
+    /// except a dispute. Once the payout is pledged only the lender may: the merchant alone can no
+    /// longer give away what it borrowed against.
     /// @param orderId The order.
     /// @param evidence Hash of the evidence record behind the step.
     function cancel(bytes32 orderId, bytes32 evidence) external;
@@ -414,16 +441,16 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     function requestReturn(bytes32 orderId, uint256 amount, bytes32 evidence) external;
 
     /// @notice Record the return shipment attested by a registered carrier (neither party).
+    /// Idempotent for the same return parcel.
     /// @param shipment The attested return shipment (EIP-712 type `ReturnShipment`).
     /// @param carrierSignature The carrier's signature.
-    /// @param evidence Hash of the evidence record behind the step.
-    function shipReturn(Shipment calldata shipment, bytes calldata carrierSignature, bytes32 evidence) external;
+    function shipReturn(Shipment calldata shipment, bytes calldata carrierSignature) external;
 
-    /// @notice Record delivery of the return parcel to the merchant, attested by a registered carrier.
+    /// @notice Record delivery of the return parcel to the merchant, attested by a registered
+    /// carrier. Idempotent once the order is ReturnDelivered or Returned with this parcel.
     /// @param delivery The attested return delivery (EIP-712 type `ReturnDelivery`).
     /// @param carrierSignature The carrier's signature.
-    /// @param evidence Hash of the evidence record behind the step.
-    function deliverReturn(Delivery calldata delivery, bytes calldata carrierSignature, bytes32 evidence) external;
+    function deliverReturn(Delivery calldata delivery, bytes calldata carrierSignature) external;
 
     /// @notice The merchant accepts the return (or the partial refund without a parcel): settles now.
     /// @param orderId The order.
@@ -431,12 +458,16 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     function confirmReturn(bytes32 orderId, bytes32 evidence) external;
 
     /// @notice Settle a return by timeout: the return parcel was delivered and the merchant's window
-    /// passed, or it was shipped and never delivered in time. Anyone may call.
+    /// passed, or it was shipped and never delivered in time. Anyone may call; on an order already
+    /// Returned it does nothing.
     /// @param orderId The order.
     /// @param evidence Hash of the evidence record behind the step.
     function settleReturn(bytes32 orderId, bytes32 evidence) external;
 
-    /// @notice Pledge an order's payout to a lender, once. Refunds still go to the buyer first.
+    /// @notice Pledge an order's payout to a lender, once, in any open state but a dispute. Refunds
+    /// still go to the buyer first; from then on the lender acts for the merchant's side in what
+    /// could give money back: it alone may cancel or confirm a return, and it may open, answer and
+    /// win by default a dispute as the merchant can.
     /// @param orderId The order.
     /// @param lender Who receives the merchant's payout.
     function pledge(bytes32 orderId, address lender) external;
@@ -451,12 +482,15 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @return disputeId The dispute's id in the order's arbitrator.
     function openDispute(bytes32 orderId, bytes32 evidence) external payable returns (uint256 disputeId);
 
-    /// @notice A party submits evidence (ERC-1497); the respondent's first submission is its answer.
+    /// @notice A party submits evidence (ERC-1497); the respondent's first submission is its answer,
+    /// which must come within the response window (after it, the opener may claim the default).
     /// @param orderId The disputed order.
     /// @param evidence Reference to the evidence, e.g. "leaf:<index>:<hex>" of the evidence log.
     function submitEvidence(bytes32 orderId, string calldata evidence) external;
 
-    /// @notice The opener wins by default when the respondent did not answer in time.
+    /// @notice The opener wins by default when the respondent did not answer in time. The merchant's
+    /// side wins by default only a dispute opened while the order was Returning (delivery evidenced,
+    /// no return parcel sent): see {EscrowDefaultNeedsDelivery}.
     /// @param orderId The disputed order.
     function claimDefault(bytes32 orderId) external;
 
@@ -527,6 +561,11 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @param amount The amount.
     function withdrawFees(address token, uint256 amount) external;
 
+    /// @notice Send to the treasury what the escrow holds of a token beyond its books (a transfer
+    /// made to the escrow directly, ETH forced in). Anyone may call; the books do not change.
+    /// @param token The token (address(0) for ETH).
+    function sweep(address token) external;
+
     // ---------------------------------------------------------------------------------------------
     // Views
     // ---------------------------------------------------------------------------------------------
@@ -585,6 +624,4 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice A token's registry id (0 if never registered) and whether it is allowed.
     function tokenInfo(address token) external view returns (uint8 tokenId, bool allowed);
 
-    /// @notice The EIP-712 digest a merchant signs for `offer`.
-    function offerDigest(Offer calldata offer) external view returns (bytes32);
 }

@@ -7,7 +7,8 @@ the standard-JSON input, so every compiler sees byte-identical input.
 
 Artifacts are cached under ``build/contracts/<key>.json`` where the key hashes the
 sources, the pinned compiler version and the settings: a source change recompiles,
-nothing else does.
+nothing else does. {compile_for_analysis} caches the same input's ASTs (what a static
+analyser reads) the same way under ``build/analysis/``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ SETTINGS: dict[str, Any] = {
             ]
         },
     },
+}
+
+# What static analysis reads: every unit's AST, and each contract's ABI and NatSpec. No code is
+# generated, so this compiles in seconds; the other settings are SETTINGS' own.
+ANALYSIS_SETTINGS: dict[str, Any] = {
+    **SETTINGS,
+    "outputSelection": {"*": {"": ["ast"], "*": ["abi", "devdoc", "userdoc"]}},
 }
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -133,9 +141,9 @@ def collect_sources(root_units: list[str] | None = None) -> dict[str, str]:
     return sources
 
 
-def cache_key(sources: dict[str, str]) -> str:
+def cache_key(sources: dict[str, str], compiler_settings: dict[str, Any] = SETTINGS) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"solc": SOLC_VERSION, "settings": SETTINGS}, sort_keys=True).encode())
+    h.update(json.dumps({"solc": SOLC_VERSION, "settings": compiler_settings}, sort_keys=True).encode())
     for unit in sorted(sources):
         h.update(unit.encode() + b"\0" + hashlib.sha256(sources[unit].encode()).digest())
     return h.hexdigest()
@@ -164,7 +172,7 @@ def find_compiler() -> tuple[str, str]:
             )
         return explicit, f"native solc {version} ({explicit})"
     native = shutil.which("solc")
-    if native and _compiler_version(native) == SOLC_VERSION:
+    if native and not _is_solc_select_shim(native) and _compiler_version(native) == SOLC_VERSION:
         return native, f"native solc {SOLC_VERSION} ({native})"
     adapter = PROJECT_ROOT / "scripts" / "solcjs-adapter.cjs"
     if not (_node_modules() / "solc" / "package.json").exists():
@@ -175,6 +183,17 @@ def find_compiler() -> tuple[str, str]:
     if shutil.which("node") is None:
         raise ConfigError("solc-js needs Node.js (`node`) on PATH")
     return str(adapter), f"solc-js {SOLC_VERSION} via {adapter.name}"
+
+
+def _is_solc_select_shim(path: str) -> bool:
+    """Whether `path` is solc-select's `solc` wrapper (it comes with slither's crytic-compile, so
+    the dev virtualenv has one): run without a compiler installed, it downloads one, so it is
+    never run to ask its version. A compiler solc-select installed can be named in LEDGER_SOLC."""
+    try:
+        with open(path, "rb") as f:
+            return b"solc_select" in f.read(4096)
+    except OSError:
+        return False
 
 
 def _run_compiler(binary: str, standard_input: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +220,40 @@ def _format_errors(stdout: str) -> str:
     )
 
 
+def standard_input(
+    sources: dict[str, str], compiler_settings: dict[str, Any] = SETTINGS
+) -> dict[str, Any]:
+    """The standard-JSON input for `sources` (inlined, sorted by unit name)."""
+    return {
+        "language": "Solidity",
+        "sources": {unit: {"content": text} for unit, text in sorted(sources.items())},
+        "settings": compiler_settings,
+    }
+
+
+def compile_standard(standard_json: dict[str, Any]) -> dict[str, Any]:
+    """Run the pinned compiler ({find_compiler}) once on a standard-JSON input; its output.
+    Raises CompileError if the compiler is not the pinned version or reports an error."""
+    binary, description = find_compiler()
+    version = _compiler_version(binary)
+    if version != SOLC_VERSION:
+        raise CompileError(f"{description} reports version {version}; {SOLC_VERSION} is pinned")
+    output = _run_compiler(binary, standard_json)
+    problems = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    if problems:
+        raise CompileError("\n".join(e["formattedMessage"] for e in problems))
+    return output
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A private temporary name, so processes compiling at once never write the same file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def compile_all(force: bool = False) -> dict[str, Artifact]:
     """Compile (or load from cache) every project contract. Keyed by contract name."""
     sources = collect_sources()
@@ -211,19 +264,8 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
             return _load(cache_file)
         except (OSError, ValueError, KeyError):
             pass  # a corrupt or truncated cache entry: compile again and replace it
-    binary, description = find_compiler()
-    version = _compiler_version(binary)
-    if version != SOLC_VERSION:
-        raise CompileError(f"{description} reports version {version}; {SOLC_VERSION} is pinned")
-    standard_input = {
-        "language": "Solidity",
-        "sources": {unit: {"content": text} for unit, text in sorted(sources.items())},
-        "settings": SETTINGS,
-    }
-    output = _run_compiler(binary, standard_input)
-    problems = [e for e in output.get("errors", []) if e.get("severity") == "error"]
-    if problems:
-        raise CompileError("\n".join(e["formattedMessage"] for e in problems))
+    output = compile_standard(standard_input(sources))
+    _, description = find_compiler()
     warnings = [e for e in output.get("errors", []) if e.get("severity") == "warning"]
     artifacts = _project_artifacts(output)
     payload = {
@@ -235,13 +277,26 @@ def compile_all(force: bool = False) -> dict[str, Artifact]:
         "warnings": [w["formattedMessage"] for w in warnings],
         "contracts": artifacts,
     }
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    # A private temporary name, so processes compiling at once never write the same file.
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.stem, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, cache_file)
+    _write_atomically(cache_file, json.dumps(payload, indent=1, sort_keys=True))
     return _load(cache_file)
+
+
+def compile_for_analysis(force: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The standard-JSON input of every project source with ANALYSIS_SETTINGS (the ASTs) and the
+    pinned compiler's output for it, cached by content under ``build/analysis/<key>.json``."""
+    sources = collect_sources()
+    standard_json = standard_input(sources, ANALYSIS_SETTINGS)
+    cache_file = _build_dir() / "analysis" / f"{cache_key(sources, ANALYSIS_SETTINGS)}.json"
+    if not force and cache_file.exists():
+        try:
+            output: dict[str, Any] = json.loads(cache_file.read_text())
+            if "sources" in output:
+                return standard_json, output
+        except (OSError, ValueError):
+            pass  # a corrupt or truncated cache entry: compile again and replace it
+    output = compile_standard(standard_json)
+    _write_atomically(cache_file, json.dumps(output))
+    return standard_json, output
 
 
 def _project_artifacts(output: dict[str, Any]) -> dict[str, Any]:

@@ -135,6 +135,10 @@ def decode_revert(data: bytes, context: str = "transaction") -> ContractRevert:
     except Exception:  # noqa: BLE001 - malformed revert data is itself the diagnosis
         return ContractRevert(name, {}, f"{context} reverted with malformed {name} data")
     args = {n: _arg_value(t, v) for n, t, v in zip(names, types, values, strict=True)}
+    if name == "BatchCallFailed":  # EscrowBatcher: the failing call's own error is the diagnosis
+        inner = decode_revert(bytes(values[1]), f"{context} (call {values[0]} of the batch)")
+        return ContractRevert(inner.error_name, {**inner.error_args, "batchIndex": int(values[0])},
+                              str(inner))
     if name == "Panic":
         code = int(values[0])
         return ContractRevert(name, args, f"{context} panicked: {_PANIC_CODES.get(code, hex(code))}")

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ledger import __version__
 from ledger._internal import logs
 from ledger.config import DEFAULT_DATA_DIR, VARIABLES, settings
 from ledger.errors import LedgerError
@@ -79,6 +80,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="ledger",
         description="evidence-escrow: provable live-commerce evidence on an anchored RFC 9162 log.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, summary) in COMMANDS.items():

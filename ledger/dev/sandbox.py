@@ -60,7 +60,7 @@ def make_escrow_env(
         chain.send_eth(acct.address, 10**21, admin)
     dep = deploy_escrow(chain, None, panel=[x.address for x in a[7:10]], threshold=2,
                         treasury=treasury.address, redeploy=True)
-    client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address)
+    client = EscrowClient.at(chain, dep.escrow.address, dep.arbitrator.address, dep.batcher.address)
     token = chain.deploy("TestStablecoin", sender=admin)
     client.set_token_allowed(token.address, True, admin)
     for carrier in (a[5], a[6]):

@@ -70,23 +70,39 @@ class EscrowCalls:
     def fund(self, offer: Offer, signature: bytes) -> Call:
         return Call(self._f.fund(offer.as_tuple(), signature), self._pays(offer.token, offer.price))
 
-    def ship(self, att: Attestation, signature: bytes, evidence: bytes = ZERO32) -> Call:
-        return Call(self._f.ship(att.as_tuple(), signature, evidence))
+    def ship(self, att: Attestation, signature: bytes) -> Call:
+        return Call(self._f.ship(att.as_tuple(), signature))
 
-    def deliver(self, att: Attestation, signature: bytes, evidence: bytes = ZERO32) -> Call:
-        return Call(self._f.deliver(att.as_tuple(), signature, evidence))
+    def deliver(self, att: Attestation, signature: bytes) -> Call:
+        return Call(self._f.deliver(att.as_tuple(), signature))
 
-    def ship_return(self, att: Attestation, signature: bytes, evidence: bytes = ZERO32) -> Call:
-        return Call(self._f.shipReturn(att.as_tuple(), signature, evidence))
+    def ship_return(self, att: Attestation, signature: bytes) -> Call:
+        return Call(self._f.shipReturn(att.as_tuple(), signature))
 
-    def deliver_return(self, att: Attestation, signature: bytes, evidence: bytes = ZERO32) -> Call:
-        return Call(self._f.deliverReturn(att.as_tuple(), signature, evidence))
+    def deliver_return(self, att: Attestation, signature: bytes) -> Call:
+        return Call(self._f.deliverReturn(att.as_tuple(), signature))
 
-    def attested(self, att: Attestation, signature: bytes, evidence: bytes = ZERO32) -> Call:
-        """The call that records a carrier attestation of `att.kind`."""
+    def attested(self, att: Attestation, signature: bytes) -> Call:
+        """The call that records a carrier attestation of `att.kind` (its evidence is signed in it)."""
         build = {"Shipment": self.ship, "Delivery": self.deliver,
                  "ReturnShipment": self.ship_return, "ReturnDelivery": self.deliver_return}[att.kind]
-        return build(att, signature, evidence)
+        return build(att, signature)
+
+    def batched(self, batcher: Contract, calls: list[Call]) -> Call:
+        """One transaction through an `EscrowBatcher` making `calls` on this escrow in order.
+
+        Only steps anyone may take belong in a batch (they run with the batcher as sender):
+        attestations, releases, refunds, settlements. Calls that pay value cannot be batched.
+        """
+        if not calls:
+            raise ValueError("an empty batch")
+        encoded = []
+        for call in calls:
+            if call.value or call.fn.address != self.escrow.address:
+                raise ValueError(f"{call.label} cannot be batched (it pays value or is not an escrow call)")
+            encoded.append(bytes.fromhex(self.escrow.encode_abi(
+                call.fn.abi_element_identifier, args=call.fn.args)[2:]))
+        return Call(batcher.functions.batch(self.escrow.address, encoded))
 
     def confirm_delivery(self, order_id: bytes, evidence: bytes = ZERO32) -> Call:
         return Call(self._f.confirmDelivery(order_id, evidence))
@@ -168,3 +184,7 @@ class EscrowCalls:
 
     def withdraw_fees(self, token: str, amount: int) -> Call:
         return Call(self._f.withdrawFees(to_checksum_address(token), amount))
+
+    def sweep(self, token: str) -> Call:
+        """Send what the escrow holds of `token` beyond its books to the treasury (anyone may)."""
+        return Call(self._f.sweep(to_checksum_address(token)))

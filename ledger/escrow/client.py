@@ -20,6 +20,7 @@ from web3.contract import Contract
 
 from ledger.chain.abi import decode_log
 from ledger.chain.rpc import Chain
+from ledger.errors import ConfigError
 from ledger.escrow.calls import Call, EscrowCalls, is_native
 from ledger.escrow.eip712 import Attestation, Offer, sign_attestation, sign_offer
 from ledger.escrow.types import ZERO32, DisputeInfo, OrderInfo, OrderState, Party, Terms, Totals
@@ -38,14 +39,17 @@ class EscrowClient:
     chain: Chain
     escrow: Contract
     arbitrator: Contract | None = None
+    batcher: Contract | None = None  # EscrowBatcher, for `batch`
     _terms_cache: dict[int, Terms] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def at(cls, chain: Chain, escrow: str, arbitrator: str | None = None) -> EscrowClient:
+    def at(cls, chain: Chain, escrow: str, arbitrator: str | None = None,
+           batcher: str | None = None) -> EscrowClient:
         return cls(
             chain,
             chain.contract("FulfillmentEscrow", escrow),
             chain.contract("PanelArbitrator", arbitrator) if arbitrator else None,
+            chain.contract("EscrowBatcher", batcher) if batcher else None,
         )
 
     @property
@@ -68,6 +72,13 @@ class EscrowClient:
         """Sign `call` with `sender`'s key, send it and wait; raises the decoded revert."""
         return self.chain.transact(call.fn, sender, value=call.value)
 
+    def batch(self, calls: list[Call], sender: LocalAccount) -> dict[str, Any]:
+        """Send permissionless `calls` in one transaction through the EscrowBatcher; a failing
+        call reverts them all, with its own error (and its index as ``batchIndex``)."""
+        if self.batcher is None:
+            raise ConfigError("this client has no EscrowBatcher configured")
+        return self.send(self.calls.batched(self.batcher, calls), sender)
+
     def approve(self, token: str, owner: LocalAccount, amount: int) -> dict[str, Any] | None:
         """Let the escrow pull `amount` of an ERC-20 from `owner` (no-op for ETH)."""
         if is_native(token):
@@ -82,13 +93,11 @@ class EscrowClient:
             self.approve(offer.token, buyer, offer.price)
         return self.send(self.calls.fund(offer, signature), buyer)
 
-    def ship(self, att: Attestation, signature: bytes, sender: LocalAccount,
-             evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self.send(self.calls.ship(att, signature, evidence), sender)
+    def ship(self, att: Attestation, signature: bytes, sender: LocalAccount) -> dict[str, Any]:
+        return self.send(self.calls.ship(att, signature), sender)
 
-    def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount,
-                evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self.send(self.calls.deliver(att, signature, evidence), sender)
+    def deliver(self, att: Attestation, signature: bytes, sender: LocalAccount) -> dict[str, Any]:
+        return self.send(self.calls.deliver(att, signature), sender)
 
     def confirm_delivery(self, order_id: bytes, buyer: LocalAccount,
                          evidence: bytes = ZERO32) -> dict[str, Any]:
@@ -107,13 +116,11 @@ class EscrowClient:
                        evidence: bytes = ZERO32) -> dict[str, Any]:
         return self.send(self.calls.request_return(order_id, amount, evidence), buyer)
 
-    def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
-                    evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self.send(self.calls.ship_return(att, signature, evidence), sender)
+    def ship_return(self, att: Attestation, signature: bytes, sender: LocalAccount) -> dict[str, Any]:
+        return self.send(self.calls.ship_return(att, signature), sender)
 
-    def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount,
-                       evidence: bytes = ZERO32) -> dict[str, Any]:
-        return self.send(self.calls.deliver_return(att, signature, evidence), sender)
+    def deliver_return(self, att: Attestation, signature: bytes, sender: LocalAccount) -> dict[str, Any]:
+        return self.send(self.calls.deliver_return(att, signature), sender)
 
     def confirm_return(self, order_id: bytes, merchant: LocalAccount,
                        evidence: bytes = ZERO32) -> dict[str, Any]:
@@ -207,7 +214,8 @@ class EscrowClient:
 
     def dispute_of(self, order_id: bytes) -> DisputeInfo:
         t = self.chain.call(self.escrow.functions.disputeOf(order_id))
-        return DisputeInfo(str(t[0]), int(t[1]), int(t[2]), Party(int(t[3])), bool(t[4]))
+        return DisputeInfo(str(t[0]), int(t[1]), int(t[2]), Party(int(t[3])), bool(t[4]),
+                           OrderState(int(t[5])))
 
     def order_of_tracking(self, th: bytes) -> bytes | None:
         oid = bytes(self.chain.call(self.escrow.functions.orderOfTracking(th)))

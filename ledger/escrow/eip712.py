@@ -18,10 +18,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from ledger.errors import ConfigError
+from ledger.escrow.types import ZERO32
 
 __all__ = [
-    "ATTESTATION_KINDS", "DOMAIN_NAME", "DOMAIN_VERSION", "Attestation", "Offer", "order_key",
-    "recover_signer", "sign_attestation", "sign_offer", "signed_message", "tracking_hash",
+    "ATTESTATION_KINDS", "DOMAIN_NAME", "DOMAIN_VERSION", "Attestation", "Offer", "canonical_tracking",
+    "order_key", "recover_signer", "sign_attestation", "sign_offer", "signed_message", "tracking_hash",
 ]
 
 def order_key(order_id: str) -> bytes:
@@ -32,20 +33,28 @@ def order_key(order_id: str) -> bytes:
 
 
 _WAYBILL_NOISE = re.compile(r"[\s\-]+")
+_CANONICAL_WAYBILL = re.compile(r"[A-Z0-9]+:[A-Z0-9]+")
+
+
+def canonical_tracking(carrier: str, tracking_number: str) -> str:
+    """The one spelling of a waybill the escrow accepts: ``CARRIER:NUMBER`` in upper-case letters
+    and digits, 3 to 64 characters. Whitespace and hyphens are formatting and are dropped
+    ("sf 1234-5678" is "SF:12345678"); anything else that is not a letter or digit is refused.
+
+    The escrow refuses every other spelling on chain, so a reused waybill cannot slip past its
+    reuse check by being written differently, whichever client signed the attestation.
+    """
+    text = f"{_WAYBILL_NOISE.sub('', carrier).upper()}:{_WAYBILL_NOISE.sub('', tracking_number).upper()}"
+    if _CANONICAL_WAYBILL.fullmatch(text) is None or not 3 <= len(text) <= 64:
+        raise ValueError(f"not a waybill the escrow accepts: {text!r} (CARRIER:NUMBER, letters and digits, "
+                         "3 to 64 characters)")
+    return text
 
 
 def tracking_hash(carrier: str, tracking_number: str) -> bytes:
-    """keccak256 of ``CARRIER:TRACKING``, normalised: upper case, with whitespace and hyphens
-    removed everywhere (they are formatting, not part of a waybill number).
-
-    Normalising means a reused waybill cannot slip past the escrow's reuse check by being
-    written differently ("sf 1234-5678" is "SF12345678").
-    """
-    carrier_n = _WAYBILL_NOISE.sub("", carrier).upper()
-    number_n = _WAYBILL_NOISE.sub("", tracking_number).upper()
-    if not carrier_n or not number_n:
-        raise ValueError("carrier and tracking number must not be empty")
-    return bytes(keccak(text=f"{carrier_n}:{number_n}"))
+    """keccak256 of the waybill's canonical spelling (`canonical_tracking`): the escrow's key for
+    the reuse check and the `trackingHash` of its events."""
+    return bytes(keccak(text=canonical_tracking(carrier, tracking_number)))
 
 
 _OFFER_FIELDS = [
@@ -63,15 +72,17 @@ _OFFER_FIELDS = [
 
 _SHIPMENT_FIELDS = [
     {"name": "orderId", "type": "bytes32"},
-    {"name": "trackingHash", "type": "bytes32"},
+    {"name": "tracking", "type": "string"},
     {"name": "shippedAt", "type": "uint64"},
+    {"name": "evidence", "type": "bytes32"},
 ]
 
 
 _DELIVERY_FIELDS = [
     {"name": "orderId", "type": "bytes32"},
-    {"name": "trackingHash", "type": "bytes32"},
+    {"name": "tracking", "type": "string"},
     {"name": "deliveredAt", "type": "uint64"},
+    {"name": "evidence", "type": "bytes32"},
 ]
 
 
@@ -162,24 +173,33 @@ class Attestation:
     """A carrier's signed statement about a parcel: shipped or delivered at `at`.
 
     `kind` is the EIP-712 type: ``Shipment`` or ``Delivery`` for the outbound parcel,
-    ``ReturnShipment`` or ``ReturnDelivery`` for the parcel sent back.
+    ``ReturnShipment`` or ``ReturnDelivery`` for the parcel sent back. `tracking` is the waybill
+    in its canonical spelling (`canonical_tracking`); `evidence` is the leaf of the evidence
+    record behind the step, which the carrier's signature commits to.
     """
 
     kind: str
     order_id: bytes
-    tracking_hash: bytes
+    tracking: str
     at: int  # unix seconds: shippedAt or deliveredAt
+    evidence: bytes = ZERO32
 
     def __post_init__(self) -> None:
         if self.kind not in ATTESTATION_KINDS:
             raise ValueError(f"unknown attestation kind {self.kind!r}; one of {sorted(ATTESTATION_KINDS)}")
 
+    @property
+    def tracking_hash(self) -> bytes:
+        """keccak256 of the waybill: the escrow's reuse key and its events' `trackingHash`."""
+        return bytes(keccak(text=self.tracking))
+
     def message(self) -> dict[str, Any]:
         time_field = ATTESTATION_KINDS[self.kind][2]["name"]
-        return {"orderId": self.order_id, "trackingHash": self.tracking_hash, time_field: self.at}
+        return {"orderId": self.order_id, "tracking": self.tracking, time_field: self.at,
+                "evidence": self.evidence}
 
-    def as_tuple(self) -> tuple[bytes, bytes, int]:
-        return (self.order_id, self.tracking_hash, self.at)
+    def as_tuple(self) -> tuple[bytes, str, int, bytes]:
+        return (self.order_id, self.tracking, self.at, self.evidence)
 
     def typed_data(self, chain_id: int, escrow: str) -> dict[str, Any]:
         return _typed_data(self.kind, self.message(), chain_id, escrow)
@@ -188,7 +208,7 @@ class Attestation:
     def from_message(cls, kind: str, m: dict[str, Any]) -> Attestation:
         """From the EIP-712 message form of `kind` (bytes32 as bytes or 0x hex)."""
         time_field = ATTESTATION_KINDS[kind][2]["name"]
-        return cls(kind, _b32(m["orderId"]), _b32(m["trackingHash"]), int(m[time_field]))
+        return cls(kind, _b32(m["orderId"]), str(m["tracking"]), int(m[time_field]), _b32(m["evidence"]))
 
 
 def _sign(signer: LocalAccount, typed: dict[str, Any]) -> bytes:

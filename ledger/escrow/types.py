@@ -15,8 +15,8 @@ from eth_utils import to_checksum_address
 from ledger.chain.abi import ERROR_DISPLAY
 
 __all__ = [
-    "BPS", "DAY", "HOUR", "NATIVE", "RULING_SPLIT_BASE", "ZERO32", "DisputeInfo", "OrderInfo", "OrderState",
-    "Party", "Resolution", "Ruling", "Terms", "Totals", "buyer_bps_of", "split_ruling",
+    "BPS", "DAY", "HOUR", "MIN_PRICE", "NATIVE", "RULING_SPLIT_BASE", "ZERO32", "DisputeInfo", "OrderInfo",
+    "OrderState", "Party", "Resolution", "Ruling", "Terms", "Totals", "buyer_bps_of", "split_ruling",
 ]
 
 NATIVE = "0x0000000000000000000000000000000000000000"
@@ -26,6 +26,7 @@ ZERO32 = b"\x00" * 32
 
 
 BPS = 10_000
+MIN_PRICE = BPS  # the escrow's lowest price in base units: fee and reserve never round to 0
 
 
 HOUR = 3600
@@ -177,6 +178,7 @@ class DisputeInfo:
     opened_at: int
     opener: Party
     answered: bool
+    opened_in: OrderState  # the state the order was in when the dispute was opened
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from eth_utils import to_checksum_address
 
 from ledger.errors import AuditError
+from ledger.escrow import payout
 from ledger.escrow.client import EscrowClient
+from ledger.escrow.eip712 import order_key
 from ledger.escrow.types import BPS, buyer_bps_of
 from ledger.investigate.audit_model import (
     FAILED,
@@ -33,6 +35,7 @@ from ledger.investigate.audit_model import (
     Opener,
     Order,
     OrdersFigure,
+    PayoutClaim,
     PledgedReceivables,
     PledgeItem,
     PledgeTotals,
@@ -48,7 +51,7 @@ from ledger.investigate.audit_model import (
     rollup,
 )
 
-__all__ = ["SETTLEMENT_EVENTS", "compute_figures"]
+__all__ = ["SETTLEMENT_EVENTS", "compute_figures", "payout_claims"]
 
 _logger = logging.getLogger(__name__)
 
@@ -311,6 +314,13 @@ class _Figures:
                 state=info.state.name, token=info.token, price=info.price,
                 outstanding=outstanding, paid_to_lender=paid, pledge_tx=pledge.tx_hash,
                 settlement_tx=settlement.tx_hash if settlement else None,
+                payout_claims=payout_claims(self.client, o.order_id),
             ))  # fmt: skip
         return PledgedReceivables(count=len(items), by_token=by_token, items=items,
                                   sources=src.block())
+
+
+def payout_claims(client: EscrowClient, order_id: str) -> list[PayoutClaim]:
+    """What could still reduce the order's payout, from the chain now (empty once settled)."""
+    return [PayoutClaim(what=k.what, by=k.by, until=k.until)
+            for k in payout.claims(client, order_key(order_id))]

@@ -42,7 +42,7 @@ __all__ = [
     "AnchorBlock", "AuditReport", "ChainBlock", "CitedRecord", "Counts", "CoverageItem",
     "DepositCoverage", "DepositEventRef", "DisputeItem", "Disputes", "EventEntry",
     "FigureSources", "Figures", "Flag", "MerchantBlock", "MerchantReport", "OrderBlock",
-    "OrderReport", "OrderRow", "OrdersFigure", "PledgeItem", "PledgeTotals",
+    "OrderReport", "OrderRow", "OrdersFigure", "PayoutClaim", "claim_text", "PledgeItem", "PledgeTotals",
     "PledgedReceivables", "RecordEntry", "RefundBucket", "Refunds", "ReturnRate", "SalesTotals",
     "SettledSales", "SourceEvent", "SourceRecord",
     # working values
@@ -174,8 +174,18 @@ class AnchorBlock(DocumentStruct):
     block_time: str | None
 
 
+class PayoutClaim(DocumentStruct):
+    """A way the order's payout can still shrink in its current state (`ledger.escrow.payout`):
+    what, who can make it happen, until when (unix seconds, null when it has no deadline)."""
+
+    what: str
+    by: str
+    until: int | None
+
+
 class OrderBlock(DocumentStruct):
-    """An order report's subject: the order on chain now (chain fields null if never funded)."""
+    """An order report's subject: the order on chain now (chain fields null if never funded),
+    and what could still take its payout away."""
 
     order_id: str
     escrow_order_id: str
@@ -186,6 +196,7 @@ class OrderBlock(DocumentStruct):
     token: str | None
     price: int | None
     lender: str | None
+    payout_claims: list[PayoutClaim]
 
 
 class MerchantBlock(DocumentStruct):
@@ -404,6 +415,7 @@ class PledgeItem(DocumentStruct):
     paid_to_lender: int
     pledge_tx: str
     settlement_tx: str | None
+    payout_claims: list[PayoutClaim]  # what could still reduce what the lender is paid
 
 
 class PledgedReceivables(DocumentStruct):
@@ -564,3 +576,9 @@ def rollup(recs: Iterable[Rec], evs: Iterable[Ev]) -> Status:
     if UNANCHORED in s:
         return UNANCHORED
     return VERIFIED if s else NOT_APPLICABLE
+
+
+def claim_text(claim: PayoutClaim) -> str:
+    """One line for a payout claim: what, by whom, until when."""
+    until = f" until {times.rfc3339(claim.until)}" if claim.until is not None else ""
+    return f"{claim.what} ({claim.by}{until})"

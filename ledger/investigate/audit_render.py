@@ -30,6 +30,7 @@ from ledger.investigate.audit_model import (
     MerchantReport,
     OrderReport,
     RecordEntry,
+    claim_text,
     token_label,
 )
 
@@ -141,10 +142,11 @@ def _figure_tables(report: MerchantReport) -> list[_Table]:
            _c(_coverage(i), "" if i.covered else "bad")]
           for i in f.deposit_coverage.items]),
         ("Pledged receivables", ("order", "lender", "state", "token", "price", "outstanding",
-                                 "paid to lender", "pledge tx"),
+                                 "paid to lender", "pledge tx", "can still reduce the payout"),
          [[_c(i.order_id), _c(i.lender, "mono"), _c(i.state),
            _c(token_label(i.token), "mono"), _c(f"{i.price:,}"),
-           _c(f"{i.outstanding:,}"), _c(f"{i.paid_to_lender:,}"), _c(i.pledge_tx, "mono")]
+           _c(f"{i.outstanding:,}"), _c(f"{i.paid_to_lender:,}"), _c(i.pledge_tx, "mono"),
+           _c("\n".join(claim_text(k) for k in i.payout_claims) or "nothing: settled")]
           for i in f.pledged_receivables.items]),
         ("Orders", ("order", "opened", "order leaf", "state", "token", "price", "checks"),
          [[_c(o.order_id), _c(o.ts), _c(o.index), _c(o.state),
@@ -189,6 +191,7 @@ def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]
         lines = [f"state {o.state}; merchant {o.merchant_id} ({o.merchant}); "
                  f"buyer {o.buyer}",
                  f"price {o.price} {token}; pledged to {o.lender or 'nobody'}"]
+        lines += [f"can still reduce the payout: {claim_text(k)}" for k in o.payout_claims]
     else:
         m = report.merchant
         title = f"Audit of merchant {m.merchant_id}"
@@ -204,6 +207,9 @@ def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]
 def _verdict(report: AuditReport) -> str:
     head = ("all checks passed" if report.ok
             else f"{len(report.flags)} problem(s) flagged")
+    if report.ok and report.counts.unanchored:
+        head += (f", but {report.counts.unanchored} entries are not yet anchored, so not verified: "
+                 "anchor the log (`ledger anchor`) and audit again")
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items())
     return f"{head}: {len(report.timeline)} entries ({counts})"
 

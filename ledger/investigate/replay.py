@@ -13,7 +13,7 @@ original and the replayed event logs compare entry by entry; keys, addresses and
 times are all determined by the case, so a replay yields the same event log every time,
 on the embedded chain and on anvil.
 
-What-if overrides (`ledger.investigate.case.Override`) change one action or record before
+What-if overrides (`ledger.investigate.overrides`) change one action or record before
 replaying: drop a step, move it in time, change a call argument or a record field; the
 result names the first step whose outcome diverges and the first whose evidence fails
 verification.
@@ -40,12 +40,12 @@ from ledger._internal import jsondoc, solc
 from ledger.chain.abi import ERROR_DISPLAY, decode_log, jsonable
 from ledger.chain.anvil import AnvilProcess
 from ledger.chain.keys import labelled_key
-from ledger.chain.rpc import Chain, connect, embedded
+from ledger.chain.rpc import Chain, connect, embedded, redacted_url
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
 from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
-from ledger.escrow.types import DAY, NATIVE, ZERO32, OrderState
+from ledger.escrow.types import DAY, MIN_PRICE, NATIVE, ZERO32, OrderState
 from ledger.evidence.bundle import verify_records
 from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
 from ledger.investigate.case import (
@@ -55,10 +55,10 @@ from ledger.investigate.case import (
     CasePanel,
     CaseSetup,
     Erc20Token,
-    Override,
-    apply_overrides,
+    abi_value,
     function_abi,
 )
+from ledger.investigate.overrides import Override, apply_overrides
 
 __all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
 
@@ -67,23 +67,6 @@ _logger = logging.getLogger(__name__)
 REPLAY_GAS = 3_000_000
 SETUP_LEAD = 3600  # the replay chain starts this long before the first action
 _DISPUTE_ARGS = {"disputeId", "disputeID"}
-
-
-def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
-    """JSON back to an ABI value, with every address passed through `addr` (the mapping)."""
-    t = abi_item["type"]
-    if t.startswith("tuple"):
-        comps = abi_item["components"]
-        if t.endswith("[]"):
-            return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-        return tuple(_pythonify(c, value[c["name"]], addr) for c in comps)
-    if t.endswith("[]"):
-        return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-    if t == "address":
-        return addr(value)
-    if t.startswith("bytes"):
-        return bytes.fromhex(value[2:])
-    return value
 
 
 # --------------------------------------------------------------------------- replay
@@ -285,7 +268,9 @@ class _Replayer:
         if original.arbitrator:
             self._map_contract(original.arbitrator, self.arbitrator.address)
         terms = setup.terms.judged_by(self.arbitrator.address)
-        self.escrow = self._deploy("FulfillmentEscrow", self.deployer.address, self.deployer.address,
+        rules = self._deploy("EscrowTermsRules")
+        self.escrow = self._deploy("FulfillmentEscrow", rules.address, self.deployer.address,
+                                   self.deployer.address,
                                    terms.as_tuple(), setup.deposit_ratio_bps, meta_evidence_uri(terms))
         self._map_contract(original.escrow, self.escrow.address)
         self.calls = EscrowCalls(self.escrow, self.arbitrator)
@@ -344,19 +329,18 @@ class _Replayer:
         self.send(self.calls.set_carrier(ghost_c.address, True), self.deployer)
         if claimed:
             self.send(self.calls.deposit_for(ghost_m.address, token, 10**18), ghost_m)
-        orders: list[tuple[bytes, LocalAccount, int, bytes | None]] = [
-            (hex_bytes(c.order_id), ghost_m, 1, hex_bytes(c.tracking_hash))
-            for c in claimed
+        orders: list[tuple[bytes, LocalAccount, int, str | None]] = [
+            (hex_bytes(c.order_id), ghost_m, MIN_PRICE, c.tracking) for c in claimed
         ]
         if exposure:
             orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
         cid, esc = self.chain.chain_id, self.escrow.address
-        for oid, seller, price, th in orders:
+        for oid, seller, price, waybill in orders:
             later = self.last_time + 30 * DAY
             offer = Offer(oid, seller.address, ghost_b.address, token, price, later, DAY, ZERO32, later)
             self.send(self.calls.fund(offer, sign_offer(seller, offer, cid, esc)), ghost_b)
-            if th is not None:
-                att = Attestation("Shipment", oid, th, self.last_time + 1)
+            if waybill is not None:
+                att = Attestation("Shipment", oid, waybill, self.last_time + 1)
                 self.send(self.calls.ship(att, sign_attestation(ghost_c, att, cid, esc)), ghost_c)
         self.send(self.calls.set_carrier(ghost_c.address, False), self.deployer)
 
@@ -389,7 +373,7 @@ class _Replayer:
             typed = signed_message(sig.type, mapped).typed_data(self.chain.chain_id, self.escrow.address)
             signed = self.key(sig.signer).sign_message(encode_typed_data(full_message=typed))
             args[sig.arg] = "0x" + bytes(signed.signature).hex()
-        return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
+        return [abi_value(i, args[i["name"]], self.addr) for i in abi["inputs"]]
 
     def run_step(self, action: CaseAction) -> tuple[str, str | None, list[dict[str, Any]]]:
         """(status, error, events) of one action sent at its original time. It is simulated on
@@ -494,10 +478,11 @@ def _replay_chain(kind: str, genesis: int, rpc: str | None) -> Iterator[tuple[Ch
             c = connect(rpc)
             if c.timestamp() >= genesis:
                 raise CaseError(
-                    f"the node at {rpc} is already at time {c.timestamp()}, past the case's start "
-                    f"{genesis}: replay on the embedded chain (default) or a fresh anvil (--chain anvil)"
+                    f"the node at {redacted_url(rpc)} is already at time {c.timestamp()}, past the "
+                    f"case's start {genesis}: replay on the embedded chain (default) or a fresh "
+                    "anvil (--anvil)"
                 )
-            yield c, f"rpc {rpc}"
+            yield c, f"rpc {redacted_url(rpc)}"
         elif kind == "anvil":
             node = stack.enter_context(AnvilProcess(timestamp=genesis))
             c = connect(node.url)

@@ -36,6 +36,7 @@ Environment: ``LEDGER_STATEFUL_EXAMPLES`` (default 15), ``LEDGER_STATEFUL_STEPS`
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -69,6 +70,7 @@ from ledger.escrow.types import (
     BPS,
     DAY,
     HOUR,
+    MIN_PRICE,
     NATIVE,
     RULING_SPLIT_BASE,
     ZERO32,
@@ -101,6 +103,20 @@ TERMINAL = {S.RELEASED, S.REFUNDED, S.RETURNED, S.RESOLVED}
 SETTLEMENTS = ("OrderReleased", "OrderRefunded", "ReturnSettled", "DisputeResolved")
 IN_RETURN = {S.RETURNING, S.RETURN_SHIPPED, S.RETURN_DELIVERED}
 UNDISPUTED_OPEN = {S.FUNDED, S.SHIPPED, S.DELIVERED} | IN_RETURN
+#: States only a recorded delivery leads to (a replayed delivery there is a no-op).
+DELIVERED_SINCE = {S.DELIVERED, S.RELEASED, S.RETURNED} | IN_RETURN
+#: What `predict` returns for a replayed step: the contract accepts it and nothing changes.
+NOOP = "no-op"
+_CANONICAL_WAYBILL = re.compile(r"[A-Z0-9]+:[A-Z0-9]+")
+
+
+def _canonical(spelling: str) -> bool:
+    """The escrow's rule for a waybill spelling, written again from docs/escrow.md."""
+    return 3 <= len(spelling) <= 64 and _CANONICAL_WAYBILL.fullmatch(spelling) is not None
+
+
+def _th(spelling: str) -> bytes:
+    return bytes(keccak(text=spelling))
 OPEN = UNDISPUTED_OPEN | {S.DISPUTED}
 
 #: (field of `Terms`, ABI name, min, max); arbitrationWindow's min is max(responseWindow, 7 days)
@@ -140,6 +156,7 @@ class MOrder:
     clock: int = 0
     funded_at: int = 0
     lender: str | None = None
+    opened_in: S = S.NONE  # the state a dispute was opened in
     ret_amount: int = 0
     ret_tracking: bytes = ZERO32
     tracking: bytes = ZERO32
@@ -152,6 +169,16 @@ class MOrder:
     settlements: int = 0
     settled: int = 0
     compensation: int = 0
+
+
+def _merchant_side(o: MOrder, address: str) -> bool:
+    """Whether `address` acts for the merchant: the merchant, or the lender once pledged."""
+    return address == o.merchant or (o.lender is not None and address == o.lender)
+
+
+def _consenter(o: MOrder) -> str:
+    """Who may give the buyer money back by consent: the merchant, or once pledged the lender."""
+    return o.lender or o.merchant
 
 
 @dataclass
@@ -262,7 +289,9 @@ rulings = st.one_of(
     st.integers(0, BPS).map(split_ruling),
     st.sampled_from([RULING_SPLIT_BASE, RULING_OPTIONS, RULING_OPTIONS + 1]),  # last: out of range
 )
-prices = st.one_of(st.integers(1, 1_000), st.integers(10**5, 2 * 10**8))
+# Mostly valid prices (the minimum, just above, large), some just below the minimum.
+prices = st.one_of(st.integers(MIN_PRICE, MIN_PRICE + 1_000), st.integers(10**5, 2 * 10**8),
+                   st.integers(1, MIN_PRICE - 1))
 amounts = st.one_of(st.just(0), st.integers(1, 1_000), st.integers(10**5, 10**8))
 time_jumps = st.one_of(
     st.integers(60, HOUR), st.integers(HOUR, 2 * DAY), st.integers(DAY, 21 * DAY)
@@ -305,6 +334,8 @@ class EscrowMachine(RuleBasedStateMachine):
         self.env = h.env
         self.client = h.env.client
         self.escrow = self.client.escrow
+        assert self.client.batcher is not None
+        self.batcher = self.client.batcher.address
         env = h.env
         self.p: dict[str, LocalAccount] = {
             "admin": env.admin, "merchant": env.merchant, "merchant2": env.merchant2,
@@ -318,7 +349,8 @@ class EscrowMachine(RuleBasedStateMachine):
         self.orders: dict[bytes, MOrder] = {}
         self.n = 0
         self.steps = 0
-        self.tracking: dict[bytes, bytes] = {}
+        self.tracking: dict[bytes, bytes] = {}  # tracking hash -> the order that claimed it
+        self.spelling: dict[bytes, str] = {}  # tracking hash -> its canonical spelling
         if h.base is None:  # every example starts from the same snapshot: read it once
             h.base = self._read_base()
         base = h.base
@@ -417,7 +449,7 @@ class EscrowMachine(RuleBasedStateMachine):
         try:
             receipt = send()
         except ContractRevert as exc:
-            allowed = {e for e in (exp_lo, exp_hi) if e is not None}
+            allowed = {e for e in (exp_lo, exp_hi) if e not in (None, NOOP)}
             if exp_lo != exp_hi:
                 allowed.add("Unknown")  # mined at the other side of a deadline than the call
             if exc.error_name not in allowed:
@@ -433,6 +465,13 @@ class EscrowMachine(RuleBasedStateMachine):
             self.h.timing["transactions"] += self._wall - started
         ts = int(self.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
         expected = predict(ts)
+        if expected == NOOP:  # a replayed step: accepted, and nothing may change
+            emitted = (events_client or self.client).events(receipt)
+            if emitted:
+                raise Unexpected(f"{name}: a replay the model expected to change nothing emitted {emitted}")
+            self.expect_unchanged = True
+            self._count(name, "no-op")
+            return False
         if expected is not None:
             raise Unexpected(
                 f"{name}: the contract accepted it at t={ts}; the model expected {expected}"
@@ -490,7 +529,10 @@ class EscrowMachine(RuleBasedStateMachine):
         return self.by_addr.get(right, self.p["stranger"])
 
     def _role(self, name: str, o: MOrder) -> str:
-        """An address for a party name or an order-relative role (@merchant, @buyer)."""
+        """An address for a party name or an order-relative role (@merchant, @buyer, @lender:
+        the lender, or the merchant while the order is not pledged)."""
+        if name == "@lender":
+            return o.lender or o.merchant
         if name == "@merchant":
             return o.merchant
         if name == "@buyer":
@@ -537,9 +579,16 @@ class EscrowMachine(RuleBasedStateMachine):
     def _required(self, exposure: int) -> int:
         return (exposure * self.ratio + BPS - 1) // BPS
 
-    def _fresh_tracking(self) -> bytes:
+    def _fresh_tracking(self) -> str:
+        """A new waybill in its canonical spelling (its hash is the escrow's key)."""
         self.n += 1
-        return keccak(text=f"waybill-{self.n}")
+        spelling = f"SF:WB{self.n}"
+        self.spelling[_th(spelling)] = spelling
+        return spelling
+
+    def _spelling_of(self, th: bytes) -> str:
+        """The spelling of a waybill the model has seen, or a fresh one for none (ZERO32)."""
+        return self.spelling.get(th) or self._fresh_tracking()
 
     def _evidence(self) -> bytes:
         self.n += 1
@@ -681,7 +730,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowUnauthorizedCaller"
             if merchant.address == buyer:
                 return "EscrowInvalidParties"
-            if price == 0 or price >= UINT88:
+            if price < MIN_PRICE or price >= UINT88:
                 return "EscrowInvalidPrice"
             if not t + 1 <= ship_by <= t + 180 * DAY or not HOUR <= inspection <= 30 * DAY:
                 return "EscrowParameterOutOfBounds"
@@ -726,24 +775,27 @@ class EscrowMachine(RuleBasedStateMachine):
         return made[0] if made else None
 
     def do_ship(
-        self, o: MOrder, signer: LocalAccount, th: bytes, shipped_at: int, sender: LocalAccount
+        self, o: MOrder, signer: LocalAccount, spelling: str, shipped_at: int, sender: LocalAccount
     ) -> bool:
-        att = Attestation("Shipment", o.oid, th, shipped_at)
+        att = Attestation("Shipment", o.oid, spelling, shipped_at, self._evidence())
         sig = self.client.sign_attestation(signer, att)
+        th = _th(spelling)
 
         def predict(t: int) -> str | None:
-            if o.state != S.FUNDED:
-                return "EscrowUnexpectedState"
+            if not _canonical(spelling):
+                return "EscrowNonCanonicalTracking"
             if signer.address not in self.carriers:
                 return "EscrowNotCarrier"
+            if o.state != S.FUNDED:
+                if self.tracking.get(th) == o.oid and o.ret_tracking != th:
+                    return NOOP  # this order's outbound parcel: the step was taken
+                return "EscrowUnexpectedState"
             if signer.address == o.merchant:
                 return "EscrowSignerIsParty"
             if shipped_at > t:
                 return "EscrowInvalidTimestamp"
             if shipped_at > o.clock or t > o.clock:
                 return "EscrowLateShipment"
-            if th == ZERO32:
-                return "EscrowTrackingMismatch"
             if th in self.tracking:
                 return "EscrowTrackingReused"
             return None
@@ -754,22 +806,28 @@ class EscrowMachine(RuleBasedStateMachine):
             o.state = S.SHIPPED
             o.clock = ts  # the delivery window runs from when the shipment is recorded
 
-        send = lambda: self.client.ship(att, sig, sender, self._evidence())  # noqa: E731
+        send = lambda: self.client.ship(att, sig, sender)  # noqa: E731
         return self._act("ship", predict, send, apply)
 
     def do_deliver(
-        self, o: MOrder, signer: LocalAccount, th: bytes, delivered_at: int, sender: LocalAccount
+        self, o: MOrder, signer: LocalAccount, spelling: str, delivered_at: int, sender: LocalAccount
     ) -> bool:
-        att = Attestation("Delivery", o.oid, th, delivered_at)
+        att = Attestation("Delivery", o.oid, spelling, delivered_at, self._evidence())
         sig = self.client.sign_attestation(signer, att)
+        th = _th(spelling)
 
         def predict(t: int) -> str | None:
+            if not _canonical(spelling):
+                return "EscrowNonCanonicalTracking"
+            if signer.address not in self.carriers:
+                return "EscrowNotCarrier"
             if o.state != S.SHIPPED:
+                if (o.state in DELIVERED_SINCE and self.tracking.get(th) == o.oid
+                        and o.ret_tracking != th):
+                    return NOOP  # the outbound parcel, and only a delivery leads to this state
                 return "EscrowUnexpectedState"
             if t > self._deadline(o):
                 return "EscrowWindowClosed"
-            if signer.address not in self.carriers:
-                return "EscrowNotCarrier"
             if signer.address == o.merchant:
                 return "EscrowSignerIsParty"
             if self.tracking.get(th) != o.oid:
@@ -801,6 +859,8 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def do_release(self, o: MOrder, caller: LocalAccount, tag: str = "rule") -> bool:
         def predict(t: int) -> str | None:
+            if o.state == S.RELEASED:
+                return NOOP
             if o.state not in (S.DELIVERED, S.RETURNING):
                 return "EscrowUnexpectedState"
             if t <= self._deadline(o):
@@ -812,6 +872,8 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def do_refund(self, o: MOrder, caller: LocalAccount, tag: str = "timeout") -> bool:
         def predict(t: int) -> str | None:
+            if o.state == S.REFUNDED:
+                return NOOP
             if o.state not in (S.FUNDED, S.SHIPPED):
                 return "EscrowUnexpectedState"
             if t <= self._deadline(o):
@@ -825,7 +887,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state not in UNDISPUTED_OPEN:
                 return "EscrowUnexpectedState"
-            if caller.address != o.merchant:
+            if caller.address != _consenter(o):
                 return "EscrowUnauthorizedCaller"
             return None
 
@@ -854,24 +916,27 @@ class EscrowMachine(RuleBasedStateMachine):
         return self._act("requestReturn", predict, send, apply)
 
     def do_ship_return(
-        self, o: MOrder, signer: LocalAccount, th: bytes, shipped_at: int, sender: LocalAccount
+        self, o: MOrder, signer: LocalAccount, spelling: str, shipped_at: int, sender: LocalAccount
     ) -> bool:
-        att = Attestation("ReturnShipment", o.oid, th, shipped_at)
+        att = Attestation("ReturnShipment", o.oid, spelling, shipped_at, self._evidence())
         sig = self.client.sign_attestation(signer, att)
+        th = _th(spelling)
 
         def predict(t: int) -> str | None:
+            if not _canonical(spelling):
+                return "EscrowNonCanonicalTracking"
+            if signer.address not in self.carriers:
+                return "EscrowNotCarrier"
             if o.state != S.RETURNING:
+                if o.ret_tracking == th:
+                    return NOOP
                 return "EscrowUnexpectedState"
             if t > self._deadline(o):
                 return "EscrowWindowClosed"
-            if signer.address not in self.carriers:
-                return "EscrowNotCarrier"
             if signer.address in (o.merchant, o.buyer):
                 return "EscrowSignerIsParty"
             if shipped_at > t:
                 return "EscrowInvalidTimestamp"
-            if th == ZERO32:
-                return "EscrowTrackingMismatch"
             if th in self.tracking:
                 return "EscrowTrackingReused"
             return None
@@ -886,18 +951,23 @@ class EscrowMachine(RuleBasedStateMachine):
         return self._act("shipReturn", predict, send, apply)
 
     def do_deliver_return(
-        self, o: MOrder, signer: LocalAccount, th: bytes, delivered_at: int, sender: LocalAccount
+        self, o: MOrder, signer: LocalAccount, spelling: str, delivered_at: int, sender: LocalAccount
     ) -> bool:
-        att = Attestation("ReturnDelivery", o.oid, th, delivered_at)
+        att = Attestation("ReturnDelivery", o.oid, spelling, delivered_at, self._evidence())
         sig = self.client.sign_attestation(signer, att)
+        th = _th(spelling)
 
         def predict(t: int) -> str | None:
+            if not _canonical(spelling):
+                return "EscrowNonCanonicalTracking"
+            if signer.address not in self.carriers:
+                return "EscrowNotCarrier"
             if o.state != S.RETURN_SHIPPED:
+                if o.ret_tracking == th and o.state in (S.RETURN_DELIVERED, S.RETURNED):
+                    return NOOP
                 return "EscrowUnexpectedState"
             if t > self._deadline(o):
                 return "EscrowWindowClosed"
-            if signer.address not in self.carriers:
-                return "EscrowNotCarrier"
             if signer.address in (o.merchant, o.buyer):
                 return "EscrowSignerIsParty"
             if th != o.ret_tracking:
@@ -917,7 +987,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state not in IN_RETURN:
                 return "EscrowUnexpectedState"
-            if caller.address != o.merchant:
+            if caller.address != _consenter(o):
                 return "EscrowUnauthorizedCaller"
             return None
 
@@ -927,6 +997,8 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def do_settle_return(self, o: MOrder, caller: LocalAccount, tag: str = "timeout") -> bool:
         def predict(t: int) -> str | None:
+            if o.state == S.RETURNED:
+                return NOOP
             if o.state not in (S.RETURN_SHIPPED, S.RETURN_DELIVERED):
                 return "EscrowUnexpectedState"
             if t <= self._deadline(o):
@@ -939,7 +1011,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
     def do_pledge(self, o: MOrder, lender: str, caller: LocalAccount) -> bool:
         def predict(t: int) -> str | None:
-            if o.state not in OPEN:
+            if o.state not in UNDISPUTED_OPEN:
                 return "EscrowUnexpectedState"
             if caller.address != o.merchant:
                 return "EscrowUnauthorizedCaller"
@@ -969,7 +1041,7 @@ class EscrowMachine(RuleBasedStateMachine):
             if caller.address == o.buyer:
                 if o.state not in (S.DELIVERED, S.RETURNING):
                     return "EscrowUnexpectedState"
-            elif caller.address == o.merchant:
+            elif _merchant_side(o, caller.address):
                 if o.state not in {S.SHIPPED} | IN_RETURN:
                     return "EscrowUnexpectedState"
             else:
@@ -987,6 +1059,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def apply(ts: int, events: list[Any]) -> None:
             assert arb is not None
             o.opener = Party.BUYER if caller.address == o.buyer else Party.MERCHANT
+            o.opened_in = o.state
             o.state = S.DISPUTED
             o.clock = ts
             o.opened_at = ts
@@ -1004,8 +1077,11 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state != S.DISPUTED:
                 return "EscrowUnexpectedState"
-            if caller.address not in (o.buyer, o.merchant):
+            if caller.address != o.buyer and not _merchant_side(o, caller.address):
                 return "EscrowUnauthorizedCaller"
+            party = Party.BUYER if caller.address == o.buyer else Party.MERCHANT
+            if party != o.opener and not o.answered and t > self._deadline(o):
+                return "EscrowWindowClosed"  # the answer is due within the response window
             return None
 
         def apply(ts: int, events: list[Any]) -> None:
@@ -1060,11 +1136,14 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if o.state != S.DISPUTED:
                 return "EscrowUnexpectedState"
-            opener = o.buyer if o.opener == Party.BUYER else o.merchant
-            if caller.address != opener:
+            may_claim = (caller.address == o.buyer if o.opener == Party.BUYER
+                         else _merchant_side(o, caller.address))
+            if not may_claim:
                 return "EscrowUnauthorizedCaller"
             if o.answered:
                 return "EscrowRespondentAnswered"
+            if o.opener == Party.MERCHANT and o.opened_in != S.RETURNING:
+                return "EscrowDefaultNeedsDelivery"  # buyer silence never stands in for delivery
             if t <= self._deadline(o):
                 return "EscrowTooEarly"
             return None
@@ -1298,7 +1377,7 @@ class EscrowMachine(RuleBasedStateMachine):
             if target == "confirmed":
                 self.do_confirm_delivery(o, buyer)
                 continue
-            self.do_deliver(o, self.p["carrier2"], o.tracking, self.chain.timestamp(), buyer)
+            self.do_deliver(o, self.p["carrier2"], self._spelling_of(o.tracking), self.chain.timestamp(), buyer)
             if target in ("disputed_by_buyer", "voted_once"):
                 self.do_open_dispute(o, buyer)
             if target == "voted_once" and o.state == S.DISPUTED:
@@ -1314,7 +1393,7 @@ class EscrowMachine(RuleBasedStateMachine):
                                 self.chain.timestamp(), buyer)
             if target == "return_shipped":
                 continue
-            self.do_deliver_return(o, self.p["carrier2"], o.ret_tracking,
+            self.do_deliver_return(o, self.p["carrier2"], self._spelling_of(o.ret_tracking),
                                    self.chain.timestamp(), merchant)
             if target == "disputed_in_return":
                 self.do_open_dispute(o, merchant)
@@ -1338,16 +1417,16 @@ class EscrowMachine(RuleBasedStateMachine):
                      price * scale, ship_in, inspection, variant)
 
     @rule(pick=picks, focus_=focus, signer=signers,
-          tracking=st.sampled_from(["fresh"] * 4 + ["zero", "reuse"]),
+          tracking=st.sampled_from(["fresh"] * 4 + ["noncanonical", "reuse", "replay"]),
           when=st.sampled_from(["ok"] * 4 + ["future", "late", "before_funding"]), back=backs,
           sender=st.sampled_from(PARTIES))  # fmt: skip
     def ship(self, pick: int, focus_: int, signer: str, tracking: str, when: str, back: int,
              sender: str) -> None:  # fmt: skip
         o = self._order(pick, focus_, {S.FUNDED})
         now = self.chain.timestamp()
-        th = {"zero": ZERO32, "reuse": next(iter(self.tracking), ZERO32)}.get(
-            tracking, self._fresh_tracking()
-        )
+        th = {"noncanonical": f"sf:wb-{self.n}", "replay": self._spelling_of(o.tracking),
+              "reuse": self._spelling_of(next(iter(self.tracking), ZERO32))}.get(tracking) \
+            or self._fresh_tracking()
         at = {
             "future": now + HOUR,
             "late": o.clock + 1,
@@ -1356,14 +1435,15 @@ class EscrowMachine(RuleBasedStateMachine):
         self.do_ship(o, self._signer(signer, o), th, at, self.p[sender])
 
     @rule(pick=picks, focus_=focus, signer=signers,
-          tracking=st.sampled_from(["own"] * 4 + ["other", "zero"]),
+          tracking=st.sampled_from(["own"] * 4 + ["other", "noncanonical"]),
           when=st.sampled_from(["ok"] * 4 + ["early", "future"]), back=backs,
           sender=st.sampled_from(PARTIES))  # fmt: skip
     def deliver(self, pick: int, focus_: int, signer: str, tracking: str, when: str, back: int,
                 sender: str) -> None:  # fmt: skip
         o = self._order(pick, focus_, {S.SHIPPED})
         now = self.chain.timestamp()
-        th = {"zero": ZERO32, "other": self._fresh_tracking()}.get(tracking, o.tracking)
+        th = {"noncanonical": "SF WB1", "other": self._fresh_tracking()}.get(tracking) \
+            or self._spelling_of(o.tracking)
         at = {"early": max(0, o.clock - 1), "future": now + HOUR}.get(
             when, min(now, max(o.clock, now - back))
         )
@@ -1397,7 +1477,7 @@ class EscrowMachine(RuleBasedStateMachine):
     @rule(pick=picks, focus_=focus, caller=actor)
     def cancel(self, pick: int, focus_: int, caller: str | None) -> None:
         o = self._order(pick, focus_, UNDISPUTED_OPEN)
-        self.do_cancel(o, self._who(caller, o.merchant))
+        self.do_cancel(o, self._who(caller, self._role("@lender", o)))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits,
           amount=st.one_of(st.sampled_from(["full", "zero", "over"]), st.integers(1, BPS)))
@@ -1411,14 +1491,15 @@ class EscrowMachine(RuleBasedStateMachine):
         self.do_request_return(o, value, self._who(caller, o.buyer))
 
     @rule(pick=picks, focus_=focus, signer=signers,
-          tracking=st.sampled_from(["fresh"] * 4 + ["zero", "outbound"]),
+          tracking=st.sampled_from(["fresh"] * 4 + ["noncanonical", "outbound", "replay"]),
           when=st.sampled_from(["ok"] * 4 + ["early", "future"]), back=backs,
           sender=st.sampled_from(PARTIES))  # fmt: skip
     def ship_return(self, pick: int, focus_: int, signer: str, tracking: str, when: str,
                     back: int, sender: str) -> None:  # fmt: skip
         o = self._order(pick, focus_, {S.RETURNING})
         now = self.chain.timestamp()
-        th = {"zero": ZERO32, "outbound": o.tracking}.get(tracking, self._fresh_tracking())
+        th = {"noncanonical": "SF:", "outbound": self._spelling_of(o.tracking),
+              "replay": self._spelling_of(o.ret_tracking)}.get(tracking) or self._fresh_tracking()
         at = {"early": max(0, o.clock - 1), "future": now + HOUR}.get(
             when, min(now, max(o.clock, now - back))
         )
@@ -1432,7 +1513,8 @@ class EscrowMachine(RuleBasedStateMachine):
                        back: int, sender: str) -> None:  # fmt: skip
         o = self._order(pick, focus_, {S.RETURN_SHIPPED})
         now = self.chain.timestamp()
-        th = {"outbound": o.tracking, "other": self._fresh_tracking()}.get(tracking, o.ret_tracking)
+        th = {"outbound": self._spelling_of(o.tracking), "other": self._fresh_tracking()}.get(
+            tracking) or self._spelling_of(o.ret_tracking)
         at = {"early": max(0, o.clock - 1), "future": now + HOUR}.get(
             when, min(now, max(o.clock, now - back))
         )
@@ -1441,7 +1523,7 @@ class EscrowMachine(RuleBasedStateMachine):
     @rule(pick=picks, focus_=focus, caller=actor)
     def confirm_return(self, pick: int, focus_: int, caller: str | None) -> None:
         o = self._order(pick, focus_, IN_RETURN)
-        self.do_confirm_return(o, self._who(caller, o.merchant))
+        self.do_confirm_return(o, self._who(caller, self._role("@lender", o)))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits)
     def settle_return(self, pick: int, focus_: int, caller: str | None, wait: int) -> None:
@@ -1454,10 +1536,10 @@ class EscrowMachine(RuleBasedStateMachine):
               ["lender", "lender", "stranger", "buyer2", "@buyer", "@merchant", "zero"]
           ))
     def pledge(self, pick: int, focus_: int, caller: str | None, lender: str) -> None:
-        o = self._order(pick, focus_, OPEN)
+        o = self._order(pick, focus_, UNDISPUTED_OPEN)
         self.do_pledge(o, self._role(lender, o), self._who(caller, o.merchant))
 
-    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant"]), caller=actor,
+    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant", "@lender"]), caller=actor,
           wrong_value=st.sampled_from([False] * 7 + [True]), wait=waits)
     def open_dispute(self, pick: int, focus_: int, side: str, caller: str | None,
                      wrong_value: bool, wait: int) -> None:  # fmt: skip
@@ -1465,7 +1547,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self._wait_for(self._deadline(o), wait)
         self.do_open_dispute(o, self._who(caller, self._role(side, o)), wrong_value)
 
-    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant"]), caller=actor,
+    @rule(pick=picks, focus_=focus, side=st.sampled_from(["@buyer", "@merchant", "@lender"]), caller=actor,
           text=st.text(max_size=8))
     def submit_evidence(self, pick: int, focus_: int, side: str, caller: str | None,
                         text: str) -> None:  # fmt: skip
@@ -1502,7 +1584,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def claim_default(self, pick: int, focus_: int, caller: str | None, wait: int) -> None:
         o = self._order(pick, focus_, {S.DISPUTED})
         self._wait_for(self._deadline(o), wait)
-        opener = o.buyer if o.opener == Party.BUYER else o.merchant
+        opener = o.buyer if o.opener == Party.BUYER else self._role("@lender", o)
         self.do_claim_default(o, self._who(caller, opener))
 
     @rule(pick=picks, focus_=focus, caller=actor, wait=waits)
@@ -1652,7 +1734,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 self.do_ship(o, carrier, self._fresh_tracking(), min(now, o.clock), stranger)
         elif o.state == S.SHIPPED:
             if choice == 0:
-                self.do_deliver(o, carrier, o.tracking, max(o.clock, now - 60), stranger)
+                self.do_deliver(o, carrier, self._spelling_of(o.tracking), max(o.clock, now - 60), stranger)
             elif choice == 1:
                 self.do_confirm_delivery(o, buyer)
             elif choice == 2:
@@ -1678,7 +1760,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 self.do_open_dispute(o, buyer if choice == 1 else merchant)
         elif o.state in (S.RETURN_SHIPPED, S.RETURN_DELIVERED):
             if choice == 0 and o.state == S.RETURN_SHIPPED:
-                self.do_deliver_return(o, carrier, o.ret_tracking, max(o.clock, now - 60), merchant)
+                self.do_deliver_return(o, carrier, self._spelling_of(o.ret_tracking), max(o.clock, now - 60), merchant)
             elif choice == 1:
                 self.do_open_dispute(o, merchant)
             elif choice == 2:
@@ -1705,16 +1787,16 @@ class EscrowMachine(RuleBasedStateMachine):
 
     # -- invariants ---------------------------------------------------------------------------
 
-    def _multicall(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    def _batched_views(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Many escrow views in one eth_call (encoded by hand: web3's encoder is slow)."""
         data = []
         for name, args in calls:
             selector, inputs, _ = self._abi[name]
             data.append(selector + abi_encode(inputs, args))
-        selector, inputs, _ = self._abi["multicall"]
-        raw = self.chain.w3.eth.call(
-            {"to": self.escrow.address, "data": selector + abi_encode(inputs, [data])}
-        )
+        batch = bytes(keccak(text="batch(address,bytes[])"))[:4]
+        raw = self.chain.w3.eth.call({
+            "to": self.batcher, "data": batch + abi_encode(["address", "bytes[]"],
+                                                         [self.escrow.address, data])})
         (results,) = abi_decode(["bytes[]"], bytes(raw))
         return [
             _norm(abi_decode(self._abi[name][2], bytes(r)))
@@ -1732,7 +1814,7 @@ class EscrowMachine(RuleBasedStateMachine):
         return named
 
     def _views(self, full: bool = True) -> tuple[dict[Any, Any], dict[Any, Any]]:
-        """(what the chain's views say, what the model says), by key, in one multicall.
+        """(what the chain's views say, what the model says), by key, in one batched call.
 
         py-evm runs a view in about a millisecond, so between full checks a settled order is
         checked by its state alone (its money is in the totals, checked every time)."""
@@ -1772,11 +1854,11 @@ class EscrowMachine(RuleBasedStateMachine):
             ),))  # fmt: skip
             if o.arbitrator != ZERO_ADDR or o.state == S.DISPUTED:
                 add(("dispute", oid), "disputeOf", [oid], ((
-                    o.arbitrator, o.dispute_id, o.opened_at, int(o.opener), o.answered,
+                    o.arbitrator, o.dispute_id, o.opened_at, int(o.opener), o.answered, int(o.opened_in),
                 ),))  # fmt: skip
             if o.ret_amount or o.state in IN_RETURN:
                 add(("return", oid), "returnOf", [oid], (o.ret_amount, o.ret_tracking))
-        chain = dict(zip(keys, self._multicall(calls), strict=True))
+        chain = dict(zip(keys, self._batched_views(calls), strict=True))
         for tok in self.tok.values():
             chain["balance", tok] = self.client.balance(tok)
             b = self.books[tok]
@@ -1843,7 +1925,9 @@ class EscrowMachine(RuleBasedStateMachine):
             return info.deadline, lambda: c.settle_return(oid, stranger)
         assert info.state == S.DISPUTED, info
         dispute = c.dispute_of(oid)
-        if use_default and not dispute.answered:
+        # A default goes to the opener; the merchant's side only wins one on a return it never got.
+        may_default = dispute.opener == Party.BUYER or dispute.opened_in == S.RETURNING
+        if use_default and not dispute.answered and may_default:
             opener = self.by_addr[info.buyer if dispute.opener == Party.BUYER else info.merchant]
             return info.deadline, lambda: c.claim_default(oid, opener)
         window = c.terms(info.terms_id).arbitration_window
@@ -1913,7 +1997,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 owed = sorted(accounts)
                 calls = [("creditOf", [tok, a]) for a in owed]
                 calls += [("depositOf", [tok, a]) for a in owed]
-                views = self._multicall(calls)
+                views = self._batched_views(calls)
                 for i, addr in enumerate(owed):
                     (credit,), (deposit, exposure, _) = views[i], views[len(owed) + i]
                     assert exposure == 0, (addr, exposure)
@@ -2012,7 +2096,7 @@ def _delivered_order(m: EscrowMachine, token: str, price: int, pledged: bool = F
         _checked(m, m.do_pledge(o, m.p["lender"].address, m.p["merchant"]))
     now = m.chain.timestamp()
     _checked(m, m.do_ship(o, m.p["carrier"], m._fresh_tracking(), now, m.p["stranger"]))
-    _checked(m, m.do_deliver(o, m.p["carrier2"], o.tracking, now, m.p["stranger"]))
+    _checked(m, m.do_deliver(o, m.p["carrier2"], m._spelling_of(o.tracking), now, m.p["stranger"]))
     return o
 
 
@@ -2066,7 +2150,7 @@ def test_back_dated_attestations_do_not_shorten_windows(machine: EscrowMachine) 
     _checked(m, m.do_ship(o, m.p["carrier"], m._fresh_tracking(), long_ago, m.p["stranger"]))
     _checked(m, m.do_refund(o, m.p["buyer"]), expected=False)
     m._travel(m.terms[o.terms_id].delivery_window + 2)
-    _checked(m, m.do_deliver(o, m.p["carrier"], o.tracking, m.chain.timestamp(), m.p["stranger"]),
+    _checked(m, m.do_deliver(o, m.p["carrier"], m._spelling_of(o.tracking), m.chain.timestamp(), m.p["stranger"]),
              expected=False)  # the window closed: no late delivery attestation
     _checked(m, m.do_refund(o, m.p["buyer"]))
     m.teardown()
@@ -2082,10 +2166,10 @@ def test_a_merchant_under_its_requirement_can_neither_fund_nor_withdraw(
     m.chain_matches_model()
     _checked(m, m.do_set_deposit_ratio(BPS, m.p["admin"]))  # now it needs 3e8
     _checked(m, m.do_withdraw_deposit(usd, 1, merchant), expected=False)
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 1, 10 * DAY, DAY) is None
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY) is None
     m.chain_matches_model()
-    _checked(m, m.do_deposit(usd, merchant.address, 2 * 10**8 + 1, m.p["stranger"]))
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 1, 10 * DAY, DAY)
+    _checked(m, m.do_deposit(usd, merchant.address, 2 * 10**8 + MIN_PRICE, m.p["stranger"]))
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY)
     m.chain_matches_model()
     m.teardown()
 

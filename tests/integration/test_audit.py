@@ -352,6 +352,16 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     assert "not yet anchored" in delivered["reasons"][0]
     pledged = next(x for x in f_report["timeline"] if x["kind"] == "OrderPledged")
     assert pledged["status"] == "n/a" and f_report["order"]["lender"] == e.lender.address
+    assert ("all checks passed, but 2 entries are not yet anchored, so not verified"
+            in text_report(h.auditor.order_report(ids["F"]), width=220))
+
+    # Nothing anchored on the log audited against: nothing is verified, and that is no pass.
+    blind = Auditor(h.store, e.client, log_address=None).order_report(ids["A"])
+    assert not blind.ok and blind.counts.verified == 0 and blind.counts.unanchored > 0
+    [flag] = blind.flags
+    assert (flag.entry, flag.subject) == (None, f"order {ids['A']}")
+    assert flag.reason.startswith(f"nothing was verified: the {blind.counts.unanchored} entries")
+    assert f"{len(blind.flags)} problem(s) flagged" in text_report(blind, width=220)
 
     # Someone edits C's return record in the store: the record and the on-chain return
     # request citing it are flagged; the report is no longer ok.

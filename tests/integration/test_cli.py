@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ledger.chain.rpc import connect
+from ledger.deploy import evidence_log
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
+from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 START = "2026-11-11T12:00:00Z"
 
@@ -149,6 +153,31 @@ def test_cli_invalid_file_lists_every_problem_and_stores_nothing(tmp_path: Path,
     assert "bad.jsonl:2" in human.stderr and "nothing was stored" in human.stderr
     status = json.loads(run(["status", "--json"], env).stdout)
     assert status["log_size"] == 0
+
+
+def test_cli_anchor_says_what_it_resumed(tmp_path: Path, env: dict[str, str], anvil_node) -> None:  # type: ignore[no-untyped-def]
+    """A run that only completes an anchor a crashed run left pending says so: which head, which
+    transaction, which block; not just "nothing new to anchor"."""
+    sale = generate_flash_sale(seed=5, orders=4, merchants=1, start=START)
+    (tmp_path / "a.jsonl").write_bytes(to_jsonl(sale))
+    run(["deploy", "--log-only", "--redeploy"], env)
+    run(["ingest", str(tmp_path / "a.jsonl")], env)
+    home = Path(env["LEDGER_HOME"])
+    chain = connect(anvil_node.url)
+    with Store(home / "evidence.sqlite3", MasterSecret.from_hex(env["LEDGER_MASTER_SECRET"])) as store:
+        def crash(anchor_id: int) -> None:
+            raise KeyboardInterrupt  # killed after storing the signed anchor, before sending it
+
+        with pytest.raises(KeyboardInterrupt):
+            Anchorer(store, chain, evidence_log(chain, home)).anchor(before_broadcast=crash)
+        [pending] = store.anchors(status="sent")
+    out = json.loads(run(["anchor", "--json"], env).stdout)
+    assert not out["anchored"] and out["resumed"] == 1
+    [resumed] = out["resumed_anchors"]
+    assert (resumed["size"], resumed["status"], resumed["tx_hash"]) == (
+        pending.size, "confirmed", "0x" + pending.tx_hash.hex())
+    text = run(["anchor"], env).stdout  # and once settled, there is nothing left to resume
+    assert text.strip() == f"nothing new to anchor: head size {pending.size} is anchored"
 
 
 def test_cli_without_a_chain_says_how_to_start_one(tmp_path: Path, env: dict[str, str]) -> None:

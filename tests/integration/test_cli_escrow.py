@@ -42,7 +42,8 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     a, b, c = (o["order_id"] for o in orders)
 
     dep = j(["deploy", "--redeploy"], env)
-    assert set(dep["contracts"]) == {"EvidenceLog", "PanelArbitrator", "FulfillmentEscrow"}
+    assert set(dep["contracts"]) == {"EvidenceLog", "PanelArbitrator", "FulfillmentEscrow",
+                                     "EscrowTermsRules", "EscrowBatcher"}
     assert all(d["reused"] for d in j(["deploy"], env)["contracts"].values())
     assert j(["carrier", "add", "dev:5"], env)["registered"]
     d = j(["deposit", "add", "--merchant", "dev:1", "--amount", str(10 * ETH)], env)
@@ -143,6 +144,6 @@ def test_cli_escrow_errors_are_clear(tmp_path: Path, env: dict[str, str]) -> Non
                "--tracking", "SF123456"], env, check=False)
     assert res.returncode == 2 and "no order record" in res.stderr
     res = run(["withdraw", "--as", "0x12"], env, check=False)
-    assert res.returncode == 2 and "unknown key reference" in res.stderr
+    assert res.returncode == 2 and "argument --as: not a key reference" in res.stderr
     res = run(["dispute", "vote", "X1", "--member", "dev:7", "--ruling", "maybe"], env, check=False)
     assert res.returncode == 2 and "unknown ruling" in res.stderr

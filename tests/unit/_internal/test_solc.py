@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,47 @@ def test_project_artifacts_still_visible() -> None:
     """The fixtures above put the process-wide caches back: the project's contracts load."""
     assert "EvidenceLog" in solc.artifacts()
     assert solc.artifacts()["EvidenceLog"].source == "contracts/EvidenceLog.sol"
+
+
+def test_solc_select_shim_on_path_is_never_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """slither's crytic-compile brings solc-select, whose `solc` downloads a compiler when it has
+    none: with the dev virtualenv on PATH it must be passed over, not asked its version."""
+    ran = tmp_path / "ran"
+    shim = tmp_path / "bin" / "solc"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n# from solc_select.__main__ import solc\n"
+        f"touch {ran}\necho 'Version: {solc.SOLC_VERSION}'\n"
+    )
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("LEDGER_SOLC", raising=False)
+    solc.find_compiler.cache_clear()
+    try:
+        binary, description = solc.find_compiler()
+    finally:
+        solc.find_compiler.cache_clear()
+    assert binary.endswith("solcjs-adapter.cjs") and "solc-js" in description
+    assert not ran.exists()
+
+
+def test_analysis_compile_is_cached_by_content_apart_from_the_artifacts(
+    tiny_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile_for_analysis: the same sources and settings but ASTs only, in build/analysis/."""
+    standard_json, output = solc.compile_for_analysis()
+    assert standard_json["settings"] == solc.ANALYSIS_SETTINGS
+    assert {k: v for k, v in standard_json["settings"].items() if k != "outputSelection"} == {
+        k: v for k, v in solc.SETTINGS.items() if k != "outputSelection"}
+    units = {f"{SRC_DIR}/A.sol", f"{SRC_DIR}/lib/B.sol"}
+    assert set(standard_json["sources"]) == set(output["sources"]) == units
+    assert output["sources"][f"{SRC_DIR}/A.sol"]["ast"]["nodeType"] == "SourceUnit"
+    assert "evm" not in output["contracts"][f"{SRC_DIR}/A.sol"]["A"]  # no code generated
+    key = solc.cache_key(solc.collect_sources(), solc.ANALYSIS_SETTINGS)
+    assert key != solc.cache_key(solc.collect_sources())
+    assert (tiny_project / "build" / "analysis" / f"{key}.json").exists()
+    assert not (tiny_project / "build" / "contracts").exists()
+    with monkeypatch.context() as mp:  # a cache hit runs nothing
+        mp.setattr(solc, "_run_compiler", _no_compiler)
+        mp.setattr(solc, "find_compiler", _no_compiler)
+        assert solc.compile_for_analysis() == (standard_json, output)

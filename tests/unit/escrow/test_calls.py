@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ledger.dev.sandbox import EscrowEnv
-from ledger.escrow.eip712 import Attestation, Offer, order_key, tracking_hash
+import pytest
+
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
 from ledger.escrow.types import NATIVE, ZERO32
 
 
@@ -24,11 +26,30 @@ def test_fund_pays_the_price_in_eth_and_nothing_in_a_token(escrow_env: EscrowEnv
 
 
 def test_attestations_go_to_their_own_function(escrow_env: EscrowEnv) -> None:
-    calls, th = escrow_env.client.calls, tracking_hash("SF", "SF123456")
-    names = {kind: calls.attested(Attestation(kind, order_key("O1"), th, 1), b"s" * 65).label
+    calls, waybill = escrow_env.client.calls, canonical_tracking("SF", "SF123456")
+    names = {kind: calls.attested(Attestation(kind, order_key("O1"), waybill, 1), b"s" * 65).label
              for kind in ("Shipment", "Delivery", "ReturnShipment", "ReturnDelivery")}
     assert names == {"Shipment": "ship", "Delivery": "deliver", "ReturnShipment": "shipReturn",
                      "ReturnDelivery": "deliverReturn"}
+
+
+def test_a_batch_carries_the_escrow_calls_and_refuses_what_cannot_be_batched(
+        escrow_env: EscrowEnv) -> None:
+    e = escrow_env
+    calls, batcher = e.client.calls, e.client.batcher
+    assert batcher is not None
+    release, refund = calls.release(order_key("O1")), calls.refund(order_key("O2"), b"\x07" * 32)
+    batch = calls.batched(batcher, [release, refund])
+    assert batch.value == 0 and batch.label == "batch"
+    target, encoded = batch.fn.arguments
+    assert target == e.client.address
+    assert encoded == [bytes.fromhex(e.client.escrow.encode_abi("release", [order_key("O1"), bytes(32)])[2:]),
+                       bytes.fromhex(e.client.escrow.encode_abi("refund", [order_key("O2"), b"\x07" * 32])[2:])]
+    for bad in (calls.fund_reserve(NATIVE, 9), calls.approve(e.token, 1)):
+        with pytest.raises(ValueError, match="cannot be batched"):
+            calls.batched(batcher, [release, bad])
+    with pytest.raises(ValueError, match="empty"):
+        calls.batched(batcher, [])
 
 
 def test_approve_is_a_call_on_the_token_for_this_escrow(escrow_env: EscrowEnv) -> None:
