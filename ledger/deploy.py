@@ -3,7 +3,8 @@
 The manifest (``<data dir>/deployments/<chain id>.json``) records, per contract: address,
 deploy transaction, block number and hash, deployer, compiler, and the SHA-256 of the
 runtime bytecode. Re-running a deployment recognises a live contract whose on-chain code
-matches the current build and does nothing.
+matches the current build and does nothing. Deploying the EvidenceLog also writes the trust
+file auditors pin it with (``<data dir>/trust/<chain id>.json``, `ledger.evidence.trust`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ledger.chain.rpc import Chain
 from ledger.errors import DeploymentError
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.types import Terms
+from ledger.evidence.trust import TRUST_FORMAT, TrustRoot, dumps_trust_root
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
@@ -93,14 +95,27 @@ def read_manifest(data_dir: Path, chain_id: int) -> DeploymentManifest | None:
     return manifest
 
 
-def _write_manifest(data_dir: Path, manifest: DeploymentManifest) -> Path:
-    """Write the manifest atomically (a crash leaves the old file or the new one)."""
-    path = manifest_path(data_dir, manifest.chain_id)
+def _write_atomically(path: Path, text: str) -> Path:
+    """Write a file so that a crash leaves the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(jsondoc.dumps(manifest, indent=2))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def _write_manifest(data_dir: Path, manifest: DeploymentManifest) -> Path:
+    return _write_atomically(manifest_path(data_dir, manifest.chain_id), jsondoc.dumps(manifest, indent=2))
+
+
+def trust_root_path(data_dir: Path, chain_id: int) -> Path:
+    return data_dir / "trust" / f"{chain_id}.json"
+
+
+def trust_root(chain_id: int, log: Deployment) -> TrustRoot:
+    """The trust file of an EvidenceLog deployment: what an auditor pins it by."""
+    return TrustRoot(format=TRUST_FORMAT, chain_id=chain_id, contract=log.address,
+                     deployment_block=log.block_number, deployment_tx=log.tx_hash, deployer=log.deployer)
 
 
 def _entry(manifest: DeploymentManifest | None, name: str) -> ManifestEntry | None:
@@ -160,10 +175,15 @@ def deploy_contract(
 def deploy_evidence_log(
     chain: Chain, data_dir: Path | None, *, admin: str | None = None, redeploy: bool = False
 ) -> Deployment:
-    """Deploy EvidenceLog (idempotent when a manifest names a matching live contract)."""
-    return deploy_contract(
+    """Deploy EvidenceLog (idempotent when a manifest names a matching live contract); with a
+    data dir, also (re)write its trust file (`trust_root_path`) for auditors."""
+    dep = deploy_contract(
         chain, data_dir, "EvidenceLog", admin or chain.default_account.address, redeploy=redeploy
     )
+    if data_dir is not None:
+        _write_atomically(trust_root_path(data_dir, chain.chain_id),
+                          dumps_trust_root(trust_root(chain.chain_id, dep)))
+    return dep
 
 
 def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:

@@ -140,3 +140,8 @@ class AuditError(LedgerError, ValueError):
 
 class CaseError(LedgerError, ValueError):
     """A case file is malformed or cannot be built."""
+
+
+class TrustRootError(LedgerError, ValueError):
+    """A trust file is malformed or unreadable, or a pin given on the command line is unusable
+    (not an address, or given beside a trust file)."""

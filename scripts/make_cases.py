@@ -37,7 +37,8 @@ from ledger.escrow.types import NATIVE, Ruling
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
-from ledger.investigate.case import Case, CaseExpect, Override, apply_overrides, build_case, dumps_case
+from ledger.investigate.case import Case, CaseExpect, build_case, dumps_case
+from ledger.investigate.overrides import Override, apply_overrides
 from ledger.investigate.replay import expectation_problems, replay
 
 DAY = 86400

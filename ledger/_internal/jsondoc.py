@@ -2,8 +2,9 @@
 one place, written in one place.
 
 Each document type is a `msgspec.Struct` whose field names are the document's keys. `load`
-parses strictly: the text must be JSON without duplicate keys (a duplicate would let a reader
-see one value and a verifier check another) and without NaN or Infinity, its ``format``
+parses strictly: the text must be UTF-8 (RFC 8259 section 8.1) without a byte order mark,
+JSON without duplicate keys (a duplicate would let a reader see one value and a verifier check
+another) and without NaN or Infinity, its ``format``
 must be the expected one, and `msgspec.convert` with ``strict=True`` checks every field's type
 (no unknown fields where the struct forbids them); a failure is the caller's error class,
 naming the source and the JSON path. `dumps` writes the same document back, keys sorted.
@@ -50,6 +51,13 @@ def load(
     error: type[LedgerError],
 ) -> T:
     """Parse `text` as a document of `type_` ("an evidence bundle" is `what`), or raise `error`."""
+    if isinstance(text, bytes):
+        # Not json.loads(bytes): it also reads UTF-16 and UTF-32 and skips a byte order mark.
+        # Decoded as plain UTF-8, a byte order mark stays and json.loads refuses it.
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{source} is not JSON: it is not UTF-8 ({exc})") from None
     try:
         data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
     except _DuplicateKey as exc:

@@ -9,7 +9,13 @@ import time
 
 from ledger.errors import ConfigError
 
-__all__ = ["parse_time_ns", "rfc3339", "ts_ns"]
+__all__ = ["MAX_NS", "MAX_RFC3339", "parse_time_ns", "rfc3339", "ts_ns"]
+
+#: The latest time a record can carry. The store orders records by their time in unix
+#: nanoseconds in an SQLite INTEGER, which is signed 64-bit; years 1970 to 9999 would need
+#: 68 bits, and no commerce event is dated after 2262.
+MAX_NS = 2**63 - 1
+MAX_RFC3339 = "2262-04-11T23:47:16.854775807Z"
 
 
 _RFC3339_ANY = re.compile(

@@ -48,6 +48,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def check_port_free(port: int) -> None:
+    """Refuse a port something already listens on: anvil would fail to bind it, but only
+    after whatever holds it had answered as if it were the new node."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as anvil does: TIME_WAIT is free
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(f"--port {port}: 127.0.0.1:{port} is already in use ({exc.strerror}); "
+                              "is a node already running there? Stop it, or pick another --port") from None
+
+
 class _AnvilOptions(TypedDict, total=False):
     """The keyword options of `anvil_command`."""
 
@@ -86,7 +98,7 @@ def wait_for_rpc(url: str, proc: subprocess.Popen[bytes] | None = None, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise ChainUnavailable(f"anvil exited with code {proc.returncode} before answering")
+            raise ChainUnavailable(f"anvil exited with code {proc.returncode} before answering at {url}")
         try:
             req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
             with urllib.request.urlopen(req, timeout=1) as resp:

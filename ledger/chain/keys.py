@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ANVIL_MNEMONIC", "DEV_ACCOUNTS", "dev_key", "dev_keys", "labelled_key", "load_signer_from_env",
-    "resolve_signer",
+    "ANVIL_MNEMONIC", "DEV_ACCOUNTS", "dev_key", "dev_keys", "key_reference_problem", "labelled_key",
+    "load_signer_from_env", "resolve_signer",
 ]
 
 
@@ -68,6 +69,9 @@ def load_signer_from_env(env: Mapping[str, str] | None = None) -> LocalAccount |
 
 def _keystore_signer(keystore: str, s: Settings) -> LocalAccount:
     """The key in an encrypted keystore, its password from LEDGER_KEYSTORE_PASSWORD(_FILE)."""
+    if _RAW_KEY.fullmatch(keystore.strip()):  # LEDGER_KEYSTORE set to a key: never echo it
+        raise ConfigError(f"the keystore path looks like a raw private key ({len(keystore.strip())} "
+                          "characters): LEDGER_KEYSTORE names a keystore file")
     password = s.keystore_password
     pw_file = s.keystore_password_file
     if password is None and pw_file:
@@ -100,18 +104,16 @@ def resolve_signer(
     ``keystore:PATH`` an encrypted eth-account keystore; its password comes from
                      LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE
     """
-    kind, _, arg = ref.partition(":")
+    problem = key_reference_problem(ref)
+    if problem is not None:
+        raise ConfigError(problem)
+    kind, _, arg = ref.strip().partition(":")
     if kind == "dev":
         if chain is not None and chain.kind not in ("embedded", "anvil"):
             raise ConfigError(f"{ref}: development accounts exist only on the embedded chain or anvil")
-        try:
-            n = int(arg)
-        except ValueError:
-            raise ConfigError(f"{ref}: expected dev:N with N a number") from None
-        if chain is not None and 0 <= n < len(chain.accounts) and chain.kind == "embedded":
+        n = int(arg)
+        if chain is not None and n < len(chain.accounts) and chain.kind == "embedded":
             return chain.accounts[n]
-        if not 0 <= n < 100:
-            raise ConfigError(f"{ref}: N must be 0..99")
         return dev_key(n)
     if kind == "env":
         key = variable(arg, env)
@@ -121,9 +123,38 @@ def resolve_signer(
             return cast(LocalAccount, Account.from_key(key))
         except Exception:  # noqa: BLE001 - never echo the key
             raise ConfigError(f"{ref}: {arg} does not hold a valid private key") from None
+    return _keystore_signer(arg, settings(env))
+
+
+_RAW_KEY = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KIND = re.compile(r"[a-z]{1,12}")
+
+
+def key_reference_problem(ref: str) -> str | None:
+    """Why `ref` is not a key reference (dev:N, env:VAR, keystore:PATH), or None.
+
+    The reason never repeats the text: what was typed where a reference belongs may be a
+    key or a mnemonic itself, so it is described by its shape only.
+    """
+    text = ref.strip()
+    kind, sep, arg = text.partition(":")
+    if _RAW_KEY.fullmatch(text) or _RAW_KEY.fullmatch(arg):
+        return (f"looks like a raw private key ({len(text)} characters): keys never go on the "
+                "command line; put it in an environment variable and pass env:VAR")
+    if len(text.split()) >= 12:
+        return (f"looks like a mnemonic phrase ({len(text.split())} words): keys never go on "
+                "the command line; use env:VAR (a private key) or keystore:PATH")
+    if kind == "dev":
+        return None if arg.isascii() and arg.isdigit() and int(arg) < 100 else (
+            "dev:N needs N, a development account number from 0 to 99")
+    if kind == "env":
+        return None if _ENV_NAME.fullmatch(arg) else "env:VAR needs the name of an environment variable"
     if kind == "keystore":
-        return _keystore_signer(arg, settings(env))
-    raise ConfigError(f"unknown key reference {ref!r}: use dev:N, env:VAR or keystore:PATH")
+        return None if arg else "keystore:PATH needs the path of a keystore file"
+    prefix = f", prefix {kind!r}" if sep and _KIND.fullmatch(kind) else ""
+    return (f"not a key reference ({len(text)} characters{prefix}): use dev:N, env:VAR or "
+            "keystore:PATH")
 
 
 def labelled_key(label: str) -> LocalAccount:

@@ -59,6 +59,9 @@ class Settlement:
 class Journal(Protocol):
     """Where an outbox's transactions are kept (see the module docstring)."""
 
+    #: what resumes a stored transaction after a failure, for the error that reports it
+    resume_hint: str
+
     def pending(self) -> Sequence[Pending]:
         """The rows still ``sent``, in the order they were stored."""
         ...
@@ -82,8 +85,12 @@ class Outbox:
     def submit(self, row: Pending, confirmations: int | None = None) -> dict[str, Any]:
         """Broadcast a stored transaction and settle it; raises its decoded error if it reverted."""
         _logger.info("sending %s tx 0x%s", row.label, row.tx_hash.hex())
-        self.chain.broadcast(row.raw_tx)
-        receipt, error = self._settle(row, confirmations)
+        try:
+            self.chain.broadcast(row.raw_tx)
+            receipt, error = self._settle(row, confirmations)
+        except ChainUnavailable as exc:
+            raise ChainUnavailable(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
+                                   f"is stored: {self.journal.resume_hint}") from None
         if error is not None:
             raise error
         return receipt

@@ -21,9 +21,9 @@ from eth_account.signers.local import LocalAccount
 from eth_account.types import TransactionDictType
 from eth_typing import ChecksumAddress, Hash32
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
-from web3.types import RPCEndpoint, TxParams
+from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
@@ -297,15 +297,12 @@ class Chain:
 
     def time_travel(self, seconds: int) -> None:
         """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
-        if self.kind == "embedded":
-            # eth-tester's own time_travel lands one second short; mine the exact time.
-            self.set_next_timestamp(self.timestamp() + seconds)
-            self.tester.mine_blocks(1)
-        elif self.kind == "anvil":
-            self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
-            self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-        else:
+        if self.kind not in ("embedded", "anvil"):
             raise ConfigError("time travel needs the embedded chain or anvil")
+        # Both clocks' own increase-time calls can land a second off (eth-tester's short,
+        # anvil's late when the wall clock ticks in between): mine the exact time.
+        self.set_next_timestamp(self.timestamp() + seconds)
+        self.mine()
 
     def set_next_timestamp(self, timestamp: int) -> None:
         """Make the next block (the next transaction's, auto-mined) carry `timestamp`.
@@ -375,6 +372,37 @@ def embedded(accounts: int = DEV_ACCOUNTS, *, genesis_timestamp: int | None = No
     return Chain(w3=w3, accounts=signers, kind="embedded", confirmations=1, tester=tester, poll_interval=0)
 
 
+class _NodeProvider(HTTPProvider):
+    """An HTTP provider for which a node that stops answering is `ChainUnavailable`, with a
+    hint, whichever call it was: a raw requests error reached the user as a traceback, or as
+    "Connection reset by peer" with nothing to do about it."""
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        try:
+            return super().make_request(method, params)
+        except OSError as exc:  # requests' errors are OSErrors: refused, reset, timed out, …
+            raise ChainUnavailable(
+                f"the node at {redacted_url(str(self.endpoint_uri))} stopped answering during "
+                f"{method} ({_os_reason(exc)}): check that it is running (`ledger node`, or the "
+                "node of --rpc / LEDGER_RPC)"
+            ) from None
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's (or http.client's) words for a failed request, such as
+    "Connection reset by peer", found in the exception's chain; never the text of requests'
+    or urllib3's own errors, which carries the URL."""
+    seen: list[BaseException] = [exc]
+    for e in seen:
+        if isinstance(e, OSError) and e.strerror:
+            return str(e.strerror)
+        if type(e).__module__ in ("builtins", "http.client", "socket", "ssl") and str(e):
+            return str(e)
+        links = [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+        seen += [x for x in links if isinstance(x, BaseException) and x not in seen]
+    return "timed out" if "Timeout" in type(exc).__name__ else type(exc).__name__
+
+
 def connect(
     url: str,
     *,
@@ -383,9 +411,7 @@ def connect(
     timeout: float = 120.0,
 ) -> Chain:
     """Connect to a JSON-RPC endpoint. On a local anvil the dev accounts sign by default."""
-    from web3 import HTTPProvider
-
-    w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 30}))
+    w3 = Web3(_NodeProvider(url, request_kwargs={"timeout": 30}))
     try:
         chain_id = int(w3.eth.chain_id)
         client = str(w3.client_version)

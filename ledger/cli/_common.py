@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +17,19 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
-from ledger.chain.keys import resolve_signer
+from ledger._internal.rfc3339 import parse_time_ns
+from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
-from ledger.errors import ChainUnavailable
+from ledger.errors import ChainUnavailable, ConfigError
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
 __all__ = [
-    "Handler", "add_json", "add_rpc", "address_of", "console", "data_dir", "duration", "emit",
-    "open_chain", "open_store", "progress_bar", "rpc_url", "spinner",
+    "UINT256_MAX", "Handler", "add_json", "add_rpc", "address", "address_of", "address_or_keyref",
+    "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
+    "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
+    "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -62,7 +66,11 @@ def rpc_url(args: argparse.Namespace) -> str:
         return url
     node_file = data_dir(args) / "node.json"
     if node_file.exists():
-        return str(json.loads(node_file.read_text())["url"])
+        try:
+            return str(json.loads(node_file.read_text())["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ChainUnavailable(f"{node_file} does not say where `ledger node` listens: start it "
+                                   "again, or pass --rpc URL") from None
     raise ChainUnavailable(
         "no chain to talk to: start a local node with `ledger node` (in another terminal), "
         "or pass --rpc URL (or set LEDGER_RPC) for any Ethereum JSON-RPC endpoint"
@@ -79,6 +87,100 @@ def address_of(chain: Chain, ref: str) -> str:
     return to_checksum_address(ref) if is_address(ref) else str(resolve_signer(ref, chain).address)
 
 
+def read_input(name: str, argument: str) -> bytes:
+    """The bytes of a file named by a command-line `argument`, or of stdin for '-'."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{argument} {name}: cannot read it: {exc.strerror or exc}") from None
+
+
+def write_output(name: str, text: str, argument: str) -> None:
+    """Write the file named by a command-line `argument` (an error naming both if that fails)."""
+    try:
+        Path(name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{argument} {name}: cannot write it: {exc.strerror or exc}") from None
+
+
+# --- argparse types: a bad value exits 2 naming the argument and why, before any work ----
+
+UINT256_MAX = 2**256 - 1
+
+
+def _integer(text: str, what: str, lo: int, hi: int, shown: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{what} must be an integer from {lo} to {shown}, not "
+                                         f"{text[:80]!r}")
+    return value
+
+
+def amount(text: str) -> int:
+    """A token amount in base units: 0 to 2^256 - 1 (an argparse type)."""
+    return _integer(text, "an amount (in the token's base units)", 0, UINT256_MAX, "2^256 - 1")
+
+
+def price(text: str) -> int:
+    """A price in base units: 1 to 2^256 - 1 (an argparse type)."""
+    return _integer(text, "a price (in the token's base units)", 1, UINT256_MAX, "2^256 - 1")
+
+
+def bounded(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse type for an integer from `lo` to `hi`."""
+    return lambda text: _integer(text, what, lo, hi, str(hi))
+
+
+def keyref(text: str) -> str:
+    """A key reference, dev:N, env:VAR or keystore:PATH (an argparse type; never echoes what
+    was given: it may be a key)."""
+    problem = key_reference_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
+def address_or_keyref(text: str) -> str:
+    """A 0x address or a key reference (an argparse type)."""
+    if is_address(text.strip()):
+        return text.strip()
+    problem = key_reference_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem} (or a 0x address)")
+    return text.strip()
+
+
+def address(text: str) -> str:
+    """A 0x address (an argparse type)."""
+    if not is_address(text.strip()):
+        raise argparse.ArgumentTypeError(f"not an address: {text[:80]!r} (0x and 40 hex digits)")
+    return to_checksum_address(text.strip())
+
+
+def time_bound(text: str) -> str:
+    """An RFC 3339 time, checked and kept as given (an argparse type)."""
+    try:
+        parse_time_ns(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_TX_HASH = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+
+
+def tx_hash(text: str) -> str:
+    """A transaction hash, 0x-prefixed on the way out (an argparse type)."""
+    if not _TX_HASH.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not a transaction hash: {text[:80]!r} (0x and 64 hex digits)")
+    return "0x" + text.strip().removeprefix("0x")
+
+
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -92,15 +194,19 @@ def duration(text: str) -> int:
 
 
 @contextmanager
-def progress_bar(enabled: bool, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (or a no-op): yields advance(n)."""
+def progress_bar(
+    enabled: bool, description: str, total: int | None, *, in_bytes: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (or a no-op): yields advance(n); n counts items, or
+    bytes (shown as such) with `in_bytes`."""
     if not enabled:
         yield lambda n: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        "[progress.description]{task.description}", BarColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeElapsedColumn(), console=console(stderr=True), transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)

@@ -6,8 +6,25 @@ import argparse
 import time
 
 from ledger._internal import solc
-from ledger.cli._common import add_json, add_rpc, address_of, data_dir, emit, open_chain
-from ledger.deploy import DEFAULT_DEPOSIT_RATIO_BPS, deploy_escrow, deploy_evidence_log, manifest_path
+from ledger.cli._common import (
+    add_json,
+    add_rpc,
+    address,
+    address_of,
+    address_or_keyref,
+    amount,
+    bounded,
+    data_dir,
+    emit,
+    open_chain,
+)
+from ledger.deploy import (
+    DEFAULT_DEPOSIT_RATIO_BPS,
+    deploy_escrow,
+    deploy_evidence_log,
+    manifest_path,
+    trust_root_path,
+)
 from ledger.errors import ConfigError
 
 __all__ = ["configure"]
@@ -29,7 +46,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     deployments = [deploy_evidence_log(chain, ddir, redeploy=args.redeploy)]
     if not args.log_only:
         if args.panel:
-            panel = [address_of(chain, ref) for ref in args.panel.split(",")]
+            panel = [address_of(chain, ref) for ref in args.panel]
         elif chain.kind in ("anvil", "embedded"):
             panel = [address_of(chain, f"dev:{i}") for i in (7, 8, 9)]
         else:
@@ -43,8 +60,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, redeploy=args.redeploy,
         )  # fmt: skip
         deployments += [esc.arbitrator, esc.rules, esc.escrow, esc.batcher]
+    trust = trust_root_path(ddir, chain.chain_id)
     payload = {
         "manifest": str(manifest_path(ddir, chain.chain_id)),
+        "trust_root": str(trust),
         "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},
         # the log's fields at the top level, as before the escrow existed
         "reused": deployments[0].reused, **deployments[0].to_json(),
@@ -54,8 +73,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number})"
         for d in deployments
     ]
+    lines.append(f"trust file for auditors: {trust} (they pin the log with `ledger verify --trust FILE`)")
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _panel(text: str) -> list[str]:
+    """Comma-separated addresses or key references (an argparse type)."""
+    return [address_or_keyref(ref) for ref in text.split(",")]
 
 
 def configure(name: str, sp: argparse.ArgumentParser) -> None:
@@ -70,12 +95,14 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--redeploy", action="store_true",
                         help="deploy anew even if a matching deployment is live")
         sp.add_argument("--log-only", action="store_true", help="only the evidence log")
-        sp.add_argument("--panel", help="arbitration panel: addresses or KEYREFs, comma-separated "
-                        "(default on a local node: dev:7,dev:8,dev:9)")
-        sp.add_argument("--threshold", type=int, help="votes for a final ruling (default: a majority)")
-        sp.add_argument("--arbitration-cost", type=int, default=0, help="wei paid to open a dispute")
-        sp.add_argument("--treasury", help="where platform fees go (default: the deployer)")
-        sp.add_argument("--deposit-ratio", type=int, default=DEFAULT_DEPOSIT_RATIO_BPS,
+        sp.add_argument("--panel", type=_panel, help="arbitration panel: addresses or KEYREFs, "
+                        "comma-separated (default on a local node: dev:7,dev:8,dev:9)")
+        sp.add_argument("--threshold", type=bounded(1, 255, "a number of votes"),
+                        help="votes for a final ruling (default: a majority)")
+        sp.add_argument("--arbitration-cost", type=amount, default=0, help="wei paid to open a dispute")
+        sp.add_argument("--treasury", type=address, help="where platform fees go (default: the deployer)")
+        sp.add_argument("--deposit-ratio", type=bounded(0, 10_000, "basis points"),
+                        default=DEFAULT_DEPOSIT_RATIO_BPS,
                         help="merchant deposit required, in basis points of open exposure "
                         f"(default {DEFAULT_DEPOSIT_RATIO_BPS})")
         sp.set_defaults(func=cmd_deploy)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -22,7 +20,23 @@ from eth_utils import is_address, to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
 from ledger.chain.keys import resolve_signer
-from ledger.cli._common import add_json, add_rpc, address_of, data_dir, duration, emit, open_chain, open_store
+from ledger.cli._common import (
+    add_json,
+    add_rpc,
+    address,
+    address_of,
+    address_or_keyref,
+    amount,
+    console,
+    data_dir,
+    duration,
+    emit,
+    keyref,
+    open_chain,
+    open_store,
+    price,
+    read_input,
+)
 from ledger.deploy import escrow_client
 from ledger.errors import ConfigError, LedgerError
 from ledger.escrow import payout
@@ -34,11 +48,15 @@ __all__ = ["configure"]
 
 
 def _token(text: str) -> str:
-    if text.upper() == "ETH":
-        return NATIVE
-    if not is_address(text):
-        raise ConfigError(f"token must be ETH or an ERC-20 address, got {text!r}")
-    return to_checksum_address(text)
+    """ETH (the native token) or an ERC-20 address, as the escrow names it."""
+    return NATIVE if text.upper() == "ETH" else to_checksum_address(text)
+
+
+def _token_arg(text: str) -> str:
+    """A token as given, ETH or an ERC-20 address (an argparse type; `_token` converts it)."""
+    if text.upper() != "ETH" and not is_address(text):
+        raise argparse.ArgumentTypeError(f"must be ETH or an ERC-20 address, not {text[:80]!r}")
+    return text
 
 
 def _ruling(text: str) -> int:
@@ -57,7 +75,10 @@ def _ruling(text: str) -> int:
 
 
 class _Ctx:
-    """The chain, the store and the deployed escrow for one command."""
+    """The chain, the store and the deployed escrow for one command.
+
+    Steps an earlier command stored but could not settle (its node stopped answering, or it
+    was killed) are resumed first, with their stored bytes, as the outbox protocol asks."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -65,6 +86,8 @@ class _Ctx:
         self.store = open_store(args)
         self.client = escrow_client(self.chain, data_dir(args))
         self.platform = Platform(self.store, self.client, self.chain.default_account)
+        if resumed := self.platform.resume():
+            console(stderr=True).print(f"resumed {resumed} escrow step(s) an earlier command left pending")
 
     def signer(self, ref: str) -> LocalAccount:
         return resolve_signer(ref, self.chain)
@@ -102,14 +125,14 @@ def _step_out(ctx: _Ctx, step: EscrowStep) -> tuple[dict[str, Any], str]:
     return payload, text
 
 
-def _load_record(path: str) -> dict[str, Any]:
-    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+def _load_record(path: str, option: str) -> dict[str, Any]:
+    data = read_input(path, option)
     try:
         obj = json.loads(data)
     except ValueError as exc:
-        raise LedgerError(f"{path}: not a JSON record: {exc}") from None
+        raise ConfigError(f"{option} {path}: not a JSON record: {exc}") from None
     if not isinstance(obj, dict):
-        raise LedgerError(f"{path}: expected one JSON object (a record)")
+        raise ConfigError(f"{option} {path}: expected one JSON object (a record)")
     return obj
 
 
@@ -131,8 +154,8 @@ def cmd_order(args: argparse.Namespace) -> int:
             return status, "\n".join(lines)
         if op == "open":
             step = p.open_order(
-                _load_record(a.record), merchant=ctx.signer(a.merchant), buyer=ctx.signer(a.buyer),
-                price=a.price, token=_token(a.token), ship_within=a.ship_within,
+                _load_record(a.record, "--record"), merchant=ctx.signer(a.merchant),
+                buyer=ctx.signer(a.buyer), price=a.price, token=_token(a.token), ship_within=a.ship_within,
                 inspection_window=a.inspection, offer_ttl=a.offer_ttl,
             )  # fmt: skip
         elif op == "ship":
@@ -172,7 +195,7 @@ def cmd_dispute(args: argparse.Namespace) -> int:
         p, a = ctx.platform, args
         op = a.dispute_cmd
         if op == "open":
-            statement = _load_record(a.statement) if a.statement else None
+            statement = _load_record(a.statement, "--statement") if a.statement else None
             step = p.open_dispute(a.order, party=ctx.signer(a.as_), statement=statement,
                                   evidence_record_id=a.record_id)
         elif op == "evidence":
@@ -194,7 +217,8 @@ def cmd_pledge(args: argparse.Namespace) -> int:
             key = order_key(args.order)
             info = ctx.client.order(key)
             if info.state is OrderState.NONE:
-                raise ConfigError(f"order {args.order!r} does not exist on escrow {ctx.client.address}")
+                raise LedgerError(f"unknown order {args.order!r}: no order on chain at escrow "
+                                  f"{ctx.client.address}, so nothing is pledged")
             lender = info.lender if info.pledged else None
             open_claims = payout.claims(ctx.client, key)
             payload = {"order_id": args.order, "state": info.state.name, "lender": lender,
@@ -225,6 +249,9 @@ def cmd_deposit(args: argparse.Namespace) -> int:
             payer = ctx.signer(a.from_ or a.merchant)
             c.deposit(merchant, token, a.amount, payer)
         elif a.deposit_cmd == "withdraw":
+            if is_address(a.merchant):
+                raise ConfigError("--merchant: withdrawing a deposit needs the merchant's KEYREF "
+                                  "(the merchant signs it), not an address")
             c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant))
         have, exposure, need = c.deposit_of(token, merchant)
         payload = {"merchant": merchant, "token": token, "deposit": have, "exposure": exposure,
@@ -309,46 +336,48 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
         return p
 
     p = step("open", "log the order record, the merchant signs the offer, the buyer funds it", order=False)
-    p.add_argument("--record", required=True, help="the order record (JSON file, or - for stdin)")
-    p.add_argument("--merchant", required=True, metavar="KEYREF")
-    p.add_argument("--buyer", required=True, metavar="KEYREF")
-    p.add_argument("--price", required=True, type=int, help="in the token's base units")
-    p.add_argument("--token", default="ETH", help="ETH or an allowed ERC-20 address")
+    p.add_argument("--record", required=True,
+                   help="the order record, id ORDER_ID:order (JSON file, or - for stdin)")
+    p.add_argument("--merchant", required=True, metavar="KEYREF", type=keyref)
+    p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
+    p.add_argument("--price", required=True, type=price, help="in the token's base units")
+    p.add_argument("--token", default="ETH", type=_token_arg, help="ETH or an allowed ERC-20 address")
     p.add_argument("--ship-within", type=duration, default=3 * 86400, help="ship-by, from now (3d)")
     p.add_argument("--inspection", type=duration, default=3 * 86400, help="inspection window (3d)")
     p.add_argument("--offer-ttl", type=duration, default=3600, help="offer expiry (1h)")
     p = step("ship", "a registered carrier attests the shipment")
-    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--carrier-code", required=True, help="e.g. SF")
     p.add_argument("--tracking", required=True, help="the tracking number")
     p = step("deliver", "the carrier attests delivery of the shipped parcel")
-    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--method", default="doorstep", choices=["signed", "locker", "doorstep", "pickup"])
     p = step("confirm", "the buyer confirms delivery itself")
-    p.add_argument("--buyer", required=True, metavar="KEYREF")
+    p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
     for name, help_ in (("release", "release after the inspection window (anyone)"),
                         ("refund", "refund on timeout: not shipped, or not delivered, in time (anyone)"),
                         ("return-settle", "settle a return on timeout (anyone)")):
         p = step(name, help_)
-        p.add_argument("--as", dest="as_", metavar="KEYREF", help="sender (default: the platform key)")
+        p.add_argument("--as", dest="as_", metavar="KEYREF", type=keyref,
+                       help="sender (default: the platform key)")
     p = step("cancel", "the merchant (the lender once the payout is pledged) refunds the buyer in full")
-    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF",
+    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF", type=keyref,
                    help="the merchant, or the lender once the payout is pledged")
     p = step("return", "the buyer requests a full or partial return within the inspection window")
-    p.add_argument("--buyer", required=True, metavar="KEYREF")
-    p.add_argument("--amount", required=True, type=int, help="refund in the token's base units")
+    p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
+    p.add_argument("--amount", required=True, type=amount, help="refund in the token's base units")
     p.add_argument("--reason", default="not_as_described")
     p.add_argument("--type", default="return_and_refund", choices=["refund_only", "return_and_refund"])
     p.add_argument("--detail")
     p = step("return-ship", "a carrier attests the return parcel's shipment")
-    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--carrier-code", required=True)
     p.add_argument("--tracking", required=True)
     p = step("return-deliver", "a carrier attests the return parcel's delivery to the merchant")
-    p.add_argument("--carrier", required=True, metavar="KEYREF")
+    p.add_argument("--carrier", required=True, metavar="KEYREF", type=keyref)
     p = step("return-confirm", "the merchant (the lender once the payout is pledged) accepts the "
              "return: refund now, release the rest")
-    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF",
+    p.add_argument("--as", "--merchant", dest="as_", required=True, metavar="KEYREF", type=keyref,
                    help="the merchant, or the lender once the payout is pledged")
     step("show", "the order on chain, its evidence records and the escrow actions taken")
     sp.set_defaults(func=cmd_order)
@@ -363,22 +392,23 @@ def _dispute_args(sp: argparse.ArgumentParser) -> None:
 
     p = dstep("open", "open a dispute citing an evidence record (pays the arbitration cost)")
     p.add_argument("order", metavar="ORDER")
-    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF", help="the buyer or the merchant")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF", type=keyref,
+                   help="the buyer or the merchant")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--record-id", help="an existing record, e.g. ORDER:dlv")
     g.add_argument("--statement", help="a new record (JSON file) stating the complaint")
     p = dstep("evidence", "submit a log record as ERC-1497 evidence")
     p.add_argument("order", metavar="ORDER")
-    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--record-id", required=True)
     p = dstep("vote", "a panel member votes")
     p.add_argument("order", metavar="ORDER")
-    p.add_argument("--member", required=True, metavar="KEYREF")
+    p.add_argument("--member", required=True, metavar="KEYREF", type=keyref)
     p.add_argument("--ruling", required=True, type=_ruling,
                    help="refund, release, fraud, refused, or split:BPS (the buyer's share)")
     p = dstep("default", "the opener wins: the respondent did not answer in time")
     p.add_argument("order", metavar="ORDER")
-    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
+    p.add_argument("--as", dest="as_", required=True, metavar="KEYREF", type=keyref)
     p = dstep("timeout", "the arbitrator never ruled: split 50/50 (anyone)")
     p.add_argument("order", metavar="ORDER")
     sp.set_defaults(func=cmd_dispute)
@@ -395,30 +425,32 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     add_json(sp)
     if name == "pledge":
         sp.add_argument("order", metavar="ORDER")
-        sp.add_argument("--lender", help="address or KEYREF; omit to show the pledge")
-        sp.add_argument("--merchant", metavar="KEYREF", help="the order's merchant (signs the pledge)")
+        sp.add_argument("--lender", type=address_or_keyref, help="address or KEYREF; omit to show the pledge")
+        sp.add_argument("--merchant", metavar="KEYREF", type=keyref,
+                        help="the order's merchant (signs the pledge)")
         sp.set_defaults(func=cmd_pledge)
     elif name == "deposit":
         sp.add_argument("deposit_cmd", choices=["add", "withdraw", "show"])
-        sp.add_argument("--merchant", required=True, help="address or KEYREF (KEYREF to withdraw)")
-        sp.add_argument("--amount", type=int, default=0)
-        sp.add_argument("--token", default="ETH")
-        sp.add_argument("--from", dest="from_", metavar="KEYREF",
+        sp.add_argument("--merchant", required=True, type=address_or_keyref,
+                        help="address or KEYREF (KEYREF to withdraw)")
+        sp.add_argument("--amount", type=amount, default=0, help="in the token's base units")
+        sp.add_argument("--token", default="ETH", type=_token_arg)
+        sp.add_argument("--from", dest="from_", metavar="KEYREF", type=keyref,
                         help="who pays a deposit (default: the merchant)")
         sp.set_defaults(func=cmd_deposit)
     elif name == "withdraw":
-        sp.add_argument("--as", dest="as_", required=True, metavar="KEYREF")
-        sp.add_argument("--token", default="ETH")
-        sp.add_argument("--to", help="recipient address (default: the account itself)")
+        sp.add_argument("--as", dest="as_", required=True, metavar="KEYREF", type=keyref)
+        sp.add_argument("--token", default="ETH", type=_token_arg)
+        sp.add_argument("--to", type=address, help="recipient address (default: the account itself)")
         sp.set_defaults(func=cmd_withdraw)
     elif name == "carrier":
         sp.add_argument("carrier_cmd", choices=["add", "remove"])
-        sp.add_argument("carrier", help="address or KEYREF")
+        sp.add_argument("carrier", type=address_or_keyref, help="address or KEYREF")
         sp.set_defaults(func=cmd_carrier)
     elif name == "token":
         sp.add_argument("token_cmd", choices=["allow", "disallow"])
-        sp.add_argument("token", help="ERC-20 address")
+        sp.add_argument("token", type=_token_arg, help="ERC-20 address")
         sp.set_defaults(func=cmd_token)
     elif name == "escrow":
-        sp.add_argument("--token", default="ETH")
+        sp.add_argument("--token", default="ETH", type=_token_arg)
         sp.set_defaults(func=cmd_escrow)

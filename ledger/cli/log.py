@@ -3,63 +3,94 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import stat
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from typing import BinaryIO
 
+from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
 from ledger.chain.rpc import connect
 from ledger.cli._common import (
     add_json,
     add_rpc,
+    bounded,
     console,
     data_dir,
     emit,
     open_chain,
     open_store,
     progress_bar,
+    read_input,
     rpc_url,
     spinner,
+    time_bound,
+    write_output,
 )
 from ledger.deploy import evidence_log
-from ledger.errors import LedgerError, StoreError, ValidationError
+from ledger.errors import ConfigError, StoreError, TrustRootError, ValidationError
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
-from ledger.evidence.records import parse_jsonl
-from ledger.evidence.store import Store
+from ledger.evidence.records import PackedRecords, read_jsonl
+from ledger.evidence.store import AnchorRow, Batch, Store
+from ledger.evidence.trust import Pin, read_trust_root
 
-__all__ = ["configure", "print_verdict"]
+__all__ = ["VERIFY_EXIT", "configure", "print_verdict", "verify_pin"]
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    results = []
+    if args.files.count("-") > 1:
+        raise ConfigError("'-' (stdin) can be given only once")
     show = not args.json and sys.stderr.isatty()
     with open_store(args) as store:
-        # Validate every file before storing any: one bad file stores nothing.
-        parsed = []
-        problems = []
+        # Validate every file before storing any, then store them all in one transaction:
+        # a problem anywhere stores nothing.
+        batches, problems = [], []
         for name in args.files:
-            path = Path(name)
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise LedgerError(f"cannot read {name}: {exc.strerror}") from None
-            try:
-                parsed.append((name, parse_jsonl(data, source=name)))
+                batches.append(Batch(_source(name), _validated(name, show)))
             except ValidationError as exc:
                 problems.extend(exc.problems)
         if problems:
             raise ValidationError(problems)
-        for name, recs in parsed:
-            with progress_bar(show, f"ingest {name}", len(recs)) as advance:
-                results.append(store.ingest(recs, source=name, progress=advance))
+        total = sum(len(b.records) for b in batches)
+        with progress_bar(show, f"store {len(batches)} file(s)", total) as advance:
+            results = store.ingest_batches(batches, progress=advance)
         size = store.size
     payload = {"files": [r.__dict__ for r in results], "log_size": size}
     lines = [f"{r.source}: stored {r.stored}, already present {r.skipped}" for r in results]
     emit(args, payload, "\n".join(lines + [f"log size now {size}"]))
     return 0
+
+
+def _source(name: str) -> str:
+    return "<stdin>" if name == "-" else name
+
+
+def _size(f: BinaryIO) -> int | None:
+    """The size of a regular file, for the progress bar; None for a pipe or a terminal."""
+    try:
+        st = os.fstat(f.fileno())
+    except io.UnsupportedOperation:  # a stream without a file descriptor
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _validated(name: str, show: bool) -> PackedRecords:
+    """One input file (or stdin, '-'), validated line by line as it is read: the records
+    are kept, packed, never the file."""
+    try:
+        with nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb") as f:
+            with progress_bar(show, f"validate {_source(name)}", _size(f), in_bytes=True) as advance:
+                return read_jsonl(f, source=_source(name), progress=advance)
+    except OSError as exc:
+        raise ConfigError(f"FILE.jsonl {name}: cannot read it: {exc.strerror or exc}") from None
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
@@ -71,9 +102,12 @@ def cmd_anchor(args: argparse.Namespace) -> int:
                      f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
                      f"{need} confirmation(s)…"):
             outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
+    resumed = [_resumed_json(a) for a in outcome.settled]
+    lines = [_resumed_text(a) for a in outcome.settled]
     if outcome.head is None:
-        emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed},
-             f"nothing new to anchor (head size {outcome.previous.size} already anchored)")
+        lines.append(f"nothing new to anchor: head size {outcome.previous.size} is anchored")
+        emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed,
+                    "resumed_anchors": resumed}, "\n".join(lines))
         return 0
     payload = {
         "anchored": True,
@@ -84,11 +118,25 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         "block_number": outcome.block_number,
         "gas_used": outcome.gas_used,
         "resumed": outcome.resumed,
+        "resumed_anchors": resumed,
     }
-    emit(args, payload,
-         f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
-         f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+    lines.append(f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
+                 f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+    emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _resumed_json(a: AnchorRow) -> dict[str, object]:
+    return {"size": a.size, "root": a.root.hex(), "tx_hash": "0x" + a.tx_hash.hex(), "status": a.status,
+            "block_number": a.block_number, "error": a.error}
+
+
+def _resumed_text(a: AnchorRow) -> str:
+    """What became of an anchor an earlier run left pending."""
+    what = f"resumed the pending anchor of head size {a.size} (tx 0x{a.tx_hash.hex()})"
+    if a.status == "confirmed":
+        return f"{what}: confirmed in block {a.block_number}"
+    return f"{what}: {a.status}" + (f" ({a.error})" if a.error else "")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -128,7 +176,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text)
+        write_output(args.output, text, "--output")
     msg = f"wrote {len(bundle.records)} record(s) to {args.output}"
     if skipped:
         msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
@@ -149,18 +197,56 @@ def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
     return latest.chain_id, latest.contract
 
 
+#: `ledger verify`'s exit status per `Verdict.status` (2 is a malformed bundle or trust file, or
+#: no node when one is needed: a `LedgerError`, as for every command)
+VERIFY_EXIT = {"verified": 0, "not_verified": 1, "head_unchecked": 3, "unpinned": 3}
+
+VERIFY_EPILOG = """exit status: 0 verified (every record, and the head on the pinned contract); 1 not
+verified (something in the bundle is false, each failure named); 2 unusable input (a malformed
+bundle or trust file, no node when one is needed); 3 the head was not checked (--offline), or
+the anchor contract was not pinned (no --trust, or not both --expect-chain-id and
+--expect-contract). --json prints "status": verified | not_verified | head_unchecked | unpinned."""
+
+_STATUS_LINE = {
+    "verified": "[green]VERIFIED[/green]",
+    "not_verified": "[red]NOT VERIFIED[/red]",
+    "head_unchecked": "[yellow]HEAD NOT CHECKED[/yellow] (offline: the records match the head the "
+                      "bundle states; whether that head is anchored was not asked)",
+    "unpinned": "[yellow]ANCHOR CONTRACT NOT PINNED[/yellow] (the head is anchored by the contract the "
+                "bundle names, but anyone can deploy an EvidenceLog: pass --trust FILE)",
+}
+
+
+def verify_pin(args: argparse.Namespace) -> Pin | None:
+    """What `ledger verify` was told to trust: a trust file, or --expect-* flags."""
+    expected = args.expect_chain_id is not None or args.expect_contract is not None
+    if args.trust and expected:
+        raise TrustRootError("pin the anchor with --trust FILE or with --expect-chain-id/--expect-contract, "
+                             "not both")
+    if args.trust:
+        return Pin.of(read_trust_root(Path(args.trust)))
+    if not expected:
+        return None
+    contract = args.expect_contract
+    if contract is not None and not is_address(contract):
+        raise TrustRootError(f"--expect-contract {contract!r} is not an address")
+    return Pin(args.expect_chain_id, None if contract is None else to_checksum_address(contract))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    text = Path(args.bundle).read_bytes() if args.bundle != "-" else sys.stdin.buffer.read()
-    bundle = load_bundle(text, args.bundle)
-    chain = connect(rpc_url(args))
+    if args.offline and args.rpc:
+        raise ConfigError("--offline asks no node: drop --rpc")
+    bundle = load_bundle(read_input(args.bundle, "BUNDLE"), args.bundle)
+    pin = verify_pin(args)
+    w3 = None if args.offline else connect(rpc_url(args)).w3
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
-        verdict = verify_bundle(bundle, chain.w3, progress=advance)
+        verdict = verify_bundle(bundle, w3, progress=advance, pin=pin)
     if args.json:
         print(json.dumps(verdict.to_json(), indent=2))
     else:
         print_verdict(verdict)
-    return 0 if verdict.ok else 1
+    return VERIFY_EXIT[verdict.status]
 
 
 def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
@@ -174,10 +260,9 @@ def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
             for f in r.failures:
                 out.print(f"[red]FAIL[/red] leaf {r.index} {r.record_id}: {f}")
     good = sum(r.ok for r in verdict.records)
-    status = "[green]VERIFIED[/green]" if verdict.ok else "[red]NOT VERIFIED[/red]"
     out.print(
-        f"{status}: {good}/{len(verdict.records)} records; head size {verdict.tree_size} on chain "
-        f"{verdict.chain_id} contract {verdict.contract}"
+        f"{_STATUS_LINE[verdict.status]}: {good}/{len(verdict.records)} records; head size "
+        f"{verdict.tree_size} on chain {verdict.chain_id} contract {verdict.contract}"
     )
 
 
@@ -186,10 +271,11 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         add_rpc(sp)
     add_json(sp)
     if name == "ingest":
-        sp.add_argument("files", nargs="+", metavar="FILE.jsonl")
+        sp.add_argument("files", nargs="+", metavar="FILE.jsonl",
+                        help="JSONL record files, or - for stdin; all are stored, or none")
         sp.set_defaults(func=cmd_ingest)
     elif name == "anchor":
-        sp.add_argument("--confirmations", type=int, default=None,
+        sp.add_argument("--confirmations", type=bounded(0, 1000, "a number of blocks"), default=None,
                         help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
         sp.set_defaults(func=cmd_anchor)
     elif name == "status":
@@ -199,12 +285,24 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         who.add_argument("--order", metavar="ID", help="every record of one order")
         who.add_argument("--merchant", metavar="ID", help="every record of one merchant")
         who.add_argument("--all", action="store_true", help="every record (with --since/--until)")
-        sp.add_argument("--since", metavar="TS", help="RFC 3339 lower bound (inclusive) on record ts")
-        sp.add_argument("--until", metavar="TS", help="RFC 3339 upper bound (exclusive) on record ts")
+        sp.add_argument("--since", metavar="TS", type=time_bound,
+                        help="RFC 3339 lower bound (inclusive) on record ts")
+        sp.add_argument("--until", metavar="TS", type=time_bound,
+                        help="RFC 3339 upper bound (exclusive) on record ts")
         sp.add_argument("--disclose-personal", action="store_true",
                         help="include decrypted personal fields and their salts (default: commitments only)")
         sp.add_argument("-o", "--output", default="-", help="bundle file (default stdout)")
         sp.set_defaults(func=cmd_export)
     elif name == "verify":
+        sp.epilog = VERIFY_EPILOG
         sp.add_argument("bundle", metavar="BUNDLE", help="bundle file, or - for stdin")
+        sp.add_argument("--trust", metavar="FILE",
+                        help="trust file pinning the chain and the EvidenceLog (`ledger deploy` writes "
+                        "<data dir>/trust/<chain id>.json)")
+        sp.add_argument("--expect-chain-id", type=int, metavar="N", help="pin the chain id (without --trust)")
+        sp.add_argument("--expect-contract", metavar="ADDRESS",
+                        help="pin the EvidenceLog's address (without --trust)")
+        sp.add_argument("--offline", action="store_true",
+                        help="check records and proofs against the bundle's own head; ask no node "
+                        "(exit 3 when they hold: the head is not checked)")
         sp.set_defaults(func=cmd_verify)

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ledger import __version__
 from ledger._internal import logs
 from ledger.config import DEFAULT_DATA_DIR, VARIABLES, settings
 from ledger.errors import LedgerError
@@ -36,7 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "anchor": ("ledger.cli.log", "anchor the current tree head on chain (resumes pending anchors first)"),
     "status": ("ledger.cli.log", "log size, anchoring state"),
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
-    "verify": ("ledger.cli.log", "verify an evidence bundle against the chain; exit 0 only if all verified"),
+    "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "
+               "if all verified)"),
     "order": ("ledger.cli.escrow", "escrowed orders: open, ship, deliver, confirm, release, refund, "
               "cancel, returns, show"),
     "dispute": ("ledger.cli.escrow", "disputes: open, evidence, vote (panel), default, timeout"),
@@ -78,6 +80,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="ledger",
         description="evidence-escrow: provable live-commerce evidence on an anchored RFC 9162 log.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, summary) in COMMANDS.items():

@@ -14,9 +14,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.chain.rpc import connect
-from ledger.cli._common import add_json, add_rpc, data_dir, emit, open_chain, open_store, rpc_url
+from ledger.cli._common import (
+    add_json,
+    add_rpc,
+    data_dir,
+    emit,
+    open_chain,
+    open_store,
+    read_input,
+    rpc_url,
+    tx_hash,
+    write_output,
+)
 from ledger.deploy import escrow_client, evidence_log
-from ledger.investigate.case import Case, Override, build_case, dumps_case, load_case
+from ledger.errors import ConfigError
+from ledger.investigate.case import Case, build_case, dumps_case, load_case
+from ledger.investigate.overrides import Override
 from ledger.investigate.replay import ReplayResult, replay
 from ledger.investigate.trace import render_trace, trace_transaction
 
@@ -27,7 +40,7 @@ def _case_from_order(args: argparse.Namespace, order_id: str, rpc: str | None) -
     chain = connect(rpc or rpc_url(argparse.Namespace(**{**vars(args), "rpc": None})))
     with open_store(args) as store:
         log = evidence_log(chain, data_dir(args))
-        extra = [bytes.fromhex(h.removeprefix("0x")) for h in getattr(args, "extra_tx", None) or []]
+        extra = [bytes.fromhex(h[2:]) for h in getattr(args, "extra_tx", None) or []]
         client = escrow_client(chain, data_dir(args))
         return build_case(store, client, order_id, log_address=log.address, extra_txs=extra)
 
@@ -38,7 +51,7 @@ def cmd_case(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return 0
-    Path(args.output).write_text(text)
+    write_output(args.output, text, "--output")
     emit(args, {"output": args.output, "actions": len(case.actions),
                     "records": len(case.evidence.records), "state": case.outcome.state},
              f"wrote the case of order {args.order} to {args.output}: {len(case.actions)} "
@@ -50,8 +63,10 @@ def cmd_case(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.case)
     if args.case == "-" or path.exists():
-        data = sys.stdin.buffer.read() if args.case == "-" else path.read_bytes()
-        case = load_case(data, args.case)
+        case = load_case(read_input(args.case, "CASE"), args.case)
+    elif path.suffix == ".json" or "/" in args.case:
+        raise ConfigError(f"CASE {args.case}: no such case file (nor an order id: those have no "
+                          "'/' and no .json)")
     else:  # an order id: build its case from the data dir's store and the live chain
         case = _case_from_order(args, args.case, args.from_rpc)
     overrides = [Override.parse(o) for o in args.override or []]
@@ -109,8 +124,7 @@ def print_replay(result: ReplayResult, case: Case, overrides: list[Override]) ->
 
 def cmd_trace(args: argparse.Namespace) -> int:
     chain = open_chain(args)
-    tx = args.tx if args.tx.startswith("0x") else "0x" + args.tx
-    frames = trace_transaction(chain, tx)
+    frames = trace_transaction(chain, args.tx)
     if args.json:
         print(json.dumps(frames, indent=2))
     else:
@@ -127,14 +141,14 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "replay":
         _replay_args(sp)
     else:
-        sp.add_argument("tx", metavar="TX_HASH")
+        sp.add_argument("tx", metavar="TX_HASH", type=tx_hash)
         sp.set_defaults(func=cmd_trace)
 
 
 def _case_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("order", metavar="ORDER")
     sp.add_argument("-o", "--output", default="-", help="case file (default stdout)")
-    sp.add_argument("--extra-tx", action="append", metavar="HASH",
+    sp.add_argument("--extra-tx", action="append", metavar="HASH", type=tx_hash,
                     help="another transaction on the order to include (e.g. a fraud attempt); repeatable")
     sp.set_defaults(func=cmd_case)
 

@@ -24,15 +24,16 @@ from web3.contract import Contract
 from ledger.chain import rpc
 from ledger.chain.rpc import Chain
 from ledger.config import settings
-from ledger.deploy import deploy_evidence_log
+from ledger.deploy import deploy_evidence_log, trust_root_path
 from ledger.dev.demo_escrow import EscrowDemo, escrow_table, run_escrow_demo
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.evidence import records as rec
 from ledger.evidence.anchor import Anchorer
-from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import Bundle, dumps_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin, read_trust_root
 
 DEMO_START = "2026-11-11T12:00:00Z"
 
@@ -71,6 +72,7 @@ class _Run:
     chain: Chain = field(default_factory=rpc.embedded)
     timings: dict[str, float] = field(default_factory=dict)
     heads: list[dict[str, Any]] = field(default_factory=list)
+    trust_file: Path | None = None  # the log's trust file: what the bundles are verified against
 
     def timed(self, name: str, started: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
@@ -80,10 +82,17 @@ class _Run:
         t = time.perf_counter()
         dep = deploy_evidence_log(self.chain, self.out_dir)
         log = self.chain.contract("EvidenceLog", dep.address)
+        self.trust_file = trust_root_path(self.out_dir, self.chain.chain_id)
         self.timed("deploy", t)
         self.console.print(f"[bold]1.[/bold] EvidenceLog deployed at {dep.address} on the embedded chain "
-                           f"{self.chain.chain_id} (manifest in {self.out_dir / 'deployments'})")
+                           f"{self.chain.chain_id} (manifest in {self.out_dir / 'deployments'}, trust "
+                           f"file for auditors {self.trust_file})")
         return log
+
+    def verify(self, bundle: Bundle) -> Verdict:
+        """A bundle verified as an auditor does: against the chain, pinned by the trust file."""
+        assert self.trust_file is not None
+        return verify_bundle(bundle, self.chain.w3, pin=Pin.of(read_trust_root(self.trust_file)))
 
     def ingest_and_anchor(self, store: Store, anchorer: Anchorer, sale: list[dict[str, Any]],
                           batches: int) -> None:
@@ -119,7 +128,7 @@ class _Run:
         bundle, _ = export_bundle(store, self.chain.chain_id, log.address, order_id=order_id)
         bundle_path = self.out_dir / f"bundle-{order_id}.json"
         bundle_path.write_text(dumps_bundle(bundle))
-        verdict = verify_bundle(bundle, self.chain.w3)
+        verdict = self.verify(bundle)
         self.timed("export+verify", t)
         self.console.print(f"[bold]4.[/bold] order {order_id}: {len(bundle.records)} records exported to "
                            f"{bundle_path}; verified against the chain: "
@@ -127,7 +136,7 @@ class _Run:
         bad, change = tamper(bundle)
         bad_path = self.out_dir / f"bundle-{order_id}-tampered.json"
         bad_path.write_text(dumps_bundle(bad))
-        bad_verdict = verify_bundle(bad, self.chain.w3)
+        bad_verdict = self.verify(bad)
         failures = [f"{r.record_id}: {f}" for r in bad_verdict.records for f in r.failures]
         self.console.print(f"[bold]5.[/bold] tampered copy ({change}) → "
                            + ("[red]REJECTED[/red]" if not bad_verdict.ok
@@ -152,7 +161,7 @@ class _Run:
                                           order_id=escrow.pledged_order)
         pledged_path = self.out_dir / f"bundle-{escrow.pledged_order}.json"
         pledged_path.write_text(dumps_bundle(pledged_bundle))
-        pledged_ok = verify_bundle(pledged_bundle, self.chain.w3).ok
+        pledged_ok = self.verify(pledged_bundle).ok
         cited = {a.evidence.hex() for a in store.actions(order_id=escrow.pledged_order) if a.evidence}
         cited_ok = cited <= {item.leaf_hash for item in pledged_bundle.records}
         self.timed("escrow", t)
@@ -192,8 +201,8 @@ class _Run:
         self.console.print("records by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         self.console.print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items()))
         self.console.print(f"bundle: {checks['bundle']}\ntampered bundle: {checks['tampered_bundle']}\n"
-                           f"try: ledger verify {checks['bundle']} --rpc URL  "
-                           "(needs the chain the bundle names)")
+                           f"try: ledger verify {checks['bundle']} --trust {self.trust_file} --rpc URL  "
+                           "(needs the chain the bundle names), or --offline")
 
 
 def run_demo(

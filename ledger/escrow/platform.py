@@ -35,11 +35,11 @@ from eth_account.signers.local import LocalAccount
 from ledger._internal.rfc3339 import rfc3339
 from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
-from ledger.escrow.types import NATIVE, OrderInfo
+from ledger.escrow.types import NATIVE, OrderInfo, OrderState
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
 from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
@@ -78,6 +78,9 @@ class EscrowStep:
 
 class ActionJournal:
     """The store's escrow actions on one chain, as the outbox's journal."""
+
+    resume_hint = ("the next escrow command resumes it once the node answers, with the same "
+                   "bytes: one step is never sent as two transactions")
 
     def __init__(self, store: Store, chain_id: int) -> None:
         self.store = store
@@ -203,8 +206,7 @@ class Platform:
         obj = dict(order)
         obj.setdefault("ts", rfc3339(self.now()))
         order_rec = self._record(obj)
-        if order_rec.kind != "order":
-            raise LedgerError(f"record {order_rec.id!r} is a {order_rec.kind!r} record, not an order")
+        self._check_new_order(order_rec)
         oid = order_rec.order_id
         now = self.now()
         offer = Offer(
@@ -227,6 +229,26 @@ class Platform:
         payload = {"offer": _offer_json(offer), "merchant_signature": _hex(signature)}
         return self._act(oid, "fund", call, buyer, records=[order_rec, payment],
                          evidence_record=order_rec, payload=payload, signed=signed)
+
+    def _check_new_order(self, rec: Record) -> None:
+        """An order opens with its ``<order_id>:order`` record, under an order id of its own:
+        the steps find the order's records by these ids, and an order id already in use is
+        another order's."""
+        def refuse(fld: str, reason: str) -> ValidationError:
+            return ValidationError([RecordProblem("platform", None, rec.id, fld, reason)])
+
+        if rec.kind != "order":
+            raise refuse("kind", f"a {rec.kind!r} record, not an order record")
+        if rec.id != f"{rec.order_id}:order":
+            raise refuse("id", f"an order record's id is its order_id followed by ':order', here "
+                               f"{rec.order_id + ':order'!r}; to open another order, change both "
+                               "order_id and id")
+        others = [r.id for r in self.store.records_for_order(rec.order_id) if r.id != rec.id]
+        if others:
+            shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+            raise refuse("order_id", f"order {rec.order_id!r} already has records in the log "
+                                     f"({shown}): it is another order's id; a new order needs its "
+                                     "own order_id, and the id '<order_id>:order'")
 
     def ship(
         self,
@@ -455,6 +477,11 @@ class Platform:
     def status(self, order_id: str) -> dict[str, Any]:
         """The order on chain, its evidence records and the escrow actions taken."""
         info: OrderInfo = self.client.order(order_key(order_id))
+        records = self.store.records_for_order(order_id)
+        actions = self.store.actions(order_id=order_id)
+        if info.state is OrderState.NONE and not records and not actions:
+            raise LedgerError(f"unknown order {order_id!r}: no record of it in the log and no "
+                              f"order on chain at escrow {self.client.address}")
         return {
             "order_id": order_id,
             "escrow_order_id": _hex(order_key(order_id)),
@@ -466,11 +493,11 @@ class Platform:
             "lender": info.lender if info.pledged else None,
             "deadline": info.deadline,
             "records": [{"index": r.index, "id": r.id, "kind": r.kind, "ts": r.ts,
-                         "leaf": r.leaf.hex()} for r in self.store.records_for_order(order_id)],
+                         "leaf": r.leaf.hex()} for r in records],
             "actions": [{"action": a.action, "status": a.status, "tx": _hex(a.tx_hash),
                          "record_id": a.record_id, "gas_used": a.gas_used, "error": a.error,
                          "block": a.block_number, "time": a.block_timestamp}
-                        for a in self.store.actions(order_id=order_id)],
+                        for a in actions],
         }  # fmt: skip
 
 

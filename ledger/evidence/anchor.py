@@ -25,7 +25,7 @@ from web3.contract import Contract
 from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
 from ledger.errors import StoreError
-from ledger.evidence.store import Store
+from ledger.evidence.store import AnchorRow, Store
 
 __all__ = ["AnchorJournal", "AnchorOutcome", "Anchorer", "Head", "chain_head"]
 
@@ -50,6 +50,7 @@ class AnchorOutcome:
     gas_used: int | None
     tx_hash: bytes | None
     block_number: int | None
+    settled: tuple[AnchorRow, ...] = ()  # those resumed anchors, as they ended
 
 
 def chain_head(chain: Chain, log: Contract) -> Head:
@@ -59,6 +60,9 @@ def chain_head(chain: Chain, log: Contract) -> Head:
 
 class AnchorJournal:
     """The store's anchors on one EvidenceLog, as the outbox's journal."""
+
+    resume_hint = ("run `ledger anchor` again once the node answers: it resumes the anchor with "
+                   "the same bytes, so the head is never anchored twice")
 
     def __init__(self, store: Store, chain: Chain, log: Contract) -> None:
         self.store = store
@@ -99,7 +103,7 @@ class Anchorer:
         before_broadcast: Callable[[int], None] | None = None,
     ) -> AnchorOutcome:
         """Anchor the current tree head (after settling anything pending)."""
-        resumed = self.resume(confirmations=confirmations)
+        settled = self._resume(confirmations)
         previous = chain_head(self.chain, self.log)
         tree = self.store.tree
         size = tree.size
@@ -115,7 +119,7 @@ class Anchorer:
                 "belongs to another contract"
             )
         if size == previous.size:
-            return AnchorOutcome(None, previous, resumed, None, None, None)
+            return AnchorOutcome(None, previous, len(settled), None, None, None, settled)
         root = tree.root(size)
         proof = tree.consistency_proof(previous.size, size) if previous.size else []
         fn = self.log.functions.anchor(size, root, proof)
@@ -137,10 +141,17 @@ class Anchorer:
             before_broadcast(anchor_id)
         receipt = self.outbox.submit(Pending(anchor_id, tx_hash, raw, "anchor"), confirmations)
         return AnchorOutcome(
-            Head(size, root), previous, resumed, int(receipt["gasUsed"]), tx_hash,
-            int(receipt["blockNumber"]),
+            Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
+            int(receipt["blockNumber"]), settled,
         )
 
     def resume(self, *, confirmations: int | None = None) -> int:
-        """Settle anchors left `sent` by an earlier (possibly killed) run."""
-        return self.outbox.resume(confirmations)
+        """Settle anchors left `sent` by an earlier (possibly killed) run; how many."""
+        return len(self._resume(confirmations))
+
+    def _resume(self, confirmations: int | None) -> tuple[AnchorRow, ...]:
+        """Settle the anchors left `sent`, and return them as they ended (so that a run that
+        only completes a pending anchor can say so)."""
+        pending = {a.id for a in self.store.anchors(self.chain.chain_id, self.contract, "sent")}
+        self.outbox.resume(confirmations)
+        return tuple(a for a in self.store.anchors(self.chain.chain_id, self.contract) if a.id in pending)

@@ -1,14 +1,16 @@
 """Evidence bundles: export disclosed records with proofs; verify them against a chain.
 
-The format is specified in docs/bundle.md. A verifier needs only the bundle and a chain:
-it recomputes every leaf from the disclosed content, checks every inclusion proof against
-the bundle's tree head, and asks the EvidenceLog contract named in the bundle whether that
-head was anchored, and checks the anchoring transaction. Nothing from the platform is
-trusted.
+The format is specified in docs/bundle.md. A verifier needs only the bundle, a chain and
+what it trusts (`ledger.evidence.trust.Pin`): it recomputes every leaf from the disclosed
+content, checks every inclusion proof against the bundle's tree head and every record
+against the bundle's selection, and then checks the head (`ledger.evidence.bundle_head`):
+that the EvidenceLog is the pinned one, anchored exactly this head, in the transaction and
+block the bundle states. Nothing from the platform is trusted.
 
 Verification takes a well-formed `Bundle` (`ledger.evidence.bundle_format` parses one and
 refuses a malformed document outright); what it decides is whether the bundle tells the
-truth, and it reports every way it does not, record by record.
+truth, and it reports every way it does not, record by record. Its `Verdict.status` keeps
+"something is false" apart from "the head was not checked" and "the anchor was not pinned".
 """
 
 from __future__ import annotations
@@ -19,13 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
-from web3.logs import DISCARD
-
 from ledger._internal import canonical, jsondoc
 from ledger._internal.merkle import verify_inclusion
 from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
-from ledger.errors import BundleError, InclusionProofError, LedgerError
+from ledger.errors import BundleError, InclusionProofError
 from ledger.evidence.bundle_format import (
     FORMAT,
     Bundle,
@@ -34,42 +33,17 @@ from ledger.evidence.bundle_format import (
     Selection,
     hex_bytes,
 )
+from ledger.evidence.bundle_head import pin_failures, verify_head_on_chain
 from ledger.evidence.leaf import committed_leaf, personal_commitment_of
 from ledger.evidence.master_secret import OrderKey
+from ledger.evidence.trust import Pin
 
 __all__ = [
-    "EVIDENCE_LOG_VERIFY_ABI", "RecordVerdict", "Verdict", "build_bundle", "export_bundle",
-    "verify_bundle", "verify_head_on_chain", "verify_records",
+    "STATUSES", "RecordVerdict", "Verdict", "build_bundle", "export_bundle", "verify_bundle",
+    "verify_records",
 ]
 
 _logger = logging.getLogger(__name__)
-
-# Only what a verifier needs from EvidenceLog: no compiler required to audit.
-EVIDENCE_LOG_VERIFY_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "anchoredAt",
-        "stateMutability": "view",
-        "inputs": [{"name": "size", "type": "uint64"}, {"name": "root", "type": "bytes32"}],
-        "outputs": [
-            {"name": "anchored", "type": "bool"},
-            {"name": "timestamp", "type": "uint48"},
-            {"name": "blockNumber", "type": "uint48"},
-        ],
-    },
-    {
-        "type": "event",
-        "name": "HeadAnchored",
-        "anonymous": False,
-        "inputs": [
-            {"name": "size", "type": "uint64", "indexed": True},
-            {"name": "root", "type": "bytes32", "indexed": True},
-            {"name": "previousSize", "type": "uint64", "indexed": False},
-            {"name": "anchorer", "type": "address", "indexed": True},
-        ],
-    },
-]
-
 
 def _h(b: bytes) -> str:
     return b.hex()
@@ -97,12 +71,12 @@ def build_bundle(
     selection: Selection,
     disclose_personal: bool = False,
 ) -> Bundle:
-    """A bundle for `stored` records (all covered by the confirmed `anchor` row)."""
+    """A bundle for `stored` records (all covered by the confirmed `anchor` row), in log order."""
     tree = store.tree
     secret = store.secret
     out_records = []
     order_keys: dict[str, str] = {}
-    for r in stored:
+    for r in sorted(stored, key=lambda r: r.index):
         if r.index >= anchor.size:
             raise BundleError(f"record {r.id!r} (leaf {r.index}) is not covered by head {anchor.size}")
         item = BundleRecord(
@@ -175,6 +149,11 @@ def export_bundle(
 
 # --------------------------------------------------------------------------- verify
 
+#: `Verdict.status` values, from worst: something in the bundle is false; nothing is false but
+#: the head was not checked on a chain (offline); the head checked out on the contract the
+#: bundle names, but nothing pinned that contract (anyone can deploy an EvidenceLog); all true.
+STATUSES = ("not_verified", "head_unchecked", "unpinned", "verified")
+
 
 @dataclass
 class RecordVerdict:
@@ -196,15 +175,27 @@ class Verdict:
     chain_id: int
     contract: str
     tree_size: int
-    anchored_timestamp: int | None = None
+    anchored_timestamp: int | None
+    head_checked: bool  # asked the chain (not offline)
+    pinned: bool  # the chain and the contract were both pinned
+
+    @property
+    def status(self) -> str:
+        """One of `STATUSES`."""
+        if self.head_failures or not all(r.ok for r in self.records):
+            return "not_verified"
+        if not self.head_checked:
+            return "head_unchecked"
+        return "verified" if self.pinned else "unpinned"
 
     @property
     def ok(self) -> bool:
-        return not self.head_failures and all(r.ok for r in self.records) and bool(self.records)
+        return self.status == "verified"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "status": self.status,
             "chain_id": self.chain_id,
             "contract": self.contract,
             "tree_size": self.tree_size,
@@ -220,13 +211,13 @@ class Verdict:
 def verify_records(
     bundle: Bundle, progress: Callable[[int], None] | None = None
 ) -> tuple[list[RecordVerdict], int, bytes]:
-    """Offline part: leaves and inclusion proofs against the bundle's own head."""
+    """Offline part: leaves, inclusion proofs and the selection against the bundle's own head."""
     size, root = bundle.anchor.tree_size, hex_bytes(bundle.anchor.root)
     order_keys = bundle.order_keys or {}
     verdicts: list[RecordVerdict] = []
-    seen: set[int] = set()
     for item in bundle.records:
-        verdict = _verify_one(item, size, root, order_keys, seen)
+        verdict = _verify_one(item, size, root, order_keys)
+        verdict.failures.extend(_selection_failures(item.record, bundle.selection))
         _logger.debug("leaf %d (record %s): %s", verdict.index, verdict.record_id,
                       "; ".join(verdict.failures) or "ok")
         verdicts.append(verdict)
@@ -235,30 +226,25 @@ def verify_records(
     return verdicts, size, root
 
 
-def _verify_one(
-    item: BundleRecord, size: int, root: bytes, order_keys: dict[str, str], seen: set[int]
-) -> RecordVerdict:
+def _verify_one(item: BundleRecord, size: int, root: bytes, order_keys: dict[str, str]) -> RecordVerdict:
     """Steps 1-5 of docs/bundle.md for one record entry; every failure is named."""
     record = item.record
     rid = record.get("id") if isinstance(record.get("id"), str) else None
     v = RecordVerdict(item.index, rid)
-    if item.index in seen:
-        v.failures.append(f"leaf index {item.index} appears twice in the bundle")
-    seen.add(item.index)
     if "salt" in record or "personal_commitment" in record:
         v.failures.append("record carries reserved field 'salt' or 'personal_commitment'")
         return v
     salt = hex_bytes(item.salt)
-    wrong_salt = _wrong_salt(record, rid, salt, order_keys)
-    if wrong_salt is not None:
-        v.failures.append(wrong_salt)
     pc = None if item.personal_commitment is None else hex_bytes(item.personal_commitment)
-    v.failures.extend(_personal_failures(item, pc))
     try:
         _, computed_leaf = committed_leaf(record, salt, pc)
     except (TypeError, ValueError) as exc:
         v.failures.append(f"record cannot be canonicalised: {exc}")
         return v
+    wrong_salt = _wrong_salt(record, rid, salt, order_keys)
+    if wrong_salt is not None:
+        v.failures.append(wrong_salt)
+    v.failures.extend(_personal_failures(item, pc))
     stated_leaf = hex_bytes(item.leaf_hash)
     if computed_leaf != stated_leaf and wrong_salt is None:  # a wrong salt already says why
         v.failures.append(
@@ -275,7 +261,7 @@ def _wrong_salt(
     """Step 3: with the order's key disclosed, the salt must be the one derived from it."""
     order_id = record.get("order_id")
     okey = order_keys.get(order_id) if isinstance(order_id, str) else None
-    if okey is None or not rid:
+    if okey is None or rid is None:
         return None
     if hmac.compare_digest(OrderKey(hex_bytes(okey)).record_salt(rid), salt):
         return None
@@ -284,17 +270,15 @@ def _wrong_salt(
 
 
 def _personal_failures(item: BundleRecord, pc: bytes | None) -> list[str]:
-    """Step 4: disclosed personal data must match the commitment inside the leaf."""
+    """Step 4: disclosed personal data must match the commitment inside the leaf (the model
+    guarantees that disclosed data comes with its salt and a commitment)."""
     if item.personal is None:
         return []
-    if pc is None:
-        return ["personal data disclosed without a personal_commitment"]
-    if item.personal_salt is None:
-        return ["personal data: disclosed without its personal_salt"]
+    assert item.personal_salt is not None and pc is not None  # BundleRecord.__post_init__
     try:
         got = personal_commitment_of(canonical.dumps_strict(item.personal), hex_bytes(item.personal_salt))
     except (TypeError, ValueError) as exc:
-        return [f"personal data: {exc}"]
+        return [f"tampered personal data: it cannot be canonicalised: {exc}"]
     if got != pc:
         return ["tampered personal data: does not match its commitment "
                 f"(expected {pc.hex()}, computed {got.hex()})"]
@@ -308,77 +292,59 @@ def _proof_failures(item: BundleRecord, computed_leaf: bytes, stated_leaf: bytes
     proof = [hex_bytes(p) for p in item.inclusion_proof]
     try:
         verify_inclusion(computed_leaf, item.index, size, proof, root)
-    except InclusionProofError as exc:
-        if computed_leaf == stated_leaf:
-            return [f"bad inclusion proof: {exc}"]
+    except InclusionProofError:
         try:
             verify_inclusion(stated_leaf, item.index, size, proof, root)
-        except InclusionProofError as exc2:
-            return [f"bad inclusion proof: {exc2}"]
-    except ValueError as exc:
-        return [f"bad inclusion proof: {exc}"]
+        except InclusionProofError as exc:
+            return [f"bad inclusion proof: {exc}"]
     return []
 
 
-def verify_head_on_chain(bundle: Bundle, w3: Any) -> tuple[list[str], int | None]:
-    """Online part: is the bundle's head anchored by the named contract on the named chain?"""
-    head = bundle.anchor
+def _selection_failures(record: dict[str, Any], selection: Selection) -> list[str]:
+    """Step 6: a record must be one the bundle's selection says its records are."""
+    failures = []
+    for name in ("order_id", "merchant_id"):
+        wanted = getattr(selection, name)
+        if wanted is not None and record.get(name) != wanted:
+            failures.append(f"outside the selection: record.{name} is {_member(record, name)}, "
+                            f"selection.{name} is {wanted!r}")
+    if selection.since is None and selection.until is None:
+        return failures
+    ts = record.get("ts")
     try:
-        actual_chain = int(w3.eth.chain_id)
-    except Exception as exc:  # noqa: BLE001
-        raise LedgerError(f"cannot reach the chain to check the anchor: {exc}") from None
-    if head.chain_id != actual_chain:
-        return [f"wrong chain: the bundle names chain {head.chain_id}, "
-                f"the node is chain {actual_chain}"], None
-    if not is_address(head.contract):
-        return [f"wrong contract: {head.contract!r} is not an address"], None
-    address = to_checksum_address(head.contract)
-    if not bytes(w3.eth.get_code(address)):
-        return [f"wrong contract: no contract at {address} on chain {actual_chain}"], None
-    log = w3.eth.contract(address=address, abi=EVIDENCE_LOG_VERIFY_ABI)
-    size, root = head.tree_size, hex_bytes(head.root)
-    try:
-        anchored, timestamp, _block = log.functions.anchoredAt(size, root).call()
-    except Exception:  # noqa: BLE001 - not an EvidenceLog, or size out of range
-        return [f"wrong contract: {address} does not answer anchoredAt (not an EvidenceLog)"], None
-    if not anchored:
-        return [f"head not anchored: contract {address} has no anchored head of size {size} "
-                f"with root {root.hex()}"], None
-    return _check_anchor_tx(w3, log, head, size, root), int(timestamp)
+        at = parse_time_ns(ts)  # type: ignore[arg-type] # anything but a valid time is a ValueError
+    except ValueError:
+        return failures + [f"outside the selection: record.ts is {_member(record, 'ts')}, not an RFC 3339 "
+                           "time to compare with the selection's bounds"]
+    if selection.since is not None and at < parse_time_ns(selection.since):
+        failures.append(f"outside the selection: record.ts {ts} is before selection.since {selection.since}")
+    if selection.until is not None and at >= parse_time_ns(selection.until):
+        failures.append(f"outside the selection: record.ts {ts} is not before selection.until "
+                        f"{selection.until}")
+    return failures
 
 
-def _check_anchor_tx(w3: Any, log: Any, head: BundleAnchor, size: int, root: bytes) -> list[str]:
-    """Step 8: the stated transaction anchored this head, in the stated block."""
-    tx = head.tx_hash
-    try:
-        receipt = w3.eth.get_transaction_receipt(tx)
-    except Exception:  # noqa: BLE001
-        return [f"anchor tx {tx} not found on this chain"]
-    events = log.events.HeadAnchored().process_receipt(receipt, errors=DISCARD)
-    for ev in events:
-        if (
-            ev["address"] == log.address
-            and int(ev["args"]["size"]) == size
-            and bytes(ev["args"]["root"]) == root
-        ):
-            if head.block_number != int(receipt["blockNumber"]):
-                return [f"anchor tx {tx} was mined in block {receipt['blockNumber']}, "
-                        f"not {head.block_number} as the bundle states"]
-            return []
-    return [f"anchor tx {tx} does not anchor this head on {log.address}"]
+def _member(record: dict[str, Any], name: str) -> str:
+    return repr(record[name]) if name in record else "missing"
 
 
 def verify_bundle(
-    bundle: Bundle, w3: Any, progress: Callable[[int], None] | None = None
+    bundle: Bundle,
+    w3: Any | None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    pin: Pin | None = None,
 ) -> Verdict:
-    """Verify a bundle: every record offline, then its head against the chain it names."""
+    """Verify a bundle: every record offline, then its head against `pin` and, unless `w3` is
+    None (offline), against the chain the bundle names."""
     records, size, _root = verify_records(bundle, progress)
-    head_failures, ts = verify_head_on_chain(bundle, w3)
-    if not records:
-        head_failures = head_failures + ["the bundle discloses no records"]
     head = bundle.anchor
-    verdict = Verdict(head_failures, records, head.chain_id, head.contract, size, ts)
+    head_failures, timestamp = pin_failures(head, pin), None
+    if w3 is not None and not head_failures:
+        head_failures, timestamp = verify_head_on_chain(head, w3, pin)
+    verdict = Verdict(head_failures, records, head.chain_id, head.contract, size, timestamp,
+                      head_checked=w3 is not None, pinned=pin is not None and pin.complete)
     _logger.info("verified a bundle against head size %d on chain %d: %d/%d record(s) ok, "
                  "%d head failure(s): %s", size, head.chain_id, sum(r.ok for r in records),
-                 len(records), len(head_failures), "VERIFIED" if verdict.ok else "NOT VERIFIED")
+                 len(records), len(head_failures), verdict.status)
     return verdict

@@ -1,37 +1,49 @@
 """The evidence bundle document (``evidence-escrow/bundle/v1``, docs/bundle.md) as a typed model,
 parsed strictly in one place (`load_bundle`) and written in one place (`dumps_bundle`).
 
-The model checks a bundle's *shape*: JSON without duplicate keys or NaN, the right
-``format``, no unknown fields, every field of its type, every hash, salt and key 32 bytes
-of hex. A bundle that fails here is malformed (`BundleError`, naming the JSON path) and is
-not verified at all. Whether a well-formed bundle tells the truth (its records hash to
-their leaves, its salts derive from its order keys, its proofs lead to an anchored head)
-is verification (`ledger.evidence.bundle`), reported record by record.
+The model checks a bundle's *shape*: UTF-8 JSON without a byte order mark, duplicate keys or
+NaN, the right ``format``, no unknown fields, every field of its type (integers in range, never
+as strings, floats or booleans), every hash, salt and key in exactly the form the exporter
+writes it, an address in its EIP-55 checksum form, the selection's time bounds RFC 3339, at
+least one record, records in strictly increasing leaf index order, and personal data only
+with its salt and commitment. A bundle that fails here is malformed (`BundleError`, naming
+the JSON path) and is not verified at all. Whether a well-formed bundle tells the truth (its
+records hash to their leaves and match its selection, its salts derive from its order keys,
+its proofs lead to an anchored head) is verification (`ledger.evidence.bundle`), reported
+record by record.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
+from eth_utils import is_checksum_address
 from msgspec import Meta
 
 from ledger._internal import jsondoc
 from ledger._internal.jsondoc import DocumentStruct
+from ledger._internal.rfc3339 import parse_time_ns
 from ledger.errors import BundleError
 
 __all__ = [
-    "FORMAT", "Bundle", "BundleAnchor", "BundleRecord", "Hex32", "Selection", "TxHash", "dumps_bundle",
-    "hex_bytes", "load_bundle",
+    "FORMAT", "Address", "Bundle", "BundleAnchor", "BundleRecord", "Hex32", "Selection", "TxHash", "Uint",
+    "check_address", "dumps_bundle", "hex_bytes", "load_bundle",
 ]
 
 FORMAT: Final = "evidence-escrow/bundle/v1"
 
-#: 32 bytes as hex: leaf hashes, proof hashes, roots, salts, order keys, personal commitments.
-#: The exporter writes them bare; a leading 0x, and upper case, are read as well.
-Hex32 = Annotated[str, Meta(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]
-#: A transaction or block hash, written as Ethereum nodes write it: 0x and 32 bytes of hex.
-TxHash = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{64}$")]
-LeafIndex = Annotated[int, Meta(ge=0)]
+#: 32 bytes as the exporter writes them: 64 lowercase hex digits, no 0x (leaf hashes, proof
+#: hashes, roots, salts, order keys, personal commitments). Any other spelling is malformed:
+#: two spellings of one value would let a reader and a verifier disagree on what was said.
+#: (``\Z``, not ``$``, which also matches before a final newline that `bytes.fromhex` skips.)
+Hex32 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}\Z")]
+#: A transaction or block hash as Ethereum nodes write it: 0x and 64 lowercase hex digits.
+TxHash = Annotated[str, Meta(pattern=r"^0x[0-9a-f]{64}\Z")]
+#: An address: 0x and 40 hex digits, in EIP-55 checksum case (`check_address`).
+Address = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}\Z")]
+#: A tree size, leaf index, block number, time or chain id: a JSON integer from 0 to 2**63 - 1 (the
+#: chain's uint64 and uint48 values, as far as anyone will reach; never a string, float or bool).
+Uint = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 
 
 def hex_bytes(value: str) -> bytes:
@@ -39,27 +51,46 @@ def hex_bytes(value: str) -> bytes:
     return bytes.fromhex(value.removeprefix("0x"))
 
 
-class Selection(DocumentStruct):
-    """What was asked for; informational, never verified."""
+def check_address(value: str, name: str) -> None:
+    """Refuse an `Address` not in its EIP-55 checksum case (a ValueError naming `name`): the
+    checksum catches a mistyped digit, and one spelling per address keeps comparisons exact."""
+    if not is_checksum_address(value):
+        raise ValueError(f"{name} {value} is not in its EIP-55 checksum case")
 
-    order_id: str | None = None
-    merchant_id: str | None = None
-    since: str | None = None  # RFC 3339, inclusive
-    until: str | None = None  # RFC 3339, exclusive
-    audit: str | None = None  # "merchant": the records of a merchant audit's orders (`ledger audit`)
+
+class Selection(DocumentStruct):
+    """What the bundle claims its records are (docs/bundle.md): every record must match it."""
+
+    order_id: str | None = None  # every record's order_id is this
+    merchant_id: str | None = None  # every record's merchant_id is this
+    since: str | None = None  # RFC 3339, inclusive: no record's ts is earlier
+    until: str | None = None  # RFC 3339, exclusive: every record's ts is earlier
+    audit: str | None = None  # informational: "merchant" marks a merchant audit's bundle (`ledger audit`)
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            bound = getattr(self, name)
+            if bound is not None:
+                try:
+                    parse_time_ns(bound)
+                except ValueError as exc:
+                    raise ValueError(f"selection.{name}: {exc}") from None
 
 
 class BundleAnchor(DocumentStruct):
     """The tree head every proof is against, and the transaction that anchored it."""
 
-    chain_id: int
-    contract: str
-    tree_size: LeafIndex
+    chain_id: Uint
+    contract: Address
+    tree_size: Uint
     root: Hex32
     tx_hash: TxHash
-    block_number: int
+    block_number: Uint
     block_hash: TxHash
-    block_timestamp: int
+    block_timestamp: Uint
+
+    def __post_init__(self) -> None:
+        check_address(self.contract, "anchor.contract")
 
 
 class BundleRecord(DocumentStruct):
@@ -69,7 +100,7 @@ class BundleRecord(DocumentStruct):
     the verifier recomputes the leaf from exactly what is there (a changed field is a
     verification failure of this record, not a malformed bundle)."""
 
-    index: LeafIndex
+    index: Uint
     leaf_hash: Hex32
     inclusion_proof: list[Hex32]
     record: dict[str, Any]
@@ -78,14 +109,27 @@ class BundleRecord(DocumentStruct):
     personal: dict[str, Any] | None = None
     personal_salt: Hex32 | None = None
 
+    def __post_init__(self) -> None:
+        if (self.personal is None) != (self.personal_salt is None):
+            raise ValueError("personal and personal_salt are disclosed together or not at all")
+        if self.personal is not None and self.personal_commitment is None:
+            raise ValueError("personal data is disclosed without the personal_commitment it opens")
+
 
 class Bundle(DocumentStruct):
     format: Literal["evidence-escrow/bundle/v1"]  # FORMAT, checked inside a case file too
-    generated_at: str
+    generated_at: str  # informational
     selection: Selection
     anchor: BundleAnchor
-    records: list[BundleRecord]
+    records: Annotated[list[BundleRecord], Meta(min_length=1)]
     order_keys: dict[str, Hex32] | None = None  # order id -> order key; optional (docs/bundle.md)
+
+    def __post_init__(self) -> None:
+        for i in range(1, len(self.records)):
+            before, index = self.records[i - 1].index, self.records[i].index
+            if index <= before:
+                raise ValueError(f"records[{i}].index {index} does not follow records[{i - 1}].index "
+                                 f"{before}: records are in strictly increasing leaf index order")
 
 
 def load_bundle(text: str | bytes, source: str = "bundle") -> Bundle:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
+from ledger._internal.rfc3339 import MAX_NS, MAX_RFC3339, ts_ns
 from ledger.evidence.model import MAX_ID_CHARS
 
 # --- JSON decoding: duplicate keys and NaN are kept visible for validation -----------
@@ -132,8 +133,10 @@ def check_ident(v: Any) -> str | None:
 PATTERN_OF[check_ident] = _IDENT
 
 
-# Controls other than TAB, LF, CR, and lone surrogates (possible via \ud800 escapes).
-bad_text_search = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]").search
+# Control characters (Unicode category Cc: C0, DEL and C1) other than TAB, LF and CR, and
+# lone surrogates (possible via \ud800 escapes). U+0085 (NEL) and U+2028/2029 are line
+# breaks to some readers: NEL is a C1 control and refused; U+2028/2029 are not controls.
+bad_text_search = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]").search
 
 
 def text_check(max_chars: int) -> Check:
@@ -208,16 +211,26 @@ def check_ts(v: Any) -> str | None:
     if date in VALID_DATES:
         return None
     y, mo, d = int(v[0:4]), int(v[5:7]), int(v[8:10])
-    if not 1970 <= y <= 9999:
-        return f"year {y} out of range (1970..9999)"
+    if y < 1970:
+        return f"year {y} out of range (1970 to {MAX_RFC3339})"
+    if y > _LAST_YEAR:
+        return _TOO_LATE
     if not 1 <= mo <= 12:
         return f"not a real date: {date} (month {mo})"
     leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
     if not 1 <= d <= (29 if mo == 2 and leap else _DAYS[mo]):
         return f"not a real date: {date}"
+    if date >= _LAST_DATE:  # never cached: the last day is valid only up to MAX_RFC3339
+        return _TOO_LATE if ts_ns(v) > MAX_NS else None
     if len(VALID_DATES) < 100_000:
         VALID_DATES.add(date)
     return None
+
+
+_LAST_DATE = MAX_RFC3339[:10]
+_LAST_YEAR = int(MAX_RFC3339[:4])
+_TOO_LATE = (f"after {MAX_RFC3339}, the latest time a record can carry (the log orders "
+             "records in signed 64-bit nanoseconds since 1970)")
 
 
 _TS_EXAMPLE = "e.g. 2026-11-11T20:00:00Z or 2026-11-11T20:00:00.123Z"

@@ -2,9 +2,9 @@
 
 Durability: WAL journal with ``synchronous=FULL``; a batch is acknowledged only after
 its transaction commits, so ``kill -9`` at any instant loses no acknowledged record.
-Ingestion is atomic (one transaction per batch: all records or none) and idempotent
-(an identical record already in the log is skipped; the same id with other content is
-a conflict and nothing is stored).
+Ingestion is atomic (one transaction per call, however many batches: all records or none)
+and idempotent (an identical record already in the log is skipped; the same id with other
+content is a conflict and nothing is stored).
 
 Personal fields are stored AES-GCM encrypted; everything else is the record's canonical
 public JSON plus its leaf hash. Salts are never stored: they are re-derived from the
@@ -20,11 +20,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
-from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
+from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
@@ -113,6 +113,34 @@ def _key_fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"evidence-escrow/data-key-fingerprint\0" + key).hexdigest()[:16]
 
 
+_CHUNK = 20000  # records encoded and inserted at a time: memory holds one chunk's rows
+_Progress = Callable[[int], None] | None  # told how many records were stored
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Validated records from one source (a file), stored under that name."""
+
+    source: str
+    records: Sequence[Record]
+
+
+class _Row(NamedTuple):
+    """A record as inserted into ``records`` (before its index and batch)."""
+
+    id: str
+    kind: str
+    order_id: str
+    merchant_id: str
+    ts: str
+    ts_ns: int
+    public: bytes
+    personal: bytes | None
+    personal_commitment: bytes | None
+    leaf: bytes
+
+
 @dataclass(frozen=True)
 class IngestResult:
     source: str
@@ -193,11 +221,12 @@ class Store:
     def __init__(self, path: str | Path, secret: MasterSecret) -> None:
         self.path = Path(path)
         self.secret = secret
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open evidence store {self.path}: {exc}") from None
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise StoreError(f"cannot open evidence store {self.path}: {reason}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -279,88 +308,117 @@ class Store:
         return self._tree
 
     # -- ingestion ------------------------------------------------------------------
-    def ingest(
-        self,
-        records: Sequence[Record],
-        *,
-        source: str,
-        progress: Callable[[int], None] | None = None,
-        actions: Sequence[NewAction] = (),
-    ) -> IngestResult:
-        """Store a validated batch atomically. Identical records are skipped; a record
-        whose id exists with other content raises ConflictError and nothing is stored.
+    def ingest(self, records: Sequence[Record], *, source: str, progress: _Progress = None,
+               actions: Sequence[NewAction] = ()) -> IngestResult:
+        """Store one validated batch atomically (see `ingest_batches`)."""
+        return self.ingest_batches([Batch(source, records)], progress=progress, actions=actions)[0]
 
-        `actions` (signed escrow transactions backed by these records) are noted in the
-        same transaction: a record and the transaction citing it are stored together or
-        not at all.
+    def ingest_batches(self, batches: Sequence[Batch], *, progress: _Progress = None,
+                       actions: Sequence[NewAction] = ()) -> list[IngestResult]:
+        """Store validated batches (the files of one `ledger ingest`) in ONE transaction, so
+        that a caller never has to say which of them were stored: all, or none.
+
+        A record identical to one in the log, or in an earlier batch, is skipped. A record
+        whose id is there with other content is a conflict: every conflict is listed in one
+        ConflictError, naming what differs, and nothing is stored. `actions` (signed escrow
+        transactions backed by these records) are noted in the same transaction: a record
+        and the transaction citing it are stored together or not at all.
         """
-        with paused_gc():
-            return self._ingest(records, source, progress, actions)
+        extend_tree = self._tree is not None and self._tree.size == self.size
+        with paused_gc(), self._txn():
+            results, leaves, conflicts = self._insert(batches, progress, keep_leaves=extend_tree)
+            if conflicts:
+                raise ConflictError(conflicts)
+            self._note_actions(actions)
+        if extend_tree and self._tree is not None:
+            self._tree.extend(leaves)
+        for r in results:
+            _logger.info("%s: stored %d record(s), %d already present; log size %d", r.source,
+                         r.stored, r.skipped, r.size)
+        if actions:
+            _logger.info("noted %d escrow action(s)", len(actions))
+        return results
 
     def leaf_for(self, record: Record) -> bytes:
         """The leaf hash `record` has (or would have) in this log."""
         salt, psalt = self.secret.salts(record.order_id, record.id)
         return encode(record, salt, psalt).leaf_hash
 
-    def _ingest(
-        self,
-        records: Sequence[Record],
-        source: str,
-        progress: Callable[[int], None] | None,
-        actions: Sequence[NewAction] = (),
-    ) -> IngestResult:
-        rows = []
-        salts = self.secret.salts
-        encrypt = self._cipher.encrypt_canonical
-        for r in records:
-            salt, psalt = salts(r.order_id, r.id)
-            e = encode(r, salt, psalt)
-            blob = None if e.personal_jcs is None else encrypt(r.id, e.personal_jcs)
-            rows.append((r.id, r.kind, r.order_id, r.merchant_id, r.ts, ts_ns(r.ts), e.public_jcs, blob,
-                         e.personal_commitment, e.leaf_hash))
-        with self._txn():
-            existing = self._existing_leaves([row[0] for row in rows])
-            conflicts = [
-                RecordProblem(source, None, row[0], None, "id already in the log with different "
-                              f"content (stored leaf {existing[row[0]].hex()[:16]}…, new "
-                              f"{row[9].hex()[:16]}…): possible tampering")
-                for row in rows
-                if row[0] in existing and existing[row[0]] != row[9]
-            ]
-            if conflicts:
-                raise ConflictError(conflicts)
-            fresh = [row for row in rows if row[0] not in existing]
-            first = self.size
-            cur = self.db.execute(
-                "INSERT INTO batches(source, first_idx, count, skipped, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (source, first, len(fresh), len(rows) - len(fresh), rfc3339()),
-            )
-            batch = cur.lastrowid
-            step = 20000
-            for i in range(0, len(fresh), step):
-                part = fresh[i : i + step]
+    def _row(self, r: Record) -> _Row:
+        salt, psalt = self.secret.salts(r.order_id, r.id)
+        e = encode(r, salt, psalt)
+        blob = None if e.personal_jcs is None else self._cipher.encrypt_canonical(r.id, e.personal_jcs)
+        return _Row(r.id, r.kind, r.order_id, r.merchant_id, r.ts, ts_ns(r.ts), e.public_jcs, blob,
+                    e.personal_commitment, e.leaf_hash)
+
+    def _insert(
+        self, batches: Sequence[Batch], progress: _Progress, *, keep_leaves: bool,
+    ) -> tuple[list[IngestResult], list[bytes], list[RecordProblem]]:
+        """Insert the batches' new records in chunks (inside the caller's transaction); a
+        conflict is collected, and the caller rolls everything back."""
+        size = self.size
+        results: list[IngestResult] = []
+        leaves: list[bytes] = []
+        conflicts: list[RecordProblem] = []
+        this_call: dict[int, str] = {}  # batch id -> source, for the batches of this call
+        for b in batches:
+            batch = int(self.db.execute(
+                "INSERT INTO batches(source, first_idx, count, skipped, ingested_at) VALUES (?, ?, 0, 0, ?)",
+                (b.source, size, rfc3339()),
+            ).lastrowid or 0)
+            this_call[batch] = b.source
+            first, skipped = size, 0
+            for i in range(0, len(b.records), _CHUNK):
+                rows = [self._row(r) for r in b.records[i : i + _CHUNK]]
+                existing = self._existing_leaves([row.id for row in rows])
+                fresh = [row for row in rows if row.id not in existing]
+                skipped += sum(1 for row in rows if existing.get(row.id) == row.leaf)
+                conflicts += [self._conflict(b.source, row, this_call) for row in rows
+                              if row.id in existing and existing[row.id] != row.leaf]
                 self.db.executemany(
                     "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
                     " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(first + i + j, *row, batch) for j, row in enumerate(part)],
+                    [(size + j, *row, batch) for j, row in enumerate(fresh)],
                 )
+                size += len(fresh)
+                if keep_leaves:
+                    leaves += [row.leaf for row in fresh]
                 if progress:
-                    progress(len(part))
-            now = rfc3339()
-            self.db.executemany(
-                "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
-                " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'sent',?,?)",
-                [(a.chain_id, a.contract, a.order_id, a.action, a.record_id, a.evidence,
-                  json.dumps(a.payload, sort_keys=True), a.sender, a.nonce, a.tx_hash, a.raw_tx,
-                  now, now) for a in actions],
-            )
-        if self._tree is not None and self._tree.size == first:
-            self._tree.extend(row[9] for row in fresh)
-        _logger.info("%s: stored %d record(s), %d already present, %d action(s); log size %d", source,
-                     len(fresh), len(rows) - len(fresh), len(actions), first + len(fresh))
-        return IngestResult(source, len(fresh), len(rows) - len(fresh), first, first + len(fresh))
+                    progress(len(rows))
+            self.db.execute("UPDATE batches SET count = ?, skipped = ? WHERE id = ?",
+                            (size - first, skipped, batch))
+            results.append(IngestResult(b.source, size - first, skipped, first, size))
+        return results, leaves, conflicts
+
+    def _conflict(self, source: str, row: _Row, this_call: dict[int, str]) -> RecordProblem:
+        """A record whose id is already stored with other content: where, and what differs."""
+        idx, public, commitment, batch, stored_from = self.db.execute(
+            "SELECT r.idx, r.public, r.personal_commitment, r.batch, b.source FROM records r"
+            " JOIN batches b ON b.id = r.batch WHERE r.id = ?", (row.id,)).fetchone()
+        old, new = json.loads(public), json.loads(row.public)
+        fields = sorted(k for k in old.keys() | new.keys() if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+        if commitment != row.personal_commitment:
+            fields.append("personal")
+        differ = f"differing: {', '.join(fields)}" if fields else "same fields, another leaf"
+        if batch in this_call:
+            reason = (f"id also in {stored_from} with different content ({differ}): one id is "
+                      "one record")
+        else:
+            reason = (f"id already in the log with different content (leaf {idx}, from "
+                      f"{stored_from}; {differ}): possible tampering. Logged records never "
+                      "change: another event needs its own id")
+        return RecordProblem(source, None, row.id, None, reason)
+
+    def _note_actions(self, actions: Sequence[NewAction]) -> None:
+        now = rfc3339()
+        self.db.executemany(
+            "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
+            " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
+            " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'sent',?,?)",
+            [(a.chain_id, a.contract, a.order_id, a.action, a.record_id, a.evidence,
+              json.dumps(a.payload, sort_keys=True), a.sender, a.nonce, a.tx_hash, a.raw_tx,
+              now, now) for a in actions],
+        )
 
     def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
@@ -408,13 +466,21 @@ class Store:
 
     @staticmethod
     def _time_range(since: str | None, until: str | None) -> tuple[str, list[int]]:
+        # Every record's time is in 0..MAX_NS; a bound outside it is clamped, or dropped
+        # where it selects everything, so that it binds as an SQLite INTEGER.
         where, args = "", []
         if since:
-            where += " AND ts_ns >= ?"
-            args.append(parse_time_ns(since))
+            lo = max(parse_time_ns(since), 0)
+            if lo > MAX_NS:
+                where += " AND 0"
+            else:
+                where += " AND ts_ns >= ?"
+                args.append(lo)
         if until:
-            where += " AND ts_ns < ?"
-            args.append(parse_time_ns(until))
+            hi = max(parse_time_ns(until), 0)
+            if hi <= MAX_NS:
+                where += " AND ts_ns < ?"
+                args.append(hi)
         return where, args
 
     def record_by_id(self, record_id: str) -> StoredRecord | None:

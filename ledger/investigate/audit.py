@@ -42,6 +42,7 @@ from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
 from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
+from ledger.evidence.trust import Pin
 from ledger.investigate.audit_figures import compute_figures, payout_claims
 from ledger.investigate.audit_model import (
     DEPOSIT_EVENTS,
@@ -270,7 +271,8 @@ class Auditor:
             return
         _logger.debug("verifying %d record(s) against the anchored head of size %d",
                       len(covered), anchor.size)
-        verdict = verify_bundle(bundle, self.w3)
+        # The auditor chose this EvidenceLog (--log, or the deployment manifest): it is the pin.
+        verdict = verify_bundle(bundle, self.w3, pin=Pin(self.chain.chain_id, self.log_address))
         by_index = {v.index: v for v in verdict.records}
         for r in covered:
             v = by_index.get(r.record.index)
@@ -412,7 +414,7 @@ class Auditor:
         order_rec = o.order_record
         c = o.on_chain()
         timeline = _timeline(orders)
-        counts, flags = _checked(timeline, flags)
+        counts, flags = _checked(timeline, flags, f"order {order_id}")
         report = OrderReport(
             format=FORMAT, generated_at=times.rfc3339(), chain=chain, anchor=head,
             order=OrderBlock(
@@ -463,7 +465,7 @@ class Auditor:
         chain, head = self._chain_info(anchor)
         figures = compute_figures(orders, deposits, self.client, addresses, chain.block_number)
         timeline = _timeline(orders, deposits)
-        counts, flags = _checked(timeline, flags)
+        counts, flags = _checked(timeline, flags, f"merchant {merchant_id}")
         report = MerchantReport(
             format=FORMAT, generated_at=times.rfc3339(), chain=chain, anchor=head,
             merchant=MerchantBlock(merchant_id=merchant_id, since=since, until=until,
@@ -547,16 +549,24 @@ def _timeline(orders: Sequence[Order], extra: Sequence[Ev] = ()) -> list[RecordE
             for n, (_, x) in enumerate(items)]
 
 
-def _checked(timeline: Sequence[RecordEntry | EventEntry], flags: list[Flag]) -> tuple[Counts, list[Flag]]:
+def _checked(
+    timeline: Sequence[RecordEntry | EventEntry], flags: list[Flag], subject: str
+) -> tuple[Counts, list[Flag]]:
     """The entries per status, and every flag: one per reason of each failed entry, then
-    `flags` (the cross-checks)."""
+    `flags` (the cross-checks), then one if evidence awaits anchoring and none is verified:
+    an audit that verified nothing does not pass (docs/audit.md)."""
     entry_flags = []
     for e in timeline:
         if e.status == FAILED:
-            subject = (f"record {e.id} (leaf {e.index})" if isinstance(e, RecordEntry)
-                       else f"event {e.kind} in tx {e.tx_hash} (log {e.log_index})")
-            entry_flags += [Flag(entry=e.n, subject=subject, reason=r) for r in e.reasons]
-    return Counts.of(e.status for e in timeline), entry_flags + flags
+            what = (f"record {e.id} (leaf {e.index})" if isinstance(e, RecordEntry)
+                    else f"event {e.kind} in tx {e.tx_hash} (log {e.log_index})")
+            entry_flags += [Flag(entry=e.n, subject=what, reason=r) for r in e.reasons]
+    counts = Counts.of(e.status for e in timeline)
+    if counts.unanchored and not counts.verified:
+        flags = [*flags, Flag(entry=None, subject=subject, reason=(
+            f"nothing was verified: the {counts.unanchored} entries that are or cite evidence are "
+            "not yet anchored; anchor the log (`ledger anchor`) and audit again"))]
+    return counts, entry_flags + flags
 
 
 def _log_done(subject: str, orders: Sequence[Order], report: OrderReport | MerchantReport) -> None:

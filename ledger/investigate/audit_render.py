@@ -207,6 +207,9 @@ def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]
 def _verdict(report: AuditReport) -> str:
     head = ("all checks passed" if report.ok
             else f"{len(report.flags)} problem(s) flagged")
+    if report.ok and report.counts.unanchored:
+        head += (f", but {report.counts.unanchored} entries are not yet anchored, so not verified: "
+                 "anchor the log (`ledger anchor`) and audit again")
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items())
     return f"{head}: {len(report.timeline)} entries ({counts})"
 

@@ -8,17 +8,14 @@ every transaction touching the order, successful or reverted, with its original 
 sender, decoded arguments, the EIP-712 signatures it carried and who signed them, its
 outcome and its decoded events. `build_case` assembles one from the platform's store and
 the chain; `Case` is its typed model, parsed strictly in one place (`load_case`) and
-written in one place (`dumps_case`); what-if overrides (`Override`, `apply_overrides`)
+written in one place (`dumps_case`); what-if overrides (`ledger.investigate.overrides`)
 change a copy before it is replayed (`ledger.investigate.replay`).
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal, cast
 
@@ -42,8 +39,7 @@ from ledger.evidence.bundle_format import Bundle, Hex32, TxHash
 __all__ = [
     "CASE_FORMAT", "ActionError", "Case", "CaseAction", "CaseEvent", "CaseExpect", "CaseOriginal",
     "CaseOutcome", "CasePanel", "CaseSetup", "CaseSignature", "CaseTerms", "CitedEvidence", "ClaimedTracking",
-    "Erc20Token", "NativeToken", "Override", "apply_overrides", "build_case", "dumps_case", "function_abi",
-    "load_case",
+    "Erc20Token", "NativeToken", "abi_value", "build_case", "dumps_case", "function_abi", "load_case",
 ]
 
 CASE_FORMAT: Final = "evidence-escrow/case/v1"
@@ -258,7 +254,25 @@ def _jsonify(abi_item: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def function_abi(contract: Contract, name: str) -> dict[str, Any]:
+def abi_value(abi_item: dict[str, Any], value: Any, addr: Callable[[str], str]) -> Any:
+    """A JSON value (as `_jsonify` writes it) back to an ABI value, with every address passed
+    through `addr`."""
+    t = abi_item["type"]
+    if t.startswith("tuple"):
+        comps = abi_item["components"]
+        if t.endswith("[]"):
+            return [abi_value({**abi_item, "type": t[:-2]}, v, addr) for v in value]
+        return tuple(abi_value(c, value[c["name"]], addr) for c in comps)
+    if t.endswith("[]"):
+        return [abi_value({**abi_item, "type": t[:-2]}, v, addr) for v in value]
+    if t == "address":
+        return addr(value)
+    if t.startswith("bytes"):
+        return bytes.fromhex(value[2:])
+    return value
+
+
+def function_abi(contract: Contract | type[Contract], name: str) -> dict[str, Any]:
     """The ABI entry of function `name` of `contract`."""
     # web3 types ABI entries as a union of TypedDicts; they are the artifacts' plain JSON objects.
     for item in cast(Sequence[dict[str, Any]], contract.abi):
@@ -295,6 +309,8 @@ def build_case(
     The order's records must be anchored: the case carries their bundle.
     """
     chain: Chain = client.chain
+    if not store.records_for_order(order_id):
+        raise CaseError(f"order {order_id!r} has no record in the log: nothing to build a case from")
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
@@ -335,6 +351,8 @@ def _mined(chain: Chain, hashes: Sequence[bytes]) -> list[_Mined]:
     """The transactions, each once, in chain order."""
     found = []
     for h in dict.fromkeys(hashes):  # keep order, drop duplicates
+        if chain.receipt(h) is None:
+            raise CaseError(f"transaction 0x{h.hex()} is not mined on chain {chain.chain_id}")
         receipt = chain.w3.eth.get_transaction_receipt(Hash32(h))
         position = (int(receipt["blockNumber"]), int(receipt["transactionIndex"]))
         found.append((position, _Mined(position[0], h, chain.w3.eth.get_transaction(Hash32(h)), receipt)))
@@ -447,108 +465,3 @@ def _outside_state(
             if int.from_bytes(owner, "big") and owner != own:
                 claimed.setdefault(th, (waybill, "0x" + owner.hex()))
     return sorted(carriers), [ClaimedTracking(w, th, oid) for th, (w, oid) in sorted(claimed.items())]
-
-
-# --------------------------------------------------------------------------- overrides
-
-_OVERRIDE = re.compile(
-    r"^(?P<op>drop|time|arg|record):(?P<target>[^=]+?)(?:=(?P<value>.*))?$", re.S
-)
-
-
-@dataclass(frozen=True)
-class Override:
-    """One what-if change to a case, parsed from text.
-
-    ``drop:FUNCTION[#N]``            remove the N-th (1-based, default 1) call of FUNCTION
-    ``time:FUNCTION[#N]=+3d|-2h|T``  move it by a duration, or to unix time T
-    ``arg:FUNCTION[#N].NAME[.FIELD]=JSON``  change a call argument (or a field of a struct one)
-    ``record:RECORD_ID.FIELD=JSON``  change a field of a disclosed evidence record
-    """
-
-    op: str
-    target: str
-    value: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> Override:
-        m = _OVERRIDE.match(text.strip())
-        if not m or (m["op"] != "drop" and m["value"] is None):
-            raise CaseError(
-                f"not an override: {text!r} (drop:FUNCTION[#N], time:FUNCTION[#N]=+3d, "
-                "arg:FUNCTION[#N].NAME=JSON, record:RECORD_ID.FIELD=JSON)"
-            )
-        return cls(m["op"], m["target"], m["value"])
-
-    def __str__(self) -> str:
-        return f"{self.op}:{self.target}" + ("" if self.value is None else f"={self.value}")
-
-
-def _find_action(case: Case, ref: str) -> CaseAction:
-    name, _, nth = ref.partition("#")
-    n = int(nth) if nth else 1
-    hits = [a for a in case.actions if a.function == name]
-    if len(hits) < n:
-        raise CaseError(f"the case has {len(hits)} call(s) of {name!r}, not #{n}")
-    return hits[n - 1]
-
-
-def _json_arg(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # a bare string
-
-
-_DUR = re.compile(r"^([+-])(\d+)([smhd]?)$")
-
-
-def apply_overrides(case: Case, overrides: Sequence[Override]) -> Case:
-    """A copy of `case` with the overrides applied (the original outcomes are kept)."""
-    out = copy.deepcopy(case)
-    for ov in overrides:
-        if ov.op == "record":
-            _override_record(out, ov)
-            continue
-        ref, _, path = ov.target.partition(".")
-        action = _find_action(out, ref)
-        if ov.op == "drop":
-            action.dropped = True
-        elif ov.op == "time":
-            action.time = _moved(action.time, ov)
-        elif ov.op == "arg":
-            _override_arg(action, path, ov)
-        action.overridden = [*(action.overridden or []), str(ov)]
-        _logger.debug("override %s applied to step %d", ov, action.n)
-    return out
-
-
-def _override_record(case: Case, ov: Override) -> None:
-    rid, _, fld = ov.target.rpartition(".")
-    items = [r for r in case.evidence.records if r.record.get("id") == rid]
-    if not items or not fld:
-        raise CaseError(f"override {ov}: no disclosed record {rid!r} (RECORD_ID.FIELD)")
-    items[0].record[fld] = _json_arg(ov.value or "")
-
-
-def _moved(time: int, ov: Override) -> int:
-    m = _DUR.match(ov.value or "")
-    if m:
-        secs = int(m[2]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[3]]
-        return time + secs if m[1] == "+" else time - secs
-    try:
-        return int(ov.value or "")
-    except ValueError:
-        raise CaseError(f"override {ov}: time must be +DURATION, -DURATION or unix seconds") from None
-
-
-def _override_arg(action: CaseAction, path: str, ov: Override) -> None:
-    keys = path.split(".") if path else []
-    if not keys:
-        raise CaseError(f"override {ov}: name the argument (arg:FUNCTION.NAME=JSON)")
-    target = action.args
-    for k in keys[:-1]:
-        target = target[k]
-    if keys[-1] not in target:
-        raise CaseError(f"override {ov}: {action.function} has no argument {path!r}")
-    target[keys[-1]] = _json_arg(ov.value or "")

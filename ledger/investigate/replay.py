@@ -13,7 +13,7 @@ original and the replayed event logs compare entry by entry; keys, addresses and
 times are all determined by the case, so a replay yields the same event log every time,
 on the embedded chain and on anvil.
 
-What-if overrides (`ledger.investigate.case.Override`) change one action or record before
+What-if overrides (`ledger.investigate.overrides`) change one action or record before
 replaying: drop a step, move it in time, change a call argument or a record field; the
 result names the first step whose outcome diverges and the first whose evidence fails
 verification.
@@ -40,7 +40,7 @@ from ledger._internal import jsondoc, solc
 from ledger.chain.abi import ERROR_DISPLAY, decode_log, jsonable
 from ledger.chain.anvil import AnvilProcess
 from ledger.chain.keys import labelled_key
-from ledger.chain.rpc import Chain, connect, embedded
+from ledger.chain.rpc import Chain, connect, embedded, redacted_url
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
@@ -55,10 +55,10 @@ from ledger.investigate.case import (
     CasePanel,
     CaseSetup,
     Erc20Token,
-    Override,
-    apply_overrides,
+    abi_value,
     function_abi,
 )
+from ledger.investigate.overrides import Override, apply_overrides
 
 __all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
 
@@ -67,23 +67,6 @@ _logger = logging.getLogger(__name__)
 REPLAY_GAS = 3_000_000
 SETUP_LEAD = 3600  # the replay chain starts this long before the first action
 _DISPUTE_ARGS = {"disputeId", "disputeID"}
-
-
-def _pythonify(abi_item: dict[str, Any], value: Any, addr: Any) -> Any:
-    """JSON back to an ABI value, with every address passed through `addr` (the mapping)."""
-    t = abi_item["type"]
-    if t.startswith("tuple"):
-        comps = abi_item["components"]
-        if t.endswith("[]"):
-            return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-        return tuple(_pythonify(c, value[c["name"]], addr) for c in comps)
-    if t.endswith("[]"):
-        return [_pythonify({**abi_item, "type": t[:-2]}, v, addr) for v in value]
-    if t == "address":
-        return addr(value)
-    if t.startswith("bytes"):
-        return bytes.fromhex(value[2:])
-    return value
 
 
 # --------------------------------------------------------------------------- replay
@@ -390,7 +373,7 @@ class _Replayer:
             typed = signed_message(sig.type, mapped).typed_data(self.chain.chain_id, self.escrow.address)
             signed = self.key(sig.signer).sign_message(encode_typed_data(full_message=typed))
             args[sig.arg] = "0x" + bytes(signed.signature).hex()
-        return [_pythonify(i, args[i["name"]], self.addr) for i in abi["inputs"]]
+        return [abi_value(i, args[i["name"]], self.addr) for i in abi["inputs"]]
 
     def run_step(self, action: CaseAction) -> tuple[str, str | None, list[dict[str, Any]]]:
         """(status, error, events) of one action sent at its original time. It is simulated on
@@ -495,10 +478,11 @@ def _replay_chain(kind: str, genesis: int, rpc: str | None) -> Iterator[tuple[Ch
             c = connect(rpc)
             if c.timestamp() >= genesis:
                 raise CaseError(
-                    f"the node at {rpc} is already at time {c.timestamp()}, past the case's start "
-                    f"{genesis}: replay on the embedded chain (default) or a fresh anvil (--chain anvil)"
+                    f"the node at {redacted_url(rpc)} is already at time {c.timestamp()}, past the "
+                    f"case's start {genesis}: replay on the embedded chain (default) or a fresh "
+                    "anvil (--anvil)"
                 )
-            yield c, f"rpc {rpc}"
+            yield c, f"rpc {redacted_url(rpc)}"
         elif kind == "anvil":
             node = stack.enter_context(AnvilProcess(timestamp=genesis))
             c = connect(node.url)

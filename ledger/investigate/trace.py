@@ -73,6 +73,9 @@ def _decode_frame(frame: dict[str, Any], names: dict[str, str]) -> dict[str, Any
 
 def trace_transaction(chain: Chain, tx_hash: str, names: dict[str, str] | None = None) -> dict[str, Any]:
     """The decoded call tree of a mined transaction. `names` maps addresses to contract names."""
+    if chain.receipt(bytes.fromhex(tx_hash.removeprefix("0x"))) is None:
+        # anvil traces an unknown hash as an empty run instead of refusing it
+        raise LedgerError(f"transaction {tx_hash} is not mined on chain {chain.chain_id}")
     response = chain.w3.provider.make_request(RPCEndpoint("debug_traceTransaction"),
                                               [tx_hash, {"tracer": "callTracer"}])
     if "error" in response:

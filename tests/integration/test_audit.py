@@ -32,9 +32,11 @@ from ledger.escrow.client import EscrowClient
 from ledger.escrow.platform import Platform
 from ledger.escrow.types import DAY, NATIVE, Ruling, split_ruling
 from ledger.evidence.anchor import Anchorer
-from ledger.evidence.bundle import EVIDENCE_LOG_VERIFY_ABI, export_bundle, verify_bundle
+from ledger.evidence.bundle import export_bundle, verify_bundle
+from ledger.evidence.bundle_head import EVIDENCE_LOG_VERIFY_ABI
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin
 from ledger.investigate.audit import Auditor, parse_time_ns, render_html, render_json, text_report
 from ledger.investigate.audit_model import MerchantReport, OrderReport
 from tests.integration.test_cli import run
@@ -299,7 +301,8 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     # Index and leaf as an outside verifier gets them: the order's exported bundle (which
     # verifies on chain), each leaf included in the head the EvidenceLog anchored.
     bundle, left_out = export_bundle(h.store, e.chain.chain_id, h.auditor.log_address, order_id=c)
-    assert left_out == [] and verify_bundle(bundle, e.chain.w3).ok
+    pin = Pin(e.chain.chain_id, h.auditor.log_address)
+    assert left_out == [] and verify_bundle(bundle, e.chain.w3, pin=pin).ok
     head = bundle.anchor
     assert (head.tree_size, head.root) == (report["anchor"]["tree_size"],
                                            report["anchor"]["root"])
@@ -349,6 +352,16 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
     assert "not yet anchored" in delivered["reasons"][0]
     pledged = next(x for x in f_report["timeline"] if x["kind"] == "OrderPledged")
     assert pledged["status"] == "n/a" and f_report["order"]["lender"] == e.lender.address
+    assert ("all checks passed, but 2 entries are not yet anchored, so not verified"
+            in text_report(h.auditor.order_report(ids["F"]), width=220))
+
+    # Nothing anchored on the log audited against: nothing is verified, and that is no pass.
+    blind = Auditor(h.store, e.client, log_address=None).order_report(ids["A"])
+    assert not blind.ok and blind.counts.verified == 0 and blind.counts.unanchored > 0
+    [flag] = blind.flags
+    assert (flag.entry, flag.subject) == (None, f"order {ids['A']}")
+    assert flag.reason.startswith(f"nothing was verified: the {blind.counts.unanchored} entries")
+    assert f"{len(blind.flags)} problem(s) flagged" in text_report(blind, width=220)
 
     # Someone edits C's return record in the store: the record and the on-chain return
     # request citing it are flagged; the report is no longer ok.

@@ -16,7 +16,8 @@ import pytest
 from ledger.chain import rpc
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.eip712 import order_key
-from ledger.investigate.case import Case, Override, load_case
+from ledger.investigate.case import Case, load_case
+from ledger.investigate.overrides import Override
 from ledger.investigate.replay import expectation_problems, replay
 from ledger.investigate.trace import trace_transaction
 

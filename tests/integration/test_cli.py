@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ledger.chain.rpc import connect
+from ledger.deploy import evidence_log
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
+from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
 
 START = "2026-11-11T12:00:00Z"
 
@@ -48,6 +52,8 @@ def test_cli_flow_ingest_anchor_export_verify(tmp_path: Path, env: dict[str, str
     dep = json.loads(run(["deploy", "--json", "--redeploy"], env).stdout)
     again = json.loads(run(["deploy", "--json"], env).stdout)
     assert again["reused"] and again["address"] == dep["address"]
+    assert again["trust_root"] == dep["trust_root"] and "manifest" in dep
+    assert json.loads(Path(dep["trust_root"]).read_text())["contract"] == dep["address"]
 
     out = json.loads(run(["ingest", str(tmp_path / "a.jsonl"), "--json"], env).stdout)
     assert out["log_size"] == half
@@ -63,26 +69,69 @@ def test_cli_flow_ingest_anchor_export_verify(tmp_path: Path, env: dict[str, str
     order = sale[0]["order_id"]
     bundle_path = tmp_path / "bundle.json"
     run(["export", "--order", order, "-o", str(bundle_path)], env)
-    ok = run(["verify", str(bundle_path), "--json"], env, check=False)
+    trust = dep["trust_root"]
+    assert Path(trust) == Path(env["LEDGER_HOME"]) / "trust" / "31337.json"
+    ok = run(["verify", str(bundle_path), "--trust", trust, "--json"], env, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert json.loads(ok.stdout)["ok"]
-    human = run(["verify", str(bundle_path)], env)
+    assert json.loads(ok.stdout)["ok"] and json.loads(ok.stdout)["status"] == "verified"
+    human = run(["verify", str(bundle_path), "--trust", trust], env)
     assert "VERIFIED" in human.stdout and "OK" in human.stdout
+    pinned_by_flags = ["--expect-chain-id", "31337", "--expect-contract", dep["address"].lower()]
+    assert run(["verify", str(bundle_path), *pinned_by_flags], env).returncode == 0
 
     bundle = json.loads(bundle_path.read_text())
     victim = bundle["records"][0]["record"]
     victim["ts"] = victim["ts"].replace(":0", ":1", 1)
     bad_path = tmp_path / "bad.json"
     bad_path.write_text(json.dumps(bundle))
-    bad = run(["verify", str(bad_path)], env, check=False)
+    bad = run(["verify", str(bad_path), "--trust", trust], env, check=False)
     assert bad.returncode == 1
     assert "tampered content" in bad.stdout and victim["id"] in bad.stdout
 
     merchant = sale[0]["merchant_id"]
     mb = tmp_path / "merchant.json"
     run(["export", "--merchant", merchant, "--since", START, "-o", str(mb)], env)
-    assert run(["verify", str(mb)], env).returncode == 0
+    assert run(["verify", str(mb), "--trust", trust], env).returncode == 0
     assert {r["record"]["merchant_id"] for r in json.loads(mb.read_text())["records"]} == {merchant}
+
+
+def test_cli_verify_exit_codes(tmp_path: Path, env: dict[str, str]) -> None:
+    """0 verified, 1 something false, 2 unusable input, 3 head not checked or not pinned."""
+    sale = generate_flash_sale(seed=5, orders=4, merchants=1, start=START)
+    (tmp_path / "s.jsonl").write_bytes(to_jsonl(sale))
+    trust = json.loads(run(["deploy", "--json", "--redeploy", "--log-only"], env).stdout)["trust_root"]
+    run(["ingest", str(tmp_path / "s.jsonl")], env)
+    run(["anchor"], env)
+    path = tmp_path / "b.json"
+    run(["export", "--order", sale[0]["order_id"], "-o", str(path)], env)
+
+    def verify(*extra: str, bundle: Path = path) -> subprocess.CompletedProcess[str]:
+        return run(["verify", str(bundle), *extra], env, check=False)
+
+    unpinned = verify("--json")
+    assert unpinned.returncode == 3 and json.loads(unpinned.stdout)["status"] == "unpinned"
+    assert not json.loads(unpinned.stdout)["ok"]
+    human = verify()
+    assert human.returncode == 3 and "ANCHOR CONTRACT NOT PINNED" in human.stdout
+    assert "VERIFIED" not in human.stdout
+    offline = verify("--offline", "--trust", trust, "--json")
+    assert offline.returncode == 3 and json.loads(offline.stdout)["status"] == "head_unchecked"
+    assert verify("--offline", "--expect-chain-id", "1").returncode == 1  # the pin is checked offline
+    assert verify("--expect-chain-id", "31337", "--expect-contract", "0x" + "12" * 20).returncode == 1
+    assert verify("--expect-chain-id", "31337").returncode == 3  # the contract is what needs pinning
+    both = verify("--trust", trust, "--expect-chain-id", "31337")
+    assert both.returncode == 2 and "not both" in both.stderr
+    assert verify("--offline", "--rpc", env["LEDGER_RPC"]).returncode == 2
+    assert verify("--trust", str(tmp_path / "missing.json")).returncode == 2
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    malformed = verify("--trust", trust, bundle=bom)
+    assert malformed.returncode == 2 and "BOM" in malformed.stderr and "Traceback" not in malformed.stderr
+    no_node = dict(env, LEDGER_RPC="http://127.0.0.1:9")
+    assert run(["verify", str(path), "--trust", trust], no_node, check=False).returncode == 2
+    assert run(["verify", str(path), "--trust", trust, "--offline"], no_node, check=False).returncode == 3
+    helped = run(["verify", "--help"], env).stdout
+    assert all(f"{code} " in helped for code in ("0", "1", "2", "3")) and "head_unchecked" in helped
 
 
 def test_cli_invalid_file_lists_every_problem_and_stores_nothing(tmp_path: Path, env: dict[str, str]) -> None:
@@ -104,6 +153,31 @@ def test_cli_invalid_file_lists_every_problem_and_stores_nothing(tmp_path: Path,
     assert "bad.jsonl:2" in human.stderr and "nothing was stored" in human.stderr
     status = json.loads(run(["status", "--json"], env).stdout)
     assert status["log_size"] == 0
+
+
+def test_cli_anchor_says_what_it_resumed(tmp_path: Path, env: dict[str, str], anvil_node) -> None:  # type: ignore[no-untyped-def]
+    """A run that only completes an anchor a crashed run left pending says so: which head, which
+    transaction, which block; not just "nothing new to anchor"."""
+    sale = generate_flash_sale(seed=5, orders=4, merchants=1, start=START)
+    (tmp_path / "a.jsonl").write_bytes(to_jsonl(sale))
+    run(["deploy", "--log-only", "--redeploy"], env)
+    run(["ingest", str(tmp_path / "a.jsonl")], env)
+    home = Path(env["LEDGER_HOME"])
+    chain = connect(anvil_node.url)
+    with Store(home / "evidence.sqlite3", MasterSecret.from_hex(env["LEDGER_MASTER_SECRET"])) as store:
+        def crash(anchor_id: int) -> None:
+            raise KeyboardInterrupt  # killed after storing the signed anchor, before sending it
+
+        with pytest.raises(KeyboardInterrupt):
+            Anchorer(store, chain, evidence_log(chain, home)).anchor(before_broadcast=crash)
+        [pending] = store.anchors(status="sent")
+    out = json.loads(run(["anchor", "--json"], env).stdout)
+    assert not out["anchored"] and out["resumed"] == 1
+    [resumed] = out["resumed_anchors"]
+    assert (resumed["size"], resumed["status"], resumed["tx_hash"]) == (
+        pending.size, "confirmed", "0x" + pending.tx_hash.hex())
+    text = run(["anchor"], env).stdout  # and once settled, there is nothing left to resume
+    assert text.strip() == f"nothing new to anchor: head size {pending.size} is anchored"
 
 
 def test_cli_without_a_chain_says_how_to_start_one(tmp_path: Path, env: dict[str, str]) -> None:

@@ -112,7 +112,7 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     run(["anchor"], env)
     bundle = tmp_path / "c.json"
     run(["export", "--order", c, "-o", str(bundle)], env)
-    assert run(["verify", str(bundle)], env).returncode == 0
+    assert run(["verify", str(bundle), "--trust", dep["trust_root"]], env).returncode == 0
     kinds = {r["record"]["kind"] for r in json.loads(bundle.read_text())["records"]}
     assert kinds == {"order", "payment", "shipment", "delivery"}
 
@@ -144,6 +144,6 @@ def test_cli_escrow_errors_are_clear(tmp_path: Path, env: dict[str, str]) -> Non
                "--tracking", "SF123456"], env, check=False)
     assert res.returncode == 2 and "no order record" in res.stderr
     res = run(["withdraw", "--as", "0x12"], env, check=False)
-    assert res.returncode == 2 and "unknown key reference" in res.stderr
+    assert res.returncode == 2 and "argument --as: not a key reference" in res.stderr
     res = run(["dispute", "vote", "X1", "--member", "dev:7", "--ruling", "maybe"], env, check=False)
     assert res.returncode == 2 and "unknown ruling" in res.stderr

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ledger.deploy import deploy_evidence_log
+from ledger.deploy import deploy_evidence_log, trust_root_path
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.errors import ConflictError, StoreError
 from ledger.evidence import records as rec
@@ -17,6 +17,7 @@ from ledger.evidence.bundle import export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin, read_trust_root
 
 START = "2026-11-11T12:00:00Z"
 
@@ -63,7 +64,7 @@ def test_anchored_heads_match_local_tree(setup) -> None:  # type: ignore[no-unty
     assert anchorer.anchor().head is None
 
 
-def test_bundle_verifies_and_every_lie_is_named(setup) -> None:  # type: ignore[no-untyped-def]
+def test_bundle_verifies_and_every_lie_is_named(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
     chain, log, store, _ = setup
     order = _order_with_personal(store)
     bundle, left_out = export_bundle(store, chain.chain_id, log.address, order_id=order,
@@ -71,15 +72,18 @@ def test_bundle_verifies_and_every_lie_is_named(setup) -> None:  # type: ignore[
     assert left_out == []
     kinds = {item.record["kind"] for item in bundle.records}
     assert {"order", "payment"} <= kinds
-    verdict = verify_bundle(bundle, chain.w3)
+    pin = Pin.of(read_trust_root(trust_root_path(tmp_path, chain.chain_id)))
+    verdict = verify_bundle(bundle, chain.w3, pin=pin)
     assert verdict.ok, verdict.to_json()
     # round trip through JSON text keeps it valid
-    assert verify_bundle(load_bundle(dumps_bundle(bundle)), chain.w3).ok
+    assert verify_bundle(load_bundle(dumps_bundle(bundle)), chain.w3, pin=pin).ok
+    # the same bundle without a pin: everything holds, but nothing says the contract is the log's
+    assert verify_bundle(bundle, chain.w3).status == "unpinned"
 
     def check(mutate, expected: str, where: str = "record") -> None:  # type: ignore[no-untyped-def]
         bad = copy.deepcopy(bundle)
         mutate(bad)
-        v = verify_bundle(bad, chain.w3)
+        v = verify_bundle(bad, chain.w3, pin=pin)
         assert not v.ok
         texts = v.head_failures if where == "head" else [f for r in v.records for f in r.failures]
         assert any(expected in t for t in texts), texts

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ledger.deploy import deploy_evidence_log
+from ledger.deploy import deploy_evidence_log, trust_root_path
 from ledger.dev.flash_sale import generate_flash_sale
-from ledger.errors import ContractRevert, LedgerError
+from ledger.errors import ContractRevert, LedgerError, ValidationError
 from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import APPROVE, NON_ESCROW_ACTIONS, Platform
 from ledger.escrow.types import DAY, OrderState, Ruling
@@ -19,6 +19,7 @@ from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import export_bundle, verify_bundle
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
+from ledger.evidence.trust import Pin, read_trust_root
 
 START = "2026-11-11T12:00:00Z"
 
@@ -189,7 +190,8 @@ def test_anchored_escrow_evidence_verifies_in_a_bundle(platform, escrow_env, ord
     bundle, left_out = export_bundle(p.store, e.chain.chain_id, log.address, order_id=oid)
     assert not left_out and {r.record["kind"] for r in bundle.records} == {
         "order", "payment", "shipment", "delivery"}
-    assert verify_bundle(bundle, e.chain.w3).ok
+    pin = Pin.of(read_trust_root(trust_root_path(tmp_path, e.chain.chain_id)))
+    assert verify_bundle(bundle, e.chain.w3, pin=pin).ok
     # The escrow's evidence hashes are exactly the bundle's leaves.
     leaves = {item.leaf_hash for item in bundle.records}
     escrow_steps = [a for a in p.store.actions(order_id=oid) if a.action not in NON_ESCROW_ACTIONS]
@@ -203,3 +205,30 @@ def test_open_order_rejects_a_non_order_record(platform, escrow_env, orders) -> 
     with pytest.raises(LedgerError):
         p.open_order(bad, merchant=e.merchant, buyer=e.buyer, price=1)
     assert p.store.size == 0 and p.store.actions() == []
+
+
+def test_open_order_refuses_an_id_that_is_not_the_orders_own(platform, escrow_env, orders) -> None:  # type: ignore[no-untyped-def]
+    """The steps find an order's records by `<order_id>:...` ids, so an order opens with its
+    `<order_id>:order` record, under an order id no other order has used."""
+    e, p = escrow_env, platform
+    first, other = orders[7], orders[8]
+    p.open_order(first, merchant=e.merchant, buyer=e.buyer, price=10**6)
+    size, actions = p.store.size, len(p.store.actions())
+    renamed = {**other, "id": "NEW-1:order"}  # the README's copied line, with only its id changed
+    taken = {**other, "order_id": first["order_id"], "id": f"{first['order_id']}:order"}
+    for bad, fld, reason in (
+        (renamed, "id", f"an order record's id is its order_id followed by ':order', here "
+                        f"'{other['order_id']}:order'; to open another order, change both"),
+        (taken, "order_id", f"order '{first['order_id']}' already has records in the log "
+                            f"({first['order_id']}:pay): it is another order's id"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            p.open_order(bad, merchant=e.merchant, buyer=e.buyer, price=10**6)
+        [problem] = err.value.problems
+        assert problem.field == fld and problem.reason.startswith(reason), problem.reason
+    assert (p.store.size, len(p.store.actions())) == (size, actions)
+
+
+def test_status_of_an_unknown_order_is_an_error(platform) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LedgerError, match="unknown order 'O-NOBODY': no record of it in the log"):
+        platform.status("O-NOBODY")

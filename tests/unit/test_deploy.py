@@ -1,6 +1,6 @@
 """The deployment manifest: written as before, read back as a typed model, both directions of
 its serialisation, and a malformed manifest refused with a `DeploymentError` naming the file
-and the field."""
+and the field; and the trust file written beside it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from ledger.deploy import (
     deployed,
     manifest_path,
     read_manifest,
+    trust_root,
+    trust_root_path,
 )
 from ledger.errors import DeploymentError
+from ledger.evidence.trust import read_trust_root
 from tests.document_edits import Malformed, edit
 
 
@@ -72,6 +75,17 @@ def test_a_second_deployment_is_recognised_and_the_manifest_kept(chain: Chain, d
     assert again.to_json() == json.loads(text)["contracts"]["EvidenceLog"]
     assert manifest_path(data_dir, chain.chain_id).read_text() == text
     assert deployed(chain, data_dir, "EvidenceLog").address == again.address
+
+
+def test_deploying_the_log_writes_its_trust_file(chain: Chain, data_dir: Path) -> None:
+    """The auditor's pin: the same contract, deployment and deployer as the manifest."""
+    entry = read_manifest(data_dir, chain.chain_id).contracts["EvidenceLog"]  # type: ignore[union-attr]
+    path = trust_root_path(data_dir, chain.chain_id)
+    root = read_trust_root(path)
+    assert root == trust_root(chain.chain_id, deploy_evidence_log(chain, data_dir))
+    assert (root.chain_id, root.contract, root.deployment_block, root.deployment_tx, root.deployer) == (
+        chain.chain_id, entry.address, entry.block_number, entry.tx_hash, entry.deployer)
+    assert not path.with_suffix(".tmp").exists()
 
 
 def test_no_manifest_is_none(chain: Chain, tmp_path: Path) -> None:

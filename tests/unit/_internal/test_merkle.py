@@ -404,3 +404,26 @@ def test_interior_node_presented_as_leaf_does_not_verify() -> None:
     plain_root = plain(plain(p[0] + p[1]) + plain(p[2] + p[3]))
     plain_forged = p[0] + p[1]
     assert plain(plain(plain_forged) + plain(p[2] + p[3])) == plain_root
+
+
+@pytest.mark.parametrize("bad", [b"\x00" * 31, b"\x00" * 33, "00" * 32, None])
+def test_verifiers_refuse_hashes_that_are_not_32_bytes(bad: object) -> None:
+    """The refusal names the argument: a wrong-length leaf must not yield a root at all."""
+    tree = _tree(5)
+    leaf, proof, root = tree.leaf(2), tree.inclusion_proof(2), tree.root()
+    with pytest.raises(InclusionProofError, match="leaf hash is not a 32-byte hash"):
+        root_from_inclusion(bad, 2, 5, proof)  # type: ignore[arg-type]
+    with pytest.raises(InclusionProofError, match="root is not a 32-byte hash"):
+        verify_inclusion(leaf, 2, 5, proof, bad)  # type: ignore[arg-type]
+    cproof = tree.consistency_proof(3)
+    with pytest.raises(ConsistencyProofError, match="old root is not a 32-byte hash"):
+        verify_consistency(3, 5, bad, root, cproof)  # type: ignore[arg-type]
+    with pytest.raises(ConsistencyProofError, match="new root is not a 32-byte hash"):
+        verify_consistency(3, 5, tree.root(3), bad, cproof)  # type: ignore[arg-type]
+
+
+def test_consistency_sizes_must_not_be_negative_and_the_empty_tree_extends_itself() -> None:
+    verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
+    for old_size, new_size in ((-1, 3), (0, -1), (-2, -1)):
+        with pytest.raises(ConsistencyProofError, match="tree sizes must not be negative"):
+            verify_consistency(old_size, new_size, EMPTY_ROOT, EMPTY_ROOT, [])

@@ -16,7 +16,7 @@ from tests.unit.evidence.records_data import valid
 
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(min_value=__import__("datetime").datetime(1970, 1, 1),
-                    max_value=__import__("datetime").datetime(9999, 12, 31)),
+                    max_value=__import__("datetime").datetime(2262, 4, 11, 23, 47, 15)),
        st.integers(0, 9), st.integers(0, 999_999_999))
 def test_ts_ns_agrees_with_the_general_parser(dt: Any, digits: int, frac: int) -> None:
     from ledger._internal.rfc3339 import parse_time_ns, ts_ns
@@ -25,6 +25,12 @@ def test_ts_ns_agrees_with_the_general_parser(dt: Any, digits: int, frac: int) -
     rec = parse_record({**valid("payment"), "ts": text})
     assert ts_ns(rec.ts) == parse_time_ns(text)
     assert parse_time_ns(text.replace("Z", "+08:00")) == parse_time_ns(text) - 8 * 3600 * 10**9
+
+
+def test_the_latest_time_is_the_largest_signed_64_bit_nanosecond() -> None:
+    from ledger._internal.rfc3339 import MAX_NS, MAX_RFC3339, parse_time_ns, ts_ns
+
+    assert ts_ns(MAX_RFC3339) == parse_time_ns(MAX_RFC3339) == MAX_NS == 2**63 - 1
 
 
 def test_time_bounds_compare_as_times_not_strings(tmp_path: Path) -> None:
@@ -44,3 +50,7 @@ def test_time_bounds_compare_as_times_not_strings(tmp_path: Path) -> None:
         assert [r.id for r in store.records_in_range("2026-11-12T04:00:00.5+08:00", None)] == ["p1", "p2"]
         with pytest.raises(ConfigError, match="not an RFC 3339 time"):
             store.records_in_range("yesterday", None)
+        # Bounds no record's time can reach (outside signed 64-bit nanoseconds) still work.
+        assert len(store.records_in_range("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")) == 3
+        assert store.records_in_range("9999-01-01T00:00:00Z", None) == []
+        assert store.records_in_range(None, "1900-01-01T00:00:00Z") == []

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env, resolve_signer
+from ledger.chain.keys import (
+    DEV_ACCOUNTS,
+    dev_keys,
+    key_reference_problem,
+    load_signer_from_env,
+    resolve_signer,
+)
 from ledger.errors import ConfigError
 
 
@@ -21,10 +27,32 @@ def test_key_references() -> None:
     with pytest.raises(ConfigError) as err:
         resolve_signer("env:BAD", env={"BAD": "0x1234secret"})
     assert "1234secret" not in str(err.value)
-    with pytest.raises(ConfigError, match="unknown key reference"):
-        resolve_signer(key)  # a literal key is never accepted
     with pytest.raises(ConfigError, match="dev:N"):
         resolve_signer("dev:x")
+
+
+@pytest.mark.parametrize(("ref", "reason"), [
+    ("0x" + "4c0883a6" * 8, "looks like a raw private key (66 characters): keys never go on the "
+                            "command line"),
+    ("4c0883a6" * 8, "looks like a raw private key (64 characters)"),
+    (" ".join(["abandon"] * 11 + ["about"]), "looks like a mnemonic phrase (12 words)"),
+    ("dev:100", "dev:N needs N, a development account number from 0 to 99"),
+    ("dev:" + "4c0883a6" * 8, "looks like a raw private key (68 characters)"),
+    ("env:" + "4c0883a6" * 8, "looks like a raw private key (68 characters)"),
+    ("env:1X", "env:VAR needs the name of an environment variable"),
+    ("env:", "env:VAR needs"),
+    ("keystore:0x" + "4c0883a6" * 8, "looks like a raw private key (75 characters)"),
+    ("keystore:", "keystore:PATH needs"),
+    ("dv:1", "not a key reference (4 characters, prefix 'dv'): use dev:N, env:VAR or keystore:PATH"),
+    ("hunter2", "not a key reference (7 characters): use dev:N"),
+])  # fmt: skip
+def test_a_literal_or_mistyped_reference_is_refused_without_repeating_it(ref: str, reason: str) -> None:
+    """Whatever was typed where a reference belongs may be a secret: described, never echoed."""
+    assert str(key_reference_problem(ref)).startswith(reason)
+    with pytest.raises(ConfigError) as err:
+        resolve_signer(ref)
+    assert str(err.value) == key_reference_problem(ref)
+    assert "4c0883a6" not in str(err.value) and "abandon" not in str(err.value)
 
 
 # anvil's published development accounts (an independent check of the mnemonic derivation)
@@ -161,3 +189,9 @@ def test_no_signer_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     signer = load_signer_from_env()
     assert signer is not None and signer.address == Account.from_key(OPERATOR_KEY).address
 
+
+
+def test_a_key_set_as_the_keystore_path_is_not_echoed() -> None:
+    with pytest.raises(ConfigError, match="keystore path looks like a raw private key") as err:
+        load_signer_from_env({"LEDGER_KEYSTORE": OPERATOR_KEY, "LEDGER_KEYSTORE_PASSWORD": PASSWORD})
+    assert OPERATOR_KEY[2:] not in str(err.value)

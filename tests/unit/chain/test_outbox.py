@@ -15,11 +15,12 @@ import pytest
 
 from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import ContractRevert
+from ledger.errors import ChainUnavailable, ContractRevert
 
 
 @dataclass
 class MemoryJournal:
+    resume_hint = "resume it in the test"
     rows: dict[int, Pending] = field(default_factory=dict)
     outcomes: dict[int, Settlement] = field(default_factory=dict)
     stale: set[int] = field(default_factory=set)
@@ -107,3 +108,22 @@ def test_resume_records_a_nonce_taken_by_another_transaction(chain: Chain) -> No
     s = journal.outcomes[row.id]
     assert s.status == "failed" and (s.error or "").startswith("re-broadcast failed")
     assert chain.receipt(row.tx_hash) is None
+
+
+def test_a_node_lost_after_broadcast_leaves_the_row_pending_and_says_how_to_resume(
+        chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, journal = _log(chain), MemoryJournal()
+    row = journal.add(chain, _anchor_fn(log, 1), "anchor")
+
+    def gone(*args: object, **kw: object) -> None:
+        raise ChainUnavailable("the node at http://127.0.0.1:1 stopped answering during "
+                               "eth_getTransactionReceipt (Connection reset by peer)")
+
+    monkeypatch.setattr(chain, "wait", gone)
+    with pytest.raises(ChainUnavailable) as err:
+        Outbox(chain, journal).submit(row)
+    assert str(err.value).endswith(f"\nThe signed anchor transaction 0x{row.tx_hash.hex()} is stored: "
+                                   "resume it in the test")
+    assert journal.pending() == [row]  # not settled: the next run resumes it
+    monkeypatch.undo()
+    assert Outbox(chain, journal).resume() == 1 and journal.outcomes[row.id].status == "confirmed"

@@ -1,12 +1,18 @@
-"""The chain connection: time control on dev chains."""
+"""The chain connection: time control on dev chains, a node that stops answering."""
 
 from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+from collections.abc import Iterator
 
 import pytest
 
 from ledger.chain import rpc
 from ledger.chain.rpc import Chain
-from ledger.errors import ConfigError
+from ledger.errors import ChainUnavailable, ConfigError
 
 
 def test_time_travel_moves_the_clock_exactly(chain: Chain) -> None:
@@ -26,3 +32,36 @@ def test_embedded_chain_can_start_in_the_past() -> None:
     c.set_next_timestamp(1_790_000_100)
     c.mine()
     assert c.timestamp() == 1_790_000_100
+
+
+@pytest.fixture
+def resetting_node() -> Iterator[str]:
+    """A URL (with an API key in its path) whose server resets every connection."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}/v3/SECRET-API-KEY"
+    srv.close()
+
+
+def test_a_node_that_stops_answering_is_chain_unavailable_with_a_hint(anvil_node, resetting_node) -> None:  # type: ignore[no-untyped-def]
+    c = rpc.connect(anvil_node.url)
+    c.w3.provider.endpoint_uri = resetting_node  # type: ignore[attr-defined]
+    with pytest.raises(ChainUnavailable) as err:
+        c.timestamp()  # any call: not only those that go through Chain.explain
+    message = str(err.value)
+    port = resetting_node.split(":")[2].split("/")[0]
+    assert re.match(rf"the node at http://127.0.0.1:{port}/… stopped answering during "
+                    r"eth_getBlockByNumber \((Connection reset by peer|Remote end closed connection "
+                    r"without response)\): check that it is running \(`ledger node`", message), message
+    assert "SECRET-API-KEY" not in message

@@ -45,3 +45,12 @@ def test_every_command_is_configured_by_its_module(name: str) -> None:
 def test_the_global_options_come_before_the_command() -> None:
     args = build_parser("status").parse_args(["--data-dir", "d", "-vv", "--log-json", "status", "--json"])
     assert (args.data_dir, args.verbose, args.log_json, args.json) == ("d", 2, True, True)
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger import __version__
+    from ledger.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"ledger {__version__}"

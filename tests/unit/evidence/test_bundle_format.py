@@ -4,6 +4,7 @@ bundle is refused (a `BundleError` naming the file and the JSON path, never a tr
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,15 @@ _json = st.recursive(
 )
 
 
+_times = st.datetimes(min_value=datetime(1000, 1, 1)).map(lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
 @given(
     record=st.dictionaries(st.text(), _json, max_size=5),
-    index=st.integers(min_value=0, max_value=2**63),
+    index=st.integers(min_value=0, max_value=2**63 - 2),
     proof=st.lists(_hex32, max_size=4),
     personal=st.none() | st.dictionaries(st.text(), st.text(), max_size=3),
-    selection=st.builds(Selection, order_id=st.none() | st.text(), since=st.none() | st.text()),
+    selection=st.builds(Selection, order_id=st.none() | st.text(), since=st.none() | _times),
 )
 @example(record={}, index=0, proof=[], personal=None, selection=Selection())
 def test_any_bundle_survives_both_directions(
@@ -114,8 +118,8 @@ def test_any_bundle_survives_both_directions(
     assert dumps_bundle(load_bundle(text)) == text
 
 
-def test_hex_fields_read_with_or_without_0x() -> None:
-    assert hex_bytes("0x" + "Ab" * 32) == hex_bytes("ab" * 32) == b"\xab" * 32
+def test_hex_fields_are_read_in_the_one_form_they_are_written() -> None:
+    assert hex_bytes("0x" + "ab" * 32) == hex_bytes("ab" * 32) == b"\xab" * 32
 
 
 # --------------------------------------------------------------------------- malformed documents
@@ -124,6 +128,14 @@ def test_hex_fields_read_with_or_without_0x() -> None:
 def _first(doc: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = doc["records"][0]
     return record
+
+
+def _personal(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(r for r in doc["records"] if "personal" in r)
+
+
+def _swap_first_two(doc: dict[str, Any]) -> None:
+    doc["records"][0], doc["records"][1] = doc["records"][1], doc["records"][0]
 
 
 MALFORMED: Malformed = {
@@ -160,6 +172,66 @@ MALFORMED: Malformed = {
                           "`$.order_keys[...]`"),
     "tx hash without 0x": (edit(lambda d: d["anchor"].update(tx_hash=d["anchor"]["tx_hash"][2:])),
                            "`$.anchor.tx_hash`"),
+    "tx hash in upper case": (edit(lambda d: d["anchor"].update(tx_hash="0x" + "AB" * 32)),
+                              "`$.anchor.tx_hash`"),
+    "block hash with 0X": (edit(lambda d: d["anchor"].update(block_hash="0X" + "22" * 32)),
+                           "`$.anchor.block_hash`"),
+    "root with 0x": (edit(lambda d: d["anchor"].update(root="0x" + d["anchor"]["root"])), "`$.anchor.root`"),
+    "leaf hash in upper case": (edit(lambda d: _first(d).update(leaf_hash=_first(d)["leaf_hash"].upper())),
+                                "`$.records[0].leaf_hash`"),
+    "leaf hash with a final newline": (edit(lambda d: _first(d).update(leaf_hash="ab" * 32 + "\n")),
+                                       "`$.records[0].leaf_hash`"),
+    "tx hash with a final newline": (edit(lambda d: d["anchor"].update(tx_hash="0x" + "ab" * 32 + "\n")),
+                                     "`$.anchor.tx_hash`"),
+    "contract with a final newline": (edit(lambda d: d["anchor"].update(contract="0x" + "12" * 20 + "\n")),
+                                      "`$.anchor.contract`"),
+    "salt with 0x": (edit(lambda d: _first(d).update(salt="0x" + _first(d)["salt"])), "`$.records[0].salt`"),
+    "proof hash with one upper-case digit": (
+        edit(lambda d: _first(d)["inclusion_proof"].__setitem__(0, "A" + "0" * 63)),
+        "`$.records[0].inclusion_proof[0]`"),
+    "order key in upper case": (edit(lambda d: d["order_keys"].update({k: v.upper() for k, v in
+                                                                          d["order_keys"].items()})),
+                                "`$.order_keys[...]`"),
+    "order keys not an object": (edit(lambda d: d.update(order_keys=list(d["order_keys"].values()))),
+                                 "`$.order_keys`"),
+    "order key a number": (edit(lambda d: d["order_keys"].update({k: 7 for k in d["order_keys"]})),
+                           "`$.order_keys[...]`"),
+    "contract in lower case": (edit(lambda d: d["anchor"].update(contract=d["anchor"]["contract"].lower())),
+                               "anchor.contract 0x5fbdb2315678afecb367f032d93f642f64180aa3 is not in its "
+                               "EIP-55 checksum case - at `$.anchor`"),
+    "contract not an address": (edit(lambda d: d["anchor"].update(contract="0x1234")), "`$.anchor.contract`"),
+    "chain id as a string": (edit(lambda d: d["anchor"].update(chain_id=str(d["anchor"]["chain_id"]))),
+                             "Expected `int`, got `str` - at `$.anchor.chain_id`"),
+    "block number as a float": (edit(lambda d: d["anchor"].update(block_number=5.0)),
+                                "Expected `int`, got `float` - at `$.anchor.block_number`"),
+    "block number negative": (edit(lambda d: d["anchor"].update(block_number=-5)), "`$.anchor.block_number`"),
+    "tree size too large": (edit(lambda d: d["anchor"].update(tree_size=2**63)), "`$.anchor.tree_size`"),
+    "block timestamp null": (edit(lambda d: d["anchor"].update(block_timestamp=None)),
+                             "`$.anchor.block_timestamp`"),
+    "tx hash missing": (edit(lambda d: d["anchor"].pop("tx_hash")),
+                        "missing required field `tx_hash` - at `$.anchor`"),
+    "tx hash empty": (edit(lambda d: d["anchor"].update(tx_hash="")), "`$.anchor.tx_hash`"),
+    "block hash null": (edit(lambda d: d["anchor"].update(block_hash=None)), "`$.anchor.block_hash`"),
+    "block number missing": (edit(lambda d: d["anchor"].pop("block_number")),
+                             "missing required field `block_number`"),
+    "index as a float": (edit(lambda d: _first(d).update(index=float(_first(d)["index"]))),
+                         "`$.records[0].index`"),
+    "inclusion proof null": (edit(lambda d: _first(d).update(inclusion_proof=None)),
+                             "`$.records[0].inclusion_proof`"),
+    "records out of order": (edit(_swap_first_two), "records[1].index"),
+    "a record twice": (edit(lambda d: d["records"].insert(1, d["records"][0])),
+                       "does not follow records[0].index"),
+    "no records": (edit(lambda d: d.update(records=[])), "length >= 1 - at `$.records`"),
+    "since not a time": (edit(lambda d: d["selection"].update(since="yesterday")),
+                         "selection.since: not an RFC 3339 time: 'yesterday'"),
+    "until not a real date": (edit(lambda d: d["selection"].update(until="2026-02-30T00:00:00Z")),
+                              "selection.until: not a real date and time"),
+    "personal without its salt": (edit(lambda d: _personal(d).pop("personal_salt")),
+                                  "personal and personal_salt are disclosed together or not at all"),
+    "personal salt without personal": (edit(lambda d: _personal(d).pop("personal")),
+                                       "personal and personal_salt are disclosed together or not at all"),
+    "personal without a commitment": (edit(lambda d: _personal(d).pop("personal_commitment")),
+                                      "personal data is disclosed without the personal_commitment"),
     "root missing": (edit(lambda d: d["anchor"].pop("root")),
                      "missing required field `root` - at `$.anchor`"),
     "root null": (edit(lambda d: d["anchor"].update(root=None)), "`$.anchor.root`"),
@@ -173,7 +245,9 @@ MALFORMED: Malformed = {
                  "-Infinity is not JSON"),
     "truncated": (lambda t: t[: len(t) // 2], "is not JSON"),
     "empty": (lambda t: "", "is not JSON"),
-    "not UTF-8": (lambda t: "\udcff" + t, "is not JSON"),
+    "not UTF-8": (lambda t: "\udcff" + t, "is not JSON: it is not UTF-8"),
+    "a UTF-8 byte order mark": (lambda t: "\ufeff" + t, "is not JSON: Unexpected UTF-8 BOM"),
+    "UTF-16": (lambda t: t.encode("utf-16").decode("utf-8", "surrogateescape"), "is not UTF-8"),
 }
 
 

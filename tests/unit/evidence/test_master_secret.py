@@ -25,6 +25,7 @@ from ledger.evidence.master_secret import (
     MASTER_SECRET_ENV,
     MASTER_SECRET_FILE_ENV,
     MasterSecret,
+    OrderKey,
     PersonalCipher,
     decrypt_personal,
     encrypt_personal,
@@ -455,3 +456,21 @@ def test_cipher_error_messages_carry_no_plaintext() -> None:
     assert "R1" in message
     for value in ("李雷", "138", KEY.hex(), json.dumps(PERSONAL)):
         assert value not in message
+
+
+@pytest.mark.parametrize("bad", [b"\x00" * 31, b"\x00" * 33, bytearray(32), "00" * 32])
+def test_an_order_key_is_exactly_32_bytes(bad: object) -> None:
+    with pytest.raises(ValueError, match="an order key is 32 bytes"):
+        OrderKey(bad)  # type: ignore[arg-type]
+
+
+def test_order_key_salts_are_hkdf_expand_of_the_order_key() -> None:
+    """The derivation a verifier repeats from a disclosed order key (docs/bundle.md step 3)."""
+    key = bytes(range(32))
+    order = OrderKey(key)
+    for rid in ("O1:order", "ré:ship", ""):
+        record_salt = hmac.new(key, b"record:" + rid.encode() + b"\x01", "sha256").digest()
+        assert order.record_salt(rid) == record_salt == hkdf_expand(key, b"record:" + rid.encode(), 32)
+        assert order.personal_salt(rid) == hkdf_expand(key, b"personal:" + rid.encode(), 32)
+        assert order.salts(rid) == (order.record_salt(rid), order.personal_salt(rid))
+    assert order.key == key and "OrderKey(<hidden>)" == repr(order)

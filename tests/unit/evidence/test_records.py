@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_optional_fields_may_be_omitted() -> None:
 @pytest.mark.parametrize(
     "ts",
     ["2024-02-29T00:00:00Z", "2026-11-11T23:59:59.123456789Z", "2026-12-31T00:00:00.5Z",
-     "1970-01-01T00:00:00Z"],
+     "1970-01-01T00:00:00Z", "2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.8Z"],
 )
 def test_good_timestamps(ts: str) -> None:
     assert parse_record({**valid("payment"), "ts": ts}).ts == ts
@@ -295,6 +296,9 @@ def test_enums_and_codes(kind: str, field: str, value: Any) -> None:
         ("review", "text", "x" * 2001, "too long: 2001 characters (max 2000)"),
         ("review", "text", "bell\x07", "control character U+0007"),
         ("review", "text", "nul\x00", "control character U+0000"),
+        ("review", "text", "del\x7f", "control character U+007F at character 3"),
+        ("review", "text", "next line\x85", "control character U+0085 at character 9"),
+        ("return", "detail", "csi\x9b", "control character U+009B at character 3"),
         ("return", "detail", "lone \ud800", "lone surrogate U+D800"),
     ],
 )
@@ -308,7 +312,7 @@ def test_text_rules(kind: str, field: str, value: str, reason: str) -> None:
 
 def test_text_allows_tab_newline_and_any_unicode() -> None:
     obj = valid("review")
-    obj["text"] = "line1\nline2\ttab\r\u007f\u2028\u2029 😀 𝄞 \"q\" \\ /"
+    obj["text"] = "line1\nline2\ttab\r\u00a0\u2028\u2029 😀 𝄞 \"q\" \\ /"
     rec = parse_line(json.dumps(obj).encode(), source="x", line_no=1)
     assert rec.public["text"] == obj["text"]
 
@@ -401,6 +405,8 @@ def test_personal_fields_are_a_closed_list_per_kind(kind: str) -> None:
         ({"phone": ""}, "personal.phone", "must not be empty"),
         ({"phone": "1" * 501}, "personal.phone", "too long"),
         ({"phone": "1\x1b"}, "personal.phone", "control character"),
+        ({"phone": "1\x7f"}, "personal.phone", "control character U+007F at character 1"),
+        ({"phone": "1\x85"}, "personal.phone", "control character U+0085 at character 1"),
     ],
 )
 def test_personal_value_rules(value: Any, field: str, reason: str) -> None:
@@ -433,6 +439,11 @@ def test_personal_value_rules(value: Any, field: str, reason: str) -> None:
         ("2026-11-11T20:60:00Z", "not a real time of day"),
         ("2026-11-11T23:59:60Z", "not a real time of day"),
         ("0000-01-01T00:00:00Z", "year 0 out of range"),
+        ("1969-12-31T23:59:59.999999999Z", "year 1969 out of range"),
+        ("2262-04-11T23:47:16.854775808Z", "after 2262-04-11T23:47:16.854775807Z"),
+        ("2262-04-11T23:47:17Z", "after 2262-04-11T23:47:16.854775807Z"),
+        ("2262-04-12T00:00:00Z", "after 2262-04-11T23:47:16.854775807Z"),
+        ("9999-12-31T23:59:59Z", "after 2262-04-11T23:47:16.854775807Z"),
         ("2026-11-11T20:00:00.1234567891Z", "at most 9 fractional-second digits"),
         ("2026-11-11T20:00:00.Z", "not an RFC 3339 UTC timestamp"),
     ],
@@ -694,3 +705,45 @@ def test_fast_path_agrees_with_the_exact_path(obj: dict[str, Any], data: Any) ->
     slow = _slow_parse(line)
     assert fast[0] == slow[0]
     assert [p.describe() for p in fast[1]] == [p.describe() for p in slow[1]]
+
+
+@pytest.mark.parametrize("char", ["\x7f", "\x80", "\x85", "\x9f", "\x1f"])
+@pytest.mark.parametrize(("kind", "path"), [("review", ("text",)), ("order", ("items", 0, "title")),
+                                             ("payment", ("personal", "payer_name"))])
+def test_fast_and_exact_paths_refuse_c0_del_and_c1_controls(kind: str, path: tuple[Any, ...],
+                                                             char: str) -> None:
+    """DEL and C1 controls (U+0085 is a line break to some readers) are refused like C0 ones,
+    raw in a compact line (the orjson path) as well as escaped (the exact path)."""
+    obj = valid(kind)
+    target: Any = obj
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = f"ab{char}"
+    field = ".".join(str(k) for k in path).replace(".0.", "[0].")
+    for line in (_compact(obj), json.dumps(obj).encode()):
+        fast, slow = records._parse_line(line, "h", 1), _slow_parse(line)
+        assert fast[0] is None and [p.describe() for p in fast[1]] == [p.describe() for p in slow[1]]
+        [p] = fast[1]
+        assert (p.field, p.reason) == (field, f"control character U+{ord(char):04X} at character 2 "
+                                              "is not allowed")
+
+
+def test_read_jsonl_streams_lines_and_measures_an_overlong_one() -> None:
+    """A stream is read line by line; a line over the limit is measured, not held, and
+    reported like one from bytes; the lines around it are checked as usual."""
+    good = as_line(valid("payment"))
+    for eol in (b"\n", b"\r\n"):
+        huge = b'{"id":"O1:big","text":"' + b"x" * (3 * MAX_LINE_BYTES) + b'"}'
+        data = good + eol + huge + eol + good.replace(b"O1:pay", b"O1:pay2") + b"\n\n"
+        seen: list[int] = []
+        with pytest.raises(ValidationError) as err:
+            records.read_jsonl(io.BytesIO(data), source="s", progress=seen.append)
+        [p] = err.value.problems
+        assert (p.line, p.record_id) == (2, "O1:big")
+        assert p.reason == f"line is {len(huge)} bytes; the limit is {MAX_LINE_BYTES} bytes per record"
+        assert sum(seen) == len(data)
+    text = good + b"\n" + good.replace(b"O1:pay", b"O1:pay2")
+    assert [r.id for r in records.read_jsonl(io.BytesIO(text), source="s")] == ["O1:pay", "O1:pay2"]
+    packed = records.read_jsonl(io.BytesIO(text), source="s")
+    assert list(packed) == parse_jsonl(text, source="s") and packed[1:] == [packed[1]]
+    assert packed[0].validated  # rebuilt records keep the fast leaf writers

@@ -20,8 +20,6 @@ from ledger.investigate.case import (
     CaseTerms,
     Erc20Token,
     NativeToken,
-    Override,
-    apply_overrides,
     dumps_case,
     load_case,
 )
@@ -75,54 +73,6 @@ def test_terms_both_ways(terms: Terms) -> None:
     as_case = CaseTerms.of(terms)
     again = msgspec.convert(msgspec.to_builtins(as_case), CaseTerms, strict=True)
     assert again == as_case and again.judged_by(terms.arbitrator) == terms
-
-
-# --------------------------------------------------------------------------- overrides
-
-
-def test_overrides_change_a_copy_that_writes_and_reads_back() -> None:
-    case, text = _case("timeout-release")
-    oid = case.order_id
-    changed = apply_overrides(case, [
-        Override.parse("drop:deliver"), Override.parse("time:release=-2d"),
-        Override.parse('arg:ship.shipment.tracking="SF:0000000000"'),
-        Override.parse(f'record:{oid}:ship.tracking_number="SF0000000000"'),
-    ])  # fmt: skip
-    assert dumps_case(case) == text  # the original is untouched
-    by_function = {a.function: a for a in changed.actions}
-    original = {a.function: a for a in case.actions}
-    assert by_function["deliver"].dropped and by_function["deliver"].overridden == ["drop:deliver"]
-    assert by_function["release"].time == original["release"].time - 2 * 86400
-    assert by_function["ship"].args["shipment"]["tracking"] == "SF:0000000000"
-    assert next(r for r in changed.evidence.records
-                if r.record["id"] == f"{oid}:ship").record["tracking_number"] == "SF0000000000"
-    assert load_case(dumps_case(changed)) == changed
-    written = json.loads(dumps_case(changed))
-    assert next(a for a in written["actions"] if a["function"] == "deliver")["dropped"] is True
-
-
-@pytest.mark.parametrize(("value", "moved"), [("+3d", 3 * 86400), ("-2h", -7200), ("+90", 90), ("+5m", 300)])
-def test_time_overrides(value: str, moved: int) -> None:
-    case, _ = _case("timeout-release")
-    release = next(a for a in case.actions if a.function == "release")
-    changed = apply_overrides(case, [Override.parse(f"time:release={value}")])
-    assert next(a for a in changed.actions if a.function == "release").time == release.time + moved
-    absolute = apply_overrides(case, [Override.parse("time:release=1800000000")])
-    assert next(a for a in absolute.actions if a.function == "release").time == 1_800_000_000
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("drop:fund#3", "not #3"),
-    ("drop:noSuchFunction", r"has 0 call\(s\) of 'noSuchFunction'"),
-    ("time:release=soon", "time must be"),
-    ("arg:release=1", "name the argument"),
-    ("arg:release.nothing=1", "has no argument 'nothing'"),
-    ("record:nobody:order.total=1", "no disclosed record"),
-])  # fmt: skip
-def test_bad_overrides_are_case_errors(text: str, message: str) -> None:
-    case, _ = _case("timeout-release")
-    with pytest.raises(CaseError, match=message):
-        apply_overrides(case, [Override.parse(text)])
 
 
 # --------------------------------------------------------------------------- malformed case files
