@@ -5,7 +5,7 @@ import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
 
 /// @title EscrowTermsRules
 /// @notice The hard bounds the escrow's admin cannot exceed when it publishes terms or sets the
-/// deposit ratio, checked in one stateless contract. FulfillmentEscrow fixes this contract's
+/// its deposit ratio, checked in one stateless contract. FulfillmentEscrow fixes this contract's
 /// address at deployment (an immutable) and calls it only from its admin paths; a bound that is
 /// broken reverts the admin's transaction with the escrow's own {EscrowParameterOutOfBounds}.
 /// @dev Split out of FulfillmentEscrow to keep that contract under the EIP-170 code-size limit:
@@ -18,7 +18,7 @@ contract EscrowTermsRules {
     uint16 public constant MAX_RESERVE_BPS = 500;
     /// @notice Highest fraud compensation: 100% of the price.
     uint16 public constant MAX_COMPENSATION_BPS = 10_000;
-    /// @notice Highest deposit ratio: 100% of open exposure.
+    /// @notice Highest deposit ratio: an order locks at most 100% of its price of the merchant's deposit.
     uint16 public constant MAX_DEPOSIT_RATIO_BPS = 10_000;
     uint32 public constant MIN_DELIVERY_WINDOW = 1 days;
     uint32 public constant MAX_DELIVERY_WINDOW = 90 days;
@@ -49,13 +49,8 @@ contract EscrowTermsRules {
         // The arbitrator's deadline must not pre-empt the respondent's.
         uint256 minArbitration = t.responseWindow > MIN_ARBITRATION_WINDOW ? t.responseWindow : MIN_ARBITRATION_WINDOW;
         _bound("arbitrationWindow", t.arbitrationWindow, minArbitration, MAX_ARBITRATION_WINDOW);
+        _bound("depositRatioBps", t.depositRatioBps, 0, MAX_DEPOSIT_RATIO_BPS);
         if (address(t.arbitrator).code.length == 0) revert IFulfillmentEscrow.EscrowZeroAddress();
-    }
-
-    /// @notice Reverts unless `ratio` is a valid deposit ratio (0..100% of open exposure).
-    /// @param ratio The deposit ratio in basis points.
-    function checkDepositRatio(uint256 ratio) external pure {
-        _bound("depositRatioBps", ratio, 0, MAX_DEPOSIT_RATIO_BPS);
     }
 
     function _bound(bytes32 parameter, uint256 value, uint256 min, uint256 max) private pure {

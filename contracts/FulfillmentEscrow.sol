@@ -28,8 +28,9 @@ import {IFulfillmentEscrow} from "./interfaces/IFulfillmentEscrow.sol";
 ///   dispute. The admin registers carriers and publishes terms (which name the arbitrator), so the
 ///   admin role should be a multisig behind a timelock. The admin has no function that moves escrowed
 ///   funds, deposits or the reserve: it can only send *accrued fees* to the treasury.
-/// - Terms (fees, windows, arbitrator) are snapshotted per order at funding. The deposit ratio is
-///   not: raising it only blocks new orders and deposit withdrawals until merchants top up.
+/// - Terms (fees, windows, arbitrator, deposit ratio) are versioned; the merchant's offer names the
+///   version it accepts and the order keeps it. Each order locks its own share of the merchant's
+///   deposit at its version's ratio until it settles, so no later terms version frees or raises it.
 /// - Only plain ERC-20s belong on the allowlist: no rebasing, no transfer hooks that call back, no
 ///   fee-on-transfer (inbound transfers that credit less than asked revert, but a token that later
 ///   starts charging fees or rebasing would break the books). A token that blocklists an account
@@ -77,7 +78,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     uint256 public constant RULING_OPTIONS = RULING_SPLIT_BASE + BPS;
 
     bytes32 private constant OFFER_TYPEHASH = keccak256(
-        "Offer(bytes32 orderId,address merchant,address buyer,address token,uint256 price,uint64 shipBy,uint32 inspectionWindow,bytes32 orderRecord,uint64 expiresAt)"
+        "Offer(bytes32 orderId,address merchant,address buyer,address token,uint256 price,uint64 shipBy,uint32 inspectionWindow,bytes32 orderRecord,uint64 expiresAt,uint16 termsId)"
     );
     bytes32 private constant SHIPMENT_TYPEHASH =
         keccak256("Shipment(bytes32 orderId,string tracking,uint64 shippedAt,bytes32 evidence)");
@@ -128,11 +129,11 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         bool pledged;
     }
 
-    /// @dev One slot per (token, account): a plain release updates the merchant's exposure and
-    /// credit with a single write.
+    /// @dev One slot per (token, account): a plain release updates the merchant's locked deposit
+    /// and credit with a single write.
     struct Account {
         uint128 credit; // withdrawable
-        uint128 exposure; // sum of prices of the account's open orders as merchant
+        uint128 locked; // deposit locked by the account's open orders as merchant (see {_lock})
     }
 
     /// @dev Per-token books; their sum equals the contract's balance of the token.
@@ -174,7 +175,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     // Configuration: one slot read by every `fund`.
     address private _treasury;
     uint16 private _currentTermsId;
-    uint16 private _depositRatioBps;
+    uint16 private _depositRatioBps; // the current terms' ratio, cached here for `fund`
     uint8 private _tokenCount;
 
     mapping(bytes32 orderId => Order) private _orders;
@@ -195,14 +196,12 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @param admin Receives DEFAULT_ADMIN_ROLE.
     /// @param treasury_ Where accrued fees are sent.
     /// @param initialTerms Terms version 1.
-    /// @param depositRatioBps_ Initial deposit ratio.
     /// @param metaEvidence ERC-1497 meta-evidence URI of terms version 1.
     constructor(
         EscrowTermsRules rules,
         address admin,
         address treasury_,
         Terms memory initialTerms,
-        uint16 depositRatioBps_,
         string memory metaEvidence
     ) EIP712("FulfillmentEscrow", "1") {
         if (admin == address(0) || treasury_ == address(0) || address(rules).code.length == 0) {
@@ -212,7 +211,6 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _treasury = treasury_;
         emit TreasurySet(treasury_);
-        _setDepositRatio(depositRatioBps_);
         _setTokenAllowed(address(0), true); // ETH is token id 1
         _setTerms(initialTerms, metaEvidence);
     }
@@ -224,15 +222,17 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function fund(Offer calldata offer, bytes calldata merchantSignature) external payable nonReentrant {
         bytes32 orderId = offer.orderId;
-        if (orderId == bytes32(0)) revert EscrowInvalidOrderId(orderId);
+        // The id is the merchant's: its first 20 bytes are the merchant's address.
+        if (address(bytes20(orderId)) != offer.merchant) revert EscrowInvalidOrderId(orderId, offer.merchant);
         if (_orders[orderId].state != OrderState.None) revert EscrowOrderExists(orderId);
         (address buyer, uint8 tokenId) = _checkOffer(offer);
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(OFFER_TYPEHASH, offer)));
         if (!SignatureChecker.isValidSignatureNowCalldata(offer.merchant, digest, merchantSignature)) {
             revert EscrowInvalidSignature(orderId, offer.merchant);
         }
-        _addExposure(tokenId, offer.merchant, offer.price);
         uint16 termsId = _currentTermsId;
+        if (offer.termsId != termsId) revert EscrowTermsNotCurrent(orderId, offer.termsId, termsId);
+        _addExposure(tokenId, offer.merchant, offer.price);
         _orders[orderId] = Order({
             merchant: offer.merchant,
             tokenId: tokenId,
@@ -564,7 +564,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (amount == 0) revert EscrowZeroAmount();
         uint8 tokenId = _knownTokenId(token);
         uint256 have = _deposits[tokenId][msg.sender];
-        uint256 need = _required(_accounts[tokenId][msg.sender].exposure);
+        uint256 need = _accounts[tokenId][msg.sender].locked;
         uint256 free = have > need ? have - need : 0;
         if (amount > free) revert EscrowDepositLocked(msg.sender, amount, free);
         _deposits[tokenId][msg.sender] = have - amount;
@@ -606,11 +606,6 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         returns (uint16 termsId)
     {
         return _setTerms(newTerms, metaEvidence);
-    }
-
-    /// @inheritdoc IFulfillmentEscrow
-    function setDepositRatio(uint16 depositRatioBps_) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setDepositRatio(depositRatioBps_);
     }
 
     /// @inheritdoc IFulfillmentEscrow
@@ -737,14 +732,9 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     }
 
     /// @inheritdoc IFulfillmentEscrow
-    function depositOf(address token, address merchant)
-        external
-        view
-        returns (uint256 deposit, uint256 exposure, uint256 required)
-    {
+    function depositOf(address token, address merchant) external view returns (uint256 deposit, uint256 locked) {
         uint8 tokenId = _tokens[token].id;
-        exposure = _accounts[tokenId][merchant].exposure;
-        return (_deposits[tokenId][merchant], exposure, _required(exposure));
+        return (_deposits[tokenId][merchant], _accounts[tokenId][merchant].locked);
     }
 
     /// @inheritdoc IFulfillmentEscrow
@@ -755,11 +745,6 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
     /// @inheritdoc IFulfillmentEscrow
     function currentTermsId() external view returns (uint16) {
         return _currentTermsId;
-    }
-
-    /// @inheritdoc IFulfillmentEscrow
-    function depositRatioBps() external view returns (uint16) {
-        return _depositRatioBps;
     }
 
     /// @inheritdoc IFulfillmentEscrow
@@ -847,17 +832,16 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         tokenId = entry.id;
     }
 
-    /// @dev Adds a new order's price to the merchant's exposure and the token's escrowed total,
-    /// requiring the merchant's deposit to cover the exposure including the new order.
+    /// @dev Adds a new order's price to the token's escrowed total and its lock (at the current
+    /// terms' ratio) to the merchant's locked deposit, which the deposit must cover.
     function _addExposure(uint8 tokenId, address merchant, uint256 price) private {
         Account storage account = _accounts[tokenId][merchant];
-        uint256 exposure = account.exposure + price;
-        uint256 need = _required(exposure);
+        uint256 need = account.locked + _lock(price, _depositRatioBps);
         if (need != 0) {
             uint256 have = _deposits[tokenId][merchant];
             if (have < need) revert EscrowDepositTooLow(merchant, have, need);
         }
-        account.exposure = uint128(exposure);
+        account.locked = uint128(need);
         _books[tokenId].escrowed += uint128(price);
     }
 
@@ -925,8 +909,8 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         address merchant = order.merchant;
         uint256 price = order.price;
         uint256 gross = price - toBuyer;
+        Terms storage t = _terms[order.termsId];
         if (gross != 0) {
-            Terms storage t = _terms[order.termsId];
             fee = gross * t.feeBps / BPS;
             reserve = gross * t.reserveBps / BPS;
         }
@@ -939,7 +923,7 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         if (reserve != 0) book.reserve += uint128(reserve);
 
         Account storage account = _accounts[tokenId][merchant];
-        account.exposure -= uint128(price);
+        account.locked -= uint128(_lock(price, t.depositRatioBps));
         payee = merchant;
         if (payout != 0) {
             if (!order.pledged) {
@@ -1054,8 +1038,10 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         }
     }
 
-    function _required(uint256 exposure) private view returns (uint256) {
-        return (exposure * _depositRatioBps + BPS - 1) / BPS;
+    /// @dev The deposit an order of `price` locks at `ratio` bps, rounded up; the same value is
+    /// added at funding and removed at settlement.
+    function _lock(uint256 price, uint256 ratio) private pure returns (uint256) {
+        return (price * ratio + BPS - 1) / BPS;
     }
 
     function _allowedTokenId(address token) private view returns (uint8) {
@@ -1083,18 +1069,13 @@ contract FulfillmentEscrow is IFulfillmentEscrow, AccessControl, EIP712, Reentra
         emit TokenAllowed(token, entry.id, allowed);
     }
 
-    function _setDepositRatio(uint16 ratio) private {
-        termsRules.checkDepositRatio(ratio);
-        _depositRatioBps = ratio;
-        emit DepositRatioSet(ratio);
-    }
-
     function _setTerms(Terms memory t, string memory metaEvidence) private returns (uint16 termsId) {
         termsRules.checkTerms(t); // the hard bounds (see {EscrowTermsRules})
         if (_currentTermsId == type(uint16).max) revert EscrowRegistryFull();
         termsId = _currentTermsId + 1;
         _terms[termsId] = t;
         _currentTermsId = termsId;
+        _depositRatioBps = t.depositRatioBps;
         emit TermsSet(termsId, t.arbitrator);
         emit MetaEvidence(termsId, metaEvidence);
     }

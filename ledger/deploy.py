@@ -25,15 +25,18 @@ from ledger._internal.jsondoc import DocumentStruct
 from ledger.chain.rpc import Chain
 from ledger.errors import DeploymentError
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.types import Terms
+from ledger.escrow.types import Terms, panel_extra_data
 from ledger.evidence.trust import TRUST_FORMAT, TrustRoot, dumps_trust_root
 
 MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
 
 _logger = logging.getLogger(__name__)
 
-#: merchant deposit required, in basis points of its open exposure, unless deployed otherwise
+#: deposit an order locks, in basis points of its price, in terms version 1 unless deployed otherwise
 DEFAULT_DEPOSIT_RATIO_BPS = 2_000
+
+#: admin delay of a deployment to anything but a local node, unless deployed otherwise: 2 days
+DEFAULT_ADMIN_DELAY = 2 * 86_400
 
 
 class ManifestEntry(DocumentStruct):
@@ -208,6 +211,19 @@ def escrow_client(chain: Chain, data_dir: Path) -> EscrowClient:
                         deployed(chain, data_dir, "PanelArbitrator"))
 
 
+def admin_timelock(chain: Chain, data_dir: Path) -> tuple[Contract, int] | None:
+    """The manifest's AdminTimelock and its deployment block, if it holds the escrow's admin
+    role (a deployment with an admin delay); None when admin changes apply at once."""
+    entry = _entry(read_manifest(data_dir, chain.chain_id), "AdminTimelock")
+    if entry is None:
+        return None
+    escrow = deployed(chain, data_dir, "FulfillmentEscrow")
+    role = bytes(chain.call(escrow.functions.DEFAULT_ADMIN_ROLE()))
+    if not chain.call(escrow.functions.hasRole(role, entry.address)):
+        return None
+    return deployed(chain, data_dir, "AdminTimelock"), entry.block_number
+
+
 def evidence_log(chain: Chain, data_dir: Path) -> Contract:
     """The deployed EvidenceLog for this chain (see `deployed`)."""
     return deployed(chain, data_dir, "EvidenceLog")
@@ -248,6 +264,7 @@ def meta_evidence_uri(terms: Terms) -> str:
             "returnDeliveryWindow": terms.return_delivery_window,
             "returnInspectionWindow": terms.return_inspection_window,
             "responseWindow": terms.response_window, "arbitrationWindow": terms.arbitration_window,
+            "depositRatioBps": terms.deposit_ratio_bps,
         },  # fmt: skip
     }
     return "data:application/json;base64," + base64.b64encode(canonical.dumps_strict(doc)).decode()
@@ -259,6 +276,12 @@ class EscrowDeployment:
     arbitrator: Deployment
     rules: Deployment  # EscrowTermsRules: the hard bounds the escrow's admin cannot exceed
     batcher: Deployment  # EscrowBatcher: relayers batch permissionless steps through it
+    timelock: Deployment | None = None  # AdminTimelock holding both admin roles, if any
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        return [self.arbitrator, self.rules, self.escrow, self.batcher,
+                *([self.timelock] if self.timelock else [])]
 
 
 def deploy_escrow(
@@ -271,14 +294,19 @@ def deploy_escrow(
     treasury: str | None = None,
     deposit_ratio_bps: int = DEFAULT_DEPOSIT_RATIO_BPS,
     terms: dict[str, Any] | None = None,
+    admin_delay: int = 0,
     redeploy: bool = False,
 ) -> EscrowDeployment:
-    """Deploy PanelArbitrator (the panel, N of M), FulfillmentEscrow using it, the stateless
-    EscrowTermsRules the escrow checks its admin against, and the EscrowBatcher relayers use.
+    """Deploy PanelArbitrator (the panel, N of M, at `arbitration_cost`: its epoch 1),
+    FulfillmentEscrow using it, the stateless EscrowTermsRules the escrow checks its admin
+    against, and the EscrowBatcher relayers use.
 
-    The deployer becomes the admin of the panel and the escrow; `treasury` (default: the
-    deployer) receives platform fees. `terms` overrides fields of `ledger.escrow.Terms` for
-    version 1. Idempotent like `deploy_contract`.
+    Terms version 1 takes `terms` overrides of `ledger.escrow.Terms`, the deposit ratio and the
+    panel's current epoch (so the orders funded under it are decided by that panel at that
+    cost, whatever panels come later). `treasury` (default: the deployer) receives platform
+    fees. The deployer is the admin of both; with `admin_delay` > 0 seconds, `hand_over_admin`
+    then gives both admin roles to an AdminTimelock (OpenZeppelin TimelockController) with
+    that delay, the deployer as its proposer and executor. Idempotent like `deploy_contract`.
     """
     admin = chain.default_account.address
     rules = deploy_contract(chain, data_dir, "EscrowTermsRules", redeploy=redeploy)
@@ -287,9 +315,36 @@ def deploy_escrow(
         chain, data_dir, "PanelArbitrator", admin, panel, threshold, arbitration_cost,
         redeploy=redeploy,
     )  # fmt: skip
-    t = Terms(arbitrator=arb.address, **(terms or {}))
+    epoch = int(chain.call(chain.contract("PanelArbitrator", arb.address).functions.panel())[0])
+    t = Terms(**{"deposit_ratio_bps": deposit_ratio_bps, **(terms or {})}, arbitrator=arb.address,
+              arbitrator_extra_data=panel_extra_data(epoch))
     esc = deploy_contract(
         chain, data_dir, "FulfillmentEscrow", rules.address, admin, treasury or admin, t.as_tuple(),
-        deposit_ratio_bps, meta_evidence_uri(t), redeploy=redeploy,
+        meta_evidence_uri(t), redeploy=redeploy,
     )  # fmt: skip
-    return EscrowDeployment(esc, arb, rules, batcher)
+    timelock = None
+    if admin_delay > 0:
+        timelock = deploy_contract(chain, data_dir, "AdminTimelock", admin_delay, [admin], [admin],
+                                   redeploy=redeploy)
+    return EscrowDeployment(esc, arb, rules, batcher, timelock)
+
+
+def hand_over_admin(chain: Chain, dep: EscrowDeployment) -> list[str]:
+    """Give the escrow's and the panel's admin role to `dep.timelock` and renounce the
+    deployer's, so that every later admin change waits out the timelock's delay. Call it after
+    the deployment's initial configuration (carriers, tokens). Idempotent; returns what it did."""
+    if dep.timelock is None:
+        return []
+    done: list[str] = []
+    me = chain.default_account
+    for dep_ in (dep.escrow, dep.arbitrator):
+        name = "FulfillmentEscrow" if dep_ is dep.escrow else "PanelArbitrator"
+        c = chain.contract(name, dep_.address)
+        role = bytes(chain.call(c.functions.DEFAULT_ADMIN_ROLE()))
+        if not chain.call(c.functions.hasRole(role, dep.timelock.address)):
+            chain.transact(c.functions.grantRole(role, dep.timelock.address), me)
+            done.append(f"{name}: admin role granted to AdminTimelock {dep.timelock.address}")
+        if chain.call(c.functions.hasRole(role, me.address)):
+            chain.transact(c.functions.renounceRole(role, me.address), me)
+            done.append(f"{name}: the deployer's admin role renounced")
+    return done

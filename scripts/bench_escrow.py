@@ -59,7 +59,7 @@ from ledger.chain.rpc import Chain
 from ledger.deploy import deploy_escrow
 from ledger.errors import ConfigError, LedgerError
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id
 from ledger.escrow.types import NATIVE, OrderState, split_ruling
 
 from benchutil import machine, write_results  # scripts/benchutil.py
@@ -245,7 +245,7 @@ class Bench:
     def offer(self, asset: Asset, merchant: LocalAccount, tag: str) -> tuple[Offer, bytes]:
         now = self.chain.timestamp()
         offer = Offer(
-            order_id=order_key(f"{SEED}/{tag}"),
+            order_id=escrow_order_id(f"{SEED}/{tag}", merchant.address),
             merchant=merchant.address,
             buyer=self.buyer.address,
             token=asset.address,
@@ -254,6 +254,7 @@ class Bench:
             inspection_window=INSPECTION,
             order_record=evidence(tag, "order"),
             expires_at=now + DAY,
+            terms_id=self.client.current_terms_id(),
         )
         return offer, self.client.sign_offer(merchant, offer)
 
@@ -680,11 +681,11 @@ def describe_escrow(bench: Bench) -> dict[str, Any]:
     terms = c.terms()
     arbitrator = c.arbitrator
     assert arbitrator is not None and arbitrator.address == terms.arbitrator
-    _, members, threshold = c.chain.call(arbitrator.functions.panel())
+    _, members, threshold, _ = c.chain.call(arbitrator.functions.panel())
     return {
         "fee_bps": terms.fee_bps,
         "reserve_bps": terms.reserve_bps,
-        "deposit_ratio_bps": int(c.chain.call(c.escrow.functions.depositRatioBps())),
+        "deposit_ratio_bps": terms.deposit_ratio_bps,
         "arbitration_cost_wei": int(
             c.chain.call(arbitrator.functions.arbitrationCost(terms.arbitrator_extra_data))
         ),

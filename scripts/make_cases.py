@@ -31,7 +31,7 @@ from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
 from ledger.escrow.calls import Call
-from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id
 from ledger.escrow.platform import Platform
 from ledger.escrow.types import NATIVE, Ruling
 from ledger.evidence.anchor import Anchorer
@@ -78,7 +78,8 @@ class World:
     def attempt_ship(self, oid: str, carrier_code: str, tracking: str, signer: LocalAccount) -> bytes:
         """The merchant submits a shipment attestation signed by `signer`, bypassing the platform."""
         e = self.env
-        att = Attestation("Shipment", order_key(oid), canonical_tracking(carrier_code, tracking),
+        att = Attestation("Shipment", self.platform.escrow_id(oid),
+                          canonical_tracking(carrier_code, tracking),
                           e.chain.timestamp())
         sig = e.client.sign_attestation(signer, att)
         return self.attempt(e.client.calls.ship(att, sig), e.merchant)
@@ -242,7 +243,7 @@ def _double_pledge(w: World) -> Run:
     oid = _open(w)
     w.platform.pledge(oid, merchant=e.merchant, lender=e.lender.address)
     second = labelled_key("case-library second lender")
-    bad = w.attempt(e.client.calls.pledge(order_key(oid), second.address), e.merchant)
+    bad = w.attempt(e.client.calls.pledge(w.platform.escrow_id(oid), second.address), e.merchant)
     _ship_deliver(w, oid, "SF2236067977")
     e.chain.time_travel(3 * DAY + 60)
     w.platform.release(oid)
@@ -259,10 +260,11 @@ def _replayed_offer(w: World) -> Run:
     o = w.order()
     oid = str(o["order_id"])
     now = e.chain.timestamp()
-    cheap_offer = Offer(order_key(cheap), e.merchant.address, e.buyer.address, e.token, 1 * USD,
-                        now + 2 * DAY, 3 * DAY, b"\x11" * 32, now + 3600)
+    cheap_offer = Offer(escrow_order_id(cheap, e.merchant.address), e.merchant.address, e.buyer.address,
+                        e.token, 1 * USD, now + 2 * DAY, 3 * DAY, b"\x11" * 32, now + 3600,
+                        e.client.current_terms_id())
     stolen = e.client.sign_offer(e.merchant, cheap_offer)
-    forged_offer = dataclasses.replace(cheap_offer, order_id=order_key(oid))
+    forged_offer = dataclasses.replace(cheap_offer, order_id=escrow_order_id(oid, e.merchant.address))
     bad = w.attempt(e.client.calls.fund(forged_offer, stolen), e.buyer)
     w.platform.open_order(o, merchant=e.merchant, buyer=e.buyer, price=40 * USD, token=e.token,
                           inspection_window=3 * DAY)

@@ -48,7 +48,10 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     }
 
     /// @notice The merchant's signed terms (EIP-712 type `Offer`). `buyer == address(0)` lets any
-    /// buyer fund it; `orderRecord` commits to the order record leaf in the evidence log.
+    /// buyer fund it; `orderRecord` commits to the order record leaf in the evidence log. The
+    /// escrow order id lies in the merchant's namespace: its first 20 bytes are the merchant's
+    /// address (the rest derives from the readable order id), so nobody else can occupy it.
+    /// `termsId` is the terms version the merchant accepts: funding fails once it is not current.
     struct Offer {
         bytes32 orderId;
         address merchant;
@@ -59,6 +62,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         uint32 inspectionWindow;
         bytes32 orderRecord;
         uint64 expiresAt;
+        uint16 termsId;
     }
 
     /// @notice A carrier's shipment attestation: EIP-712 type `Shipment` for the outbound parcel,
@@ -85,7 +89,10 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     }
 
     /// @notice A version of the platform terms. Every order snapshots the version current when it
-    /// is funded, so later admin changes never alter an open order. All windows are in seconds.
+    /// is funded (and its merchant signed), so later admin changes never alter an open order: not
+    /// its fees, windows, arbitrator (with the arbitrator's `arbitratorExtraData`, which for
+    /// PanelArbitrator names an immutable panel epoch and its cost) nor the deposit it locks. All
+    /// windows are in seconds.
     struct Terms {
         uint16 feeBps; // platform fee on the merchant's released share
         uint16 reserveBps; // risk-reserve contribution on the merchant's released share
@@ -96,6 +103,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
         uint32 returnInspectionWindow; // return delivery + this: merchant may dispute
         uint32 responseWindow; // dispute opened + this: respondent must answer or lose
         uint32 arbitrationWindow; // dispute opened + this: arbitrator silent -> 50/50 split
+        uint16 depositRatioBps; // merchant deposit locked per order: ceil(price * this / 10000)
         IArbitrator arbitrator;
         bytes arbitratorExtraData;
     }
@@ -148,8 +156,12 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice Thrown when funding an order id that was already used (replayed offer).
     error EscrowOrderExists(bytes32 orderId);
 
-    /// @notice Thrown when an order id is zero.
-    error EscrowInvalidOrderId(bytes32 orderId);
+    /// @notice Thrown when an order id is not in the offer's merchant's namespace (its first 20
+    /// bytes are not the merchant's address), so nobody can squat another merchant's order id.
+    error EscrowInvalidOrderId(bytes32 orderId, address merchant);
+
+    /// @notice Thrown when an offer names a terms version that is not the current one.
+    error EscrowTermsNotCurrent(bytes32 orderId, uint16 offered, uint16 current);
 
     /// @notice Thrown when the offer's signature is not the merchant's for this contract and chain.
     error EscrowInvalidSignature(bytes32 orderId, address merchant);
@@ -370,9 +382,6 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// with the same id as `MetaEvidence`).
     event TermsSet(uint16 indexed termsId, IArbitrator indexed arbitrator);
 
-    /// @notice Emitted when the deposit ratio changes.
-    event DepositRatioSet(uint16 depositRatioBps);
-
     /// @notice Emitted when a carrier is registered or removed.
     event CarrierSet(address indexed carrier, bool registered);
 
@@ -390,7 +399,7 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     // ---------------------------------------------------------------------------------------------
 
     /// @notice Fund an offer: the buyer pays the price into escrow (ETH as value, ERC-20 by
-    /// allowance). Requires the merchant's signature and a deposit covering the new exposure.
+    /// allowance). Requires the merchant's signature and a deposit that covers what the new order locks.
     /// @param offer The merchant's terms.
     /// @param merchantSignature EIP-712 signature of `offer` by `offer.merchant` (ECDSA or ERC-1271).
     function fund(Offer calldata offer, bytes calldata merchantSignature) external payable;
@@ -537,10 +546,6 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @return termsId The new version's id.
     function setTerms(Terms calldata terms, string calldata metaEvidence) external returns (uint16 termsId);
 
-    /// @notice Set the merchant deposit ratio (share of open exposure) for new orders and withdrawals.
-    /// @param depositRatioBps The ratio in basis points.
-    function setDepositRatio(uint16 depositRatioBps) external;
-
     /// @notice Register or remove a carrier signing address.
     /// @param carrier The address.
     /// @param registered Whether its attestations are accepted.
@@ -600,20 +605,15 @@ interface IFulfillmentEscrow is IArbitrable, IEvidence {
     /// @notice An account's withdrawable credit.
     function creditOf(address token, address account) external view returns (uint256 credit);
 
-    /// @notice A merchant's deposit, open exposure and the deposit it currently requires.
-    function depositOf(address token, address merchant)
-        external
-        view
-        returns (uint256 deposit, uint256 exposure, uint256 required);
+    /// @notice A merchant's deposit and the part of it its open orders lock (each order locks
+    /// ceil(price * depositRatioBps / 10000) of the terms it was funded under).
+    function depositOf(address token, address merchant) external view returns (uint256 deposit, uint256 locked);
 
     /// @notice A terms version.
     function terms(uint16 termsId) external view returns (Terms memory);
 
     /// @notice The terms version new orders get.
     function currentTermsId() external view returns (uint16);
-
-    /// @notice The deposit ratio in basis points.
-    function depositRatioBps() external view returns (uint16);
 
     /// @notice Where fees go.
     function treasury() external view returns (address);

@@ -17,19 +17,21 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
-from ledger._internal.rfc3339 import parse_time_ns
+from ledger._internal.rfc3339 import parse_time_ns, rfc3339
 from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
+from ledger.deploy import admin_timelock, escrow_client
 from ledger.errors import ChainUnavailable, ConfigError
+from ledger.escrow.admin import Admin, Submitted
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
 __all__ = [
     "UINT256_MAX", "Handler", "add_json", "add_rpc", "address", "address_of", "address_or_keyref",
-    "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
+    "admin_for", "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
     "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
-    "tx_hash", "write_output",
+    "submitted_out", "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -229,3 +231,37 @@ def emit(args: argparse.Namespace, payload: Any, text: Any) -> None:
         print(json.dumps(payload, indent=2, sort_keys=True))
     else:
         console().print(text)
+
+
+# --- admin changes (ledger admin, ledger carrier, ledger token) ----------------------------
+
+def admin_for(args: argparse.Namespace) -> Admin:
+    """The deployment's admin side, signing with `--as` (default: the platform key)."""
+    chain = open_chain(args)
+    ddir = data_dir(args)
+    client = escrow_client(chain, ddir)
+    found = admin_timelock(chain, ddir)
+    sender = resolve_signer(args.as_, chain) if getattr(args, "as_", None) else chain.default_account
+    timelock, block = found if found else (None, 0)
+    return Admin(client, timelock, sender, from_block=block)
+
+
+def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, Any] | None = None) -> int:
+    payload: dict[str, Any] = {"executed": done.executed, "calls": done.calls,
+                               "tx_hashes": done.tx_hashes, **(extra or {})}
+    if done.operation is not None:
+        payload["operation"] = done.operation.to_json()
+    lines = [f"  {c}" for c in done.calls]
+    if done.executed:
+        text = "executed (no admin timelock: the change applies at once):\n" + "\n".join(lines)
+    else:
+        op = done.operation
+        assert op is not None
+        text = (f"scheduled operation 0x{op.id.hex()}, executable from {rfc3339(op.ready_at)}:\n"
+                + "\n".join(lines)
+                + f"\nrun `ledger admin execute 0x{op.id.hex()}` then (anyone watching the timelock "
+                "sees it now)")
+    if "warning" in payload:
+        text += f"\nwarning: {payload['warning']}"
+    emit(args, payload, text)
+    return 0

@@ -26,6 +26,7 @@ from ledger.cli._common import (
     address,
     address_of,
     address_or_keyref,
+    admin_for,
     amount,
     console,
     data_dir,
@@ -40,9 +41,9 @@ from ledger.cli._common import (
 from ledger.deploy import escrow_client
 from ledger.errors import ConfigError, LedgerError
 from ledger.escrow import payout
-from ledger.escrow.eip712 import order_key
+from ledger.escrow.admin import Submitted
 from ledger.escrow.platform import EscrowStep, Platform
-from ledger.escrow.types import NATIVE, OrderState, Ruling, split_ruling
+from ledger.escrow.types import NATIVE, ZERO32, OrderState, Ruling, split_ruling
 
 __all__ = ["configure"]
 
@@ -110,7 +111,7 @@ def _run(args: argparse.Namespace, body: Any) -> int:
 
 
 def _step_out(ctx: _Ctx, step: EscrowStep) -> tuple[dict[str, Any], str]:
-    state = ctx.client.state(order_key(step.order_id)).name
+    state = ctx.client.state(ctx.platform.escrow_id(step.order_id)).name
     block = int(step.receipt["blockNumber"])
     payload: dict[str, Any] = {
         "order_id": step.order_id, "action": step.action, "state": state,
@@ -214,9 +215,9 @@ def cmd_dispute(args: argparse.Namespace) -> int:
 def cmd_pledge(args: argparse.Namespace) -> int:
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         if args.lender is None:
-            key = order_key(args.order)
-            info = ctx.client.order(key)
-            if info.state is OrderState.NONE:
+            key = ctx.platform.funded_as(args.order)
+            info = ctx.client.order(key or ZERO32)
+            if key is None or info.state is OrderState.NONE:
                 raise LedgerError(f"unknown order {args.order!r}: no order on chain at escrow "
                                   f"{ctx.client.address}, so nothing is pledged")
             lender = info.lender if info.pledged else None
@@ -253,11 +254,11 @@ def cmd_deposit(args: argparse.Namespace) -> int:
                 raise ConfigError("--merchant: withdrawing a deposit needs the merchant's KEYREF "
                                   "(the merchant signs it), not an address")
             c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant))
-        have, exposure, need = c.deposit_of(token, merchant)
-        payload = {"merchant": merchant, "token": token, "deposit": have, "exposure": exposure,
-                   "required": need, "free": max(0, have - need)}
-        return payload, (f"merchant {merchant}: deposit {have}, open exposure {exposure}, "
-                         f"required {need}, withdrawable {max(0, have - need)} ({a.token})")
+        have, locked = c.deposit_of(token, merchant)
+        payload = {"merchant": merchant, "token": token, "deposit": have, "locked": locked,
+                   "free": max(0, have - locked)}
+        return payload, (f"merchant {merchant}: deposit {have}, locked by open orders {locked}, "
+                         f"withdrawable {max(0, have - locked)} ({a.token})")
 
     return _run(args, body)
 
@@ -275,10 +276,20 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+def _scheduled(done: Submitted) -> tuple[dict[str, Any], str]:
+    op = done.operation
+    assert op is not None
+    return {"scheduled": op.to_json()}, (
+        f"scheduled operation 0x{op.id.hex()} ({'; '.join(done.calls)}), executable from "
+        f"{rfc3339(op.ready_at)}: run `ledger admin execute 0x{op.id.hex()}` then")
+
+
 def cmd_carrier(args: argparse.Namespace) -> int:
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         addr = ctx.address(args.carrier)
-        ctx.client.set_carrier(addr, args.carrier_cmd == "add", ctx.chain.default_account)
+        done = admin_for(args).submit([ctx.client.calls.set_carrier(addr, args.carrier_cmd == "add")])
+        if not done.executed:  # timelocked: scheduled
+            return _scheduled(done)
         registered = ctx.client.is_carrier(addr)
         return {"carrier": addr, "registered": registered}, (
             f"carrier {addr} {'registered' if registered else 'removed'}")
@@ -289,7 +300,9 @@ def cmd_carrier(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         token = _token(args.token)
-        ctx.client.set_token_allowed(token, args.token_cmd == "allow", ctx.chain.default_account)
+        done = admin_for(args).submit([ctx.client.calls.set_token_allowed(token, args.token_cmd == "allow")])
+        if not done.executed:  # timelocked: scheduled
+            return _scheduled(done)
         tid, allowed = ctx.client.token_info(token)
         return {"token": token, "id": tid, "allowed": allowed}, (
             f"token {token}: {'allowed' if allowed else 'not allowed'} for new orders")

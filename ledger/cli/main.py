@@ -48,6 +48,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "withdraw": ("ledger.cli.escrow", "withdraw an account's credit (payouts, refunds, compensation)"),
     "carrier": ("ledger.cli.escrow", "register or remove a carrier's signing address (admin)"),
     "token": ("ledger.cli.escrow", "allow or disallow an ERC-20 for new orders (admin)"),
+    "admin": ("ledger.cli.admin", "admin changes (terms, deposit ratio, treasury, fees, arbitrator panel, "
+              "carriers, tokens): at once, or scheduled and executed through the admin timelock"),
     "escrow": ("ledger.cli.escrow", "the escrow's books for a token (they must equal its balance) and terms"),
     "advance": ("ledger.cli.dev", "advance a local node's clock (anvil or embedded only; for tests and "
                 "replays)"),

@@ -24,7 +24,6 @@ from ledger.deploy import deploy_escrow
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import EscrowStep, Platform
 from ledger.escrow.types import Ruling
 from ledger.evidence.store import Store, StoredRecord
@@ -83,7 +82,7 @@ def _set_up(chain: Chain, store: Store, cast: Cast, console: Console) -> tuple[P
         client.set_carrier(c.address, True, admin)
     for acct in [*cast.merchants, *cast.buyers]:
         chain.transact(token.functions.mint(acct.address, 100_000 * USD), admin)
-    for m in cast.merchants:  # security deposits: 20% of open exposure is required
+    for m in cast.merchants:  # security deposits: each order locks 20% of its price
         client.deposit(m.address, token.address, 400 * USD, m)
     out = EscrowDemo(dep.escrow.address, dep.arbitrator.address, token.address)
     console.print(f"[bold]6.[/bold] FulfillmentEscrow at {out.escrow}, panel arbitrator (2 of 3) at "
@@ -148,14 +147,14 @@ class _Day:
             self.gas(p.deliver(oid, carrier=carriers[shipped.public["carrier"]], method="locker"))
         returned, disputed, pledged = delivered[1], delivered[2], delivered[3]
         self.out.pledged_order, self.out.lender = pledged, self.cast.lender.address
-        info = self.client.order(order_key(returned))
+        info = self.client.order(p.escrow_id(returned))
         self.gas(p.request_return(returned, buyer=self.buyer_of[info.buyer], amount=info.price // 2,
                                   reason="size_fit", detail="one of two items does not fit"))
         self.gas(p.ship_return(returned, carrier=carriers["JD"], carrier_code="JD",
                                tracking_number="JD9900000001"))
         self.gas(p.deliver_return(returned, carrier=carriers["JD"]))
         self.gas(p.confirm_return(returned, merchant=self.merchant_of[returned]))
-        dinfo = self.client.order(order_key(disputed))
+        dinfo = self.client.order(p.escrow_id(disputed))
         self.gas(p.open_dispute(disputed, party=self.buyer_of[dinfo.buyer], statement={
             "kind": "return", "amount": 1, "currency": "CNY", "type": "refund_only", "reason": "counterfeit",
             "detail": "the parcel held a counterfeit of the product shown on stream",
@@ -183,7 +182,7 @@ class _Day:
         """Every order's final state, and the escrow's books in the stablecoin."""
         c, token = self.client, self.out.token
         for oid in ids:
-            o = c.order(order_key(oid))
+            o = c.order(self.p.escrow_id(oid))
             self.out.orders.append({"order_id": oid, "state": o.state.name, "price": o.price,
                                     "lender": o.lender if o.pledged else None})
         t = c.totals(token)

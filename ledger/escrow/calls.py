@@ -44,6 +44,13 @@ class Call:
     def label(self) -> str:
         return str(getattr(self.fn, "fn_name", None) or "call")
 
+    @property
+    def calldata(self) -> bytes:
+        """The call's ABI-encoded data (selector and arguments)."""
+        fn = self.fn
+        contract = fn.w3.eth.contract(address=fn.address, abi=[fn.abi])
+        return bytes.fromhex(contract.encode_abi(fn.abi_element_identifier, args=fn.args)[2:])
+
 
 @dataclass(frozen=True)
 class EscrowCalls:
@@ -148,6 +155,25 @@ class EscrowCalls:
             raise ConfigError("this escrow has no PanelArbitrator configured")
         return Call(self.arbitrator.functions.vote(dispute_id, ruling))
 
+    def refund_fee(self, dispute_id: int) -> Call:
+        """Refund a dispute's held fee to its opener after a default or an arbitration timeout."""
+        if self.arbitrator is None:
+            raise ConfigError("this escrow has no PanelArbitrator configured")
+        return Call(self.arbitrator.functions.refundFee(dispute_id))
+
+    def set_panel(self, members: list[str], threshold: int, cost: int) -> Call:
+        """Publish a new panel epoch (its members, threshold and arbitration cost)."""
+        if self.arbitrator is None:
+            raise ConfigError("this escrow has no PanelArbitrator configured")
+        return Call(self.arbitrator.functions.setPanel(
+            [to_checksum_address(m) for m in members], threshold, cost))
+
+    def withdraw_panel_fees(self, to: str, amount: int) -> Call:
+        """Send the panel's earned dispute fees to `to`."""
+        if self.arbitrator is None:
+            raise ConfigError("this escrow has no PanelArbitrator configured")
+        return Call(self.arbitrator.functions.withdrawFees(to_checksum_address(to), amount))
+
     # money ------------------------------------------------------------------------------------
     def deposit_for(self, merchant: str, token: str, amount: int) -> Call:
         fn = self._f.depositFor(to_checksum_address(merchant), to_checksum_address(token), amount)
@@ -169,9 +195,6 @@ class EscrowCalls:
     # administration ---------------------------------------------------------------------------
     def set_terms(self, terms: Terms, meta_evidence: str) -> Call:
         return Call(self._f.setTerms(terms.as_tuple(), meta_evidence))
-
-    def set_deposit_ratio(self, bps: int) -> Call:
-        return Call(self._f.setDepositRatio(bps))
 
     def set_carrier(self, carrier: str, registered: bool) -> Call:
         return Call(self._f.setCarrier(to_checksum_address(carrier), registered))

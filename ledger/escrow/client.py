@@ -157,6 +157,13 @@ class EscrowClient:
         """A panel member's vote on the bundled PanelArbitrator."""
         return self.send(self.calls.vote(dispute_id, ruling), member)
 
+    def refund_fee(self, dispute_id: int, sender: LocalAccount) -> dict[str, Any]:
+        """Have the panel refund a dispute's held fee to its opener (after a default or timeout)."""
+        return self.send(self.calls.refund_fee(dispute_id), sender)
+
+    def set_panel(self, members: list[str], threshold: int, cost: int, admin: LocalAccount) -> dict[str, Any]:
+        return self.send(self.calls.set_panel(members, threshold, cost), admin)
+
     # money -----------------------------------------------------------------------------
     def deposit(self, merchant: str, token: str, amount: int, sender: LocalAccount) -> dict[str, Any]:
         """Add to `merchant`'s deposit (approving an ERC-20 first)."""
@@ -176,9 +183,6 @@ class EscrowClient:
     # administration ------------------------------------------------------------------------
     def set_terms(self, terms: Terms, meta_evidence: str, admin: LocalAccount) -> dict[str, Any]:
         return self.send(self.calls.set_terms(terms, meta_evidence), admin)
-
-    def set_deposit_ratio(self, bps: int, admin: LocalAccount) -> dict[str, Any]:
-        return self.send(self.calls.set_deposit_ratio(bps), admin)
 
     def set_carrier(self, carrier: str, registered: bool, admin: LocalAccount) -> dict[str, Any]:
         return self.send(self.calls.set_carrier(carrier, registered), admin)
@@ -229,15 +233,20 @@ class EscrowClient:
         fn = self.escrow.functions.creditOf(to_checksum_address(token), to_checksum_address(account))
         return int(self.chain.call(fn))
 
-    def deposit_of(self, token: str, merchant: str) -> tuple[int, int, int]:
-        """(deposit, open exposure, required deposit) of a merchant in a token."""
+    def deposit_of(self, token: str, merchant: str) -> tuple[int, int]:
+        """(deposit, locked) of a merchant in a token: `locked` is what its open orders hold
+        (each ceil(price x its terms' deposit ratio / 10000)); the rest may be withdrawn."""
         fn = self.escrow.functions.depositOf(to_checksum_address(token), to_checksum_address(merchant))
-        d, e, r = self.chain.call(fn)
-        return int(d), int(e), int(r)
+        d, locked = self.chain.call(fn)
+        return int(d), int(locked)
+
+    def current_terms_id(self) -> int:
+        """The terms version new orders are funded under (an offer must name it)."""
+        return int(self.chain.call(self.escrow.functions.currentTermsId()))
 
     def terms(self, terms_id: int | None = None) -> Terms:
         if terms_id is None:
-            terms_id = int(self.chain.call(self.escrow.functions.currentTermsId()))
+            terms_id = self.current_terms_id()
         if terms_id not in self._terms_cache:  # versions are immutable once published
             self._terms_cache[terms_id] = Terms.from_tuple(
                 self.chain.call(self.escrow.functions.terms(terms_id)))

@@ -3,7 +3,8 @@
 The merchant's ``Offer``, and a carrier's ``Shipment``, ``Delivery``, ``ReturnShipment`` and
 ``ReturnDelivery`` attestations. The domain is ``("FulfillmentEscrow", "1", chainId,
 escrow address)``, so a signature is bound to one order, one contract and one chain.
-Order ids and tracking numbers become the bytes32 values the contract keys on here too.
+Order ids become the escrow's bytes32 order ids (`escrow_order_id`, in the merchant's namespace)
+and tracking numbers their one canonical spelling (`canonical_tracking`) here too.
 """
 
 from __future__ import annotations
@@ -22,14 +23,26 @@ from ledger.escrow.types import ZERO32
 
 __all__ = [
     "ATTESTATION_KINDS", "DOMAIN_NAME", "DOMAIN_VERSION", "Attestation", "Offer", "canonical_tracking",
-    "order_key", "recover_signer", "sign_attestation", "sign_offer", "signed_message", "tracking_hash",
+    "escrow_order_id", "merchant_of", "recover_signer", "sign_attestation", "sign_offer", "signed_message",
+    "tracking_hash",
 ]
 
-def order_key(order_id: str) -> bytes:
-    """The escrow's bytes32 order id for an evidence-log order id: keccak256(UTF-8 id)."""
+def escrow_order_id(order_id: str, merchant: str) -> bytes:
+    """The escrow's bytes32 order id for an evidence-log order id of `merchant` (an address):
+    the merchant's 20 address bytes, then the first 12 bytes of keccak256(UTF-8 order id).
+
+    The escrow refuses to fund an id whose first 20 bytes are not the offer's merchant, so no
+    one else can occupy (squat) a merchant's order id; two ids of one merchant collide only if
+    96 bits of keccak256 do.
+    """
     if not order_id:
         raise ValueError("order id must not be empty")
-    return bytes(keccak(text=order_id))
+    return bytes.fromhex(to_checksum_address(merchant)[2:]) + bytes(keccak(text=order_id))[:12]
+
+
+def merchant_of(escrow_id: bytes) -> str:
+    """The merchant whose namespace an escrow order id lies in (its first 20 bytes)."""
+    return to_checksum_address(escrow_id[:20])
 
 
 _WAYBILL_NOISE = re.compile(r"[\s\-]+")
@@ -67,6 +80,7 @@ _OFFER_FIELDS = [
     {"name": "inspectionWindow", "type": "uint32"},
     {"name": "orderRecord", "type": "bytes32"},
     {"name": "expiresAt", "type": "uint64"},
+    {"name": "termsId", "type": "uint16"},
 ]
 
 
@@ -129,7 +143,7 @@ def _b32(value: str | bytes) -> bytes:
 class Offer:
     """The merchant's signed terms for one order (EIP-712 type ``Offer``)."""
 
-    order_id: bytes  # bytes32, see `order_key`
+    order_id: bytes  # bytes32, see `escrow_order_id`
     merchant: str
     buyer: str  # NATIVE (zero address): any buyer may fund it
     token: str  # NATIVE for ETH
@@ -138,6 +152,7 @@ class Offer:
     inspection_window: int  # seconds
     order_record: bytes  # leaf hash of the order record in the evidence log
     expires_at: int  # unix seconds
+    terms_id: int  # the escrow's terms version the merchant accepts (funding needs it current)
 
     def message(self) -> dict[str, Any]:
         return {
@@ -150,6 +165,7 @@ class Offer:
             "inspectionWindow": self.inspection_window,
             "orderRecord": self.order_record,
             "expiresAt": self.expires_at,
+            "termsId": self.terms_id,
         }
 
     def as_tuple(self) -> tuple[Any, ...]:
@@ -165,6 +181,7 @@ class Offer:
             order_id=_b32(m["orderId"]), merchant=m["merchant"], buyer=m["buyer"], token=m["token"],
             price=int(m["price"]), ship_by=int(m["shipBy"]), inspection_window=int(m["inspectionWindow"]),
             order_record=_b32(m["orderRecord"]), expires_at=int(m["expiresAt"]),
+            terms_id=int(m["termsId"]),
         )  # fmt: skip
 
 

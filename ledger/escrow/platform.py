@@ -38,8 +38,8 @@ from ledger.chain.rpc import Chain
 from ledger.errors import LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, order_key
-from ledger.escrow.types import NATIVE, OrderInfo, OrderState
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id
+from ledger.escrow.types import NATIVE, ZERO32, OrderInfo
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
 from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
@@ -132,6 +132,19 @@ class Platform:
             raise LedgerError(f"order {order_id!r} has no order record in the log")
         return found[0]
 
+    def escrow_id(self, order_id: str) -> bytes:
+        """The escrow order id this platform funded `order_id` under (from its own ``fund``
+        action's signed offer: the id lies in the merchant's namespace, `escrow_order_id`)."""
+        found = self.funded_as(order_id)
+        if found is None:
+            raise LedgerError(f"order {order_id!r} was never funded through escrow {self.client.address}: "
+                              "it has no escrow order id (run `ledger order open` first)")
+        return found
+
+    def funded_as(self, order_id: str) -> bytes | None:
+        """`escrow_id`, or None when the platform never sent a ``fund`` for the order."""
+        return funded_escrow_id(self.store.actions(order_id=order_id), self.client.address)
+
     def _latest(self, order_id: str, *suffixes: str) -> StoredRecord | None:
         wanted = {f"{order_id}:{s}" for s in suffixes}
         hits = [r for r in self.store.records_for_order(order_id) if r.id in wanted]
@@ -210,10 +223,11 @@ class Platform:
         oid = order_rec.order_id
         now = self.now()
         offer = Offer(
-            order_id=order_key(oid), merchant=merchant.address,
+            order_id=escrow_order_id(oid, merchant.address), merchant=merchant.address,
             buyer=buyer.address if restrict_to_buyer else NATIVE, token=token, price=price,
             ship_by=now + ship_within, inspection_window=inspection_window,
             order_record=self.store.leaf_for(order_rec), expires_at=now + offer_ttl,
+            terms_id=self.client.current_terms_id(),
         )  # fmt: skip
         signature = self.client.sign_offer(merchant, offer)
         if not is_native(token):  # the buyer lets the escrow pull the price: a step of its own
@@ -294,7 +308,7 @@ class Platform:
             raise LedgerError(f"record {record.id!r}: {exc}") from None
         # The carrier signs the record's leaf as the step's evidence: nobody relaying the
         # attestation can make the escrow report another.
-        att = Attestation(kind, order_key(order_id), waybill, at, self.store.leaf_for(record))
+        att = Attestation(kind, self.escrow_id(order_id), waybill, at, self.store.leaf_for(record))
         sig = self.client.sign_attestation(carrier, att)
         call = self.calls.attested(att, sig)
         payload = {"attestation": {"kind": kind, "order_id": _hex(att.order_id), "tracking": waybill,
@@ -313,14 +327,14 @@ class Platform:
                                "carrier": shipment.public["carrier"],
                                "tracking_number": shipment.public["tracking_number"],
                                "method": "signed"})
-        call = self.calls.confirm_delivery(order_key(order_id), self.store.leaf_for(record))
+        call = self.calls.confirm_delivery(self.escrow_id(order_id), self.store.leaf_for(record))
         return self._act(order_id, "confirm_delivery", call, buyer, records=[record],
                          evidence_record=record)
 
     def release(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
         """Release after the inspection window; the evidence is the delivery record."""
         evidence = self._latest(order_id, "dlv") or self.order_record(order_id)
-        call = self.calls.release(order_key(order_id), evidence.leaf)
+        call = self.calls.release(self.escrow_id(order_id), evidence.leaf)
         return self._act(order_id, "release", call, sender or self.relayer, evidence_record=evidence)
 
     def refund(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
@@ -334,7 +348,7 @@ class Platform:
             "detail": ("not delivered within the delivery window" if shipped
                        else "not shipped by the agreed ship-by time"),
         })  # fmt: skip
-        call = self.calls.refund(order_key(order_id), self.store.leaf_for(record))
+        call = self.calls.refund(self.escrow_id(order_id), self.store.leaf_for(record))
         return self._act(order_id, "refund", call, sender or self.relayer, records=[record],
                          evidence_record=record)
 
@@ -348,7 +362,7 @@ class Platform:
             "currency": order.public["currency"], "type": "refund_only", "reason": "other",
             "detail": detail,
         })  # fmt: skip
-        call = self.calls.cancel(order_key(order_id), self.store.leaf_for(record))
+        call = self.calls.cancel(self.escrow_id(order_id), self.store.leaf_for(record))
         return self._act(order_id, "cancel", call, merchant, records=[record], evidence_record=record)
 
     def request_return(
@@ -365,7 +379,7 @@ class Platform:
         """The buyer asks for `amount` (token units) back; the ``return`` record states it in
         the order's currency (`record_amount`, default proportional to the escrowed price)."""
         order = self.order_record(order_id)
-        info = self.client.order(order_key(order_id))
+        info = self.client.order(self.escrow_id(order_id))
         if record_amount is None:
             record_amount = max(1, order.public["total"] * amount // max(info.price, 1))
         obj = {**self._base(order_id, "return", "return"), "amount": record_amount,
@@ -373,7 +387,7 @@ class Platform:
         if detail:
             obj["detail"] = detail
         record = self._record(obj)
-        call = self.calls.request_return(order_key(order_id), amount, self.store.leaf_for(record))
+        call = self.calls.request_return(self.escrow_id(order_id), amount, self.store.leaf_for(record))
         return self._act(order_id, "request_return", call, buyer, records=[record],
                          evidence_record=record, payload={"amount": amount})
 
@@ -403,17 +417,17 @@ class Platform:
         """The merchant's side accepts the return: `merchant` signs it, which once the payout is
         pledged must be the lender's key."""
         evidence = self._latest(order_id, "return-dlv", "return") or self.order_record(order_id)
-        call = self.calls.confirm_return(order_key(order_id), evidence.leaf)
+        call = self.calls.confirm_return(self.escrow_id(order_id), evidence.leaf)
         return self._act(order_id, "confirm_return", call, merchant, evidence_record=evidence)
 
     def settle_return(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
         evidence = (self._latest(order_id, "return-dlv", "return-ship", "return")
                     or self.order_record(order_id))
-        call = self.calls.settle_return(order_key(order_id), evidence.leaf)
+        call = self.calls.settle_return(self.escrow_id(order_id), evidence.leaf)
         return self._act(order_id, "settle_return", call, sender or self.relayer, evidence_record=evidence)
 
     def pledge(self, order_id: str, *, merchant: LocalAccount, lender: str) -> EscrowStep:
-        call = self.calls.pledge(order_key(order_id), lender)
+        call = self.calls.pledge(self.escrow_id(order_id), lender)
         return self._act(order_id, "pledge", call, merchant, payload={"lender": lender})
 
     # -- disputes ------------------------------------------------------------------------------
@@ -428,7 +442,7 @@ class Platform:
         """Open a dispute citing an evidence record: an existing one (`evidence_record_id`,
         e.g. the carrier's delivery record) or a new statement (`statement`, a record dict,
         e.g. a ``return`` record with the buyer's reason and photo hashes)."""
-        info = self.client.order(order_key(order_id))
+        info = self.client.order(self.escrow_id(order_id))
         who = "buyer" if party.address == info.buyer else "merchant"
         records: list[Record] = []
         evidence: Record | StoredRecord
@@ -444,8 +458,8 @@ class Platform:
                 raise LedgerError(f"no record {evidence_record_id!r} in the log")
             evidence = found
         leaf = evidence.leaf if isinstance(evidence, StoredRecord) else self.store.leaf_for(evidence)
-        cost = self.client.arbitration_cost(order_key(order_id))
-        call = self.calls.open_dispute(order_key(order_id), leaf, cost)
+        cost = self.client.arbitration_cost(self.escrow_id(order_id))
+        call = self.calls.open_dispute(self.escrow_id(order_id), leaf, cost)
         return self._act(order_id, "open_dispute", call, party, records=records,
                          evidence_record=evidence, payload={"opener": who})
 
@@ -455,36 +469,37 @@ class Platform:
         if found is None:
             raise LedgerError(f"no record {record_id!r} in the log")
         uri = f"leaf:{found.index}:{found.leaf.hex()}"
-        call = self.calls.submit_evidence(order_key(order_id), uri)
+        call = self.calls.submit_evidence(self.escrow_id(order_id), uri)
         return self._act(order_id, "submit_evidence", call, party, evidence_record=found,
                          payload={"evidence": uri})
 
     def vote(self, order_id: str, *, member: LocalAccount, ruling: int) -> EscrowStep:
-        dispute = self.client.dispute_of(order_key(order_id))
+        dispute = self.client.dispute_of(self.escrow_id(order_id))
         call = self.calls.vote(dispute.dispute_id, ruling)
         return self._act(order_id, "vote", call, member,
                          payload={"dispute_id": dispute.dispute_id, "ruling": ruling})
 
     def claim_default(self, order_id: str, *, opener: LocalAccount) -> EscrowStep:
-        call = self.calls.claim_default(order_key(order_id))
+        call = self.calls.claim_default(self.escrow_id(order_id))
         return self._act(order_id, "claim_default", call, opener)
 
     def timeout_dispute(self, order_id: str, *, sender: LocalAccount | None = None) -> EscrowStep:
-        call = self.calls.timeout_dispute(order_key(order_id))
+        call = self.calls.timeout_dispute(self.escrow_id(order_id))
         return self._act(order_id, "timeout_dispute", call, sender or self.relayer)
 
     # -- views ---------------------------------------------------------------------------------
     def status(self, order_id: str) -> dict[str, Any]:
         """The order on chain, its evidence records and the escrow actions taken."""
-        info: OrderInfo = self.client.order(order_key(order_id))
+        key = self.funded_as(order_id)
         records = self.store.records_for_order(order_id)
         actions = self.store.actions(order_id=order_id)
-        if info.state is OrderState.NONE and not records and not actions:
+        if key is None and not records and not actions:
             raise LedgerError(f"unknown order {order_id!r}: no record of it in the log and no "
-                              f"order on chain at escrow {self.client.address}")
+                              f"order funded through escrow {self.client.address}")
+        info: OrderInfo = self.client.order(key or ZERO32)
         return {
             "order_id": order_id,
-            "escrow_order_id": _hex(order_key(order_id)),
+            "escrow_order_id": _hex(key) if key else None,
             "state": info.state.name,
             "price": info.price,
             "token": info.token,
@@ -501,10 +516,19 @@ class Platform:
         }  # fmt: skip
 
 
+def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:
+    """The escrow order id of the latest ``fund`` action among `actions` sent to `escrow` that
+    did not fail (the order id of its signed offer), or None."""
+    for row in reversed(actions):
+        if row.action == "fund" and row.contract.lower() == escrow.lower() and row.status != "failed":
+            return bytes.fromhex(str(row.payload["offer"]["order_id"]).removeprefix("0x"))
+    return None
+
+
 def _offer_json(offer: Offer) -> dict[str, Any]:
     return {
         "order_id": _hex(offer.order_id), "merchant": offer.merchant, "buyer": offer.buyer,
         "token": offer.token, "price": offer.price, "ship_by": offer.ship_by,
         "inspection_window": offer.inspection_window, "order_record": _hex(offer.order_record),
-        "expires_at": offer.expires_at,
+        "expires_at": offer.expires_at, "terms_id": offer.terms_id,
     }  # fmt: skip

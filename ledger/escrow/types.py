@@ -120,7 +120,13 @@ def split_ruling(buyer_bps: int) -> int:
 
 @dataclass(frozen=True)
 class Terms:
-    """A terms version (see ``IFulfillmentEscrow.Terms``); windows in seconds."""
+    """A terms version (see ``IFulfillmentEscrow.Terms``); windows in seconds.
+
+    `deposit_ratio_bps`: each order funded under this version locks ceil(price x ratio / 10000)
+    of its merchant's deposit until it settles. `arbitrator_extra_data` is passed to the
+    arbitrator; for PanelArbitrator it is ``abi.encode(uint32 epoch)``, the immutable panel and
+    cost that decide the version's disputes (`panel_extra_data`).
+    """
 
     arbitrator: str
     fee_bps: int = 200
@@ -132,14 +138,15 @@ class Terms:
     return_inspection_window: int = 3 * DAY
     response_window: int = 3 * DAY
     arbitration_window: int = 30 * DAY
+    deposit_ratio_bps: int = 2_000
     arbitrator_extra_data: bytes = b""
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (
             self.fee_bps, self.reserve_bps, self.compensation_bps, self.delivery_window,
             self.return_ship_window, self.return_delivery_window, self.return_inspection_window,
-            self.response_window, self.arbitration_window, to_checksum_address(self.arbitrator),
-            self.arbitrator_extra_data,
+            self.response_window, self.arbitration_window, self.deposit_ratio_bps,
+            to_checksum_address(self.arbitrator), self.arbitrator_extra_data,
         )  # fmt: skip
 
     @classmethod
@@ -148,9 +155,16 @@ class Terms:
             fee_bps=int(t[0]), reserve_bps=int(t[1]), compensation_bps=int(t[2]),
             delivery_window=int(t[3]), return_ship_window=int(t[4]),
             return_delivery_window=int(t[5]), return_inspection_window=int(t[6]),
-            response_window=int(t[7]), arbitration_window=int(t[8]),
-            arbitrator=str(t[9]), arbitrator_extra_data=bytes(t[10]),
+            response_window=int(t[7]), arbitration_window=int(t[8]), deposit_ratio_bps=int(t[9]),
+            arbitrator=str(t[10]), arbitrator_extra_data=bytes(t[11]),
         )  # fmt: skip
+
+
+def panel_extra_data(epoch: int) -> bytes:
+    """PanelArbitrator's `extraData` naming a panel epoch: ``abi.encode(uint32 epoch)``."""
+    if not 0 < epoch < 2**32:
+        raise ValueError(f"panel epoch {epoch} is not 1..2^32-1")
+    return epoch.to_bytes(32, "big")
 
 
 @dataclass(frozen=True)

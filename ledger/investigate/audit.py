@@ -7,10 +7,11 @@ An audit reads two sources and checks one against the other:
   to its leaf, its inclusion proof holds against a confirmed anchored head, and that head
   is anchored by the EvidenceLog contract;
 * the escrow's event logs, read from the chain (never from the store): every event whose
-  indexed order id is ``order_key(order_id)``, decoded with the escrow ABI, with its block
-  time and transaction. An event citing evidence (``evidence``, ``orderRecord``, ERC-1497
-  ``Evidence`` references) checks out only if the cited hash is the leaf of a record of the
-  same order and that record verified.
+  indexed order id is the order's escrow order id (the one the platform's ``fund`` offer
+  named, in the merchant's namespace; its OrderFunded must cite the order record), decoded
+  with the escrow ABI, with its block time and transaction. An event citing evidence
+  (``evidence``, ``orderRecord``, ERC-1497 ``Evidence`` references) checks out only if the
+  cited hash is the leaf of a record of the same order and that record verified.
 
 `Auditor.order_report` merges both into one timeline; `Auditor.merchant_report` adds the
 figures a lender asks for (sales, refunds, return rate, disputes, deposit coverage, pledged
@@ -36,8 +37,7 @@ from ledger._internal import rfc3339 as times
 from ledger.chain.abi import decode_log, event_topic, jsonable
 from ledger.errors import AuditError, BundleError
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import order_key
-from ledger.escrow.platform import NON_ESCROW_ACTIONS
+from ledger.escrow.platform import NON_ESCROW_ACTIONS, funded_escrow_id
 from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
@@ -185,14 +185,14 @@ class Auditor:
                   tx_hash=_hex(bytes(log["transactionHash"])), block_number=block,
                   log_index=int(log["logIndex"]), time=self._block_time(block))
 
-    def order_events(self, order_ids: Sequence[str]) -> dict[str, list[Ev]]:
+    def order_events(self, escrow_ids: dict[str, bytes | None]) -> dict[str, list[Ev]]:
         """Every escrow event of these orders, from the chain, in chain order.
 
         The order id is an indexed topic: first for the lifecycle events, second for
         ``Evidence`` and ``ReservePaid``, third for ``DepositSlashed``.
         """
-        keys = {_hex(order_key(o)): o for o in order_ids}
-        out: dict[str, dict[tuple[int, int], Ev]] = {o: {} for o in order_ids}
+        keys = {_hex(k): o for o, k in escrow_ids.items() if k is not None}
+        out: dict[str, dict[tuple[int, int], Ev]] = {o: {} for o in escrow_ids}
         hexkeys = list(keys)
         t = self._topic0
         for i in range(0, len(hexkeys), LOG_BATCH):
@@ -347,8 +347,9 @@ class Auditor:
     ) -> tuple[list[Order], list[Flag]]:
         """Verify and cross-check these orders (their stored records and the platform's
         actions on them, by order id); returns them and the general flags."""
-        events = self.order_events(list(stored))
-        orders = [Order(oid, [Rec(r, times.ts_ns(r.ts)) for r in recs], events[oid])
+        ids = {oid: funded_escrow_id(actions.get(oid, []), self.client.address) for oid in stored}
+        events = self.order_events(ids)
+        orders = [Order(oid, [Rec(r, times.ts_ns(r.ts)) for r in recs], events[oid], escrow_id=ids[oid])
                   for oid, recs in stored.items()]
         self._verify([r for o in orders for r in o.records], anchor, selection)
         flags: list[Flag] = []
@@ -357,9 +358,10 @@ class Auditor:
             by_leaf = {r.record.leaf: r for r in o.records}
             for ev in o.events:
                 self._check_event(ev, by_leaf)
-            key = order_key(o.order_id)
-            info = self.client.order(key)
-            _logger.debug("getOrder(%s): %s", _hex(key), info.state.name)
+            if o.escrow_id is None:
+                continue
+            info = self.client.order(o.escrow_id)
+            _logger.debug("getOrder(%s): %s", _hex(o.escrow_id), info.state.name)
             o.info = None if info.state is OrderState.NONE else info
         return orders, flags
 
@@ -418,10 +420,10 @@ class Auditor:
         report = OrderReport(
             format=FORMAT, generated_at=times.rfc3339(), chain=chain, anchor=head,
             order=OrderBlock(
-                order_id=order_id, escrow_order_id=_hex(order_key(order_id)),
+                order_id=order_id, escrow_order_id=_hex(o.escrow_id) if o.escrow_id else None,
                 merchant_id=order_rec.record.merchant_id if order_rec else None,
                 state=c.state, merchant=c.merchant, buyer=c.buyer, token=c.token, price=c.price,
-                lender=c.lender, payout_claims=payout_claims(self.client, order_id)),
+                lender=c.lender, payout_claims=payout_claims(self.client, o.escrow_id)),
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
         )  # fmt: skip
         _log_done(f"order {order_id}", orders, report)

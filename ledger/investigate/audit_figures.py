@@ -18,7 +18,6 @@ from eth_utils import to_checksum_address
 from ledger.errors import AuditError
 from ledger.escrow import payout
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import order_key
 from ledger.escrow.types import BPS, buyer_bps_of
 from ledger.investigate.audit_model import (
     FAILED,
@@ -269,16 +268,14 @@ class _Figures:
             tokens = list(order_tokens.get(addr, []))
             tokens += [tok for merchant, tok in deposits if merchant == addr and tok not in tokens]
             for tok in tokens:
-                deposit, exposure, required = self.client.deposit_of(tok, addr)
-                _logger.debug("depositOf(%s, %s): deposit %d, exposure %d, required %d",
-                              tok, addr, deposit, exposure, required)
+                deposit, locked = self.client.deposit_of(tok, addr)
+                _logger.debug("depositOf(%s, %s): deposit %d, locked %d", tok, addr, deposit, locked)
                 evs = deposits.get((addr, tok), [])
                 for e in evs:
                     src.ev(e)
                 items.append(CoverageItem(
-                    merchant=addr, token=tok, deposit=deposit, exposure=exposure,
-                    required=required, coverage=(deposit / required) if required else None,
-                    covered=deposit >= required,
+                    merchant=addr, token=tok, deposit=deposit, locked=locked,
+                    coverage=(deposit / locked) if locked else None, covered=deposit >= locked,
                     events=[DepositEventRef(event=e.name, tx_hash=e.tx_hash,
                                             amount=int(e.args["amount"])) for e in evs],
                 ))  # fmt: skip
@@ -314,13 +311,15 @@ class _Figures:
                 state=info.state.name, token=info.token, price=info.price,
                 outstanding=outstanding, paid_to_lender=paid, pledge_tx=pledge.tx_hash,
                 settlement_tx=settlement.tx_hash if settlement else None,
-                payout_claims=payout_claims(self.client, o.order_id),
+                payout_claims=payout_claims(self.client, o.escrow_id),
             ))  # fmt: skip
         return PledgedReceivables(count=len(items), by_token=by_token, items=items,
                                   sources=src.block())
 
 
-def payout_claims(client: EscrowClient, order_id: str) -> list[PayoutClaim]:
-    """What could still reduce the order's payout, from the chain now (empty once settled)."""
-    return [PayoutClaim(what=k.what, by=k.by, until=k.until)
-            for k in payout.claims(client, order_key(order_id))]
+def payout_claims(client: EscrowClient, escrow_id: bytes | None) -> list[PayoutClaim]:
+    """What could still reduce the order's payout, from the chain now (empty once settled, or
+    when the order was never funded)."""
+    if escrow_id is None:
+        return []
+    return [PayoutClaim(what=k.what, by=k.by, until=k.until) for k in payout.claims(client, escrow_id)]

@@ -188,7 +188,7 @@ class OrderBlock(DocumentStruct):
     and what could still take its payout away."""
 
     order_id: str
-    escrow_order_id: str
+    escrow_order_id: str | None  # None: never funded through the escrow
     merchant_id: str | None
     state: str
     merchant: str | None
@@ -383,9 +383,8 @@ class CoverageItem(DocumentStruct):
     merchant: str
     token: str
     deposit: int
-    exposure: int
-    required: int
-    coverage: float | None  # None when nothing is required
+    locked: int  # what the merchant's open orders lock of it (each at its terms' ratio)
+    coverage: float | None  # deposit / locked; None when nothing is locked
     covered: bool
     events: list[DepositEventRef]
 
@@ -547,6 +546,7 @@ class Order:
     records: list[Rec]
     events: list[Ev]
     info: OrderInfo | None = None  # `getOrder` now; None while the escrow has no such order
+    escrow_id: bytes | None = None  # the escrow order id the platform funded it under, if any
 
     def first(self, name: str) -> Ev | None:
         return next((e for e in self.events if e.name == name), None)

@@ -78,7 +78,7 @@ def _money(by_token: dict[str, int]) -> str:
 
 
 def _coverage(item: CoverageItem) -> str:
-    return f"{item.coverage:.2f}×" if item.coverage is not None else "no requirement"
+    return f"{item.coverage:.2f}×" if item.coverage is not None else "nothing locked"
 
 
 def _figure_lines(f: Figures) -> list[tuple[str, str, FigureSources]]:
@@ -136,9 +136,9 @@ def _figure_tables(report: MerchantReport) -> list[_Table]:
            _c(i.opened_tx, "mono"), _c(i.resolved_tx, "mono")]
           for i in f.disputes.items]),
         ("Deposit coverage (now, from the chain)",
-         ("merchant address", "token", "deposit", "open exposure", "required", "coverage"),
+         ("merchant address", "token", "deposit", "locked by open orders", "coverage"),
          [[_c(i.merchant, "mono"), _c(token_label(i.token), "mono"),
-           _c(f"{i.deposit:,}"), _c(f"{i.exposure:,}"), _c(f"{i.required:,}"),
+           _c(f"{i.deposit:,}"), _c(f"{i.locked:,}"),
            _c(_coverage(i), "" if i.covered else "bad")]
           for i in f.deposit_coverage.items]),
         ("Pledged receivables", ("order", "lender", "state", "token", "price", "outstanding",

@@ -1,5 +1,5 @@
 """Case files: everything an investigator needs about one disputed order, with no access to
-the platform (``evidence-escrow/case/v1``, docs/replay.md).
+the platform (``evidence-escrow/case/v2``, docs/replay.md).
 
 A case holds the order's evidence bundle (records, salts, inclusion proofs, the anchored
 head), the escrow's set-up when the order was funded (terms, deposit ratio, the merchant's
@@ -30,11 +30,11 @@ from ledger._internal.jsondoc import DocumentStruct
 from ledger.chain.abi import jsonable
 from ledger.chain.rpc import Chain
 from ledger.errors import CaseError, ContractRevert
-from ledger.escrow.eip712 import order_key, recover_signer, signed_message
+from ledger.escrow.eip712 import recover_signer, signed_message
 from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.escrow.types import Terms
 from ledger.evidence.bundle import export_bundle
-from ledger.evidence.bundle_format import Bundle, Hex32, TxHash
+from ledger.evidence.bundle_format import Bundle, Hex32, TxHash, hex_bytes
 
 __all__ = [
     "CASE_FORMAT", "ActionError", "Case", "CaseAction", "CaseEvent", "CaseExpect", "CaseOriginal",
@@ -42,7 +42,7 @@ __all__ = [
     "Erc20Token", "NativeToken", "abi_value", "build_case", "dumps_case", "function_abi", "load_case",
 ]
 
-CASE_FORMAT: Final = "evidence-escrow/case/v1"
+CASE_FORMAT: Final = "evidence-escrow/case/v2"
 
 _logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class CaseTerms(DocumentStruct):
     return_inspection_window: int
     response_window: int
     arbitration_window: int
+    deposit_ratio_bps: int
     arbitrator: Address
     arbitrator_extra_data: HexBytes
 
@@ -104,15 +105,16 @@ class CaseTerms(DocumentStruct):
                                   for k, v in vars(terms).items()}
         return cls(**fields)
 
-    def judged_by(self, arbitrator: str) -> Terms:
-        """These terms with another arbitrator (the replay's own)."""
+    def judged_by(self, arbitrator: str, extra_data: bytes) -> Terms:
+        """These terms with another arbitrator (the replay's own) and its `extraData`."""
         fields = msgspec.structs.asdict(self)
-        fields.update(arbitrator=arbitrator,
-                      arbitrator_extra_data=bytes.fromhex(self.arbitrator_extra_data[2:]))
+        fields.update(arbitrator=arbitrator, arbitrator_extra_data=extra_data)
         return Terms(**fields)
 
 
 class CasePanel(DocumentStruct):
+    """The panel epoch the order's terms name: who decides its disputes, and at what cost."""
+
     members: list[Address]
     threshold: int
     arbitration_cost: int
@@ -133,9 +135,8 @@ class CaseSetup(DocumentStruct):
     token: NativeToken | Erc20Token
     terms_id: int
     terms: CaseTerms
-    deposit_ratio_bps: int
     merchant_deposit: int
-    merchant_exposure: int
+    merchant_locked: int  # of the deposit, what the merchant's other open orders locked
     reserve: int
     panel: CasePanel | None
     carriers: list[Address]
@@ -206,7 +207,7 @@ class CaseExpect(DocumentStruct):
 
 
 class Case(DocumentStruct):
-    format: Literal["evidence-escrow/case/v1"]  # CASE_FORMAT
+    format: Literal["evidence-escrow/case/v2"]  # CASE_FORMAT
     order_id: str
     note: str | None
     original: CaseOriginal
@@ -324,7 +325,8 @@ def build_case(
     fund = next((a for a in actions if a.function == "fund" and a.status == "confirmed"), None)
     if fund is None:
         raise CaseError(f"order {order_id!r} was never funded: nothing to replay")
-    carriers, claimed = _outside_state(client, order_id, actions)
+    own = hex_bytes(fund.args["offer"]["orderId"])
+    carriers, claimed = _outside_state(client, own, actions)
     arbitrator = client.arbitrator
     case = Case(
         format=CASE_FORMAT, order_id=order_id, note=note,
@@ -332,7 +334,7 @@ def build_case(
                               arbitrator=None if arbitrator is None else arbitrator.address,
                               evidence_log=to_checksum_address(log_address)),
         setup=_setup(client, fund, carriers, claimed), evidence=bundle, actions=actions,
-        outcome=CaseOutcome(client.state(order_key(order_id)).name),
+        outcome=CaseOutcome(client.state(own).name),
     )  # fmt: skip
     _logger.info("built the case of order %s: %d transaction(s), %d evidence record(s), final state %s",
                  order_id, len(actions), len(bundle.records), case.outcome.state)
@@ -419,37 +421,37 @@ def _setup(client: Any, fund: CaseAction, carriers: list[str], claimed: list[Cla
     offer = fund.args["offer"]
     token = offer["token"]
     esc = client.escrow
-    deposit, exposure, _ = chain.call(esc.functions.depositOf(token, offer["merchant"]), block=before)
+    deposit, locked = chain.call(esc.functions.depositOf(token, offer["merchant"]), block=before)
     totals = chain.call(esc.functions.totals(token), block=before)
     terms_id = int(chain.call(esc.functions.currentTermsId(), block=before))
     terms = Terms.from_tuple(chain.call(esc.functions.terms(terms_id), block=before))
     panel: CasePanel | None = None
     if client.arbitrator is not None and client.arbitrator.address.lower() == terms.arbitrator.lower():
         arb = client.arbitrator
-        _, members, threshold = chain.call(arb.functions.panel(), block=before)
-        cost = int(chain.call(arb.functions.arbitrationCost(b""), block=before))
-        panel = CasePanel([to_checksum_address(m) for m in members], int(threshold), cost)
+        extra = terms.arbitrator_extra_data
+        epoch = (int.from_bytes(extra, "big") if extra
+                 else int(chain.call(arb.functions.panel(), block=before)[0]))
+        members, threshold, cost = chain.call(arb.functions.panelAt(epoch), block=before)
+        panel = CasePanel([to_checksum_address(m) for m in members], int(threshold), int(cost))
     tok: NativeToken | Erc20Token = NativeToken()
     if int(token, 16):
         erc20 = chain.contract("TestStablecoin", token)
         tok = Erc20Token(to_checksum_address(token), int(chain.call(erc20.functions.decimals())))
     return CaseSetup(
         token=tok, terms_id=terms_id, terms=CaseTerms.of(terms),
-        deposit_ratio_bps=int(chain.call(esc.functions.depositRatioBps(), block=before)),
-        merchant_deposit=int(deposit), merchant_exposure=int(exposure), reserve=int(totals[2]),
+        merchant_deposit=int(deposit), merchant_locked=int(locked), reserve=int(totals[2]),
         panel=panel, carriers=carriers, claimed_tracking=claimed,
     )  # fmt: skip
 
 
 def _outside_state(
-    client: Any, order_id: str, actions: list[CaseAction]
+    client: Any, own: bytes, actions: list[CaseAction]
 ) -> tuple[list[str], list[ClaimedTracking]]:
     """What the order's steps depended on beyond the order itself, as it stood at each step:
     which attestation signers were registered carriers, and which tracking hashes other
     orders had already claimed (the reused-waybill check)."""
     chain = client.chain
     esc = client.escrow
-    own = order_key(order_id)
     carriers: set[str] = set()
     claimed: dict[str, tuple[str, str]] = {}  # tracking hash -> (waybill, claiming order)
     for a in actions:

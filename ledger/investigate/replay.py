@@ -21,13 +21,11 @@ verification.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import hashlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from eth_account import Account
@@ -44,8 +42,15 @@ from ledger.chain.rpc import Chain, connect, embedded, redacted_url
 from ledger.deploy import meta_evidence_uri
 from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.calls import Call, EscrowCalls
-from ledger.escrow.eip712 import Attestation, Offer, order_key, sign_attestation, sign_offer, signed_message
-from ledger.escrow.types import DAY, MIN_PRICE, NATIVE, ZERO32, OrderState
+from ledger.escrow.eip712 import (
+    Attestation,
+    Offer,
+    escrow_order_id,
+    sign_attestation,
+    sign_offer,
+    signed_message,
+)
+from ledger.escrow.types import BPS, DAY, MIN_PRICE, NATIVE, ZERO32, OrderState, Terms, panel_extra_data
 from ledger.evidence.bundle import verify_records
 from ledger.evidence.bundle_format import BundleAnchor, BundleRecord, hex_bytes
 from ledger.investigate.case import (
@@ -59,6 +64,7 @@ from ledger.investigate.case import (
     function_abi,
 )
 from ledger.investigate.overrides import Override, apply_overrides
+from ledger.investigate.replay_model import ReplayResult, StepResult
 
 __all__ = ["ReplayResult", "StepResult", "expectation_problems", "replay"]
 
@@ -70,92 +76,6 @@ _DISPUTE_ARGS = {"disputeId", "disputeID"}
 
 
 # --------------------------------------------------------------------------- replay
-
-
-@dataclass
-class StepResult:
-    n: int
-    function: str
-    time: int
-    original_status: str
-    original_error: str | None
-    replay_status: str  # confirmed | failed | dropped
-    replay_error: str | None
-    original_events: list[dict[str, Any]]
-    replay_events: list[dict[str, Any]]
-    evidence: str | None  # what the step cites, or None
-    evidence_ok: bool | None  # None when the step cites nothing
-    evidence_detail: str
-    overridden: list[str] = field(default_factory=list)
-
-    @property
-    def matches(self) -> bool:
-        return (
-            self.original_status == self.replay_status
-            and self.original_error == self.replay_error
-            and self.original_events == self.replay_events
-        )
-
-
-@dataclass
-class ReplayResult:
-    order_id: str
-    chain: str
-    steps: list[StepResult]
-    original_state: str
-    replay_state: str
-    record_failures: dict[str, list[str]]
-    event_log: list[dict[str, Any]]
-
-    @property
-    def matches(self) -> bool:
-        return self.original_state == self.replay_state and all(s.matches for s in self.steps)
-
-    @property
-    def verified(self) -> bool:
-        """The evidence every effective step cited is a verified leaf of the anchored head.
-
-        Steps the escrow refused on the original chain changed nothing; what they cited is
-        shown but does not count (an attacker's rejected call may cite anything)."""
-        return self.first_verification_failure is None and not self.record_failures
-
-    @property
-    def ok(self) -> bool:
-        """The replay reproduces the original and every piece of evidence verifies."""
-        return self.matches and self.verified
-
-    @property
-    def first_divergence(self) -> int | None:
-        return next((s.n for s in self.steps if not s.matches), None)
-
-    @property
-    def first_verification_failure(self) -> int | None:
-        return next((s.n for s in self.steps
-                     if s.evidence_ok is False and s.original_status == "confirmed"), None)
-
-    @property
-    def event_log_digest(self) -> str:
-        text = json.dumps(self.event_log, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "order_id": self.order_id, "chain": self.chain, "ok": self.ok,
-            "matches": self.matches, "verified": self.verified,
-            "original_state": self.original_state, "replay_state": self.replay_state,
-            "first_divergence": self.first_divergence,
-            "first_verification_failure": self.first_verification_failure,
-            "event_log_digest": self.event_log_digest, "record_failures": self.record_failures,
-            "steps": [{
-                "n": s.n, "function": s.function, "time": s.time, "matches": s.matches,
-                "original": {"status": s.original_status, "error": s.original_error,
-                             "events": s.original_events},
-                "replay": {"status": s.replay_status, "error": s.replay_error, "events": s.replay_events},
-                "evidence": s.evidence, "evidence_ok": s.evidence_ok,
-                "evidence_detail": s.evidence_detail, "overridden": s.overridden,
-            } for s in self.steps],
-            "event_log": self.event_log,
-        }  # fmt: skip
 
 
 def _replay_key(original: str) -> LocalAccount:
@@ -174,7 +94,8 @@ class _Replayer:
         self.reverse: dict[str, str] = {}  # replay address (lower) -> original address
         self.dispute_ids: dict[int, int] = {}  # original -> replay
         self.dispute_back: dict[int, int] = {}  # replay -> original
-        self.terms_back: dict[int, int] = {}
+        self.terms_back: dict[int, int] = {}  # replay terms id -> original
+        self.terms_fwd: dict[int, int] = {}  # original terms id -> replay
         self.last_time = chain.timestamp()
 
     # addresses -------------------------------------------------------------------------
@@ -195,14 +116,37 @@ class _Replayer:
         return self.key(original).address
 
     def back(self, value: Any) -> Any:
-        """Replay-side JSON values mapped to the original addresses."""
+        """Replay-side JSON values mapped to the original addresses, and escrow order ids in a
+        replay party's namespace back to the original party's."""
         if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
             return self.reverse.get(value.lower(), value)
+        if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+            original = self.reverse.get("0x" + value[2:42].lower())
+            return value if original is None else "0x" + original[2:].lower() + value[42:]
         if isinstance(value, dict):
             return {k: self.back(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.back(v) for v in value]
         return value
+
+    def fwd(self, value: Any) -> Any:
+        """An original JSON value with escrow order ids moved into the namespace of the replay
+        key standing in for their merchant (ids lie in the merchant's namespace; the escrow
+        refuses any other)."""
+        if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+            prefix = to_checksum_address("0x" + value[2:42])
+            k = self.keys.get(prefix)
+            return value if k is None else "0x" + k.address[2:].lower() + value[42:]
+        if isinstance(value, dict):
+            return {k: self.fwd(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.fwd(v) for v in value]
+        return value
+
+    def order_id(self, original: str | bytes) -> bytes:
+        """The replay's escrow order id for an original one (see `fwd`)."""
+        text = original if isinstance(original, str) else "0x" + original.hex()
+        return hex_bytes(self.fwd(text))
 
     # time --------------------------------------------------------------------------------
     def tick(self, at: int | None = None) -> int:
@@ -235,6 +179,11 @@ class _Replayer:
             self.send(self.calls.set_carrier(self.key(carrier).address, True), self.deployer)
         self._fund_deposit_and_reserve(merchant)
         self._ghosts(setup, self.token, merchant)
+        if setup.claimed_tracking or setup.merchant_locked:  # ghosts done: the case's terms
+            self._set_terms(setup.terms.judged_by(self.arbitrator.address, panel_extra_data(1)))
+            replay_id = int(self.chain.call(self.escrow.functions.currentTermsId()))
+            self.terms_back = {replay_id: setup.terms_id}
+            self.terms_fwd = {setup.terms_id: replay_id}
         _logger.debug("replay set up: escrow %s, arbitrator %s, evidence log %s, token %s",
                       self.escrow.address, self.arbitrator.address, self.log.address, self.token)
 
@@ -267,14 +216,18 @@ class _Replayer:
                                        panel.threshold, panel.arbitration_cost)
         if original.arbitrator:
             self._map_contract(original.arbitrator, self.arbitrator.address)
-        terms = setup.terms.judged_by(self.arbitrator.address)
+        terms = setup.terms.judged_by(self.arbitrator.address, panel_extra_data(1))
         rules = self._deploy("EscrowTermsRules")
+        # Ghost orders (`_ghosts`) are funded under terms of their own first, locking no deposit
+        # (or exactly what the merchant's other orders locked); then the case's terms follow.
+        ghosts = bool(setup.claimed_tracking or setup.merchant_locked)
+        first = dataclasses.replace(terms, deposit_ratio_bps=0) if ghosts else terms
         self.escrow = self._deploy("FulfillmentEscrow", rules.address, self.deployer.address,
-                                   self.deployer.address,
-                                   terms.as_tuple(), setup.deposit_ratio_bps, meta_evidence_uri(terms))
+                                   self.deployer.address, first.as_tuple(), meta_evidence_uri(first))
         self._map_contract(original.escrow, self.escrow.address)
         self.calls = EscrowCalls(self.escrow, self.arbitrator)
         self.terms_back[1] = setup.terms_id
+        self.terms_fwd[setup.terms_id] = 1
 
     def _deploy_token(self, parties: list[str]) -> str:
         """The token paid in: ETH, or a test ERC-20 standing in for the original, which every
@@ -309,40 +262,49 @@ class _Replayer:
 
     def _ghosts(self, setup: CaseSetup, token: str, merchant: str) -> None:
         """Recreate the outside state the order met: waybills other orders had claimed, and
-        the merchant's exposure on its other open orders (which its deposit had to cover).
-        Ghost orders stand in for those other orders; a claimed waybill's ghost carries the
-        very order id that claimed it, so a reuse is refused with the same values."""
+        the part of the merchant's deposit its other open orders locked. Ghost orders stand in
+        for those other orders; a claimed waybill's ghost carries the very order id that claimed
+        it (in the replay namespace of that order's merchant, mapped back in what is reported),
+        so a reuse is refused with the same values."""
         claimed = setup.claimed_tracking
-        exposure = setup.merchant_exposure
-        if not claimed and not exposure:
+        locked = setup.merchant_locked
+        if not claimed and not locked:
             return
         native = token == NATIVE
-        ghost_m, ghost_b, ghost_c = (labelled_key(f"evidence-escrow/replay/v1 ghost {x}")
-                                     for x in ("merchant", "buyer", "carrier"))
-        for g in (ghost_m, ghost_b, ghost_c):
-            self._fund_eth(g.address, (exposure + 10**18) if native else 0)
+        ghost_b, ghost_c = (labelled_key(f"evidence-escrow/replay/v1 ghost {x}")
+                            for x in ("buyer", "carrier"))
+        for who in (ghost_b.address, ghost_c.address):
+            self._fund_eth(who, (_ghost_price(locked) + len(claimed) * MIN_PRICE) if native else 0)
         if not native:
             tok = self.chain.contract("TestStablecoin", token)
-            for g in (ghost_m, ghost_b):
-                self.send(Call(tok.functions.mint(g.address, 2**96)), self.deployer)
-                self.send(self.calls.approve(token, 2**256 - 1), g)
+            self.send(Call(tok.functions.mint(ghost_b.address, 2**96)), self.deployer)
+            self.send(self.calls.approve(token, 2**256 - 1), ghost_b)
         self.send(self.calls.set_carrier(ghost_c.address, True), self.deployer)
-        if claimed:
-            self.send(self.calls.deposit_for(ghost_m.address, token, 10**18), ghost_m)
-        orders: list[tuple[bytes, LocalAccount, int, str | None]] = [
-            (hex_bytes(c.order_id), ghost_m, MIN_PRICE, c.tracking) for c in claimed
-        ]
-        if exposure:
-            orders.append((bytes(keccak(text="ghost exposure")), self.key(merchant), exposure, None))
-        cid, esc = self.chain.chain_id, self.escrow.address
-        for oid, seller, price, waybill in orders:
-            later = self.last_time + 30 * DAY
-            offer = Offer(oid, seller.address, ghost_b.address, token, price, later, DAY, ZERO32, later)
-            self.send(self.calls.fund(offer, sign_offer(seller, offer, cid, esc)), ghost_b)
-            if waybill is not None:
-                att = Attestation("Shipment", oid, waybill, self.last_time + 1)
-                self.send(self.calls.ship(att, sign_attestation(ghost_c, att, cid, esc)), ghost_c)
+        # Under the set-up terms (deposit ratio 0) the claimed waybills' ghosts lock nothing.
+        for c in claimed:
+            seller = self.key("0x" + c.order_id[2:42])
+            self._ghost_order(self.order_id(c.order_id), seller, ghost_b, MIN_PRICE)
+            att = Attestation("Shipment", self.order_id(c.order_id), c.tracking, self.last_time + 1)
+            sig = sign_attestation(ghost_c, att, self.chain.chain_id, self.escrow.address)
+            self.send(self.calls.ship(att, sig), ghost_c)
+        if locked:  # one order under terms whose ratio makes it lock exactly `locked`
+            terms = setup.terms.judged_by(self.arbitrator.address, panel_extra_data(1))
+            self._set_terms(dataclasses.replace(terms, deposit_ratio_bps=_ghost_ratio(locked)))
+            seller = self.key(merchant)
+            ghost_id = escrow_order_id("evidence-escrow/replay ghost lock", seller.address)
+            self._ghost_order(ghost_id, seller, ghost_b, _ghost_price(locked))
         self.send(self.calls.set_carrier(ghost_c.address, False), self.deployer)
+
+    def _ghost_order(self, oid: bytes, seller: LocalAccount, buyer: LocalAccount, price: int) -> None:
+        later = self.last_time + 30 * DAY
+        terms_id = int(self.chain.call(self.escrow.functions.currentTermsId()))
+        offer = Offer(oid, seller.address, buyer.address, self.token, price, later, DAY, ZERO32, later,
+                      terms_id)
+        sig = sign_offer(seller, offer, self.chain.chain_id, self.escrow.address)
+        self.send(self.calls.fund(offer, sig), buyer)
+
+    def _set_terms(self, terms: Terms) -> None:
+        self.send(self.calls.set_terms(terms, meta_evidence_uri(terms)), self.deployer)
 
     def _deploy(self, name: str, *args: Any) -> Contract:
         self.tick()
@@ -360,7 +322,10 @@ class _Replayer:
     # steps -----------------------------------------------------------------------------
     def call_args(self, action: CaseAction, contract: Contract) -> list[Any]:
         abi = function_abi(contract, action.function)
-        args = dict(action.args)
+        args = self.fwd(dict(action.args))  # order ids into the replay merchants' namespaces
+        offer = args.get("offer")
+        if action.function == "fund" and isinstance(offer, dict) and "termsId" in offer:
+            offer["termsId"] = self.terms_fwd.get(int(offer["termsId"]), int(offer["termsId"]))
         for name in _DISPUTE_ARGS:
             if name in args and action.contract == "PanelArbitrator":
                 args[name] = self.dispute_ids.get(int(args[name]), int(args[name]))
@@ -423,6 +388,9 @@ class _Replayer:
             args = dict(ev["args"])
             for k in _DISPUTE_ARGS & args.keys():
                 args[k] = self.dispute_back.get(int(args[k]), int(args[k]))
+            if "evidenceGroupID" in args:  # uint256(escrow order id)
+                group = self.back("0x" + int(args["evidenceGroupID"]).to_bytes(32, "big").hex())
+                args["evidenceGroupID"] = int(group, 16)
             if ev["name"] == "OrderFunded" and "termsId" in args:
                 args["termsId"] = self.terms_back.get(int(args["termsId"]), args["termsId"])
             if ev["name"] == "Dispute" and "metaEvidenceID" in args:
@@ -430,6 +398,18 @@ class _Replayer:
                                                              args["metaEvidenceID"])
             out.append({"name": ev["name"], "args": args})
         return out
+
+
+def _ghost_price(locked: int) -> int:
+    """The price of the ghost order that locks `locked` at `_ghost_ratio(locked)`."""
+    return max(locked, MIN_PRICE)
+
+
+def _ghost_ratio(locked: int) -> int:
+    """A deposit ratio at which one order of `_ghost_price(locked)` locks exactly `locked`:
+    100 % of a price of `locked`, or `locked` bps of the minimum price (MIN_PRICE is 10,000,
+    one BPS)."""
+    return BPS if locked >= MIN_PRICE else locked
 
 
 def _error_text(name: str, args: dict[str, Any]) -> str:
@@ -508,7 +488,9 @@ def replay(
         r = _Replayer(case, c)
         r.setup()
         steps = [_step(r, a, records, verdicts) for a in case.actions]
-        state = OrderState(int(c.call(r.escrow.functions.orderState(order_key(case.order_id))))).name
+        fund = next(a for a in case.actions if a.function == "fund")
+        own = r.order_id(str(fund.args["offer"]["orderId"]))
+        state = OrderState(int(c.call(r.escrow.functions.orderState(own)))).name
     log = [{"step": s.n, **e} for s in steps for e in s.replay_events]
     failures = {k: v for k, v in verdicts.items() if v}
     result = ReplayResult(case.order_id, label, steps, case.outcome.state, state, failures, log)

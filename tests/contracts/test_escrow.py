@@ -31,6 +31,7 @@ from ledger.escrow.eip712 import (
     Attestation,
     Offer,
     canonical_tracking,
+    escrow_order_id,
     recover_signer,
     sign_attestation,
     sign_offer,
@@ -47,6 +48,7 @@ from ledger.escrow.types import (
     Party,
     Resolution,
     Ruling,
+    panel_extra_data,
     split_ruling,
 )
 from ledger.escrow.types import OrderState as S
@@ -146,8 +148,9 @@ def assert_books(env: EscrowEnv, *tokens: str) -> None:
 _serial = itertools.count()
 
 
-def new_order_id() -> bytes:
-    return keccak(text=f"live-order-{next(_serial)}")
+def new_order_id(merchant: str) -> bytes:
+    """A fresh escrow order id in `merchant`'s namespace."""
+    return escrow_order_id(f"live-order-{next(_serial)}", merchant)
 
 
 #: tracking hash -> the waybill's canonical spelling; the tests name waybills by their hash (what
@@ -178,11 +181,13 @@ def make_offer(env: EscrowEnv, *, merchant: LocalAccount | None = None, buyer: s
                order_id: bytes | None = None) -> Offer:
     now = env.chain.timestamp()
     return Offer(
-        order_id=order_id or new_order_id(), merchant=(merchant or env.merchant).address,
+        order_id=order_id or new_order_id((merchant or env.merchant).address),
+        merchant=(merchant or env.merchant).address,
         buyer=buyer, token=token or env.token, price=price,
         ship_by=now + 2 * DAY if ship_by is None else ship_by, inspection_window=inspection,
         order_record=keccak(text="order record leaf"),
         expires_at=now + DAY if expires is None else expires,
+        terms_id=env.client.current_terms_id(),
     )
 
 
@@ -212,7 +217,7 @@ def signer_of(env: EscrowEnv, att: Attestation, sig: bytes, escrow: str | None =
 
 def ship_order(env: EscrowEnv, oid: bytes, *, th: bytes | None = None, at: int | None = None,
                carrier: LocalAccount | None = None) -> tuple[bytes, dict[str, Any]]:
-    th = th or waybill(f"JD{oid.hex()[:14]}")
+    th = th or waybill(f"JD{oid.hex()[-14:]}")
     att, sig = attest(env, "Shipment", oid, th, at=at, carrier=carrier)
     return th, env.client.ship(att, sig, env.stranger)  # anyone may relay it
 
@@ -232,7 +237,7 @@ def delivered_order(env: EscrowEnv, **kw: Any) -> tuple[bytes, bytes]:
 
 def ship_return(env: EscrowEnv, oid: bytes, *, th: bytes | None = None, at: int | None = None,
                 carrier: LocalAccount | None = None) -> tuple[bytes, dict[str, Any]]:
-    th = th or waybill(f"RET{oid.hex()[:14]}")
+    th = th or waybill(f"RET{oid.hex()[-14:]}")
     att, sig = attest(env, "ReturnShipment", oid, th, at=at, carrier=carrier or env.carrier2)
     return th, env.client.ship_return(att, sig, env.stranger)
 
@@ -310,11 +315,11 @@ def _offer_digest_by_hand(env: EscrowEnv, escrow: str, offer: Offer) -> bytes:
                     + word(address(contract)))
     typehash = keccak(text="Offer(bytes32 orderId,address merchant,address buyer,address token,"
                            "uint256 price,uint64 shipBy,uint32 inspectionWindow,bytes32 orderRecord,"
-                           "uint64 expiresAt)")
+                           "uint64 expiresAt,uint16 termsId)")
     struct = keccak(typehash + offer.order_id + word(address(offer.merchant))
                     + word(address(offer.buyer)) + word(address(offer.token)) + word(offer.price)
                     + word(offer.ship_by) + word(offer.inspection_window) + offer.order_record
-                    + word(offer.expires_at))
+                    + word(offer.expires_at) + word(offer.terms_id))
     return keccak(b"\x19\x01" + domain + struct)
 
 
@@ -341,8 +346,7 @@ def test_fund_erc20_and_eth_offers(escrow_env: EscrowEnv) -> None:
     assert not info.pledged and c.lender_of(offer.order_id) is None
     assert c.balance(env.token, env.buyer.address) == buyer_tokens - PRICE
     assert c.totals(env.token).escrowed == PRICE and c.totals(env.token).credits == 0
-    assert c.deposit_of(env.token, env.merchant.address) == (
-        DEPOSIT, PRICE, ceil_bps(PRICE, RATIO_BPS))
+    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT, ceil_bps(PRICE, RATIO_BPS))
 
     # An open ETH offer (buyer zero): whoever funds it becomes the buyer.
     eth_offer, eth_sig = signed(env, token=ETH, price=ETH_PRICE)
@@ -354,8 +358,7 @@ def test_fund_erc20_and_eth_offers(escrow_env: EscrowEnv) -> None:
     assert c.balance(ETH, env.buyer2.address) == eth_before - ETH_PRICE - gas_cost(receipt)
     assert c.balance(ETH) == escrow_before + ETH_PRICE
     assert c.totals(ETH).escrowed == ETH_PRICE
-    assert c.deposit_of(ETH, env.merchant.address)[1:] == (
-        ETH_PRICE, ceil_bps(ETH_PRICE, RATIO_BPS))
+    assert c.deposit_of(ETH, env.merchant.address)[1] == ceil_bps(ETH_PRICE, RATIO_BPS)
     assert_books(env, env.token, ETH)
 
 
@@ -388,7 +391,7 @@ def test_fund_rejects_forged_and_replayed_signatures(escrow_env: EscrowEnv) -> N
                          ("order_record", ZERO32)):
         invalid(dataclasses.replace(offer, **{field: value}), sig)
     # ... nor to another order id (replay), nor to another chain id.
-    invalid(dataclasses.replace(offer, order_id=new_order_id()), sig)
+    invalid(dataclasses.replace(offer, order_id=new_order_id(offer.merchant)), sig)
     invalid(offer, sign_offer(env.merchant, offer, env.chain.chain_id + 1, c.address))
 
     # ... nor to another deployment of the escrow on the same chain.
@@ -450,7 +453,18 @@ def test_fund_rejects_invalid_offers(escrow_env: EscrowEnv) -> None:
         assert _args(attempt("EscrowTokenNotAllowed", token=token)) == {"token": token}
     err = _reverts("EscrowInvalidOrderId", lambda: escrow_tx(
         env, "fund", make_offer(env, order_id=ZERO32).as_tuple(), b"", sender=env.buyer))
-    assert _args(err) == {"orderId": _hex(ZERO32)}
+    assert _args(err) == {"orderId": _hex(ZERO32), "merchant": env.merchant.address}
+    # Squatting: another merchant (with a buyer address of its own) funds the real merchant's
+    # order id first, for the minimum price, so the real order could never be funded. The id lies
+    # in the merchant's namespace: nobody else's signed offer can occupy it.
+    victim = new_order_id(env.merchant.address)
+    for squatter in (env.merchant2, env.stranger):
+        squat, squat_sig = signed(env, merchant=env.merchant2, order_id=victim, price=MIN_PRICE)
+        squat = dataclasses.replace(squat, merchant=squatter.address)
+        squat_sig = c.sign_offer(squatter, squat)
+        _reverts("EscrowInvalidOrderId", lambda squat=squat, squat_sig=squat_sig: c.fund(
+            squat, squat_sig, env.buyer2), orderId=_hex(victim), merchant=squatter.address)
+    assert c.state(victim) == S.NONE  # free for the merchant's own offer
     # msg.value must be exactly the ETH price, and zero for an ERC-20 order.
     for wrong in (ETH_PRICE - 1, ETH_PRICE + 1, 0):
         err = attempt("EscrowWrongValue", token=ETH, price=ETH_PRICE, value=wrong)
@@ -487,11 +501,11 @@ def test_deposit_requirement_and_used_order_ids(escrow_env: EscrowEnv) -> None:
     receipt = c.deposit(m.address, env.token, 1, env.buyer2)  # anyone may top it up
     assert the(env, receipt, "DepositAdded")["from"] == env.buyer2.address
     c.fund(offer, sig, env.buyer)
-    assert c.deposit_of(env.token, m.address) == (need, PRICE, need)
-    # The next order needs the deposit to cover both.
+    assert c.deposit_of(env.token, m.address) == (need, need)
+    # The next order needs the deposit to cover what both lock.
     offer2, sig2 = signed(env, merchant=m)
     _reverts("EscrowDepositTooLow", lambda: c.fund(offer2, sig2, env.buyer),
-             merchant=m.address, have=need, need=ceil_bps(2 * PRICE, RATIO_BPS))
+             merchant=m.address, have=need, need=2 * need)
     # Deposits are per token: none in ETH.
     eth_offer, eth_sig = signed(env, merchant=m, token=ETH, price=ETH_PRICE)
     _reverts("EscrowDepositTooLow", lambda: c.fund(eth_offer, eth_sig, env.buyer),
@@ -499,7 +513,7 @@ def test_deposit_requirement_and_used_order_ids(escrow_env: EscrowEnv) -> None:
     # A used order id cannot be funded again, by anyone, with any offer.
     oid = offer.order_id
     _reverts("EscrowOrderExists", lambda: c.fund(offer, sig, env.buyer2), orderId=_hex(oid))
-    dup, dup_sig = signed(env, merchant=env.merchant2, order_id=oid)
+    dup, dup_sig = signed(env, merchant=m, order_id=oid, price=PRICE + 1)
     _reverts("EscrowOrderExists", lambda: c.fund(dup, dup_sig, env.buyer), orderId=_hex(oid))
     assert c.order(oid).merchant == m.address and c.totals(env.token).escrowed == PRICE
     assert_books(env, env.token, ETH)
@@ -588,7 +602,7 @@ def test_shipping_needs_an_independent_carrier_and_a_fresh_waybill(escrow_env: E
     att, sig = attest(env, "Shipment", oid, waybill("JD-other"))
     _reverts("EscrowUnexpectedState", ship(att, sig), orderId=_hex(oid), current=S.SHIPPED,
              expectedStates=mask(S.FUNDED))
-    unknown = new_order_id()
+    unknown = new_order_id(env.merchant.address)
     att, sig = attest(env, "Shipment", unknown, waybill("JD-unknown"))
     _reverts("EscrowUnexpectedState", ship(att, sig), orderId=_hex(unknown), current=S.NONE,
              expectedStates=mask(S.FUNDED))
@@ -812,7 +826,7 @@ def test_release_after_inspection_pays_out_once(escrow_env: EscrowEnv) -> None:
     totals = c.totals(env.token)
     assert (totals.escrowed, totals.fees, totals.reserve, totals.credits, totals.deposits) == (
         0, fee, reserve, payout, 2 * DEPOSIT)
-    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT, 0, 0)
+    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT, 0)
 
     # No order pays out twice, or moves once it is terminal. A second release is a no-op (so a
     # relayer's batch cannot be made to revert by someone releasing one of its orders first).
@@ -900,7 +914,7 @@ def test_timeout_refunds_go_to_the_buyer(escrow_env: EscrowEnv) -> None:
     totals = c.totals(env.token)
     assert (totals.escrowed, totals.fees, totals.reserve, totals.credits) == (PRICE, 0, 0,
                                                                               2 * PRICE)
-    assert c.deposit_of(env.token, env.merchant.address)[1] == PRICE  # the delivered one
+    assert c.deposit_of(env.token, env.merchant.address)[1] == ceil_bps(PRICE, RATIO_BPS)  # the delivered one
     before = c.balance(env.token, env.buyer.address)
     c.withdraw(env.token, env.buyer)
     assert c.balance(env.token, env.buyer.address) == before + 2 * PRICE
@@ -939,7 +953,7 @@ def test_merchant_cancels_in_every_undisputed_open_state(escrow_env: EscrowEnv) 
     _reverts("EscrowUnexpectedState", lambda: c.cancel(disputed, env.merchant),
              orderId=_hex(disputed), current=S.DISPUTED, expectedStates=UNDISPUTED_OPEN)
     assert c.credit_of(env.token, env.merchant.address) == 0
-    assert c.deposit_of(env.token, env.merchant.address)[1] == PRICE
+    assert c.deposit_of(env.token, env.merchant.address)[1] == ceil_bps(PRICE, RATIO_BPS)
     assert c.totals(env.token).fees == 0
     assert_books(env, env.token)
 
@@ -1352,7 +1366,7 @@ def test_who_may_open_a_dispute_and_when(escrow_env: EscrowEnv) -> None:
         S.DISPUTED, opened + t.response_window)
     assert env.chain.call(c.escrow.functions.orderOfDispute(arb.address, 0)) == shipped
     dispute = env.chain.call(arb.functions.disputes(0))
-    assert (dispute[0], dispute[3]) == (c.address, RULING_OPTIONS)
+    assert (dispute[0], dispute[4]) == (c.address, RULING_OPTIONS)
     _reverts("EscrowUnexpectedState", lambda: c.open_dispute(shipped, env.buyer),
              current=S.DISPUTED, expectedStates=mask(S.SHIPPED, S.DELIVERED, *IN_RETURN))
 
@@ -1419,11 +1433,22 @@ def test_arbitration_cost_must_be_paid_exactly(escrow_env: EscrowEnv) -> None:
     arb = c.arbitrator
     assert arb is not None
     cost = 10**16
+    members = [m.address for m in env.panel]
     _reverts("AccessControlUnauthorizedAccount", lambda: env.chain.transact(
-        arb.functions.setArbitrationCost(cost), env.merchant),
+        arb.functions.setPanel(members, 2, cost), env.merchant),
         account=env.merchant.address, neededRole=ADMIN_ROLE)
-    receipt = env.chain.transact(arb.functions.setArbitrationCost(cost), env.admin)
-    assert the(env, receipt, "ArbitrationCostSet") == {"cost": cost}
+    # The attack: price disputes out of reach for open orders, so the merchant wins by timeout.
+    # A cost is part of an immutable panel epoch, and an order's terms name the epoch it gets.
+    before, _ = delivered_order(env)
+    receipt = env.chain.transact(arb.functions.setPanel(members, 2, cost), env.admin)
+    assert the(env, receipt, "PanelSet") == {"epoch": 2, "members": members, "threshold": 2,
+                                             "cost": cost}
+    assert c.arbitration_cost(before) == 0  # epoch 1, as when it was funded
+    c.open_dispute(before, env.buyer)
+    assert env.chain.call(arb.functions.disputes(c.dispute_of(before).dispute_id))[1] == 1
+    # Orders funded under terms naming epoch 2 pay its cost, exactly.
+    c.set_terms(dataclasses.replace(c.terms(), arbitrator_extra_data=panel_extra_data(2)),
+                "ipfs://epoch-2", env.admin)
     oid, _ = delivered_order(env)
     assert c.arbitration_cost(oid) == cost
     for wrong in (0, cost - 1, cost + 1):
@@ -1436,6 +1461,68 @@ def test_arbitration_cost_must_be_paid_exactly(escrow_env: EscrowEnv) -> None:
     assert c.balance(ETH) == escrow_before
     assert c.state(oid) == S.DISPUTED
     assert_books(env, ETH, env.token)
+
+
+def test_the_arbitration_fee_goes_back_to_the_winner_of_a_default_or_timeout(escrow_env: EscrowEnv) -> None:
+    """A dispute's fee is held by the panel until its ruling reaches the escrow; if the escrow ends
+    the dispute without it (the respondent's default, the arbitrator's timeout), anyone can have
+    the fee refunded to the opener, and the admin can never withdraw a held fee."""
+    env, c = escrow_env, escrow_env.client
+    arb = c.arbitrator
+    assert arb is not None
+    cost = 10**16
+    members = [m.address for m in env.panel]
+    env.chain.transact(arb.functions.setPanel(members, 2, cost), env.admin)
+    c.set_terms(dataclasses.replace(c.terms(), arbitrator_extra_data=panel_extra_data(2)),
+                "ipfs://paid-panel", env.admin)
+    t = c.terms()
+
+    def refund(d: int) -> dict[str, Any]:
+        return env.chain.transact(arb.functions.refundFee(d), env.stranger)
+
+    # 1. The merchant never answers: the buyer wins by default and gets the fee back.
+    silent, _ = delivered_order(env)
+    c.open_dispute(silent, env.buyer)
+    d1 = c.dispute_of(silent).dispute_id
+    _reverts("PanelFeeNotRefundable", lambda: refund(d1), disputeID=d1, feeState=0)  # still open
+    past(env, c.order(silent).deadline)
+    c.claim_default(silent, env.buyer)
+    before = c.balance(ETH, env.buyer.address)
+    receipt = refund(d1)
+    assert the(env, receipt, "FeeRefunded") == {"disputeID": d1, "to": env.buyer.address, "amount": cost}
+    assert c.balance(ETH, env.buyer.address) == before + cost
+    _reverts("PanelFeeNotRefundable", lambda: refund(d1), disputeID=d1, feeState=2)  # once
+    # A late majority changes nothing: the dispute is closed to votes once refunded.
+    _reverts("PanelDisputeNotWaiting", lambda: c.vote(d1, Ruling.RELEASE, env.panel[0]),
+             disputeID=d1)
+
+    # 2. Answered, but the panel never rules: after the arbitration window the fee goes back
+    #    to the opener (the merchant here), who paid it.
+    shipped, _ = fund_order(env)
+    ship_order(env, shipped)
+    c.open_dispute(shipped, env.merchant)
+    d2 = c.dispute_of(shipped).dispute_id
+    c.submit_evidence(shipped, env.buyer, "leaf:1:ab")
+    past(env, c.order(shipped).clock + t.arbitration_window)
+    c.timeout_dispute(shipped, env.stranger)
+    before = c.balance(ETH, env.merchant.address)
+    assert the(env, refund(d2), "FeeRefunded")["to"] == env.merchant.address
+    assert c.balance(ETH, env.merchant.address) == before + cost
+
+    # 3. A ruling delivered earns the fee: no refund; the admin withdraws only earned fees.
+    ruled, _ = delivered_order(env)
+    open_with_panel(env, ruled, env.buyer, Ruling.REFUND)
+    d3 = c.dispute_of(ruled).dispute_id
+    _reverts("PanelFeeNotRefundable", lambda: refund(d3), disputeID=d3, feeState=1)
+    held, _ = delivered_order(env)
+    c.open_dispute(held, env.buyer)  # its fee is held
+    assert env.chain.call(arb.functions.earnedFees()) == cost
+    assert c.balance(ETH, arb.address) == 2 * cost
+    _reverts("PanelWithdrawalFailed", lambda: env.chain.transact(
+        arb.functions.withdrawFees(env.treasury.address, cost + 1), env.admin),
+        to=env.treasury.address, amount=cost + 1)
+    env.chain.transact(arb.functions.withdrawFees(env.treasury.address, cost), env.admin)
+    assert c.balance(ETH, arb.address) == cost and env.chain.call(arb.functions.earnedFees()) == 0
 
 
 def test_evidence_and_panel_votes(escrow_env: EscrowEnv) -> None:
@@ -1493,7 +1580,7 @@ def test_evidence_and_panel_votes(escrow_env: EscrowEnv) -> None:
     assert c.state(oid) == S.RESOLVED
     assert c.credit_of(env.token, env.buyer.address) == PRICE
     assert c.credit_of(env.token, env.merchant.address) == 0
-    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT, 0, 0)
+    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT, 0)
     assert env.chain.call(arb.functions.disputeStatus(d)) == 2  # Solved
     assert env.chain.call(arb.functions.currentRuling(d)) == 1
     _reverts("PanelDisputeNotWaiting", lambda: c.vote(d, Ruling.REFUND, p2), disputeID=d,
@@ -1548,14 +1635,17 @@ def test_release_and_split_rulings_and_panel_snapshot(escrow_env: EscrowEnv) -> 
     assert c.totals(env.token).fees == fee + s_fee + r_fee
     assert c.totals(env.token).reserve == reserve + s_reserve + r_reserve
 
-    # The panel is snapshotted per dispute: a new panel never decides an open dispute.
+    # The panel is fixed when the order is funded: seating a friendly panel and publishing terms
+    # that name it (the attack) changes who decides only orders funded afterwards.
     open_, _ = delivered_order(env)
-    c.open_dispute(open_, env.buyer)
-    d = c.dispute_of(open_).dispute_id
     new_panel = [env.stranger, env.lender, env.treasury]
-    receipt = env.chain.transact(arb.functions.setPanel([m.address for m in new_panel], 2),
+    receipt = env.chain.transact(arb.functions.setPanel([m.address for m in new_panel], 2, 0),
                                  env.admin)
     assert the(env, receipt, "PanelSet")["epoch"] == 2
+    c.set_terms(dataclasses.replace(c.terms(), arbitrator_extra_data=panel_extra_data(2)),
+                "ipfs://friendly-panel", env.admin)
+    c.open_dispute(open_, env.buyer)
+    d = c.dispute_of(open_).dispute_id
     _reverts("PanelNotMember", lambda: c.vote(d, Ruling.RELEASE, env.stranger), disputeID=d,
              caller=env.stranger.address)
     c.vote(d, Ruling.REFUND, env.panel[1])
@@ -1580,7 +1670,7 @@ def test_fraud_slashes_the_deposit_then_the_reserve(escrow_env: EscrowEnv) -> No
     assert (event["ruling"], event["toBuyer"], event["payout"], event["compensation"]) == (
         3, PRICE, 0, due)
     assert c.credit_of(env.token, env.buyer.address) == PRICE + due
-    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT - due, 0, 0)
+    assert c.deposit_of(env.token, env.merchant.address) == (DEPOSIT - due, 0)
     assert c.totals(env.token).deposits == 2 * DEPOSIT - due
 
     # Terms v2 compensate 100% of the price; thin merchants hold just the required deposit.
@@ -1603,7 +1693,7 @@ def test_fraud_slashes_the_deposit_then_the_reserve(escrow_env: EscrowEnv) -> No
         "amount": PRICE - need}
     assert the(env, receipt, "DisputeResolved")["compensation"] == PRICE
     assert c.credit_of(env.token, env.buyer2.address) == 2 * PRICE
-    assert c.deposit_of(env.token, thin[0].address) == (0, 0, 0)
+    assert c.deposit_of(env.token, thin[0].address) == (0, 0)
     assert c.totals(env.token).reserve == need
     # The reserve is short too: it pays as far as it goes.
     receipt = open_with_panel(env, orders[1], env.buyer2, Ruling.FRAUD)
@@ -1795,7 +1885,7 @@ def test_deposits_and_reserve(escrow_env: EscrowEnv) -> None:
     m = env.merchant
     oid, _ = fund_order(env)
     need = ceil_bps(PRICE, RATIO_BPS)
-    assert c.deposit_of(env.token, m.address) == (DEPOSIT, PRICE, need)
+    assert c.deposit_of(env.token, m.address) == (DEPOSIT, need)
     free = DEPOSIT - need
     before = c.balance(env.token, m.address)
     receipt = c.withdraw_deposit(env.token, free - 5, m)
@@ -1805,20 +1895,37 @@ def test_deposits_and_reserve(escrow_env: EscrowEnv) -> None:
     _reverts("EscrowDepositLocked", lambda: c.withdraw_deposit(env.token, 6, m),
              merchant=m.address, requested=6, free=5)
     c.withdraw_deposit(env.token, 5, m)
-    assert c.deposit_of(env.token, m.address) == (need, PRICE, need)
+    assert c.deposit_of(env.token, m.address) == (need, need)
     _reverts("EscrowDepositLocked", lambda: c.withdraw_deposit(env.token, 1, m),
              merchant=m.address, requested=1, free=0)
     _reverts("EscrowZeroAmount", lambda: c.withdraw_deposit(env.token, 0, m))
     _reverts("EscrowDepositLocked", lambda: c.withdraw_deposit(env.token, 1, env.stranger),
              merchant=env.stranger.address, requested=1, free=0)
-    # Raising the ratio is not snapshotted: it locks more and blocks new orders.
-    c.set_deposit_ratio(BPS, env.admin)
-    assert c.deposit_of(env.token, m.address) == (need, PRICE, PRICE)
-    offer, sig = signed(env)
-    _reverts("EscrowDepositTooLow", lambda: c.fund(offer, sig, env.buyer), merchant=m.address,
-             have=need, need=2 * PRICE)
+    # The ratio is part of the terms each order keeps. An admin who publishes terms with no
+    # deposit at all frees nothing an open order locks (the attack: unlock every deposit at once,
+    # then let merchants walk away with them) ...
+    t = c.terms()
+    offer, sig = signed(env)  # signed under version 1
+    c.set_terms(dataclasses.replace(t, deposit_ratio_bps=0), "ipfs://no-deposit", env.admin)
+    assert c.deposit_of(env.token, m.address) == (need, need)
     _reverts("EscrowDepositLocked", lambda: c.withdraw_deposit(env.token, 1, m), free=0)
-    c.set_deposit_ratio(RATIO_BPS, env.admin)
+    # ... an offer the merchant signed under version 1 is not funded under version 2 ...
+    _reverts("EscrowTermsNotCurrent", lambda: c.fund(offer, sig, env.buyer),
+             orderId=_hex(offer.order_id), offered=1, current=2)
+    # ... and a higher ratio does not lock more of what open orders hold: only new orders pay it.
+    c.set_terms(dataclasses.replace(t, deposit_ratio_bps=BPS), "ipfs://full-deposit", env.admin)
+    assert c.deposit_of(env.token, m.address) == (need, need)
+    offer, sig = signed(env)
+    assert offer.terms_id == 3
+    _reverts("EscrowDepositTooLow", lambda: c.fund(offer, sig, env.buyer), merchant=m.address,
+             have=need, need=need + PRICE)
+    c.deposit(m.address, env.token, PRICE, m)
+    later, _ = fund_order(env)
+    assert c.deposit_of(env.token, m.address) == (need + PRICE, need + PRICE)
+    c.cancel(later, m)  # settling it frees exactly what it locked, at its own ratio
+    assert c.deposit_of(env.token, m.address) == (need + PRICE, need)
+    c.withdraw_deposit(env.token, PRICE, m)
+    c.set_terms(t, "ipfs://terms-v1-again", env.admin)
 
     # Bad deposits and donations.
     _reverts("EscrowZeroAddress", lambda: c.deposit(NATIVE, env.token, 1, env.stranger))
@@ -1846,12 +1953,12 @@ def test_deposits_and_reserve(escrow_env: EscrowEnv) -> None:
 
     # Once the order settles, the whole deposit is free again.
     c.cancel(oid, m)
-    assert c.deposit_of(env.token, m.address) == (need, 0, 0)
+    assert c.deposit_of(env.token, m.address) == (need, 0)
     c.withdraw_deposit(env.token, need, m)
     eth_before = c.balance(ETH, m.address)
     receipt = c.withdraw_deposit(ETH, 10**20, m)
     assert c.balance(ETH, m.address) == eth_before + 10**20 - gas_cost(receipt)
-    assert c.deposit_of(ETH, m.address) == (0, 0, 0)
+    assert c.deposit_of(ETH, m.address) == (0, 0)
     assert c.totals(env.token).deposits == DEPOSIT  # merchant2's
     assert_books(env, env.token, ETH)
 
@@ -1996,6 +2103,7 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
         ("returnInspectionWindow", "return_inspection_window", HOUR, 30 * DAY),
         ("responseWindow", "response_window", DAY, 30 * DAY),
         ("arbitrationWindow", "arbitration_window", 7 * DAY, 365 * DAY),
+        ("depositRatioBps", "deposit_ratio_bps", 0, BPS),
     ]
     for name, field, low, high in cases:
         for value in ([low - 1] if low else []) + [high + 1]:
@@ -2008,8 +2116,6 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
         parameter=_b32("arbitrationWindow"), value=10 * DAY, min=20 * DAY, max=365 * DAY)
     _reverts("EscrowZeroAddress", lambda: c.set_terms(
         dataclasses.replace(t, arbitrator=env.stranger.address), "x", env.admin))
-    _reverts("EscrowParameterOutOfBounds", lambda: c.set_deposit_ratio(BPS + 1, env.admin),
-             parameter=_b32("depositRatioBps"), value=BPS + 1, min=0, max=BPS)
     assert c.terms() == t and env.chain.call(c.escrow.functions.currentTermsId()) == 1
 
     # Both extremes are accepted and published as new versions with their meta-evidence.
@@ -2023,9 +2129,6 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
             "metaEvidenceID": terms_id, "evidence": f"ipfs://terms-{terms_id}"}
         assert c.terms(terms_id) == terms
     assert env.chain.call(c.escrow.functions.currentTermsId()) == 3
-    for ratio in (0, BPS):
-        receipt = c.set_deposit_ratio(ratio, env.admin)
-        assert the(env, receipt, "DepositRatioSet") == {"depositRatioBps": ratio}
 
     # Other admin calls: events, and zero or code-less addresses refused.
     receipt = c.set_carrier(env.stranger.address, True, env.admin)
@@ -2050,15 +2153,13 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
     assert arb is not None
     attempts: list[Callable[[LocalAccount], Any]] = [
         lambda who: c.set_terms(t, "x", who),
-        lambda who: c.set_deposit_ratio(0, who),
         lambda who: c.set_carrier(who.address, True, who),
         lambda who: c.set_token_allowed(fresh, False, who),
         lambda who: c.set_treasury(who.address, who),
         lambda who: c.withdraw_fees(env.token, 1, who),
         lambda who: env.chain.transact(c.escrow.functions.grantRole(
             bytes(32), who.address), who),
-        lambda who: env.chain.transact(arb.functions.setPanel([who.address], 1), who),
-        lambda who: env.chain.transact(arb.functions.setArbitrationCost(0), who),
+        lambda who: env.chain.transact(arb.functions.setPanel([who.address], 1, 0), who),
         lambda who: env.chain.transact(arb.functions.withdrawFees(who.address, 0), who),
     ]
     for attempt in attempts:
@@ -2075,7 +2176,7 @@ def test_admin_parameters_have_hard_bounds(escrow_env: EscrowEnv) -> None:
                                ([env.stranger.address, env.lender.address], 1),
                                ([env.stranger.address, NATIVE, env.lender.address], 2)):
         _reverts("PanelInvalid", lambda m=members, k=threshold: env.chain.transact(
-            arb.functions.setPanel(m, k), env.admin), size=len(members), threshold=threshold)
+            arb.functions.setPanel(m, k, 0), env.admin), size=len(members), threshold=threshold)
 
 
 def test_admin_cannot_move_escrowed_funds(escrow_env: EscrowEnv) -> None:
@@ -2090,7 +2191,7 @@ def test_admin_cannot_move_escrowed_funds(escrow_env: EscrowEnv) -> None:
         "requestReturn", "shipReturn", "deliverReturn", "confirmReturn", "settleReturn",
         "pledge", "openDispute", "submitEvidence", "claimDefault", "timeoutDispute", "rule",
         "depositFor", "withdrawDeposit", "fundReserve", "withdraw", "withdrawTo",
-        "setTerms", "setDepositRatio", "setCarrier", "setTokenAllowed", "setTreasury",
+        "setTerms", "setCarrier", "setTokenAllowed", "setTreasury",
         "withdrawFees", "sweep", "grantRole", "revokeRole", "renounceRole"])
 
     released, _ = delivered_order(env)
@@ -2202,7 +2303,7 @@ def test_disallowed_token_keeps_existing_orders_and_withdrawals(escrow_env: Escr
     c.withdraw(env.token, env.merchant)
     c.withdraw_deposit(env.token, DEPOSIT, env.merchant)
     c.withdraw_fees(env.token, shares(env, PRICE)[1], env.admin)
-    assert c.deposit_of(env.token, env.merchant.address) == (0, 0, 0)
+    assert c.deposit_of(env.token, env.merchant.address) == (0, 0)
     receipt = c.set_token_allowed(env.token, True, env.admin)  # the same registry id again
     assert the(env, receipt, "TokenAllowed")["tokenId"] == 2
     c.deposit(env.merchant.address, env.token, DEPOSIT, env.merchant)
@@ -2229,7 +2330,8 @@ def test_fee_on_transfer_token_is_rejected(escrow_env: EscrowEnv) -> None:
              token=token, expected=amount, received=amount - amount // 100)
     _reverts("EscrowFeeOnTransfer", lambda: c.fund_reserve(token, amount, env.stranger),
              token=token, expected=amount, received=amount - amount // 100)
-    c.set_deposit_ratio(0, env.admin)  # so that funding gets as far as the transfer
+    # No deposit, so that funding gets as far as the transfer.
+    c.set_terms(dataclasses.replace(c.terms(), deposit_ratio_bps=0), "x", env.admin)
     offer, sig = signed(env, token=token, price=PRICE)
     _reverts("EscrowFeeOnTransfer", lambda: c.fund(offer, sig, env.buyer), token=token,
              expected=PRICE, received=PRICE - PRICE // 100)
@@ -2281,7 +2383,7 @@ def test_client_deposits_and_funds_with_a_no_return_token(escrow_env: EscrowEnv)
     for party in (env.merchant, env.buyer):
         env.chain.transact(usdt.functions.mint(party.address, 10**12), env.admin)
     c.deposit(env.merchant.address, usdt.address, 10**9, env.merchant)  # approves first
-    assert c.deposit_of(usdt.address, env.merchant.address) == (10**9, 0, 0)
+    assert c.deposit_of(usdt.address, env.merchant.address) == (10**9, 0)
     buyer_before = c.balance(usdt.address, env.buyer.address)
     oid, _ = fund_order(env, token=usdt.address)
     assert c.state(oid) == S.FUNDED
@@ -2373,7 +2475,7 @@ def test_malicious_eth_receivers_cannot_reenter(escrow_env: EscrowEnv) -> None:
     act(merchant, calldata(env, "withdrawDeposit", ETH, 10**18))
     guarded(merchant)
     assert c.balance(ETH, merchant.address) == 10**18
-    assert c.deposit_of(ETH, merchant.address) == (0, 0, 0)
+    assert c.deposit_of(ETH, merchant.address) == (0, 0)
 
     # As a lender: a pledged payout, re-entering release of another ripe order.
     lender = receiver()

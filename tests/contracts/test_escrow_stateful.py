@@ -36,6 +36,7 @@ Environment: ``LEDGER_STATEFUL_EXAMPLES`` (default 15), ``LEDGER_STATEFUL_STEPS`
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter, defaultdict
@@ -65,7 +66,7 @@ from ledger.config import settings as ledger_settings
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
 from ledger.errors import ContractRevert
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, order_key
+from ledger.escrow.eip712 import Attestation, Offer, escrow_order_id
 from ledger.escrow.types import (
     BPS,
     DAY,
@@ -130,6 +131,7 @@ TERM_BOUNDS = [
     ("return_inspection_window", "returnInspectionWindow", HOUR, 30 * DAY),
     ("response_window", "responseWindow", DAY, 30 * DAY),
     ("arbitration_window", "arbitrationWindow", 7 * DAY, 365 * DAY),
+    ("deposit_ratio_bps", "depositRatioBps", 0, 10_000),
 ]
 
 PARTIES = [
@@ -297,7 +299,7 @@ time_jumps = st.one_of(
     st.integers(60, HOUR), st.integers(HOUR, 2 * DAY), st.integers(DAY, 21 * DAY)
 )
 FUND_VARIANTS = ("ok",) * 12 + (
-    "expired", "zero_id", "replay", "bad_sig", "price0", "price_big", "ship_by_past",
+    "expired", "zero_id", "squat", "stale_terms", "replay", "bad_sig", "price0", "price_big", "ship_by_past",
     "ship_by_far", "insp_short", "insp_long", "bad_token", "bad_value",
 )  # fmt: skip
 term_values = {  # valid values (responseWindow 10 days needs arbitrationWindow >= 10 days)
@@ -310,6 +312,7 @@ term_values = {  # valid values (responseWindow 10 days needs arbitrationWindow 
     "return_inspection_window": st.sampled_from([HOUR, 3 * DAY]),
     "response_window": st.sampled_from([DAY, 3 * DAY, 10 * DAY]),
     "arbitration_window": st.sampled_from([7 * DAY, 10 * DAY, 30 * DAY]),
+    "deposit_ratio_bps": st.sampled_from([0, 1_000, 2_000, 2_000, 5_000, BPS]),
 }
 bad_terms = st.sampled_from([None] * 18 + [attr for attr, *_ in TERM_BOUNDS])
 SEED_TARGETS = [
@@ -356,7 +359,6 @@ class EscrowMachine(RuleBasedStateMachine):
         base = h.base
         self.terms: dict[int, Terms] = {1: base["terms"]}
         self.terms_id = 1
-        self.ratio: int = base["ratio"]
         self.carriers: set[str] = set(base["carriers"])
         self.allowed: dict[str, bool] = {t: True for t in self.tok.values()}
         self.token_id: dict[str, int] = dict(base["token_id"])
@@ -375,7 +377,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self.books: dict[str, Book] = {t: Book(*base["books"][t]) for t in self.tok.values()}
         self.credits = Ledger(base["credit"])
         self.deposits = Ledger(base["deposit"])
-        self.exposures = Ledger(base["exposure"])
+        self.locked = Ledger(base["locked"])  # deposit locked by open orders, per (token, merchant)
         self._abi = {  # name -> (selector, input types, output types)
             i["name"]: (
                 bytes(keccak(text=f"{i['name']}({','.join(_abi_type(x) for x in i['inputs'])})"))[
@@ -398,10 +400,9 @@ class EscrowMachine(RuleBasedStateMachine):
         c = self.client
         base: dict[str, Any] = {
             "terms": c.terms(1),
-            "ratio": int(self.chain.call(self.escrow.functions.depositRatioBps())),
             "carriers": {a for a in self.by_addr if c.is_carrier(a)},
             "token_id": {t: c.token_info(t)[0] for t in self.tok.values()},
-            "books": {}, "credit": {}, "deposit": {}, "exposure": {},
+            "books": {}, "credit": {}, "deposit": {}, "locked": {},
         }  # fmt: skip
         for t in self.tok.values():
             tt = c.totals(t)
@@ -409,9 +410,9 @@ class EscrowMachine(RuleBasedStateMachine):
             assert balance == tt.total, "the env's books do not add up"
             base["books"][t] = (tt.escrowed, tt.deposits, tt.reserve, tt.fees, tt.credits, balance)
             for addr in self.by_addr:
-                d, e, _ = c.deposit_of(t, addr)
+                d, locked = c.deposit_of(t, addr)
                 base["deposit"][t, addr] = d
-                base["exposure"][t, addr] = e
+                base["locked"][t, addr] = locked
                 base["credit"][t, addr] = c.credit_of(t, addr)
         return base
 
@@ -576,8 +577,14 @@ class EscrowMachine(RuleBasedStateMachine):
             S.DISPUTED: o.clock + t.response_window,
         }.get(state, 0)
 
-    def _required(self, exposure: int) -> int:
-        return (exposure * self.ratio + BPS - 1) // BPS
+    @property
+    def ratio(self) -> int:
+        """The deposit ratio of the current terms: what a new order locks, in bps of its price."""
+        return self.terms[self.terms_id].deposit_ratio_bps
+
+    def _lock(self, o: MOrder) -> int:
+        """What an order locks of its merchant's deposit: at the ratio of its own terms."""
+        return (o.price * self.terms[o.terms_id].deposit_ratio_bps + BPS - 1) // BPS
 
     def _fresh_tracking(self) -> str:
         """A new waybill in its canonical spelling (its hash is the escrow's key)."""
@@ -607,7 +614,7 @@ class EscrowMachine(RuleBasedStateMachine):
         b.credits += to_buyer + payout
         b.fees += fee
         b.reserve += reserve
-        self.exposures[o.token, o.merchant] -= o.price
+        self.locked[o.token, o.merchant] -= self._lock(o)
         payee = o.merchant
         if payout:
             payee = o.lender or o.merchant
@@ -682,9 +689,12 @@ class EscrowMachine(RuleBasedStateMachine):
     ) -> MOrder | None:  # fmt: skip
         now = self.chain.timestamp()
         self.n += 1
-        oid = order_key(f"order-{self.n}")
+        oid = escrow_order_id(f"order-{self.n}", merchant.address)
         if variant == "zero_id":
             oid = ZERO32
+        elif variant == "squat":  # another merchant's namespace
+            other = self.p["merchant2" if merchant is self.p["merchant"] else "merchant"]
+            oid = escrow_order_id(f"order-{self.n}", other.address)
         elif variant == "replay" and self.orders:
             oid = next(iter(self.orders))
         if variant == "bad_token":
@@ -698,9 +708,10 @@ class EscrowMachine(RuleBasedStateMachine):
         )
         inspection = {"insp_short": HOUR - 1, "insp_long": 30 * DAY + 1}.get(variant, inspection)
         expires = now - 1 if variant == "expired" else now + DAY
+        offered_terms = self.terms_id - 1 if variant == "stale_terms" else self.terms_id
         offer = Offer(
             oid, merchant.address, buyer_field, token, price, ship_by, inspection,
-            keccak(text=f"record-{self.n}"), expires,
+            keccak(text=f"record-{self.n}"), expires, offered_terms,
         )  # fmt: skip
         signer = merchant
         if variant == "bad_sig":
@@ -719,7 +730,7 @@ class EscrowMachine(RuleBasedStateMachine):
             self.client.approve(usd, caller, price)
 
         def predict(t: int) -> str | None:
-            if oid == ZERO32:
+            if oid[:20] != bytes.fromhex(merchant.address[2:]):
                 return "EscrowInvalidOrderId"
             if oid in self.orders:
                 return "EscrowOrderExists"
@@ -738,7 +749,9 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowTokenNotAllowed"
             if signer is not merchant:
                 return "EscrowInvalidSignature"
-            need = self._required(self.exposures[token, merchant.address] + price)
+            if offered_terms != self.terms_id:
+                return "EscrowTermsNotCurrent"
+            need = self.locked[token, merchant.address] + (price * self.ratio + BPS - 1) // BPS
             if need and self.deposits[token, merchant.address] < need:
                 return "EscrowDepositTooLow"
             if value != (price if is_eth else 0):
@@ -757,13 +770,13 @@ class EscrowMachine(RuleBasedStateMachine):
             buyer = caller.address if buyer_field == ZERO_ADDR else buyer_field
             key = (token, merchant.address)
             # a merchant under its requirement cannot fund (the model already predicted it)
-            assert self.deposits[key] >= self._required(self.exposures[key] + price)
             o = MOrder(
                 oid, merchant.address, buyer, token, price, self.terms_id, inspection,
                 clock=ship_by, funded_at=ts,
             )  # fmt: skip
+            assert self.deposits[key] >= self.locked[key] + self._lock(o)
             self.orders[oid] = o
-            self.exposures[key] += price
+            self.locked[key] += self._lock(o)
             b = self.books[token]
             b.escrowed += price
             b.paid_in += price
@@ -1203,7 +1216,7 @@ class EscrowMachine(RuleBasedStateMachine):
         def predict(t: int) -> str | None:
             if amount == 0:
                 return "EscrowZeroAmount"
-            free = max(0, self.deposits[key] - self._required(self.exposures[key]))
+            free = max(0, self.deposits[key] - self.locked[key])
             if amount > free:
                 return "EscrowDepositLocked"
             return None
@@ -1300,18 +1313,10 @@ class EscrowMachine(RuleBasedStateMachine):
         return self._act("setTerms", predict, send, apply)
 
     def do_set_deposit_ratio(self, ratio: int, caller: LocalAccount) -> bool:
-        def predict(t: int) -> str | None:
-            if caller is not self.p["admin"]:
-                return "AccessControlUnauthorizedAccount"
-            if ratio > BPS:
-                return "EscrowParameterOutOfBounds"
-            return None
-
-        def apply(ts: int, events: list[Any]) -> None:
-            self.ratio = ratio
-
-        send = lambda: self.client.set_deposit_ratio(ratio, caller)  # noqa: E731
-        return self._act("setDepositRatio", predict, send, apply)
+        """The admin publishes the current terms with another deposit ratio: what open orders
+        locked stays locked at their own ratio; only new orders lock at this one."""
+        return self.do_set_terms(dataclasses.replace(self.terms[self.terms_id], deposit_ratio_bps=ratio),
+                                 caller)
 
     def do_set_carrier(self, who: str, registered: bool, caller: LocalAccount) -> bool:
         def predict(t: int) -> str | None:
@@ -1611,7 +1616,7 @@ class EscrowMachine(RuleBasedStateMachine):
         tok = self.tok[token]
         who = self.p[caller]
         have = self.deposits[tok, who.address]
-        free = max(0, have - self._required(self.exposures[tok, who.address]))
+        free = max(0, have - self.locked[tok, who.address])
         value = {"free": free, "free+1": free + 1, "all": have, "half": free // 2, "zero": 0}.get(
             str(amount)
         )
@@ -1811,7 +1816,7 @@ class EscrowMachine(RuleBasedStateMachine):
         named: set[str] = {
             self.p[n].address for n in ("merchant", "merchant2", "buyer", "buyer2", "lender")
         }
-        for counter in (self.credits, self.deposits, self.exposures):
+        for counter in (self.credits, self.deposits, self.locked):
             named |= {a for (_, a), v in counter.items() if v}
         return named
 
@@ -1820,9 +1825,9 @@ class EscrowMachine(RuleBasedStateMachine):
 
         py-evm runs a view in about a millisecond, so between full checks a settled order is
         checked by its state alone (its money is in the totals, checked every time)."""
-        keys: list[Any] = [("ratio",), ("terms_id",)]
-        calls: list[tuple[str, list[Any]]] = [("depositRatioBps", []), ("currentTermsId", [])]
-        model: dict[Any, Any] = {("ratio",): (self.ratio,), ("terms_id",): (self.terms_id,)}
+        keys: list[Any] = [("terms_id",)]
+        calls: list[tuple[str, list[Any]]] = [("currentTermsId", [])]
+        model: dict[Any, Any] = {("terms_id",): (self.terms_id,)}
 
         def add(key: Any, name: str, args: list[Any], expected: Any) -> None:
             keys.append(key)
@@ -1834,12 +1839,11 @@ class EscrowMachine(RuleBasedStateMachine):
             add(("token", tok), "tokenInfo", [tok], (self.token_id[tok], self.allowed[tok]))
             # between full checks, the accounts the model wrote to this step (the totals cover
             # the rest: they equal the model's, so an unexpected credit would show there)
-            touched = self.credits.touched | self.deposits.touched | self.exposures.touched
+            touched = self.credits.touched | self.deposits.touched | self.locked.touched
             for addr in sorted(self._accounts() if full else touched):
-                exposure = self.exposures[tok, addr]
                 add(("credit", tok, addr), "creditOf", [tok, addr], (self.credits[tok, addr],))
                 add(("deposit", tok, addr), "depositOf", [tok, addr],
-                    (self.deposits[tok, addr], exposure, self._required(exposure)))
+                    (self.deposits[tok, addr], self.locked[tok, addr]))
         for name in ("carrier", "carrier2", "merchant2", "buyer2", "stranger"):
             addr = self.p[name].address
             add(("carrier", addr), "isCarrier", [addr], (addr in self.carriers,))
@@ -1885,7 +1889,7 @@ class EscrowMachine(RuleBasedStateMachine):
             changed = [k for k in self.last_views if k in chain and chain[k] != self.last_views[k]]
             assert not changed, f"a reverted action changed {changed[:5]}"
         self.expect_unchanged = self.step_changed = False
-        for ledger in (self.credits, self.deposits, self.exposures):
+        for ledger in (self.credits, self.deposits, self.locked):
             ledger.touched.clear()
         self.last_views = chain
         for tok, b in self.books.items():
@@ -2001,8 +2005,8 @@ class EscrowMachine(RuleBasedStateMachine):
                 calls += [("depositOf", [tok, a]) for a in owed]
                 views = self._batched_views(calls)
                 for i, addr in enumerate(owed):
-                    (credit,), (deposit, exposure, _) = views[i], views[len(owed) + i]
-                    assert exposure == 0, (addr, exposure)
+                    (credit,), (deposit, locked) = views[i], views[len(owed) + i]
+                    assert locked == 0, (addr, locked)
                     if credit:
                         self.client.withdraw(tok, self.by_addr[addr])
                     if deposit:
@@ -2165,14 +2169,16 @@ def test_a_merchant_under_its_requirement_can_neither_fund_nor_withdraw(
     m = machine
     usd, merchant = m.tok["usd"], m.p["merchant"]
     o = m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 3 * 10**8, 10 * DAY, DAY)
-    assert o is not None  # exposure 3e8 needs 6e7 of the 1e8 deposit
+    assert o is not None  # a price of 3e8 locks 6e7 of the 1e8 deposit
     m.chain_matches_model()
-    _checked(m, m.do_set_deposit_ratio(BPS, m.p["admin"]))  # now it needs 3e8
-    _checked(m, m.do_withdraw_deposit(usd, 1, merchant), expected=False)
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY) is None
+    _checked(m, m.do_withdraw_deposit(usd, 4 * 10**7 + 1, merchant), expected=False)
+    _checked(m, m.do_set_deposit_ratio(BPS, m.p["admin"]))  # new orders lock their whole price
+    assert m.locked[usd, merchant.address] == 6 * 10**7  # the open order's lock is unchanged
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 5 * 10**7, 10 * DAY, DAY) is None
     m.chain_matches_model()
-    _checked(m, m.do_deposit(usd, merchant.address, 2 * 10**8 + MIN_PRICE, m.p["stranger"]))
-    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], MIN_PRICE, 10 * DAY, DAY)
+    _checked(m, m.do_deposit(usd, merchant.address, 10**7, m.p["stranger"]))
+    assert m.do_fund(usd, merchant, m.p["buyer"].address, m.p["buyer"], 5 * 10**7, 10 * DAY, DAY)
+    assert m.locked[usd, merchant.address] == 11 * 10**7
     m.chain_matches_model()
     m.teardown()
 

@@ -232,14 +232,14 @@ def test_merchant_figures_are_exact_and_name_their_leaves_and_txs(history, escro
         {f"{ids['E']}:order", f"{ids['G']}:order", f"{ids['E']}:dispute-buyer", f"{ids['G']}:dlv"},
         {tx["E:dispute"], tx["E:resolve"], tx["G:dispute"], tx["G:resolve"]})
 
-    # Deposit coverage, now: F (5,000,000) is the only open exposure; 20% of it is required.
+    # Deposit coverage, now: F (5,000,000) is the only open order; it locks 20% of its price.
     cov = {i["token"]: i for i in f["deposit_coverage"]["items"]}
     assert set(cov) == {token, NATIVE}
-    assert {k: cov[token][k] for k in ("deposit", "exposure", "required", "covered")} == {
-        "deposit": 10**12, "exposure": 5_000_000, "required": 1_000_000, "covered": True}
+    assert {k: cov[token][k] for k in ("deposit", "locked", "covered")} == {
+        "deposit": 10**12, "locked": 1_000_000, "covered": True}
     assert cov[token]["coverage"] == 10**12 / 1_000_000
     eth = cov[NATIVE]
-    assert (eth["exposure"], eth["required"], eth["coverage"]) == (0, 0, None)
+    assert (eth["locked"], eth["coverage"]) == (0, None)
     assert [ev["event"] for ev in cov[token]["events"]] == ["DepositAdded"]
     assert not f["deposit_coverage"]["sources"]["records"]
     assert len(f["deposit_coverage"]["sources"]["events"]) == 2
@@ -491,7 +491,7 @@ def _cli_flow(tmp_path: Path, chain: Any, url: str, orders: list[dict[str, Any]]
         assert none["figures"]["orders"]["count"] == 0 and none["orders"] == [] and none["ok"]
         assert {x["type"] for x in none["timeline"]} == {"event"}  # the deposit only
         [eth] = none["figures"]["deposit_coverage"]["items"]  # "now": not bound by the window
-        assert (eth["token"], eth["deposit"], eth["required"]) == (NATIVE, 10**19, 2 * 10**16)
+        assert (eth["token"], eth["deposit"], eth["locked"]) == (NATIVE, 10**19, 2 * 10**16)
 
         for args, needle in (
             (["audit", "--order", "NO-SUCH-ORDER"], "no record in the log"),

@@ -15,7 +15,7 @@ import pytest
 
 from ledger.chain import rpc
 from ledger.errors import CaseError, ContractRevert
-from ledger.escrow.eip712 import order_key
+from ledger.escrow.eip712 import escrow_order_id
 from ledger.investigate.case import Case, load_case
 from ledger.investigate.overrides import Override
 from ledger.investigate.replay import expectation_problems, replay
@@ -179,7 +179,7 @@ def test_trace_decodes_calls_and_custom_errors(anvil_escrow) -> None:  # type: i
     assert frame["error"]["name"] == "EscrowFeeOnTransfer"
     assert {c["function"] for c in frame["calls"]} >= {"balanceOf", "transferFrom"}
     with pytest.raises(ContractRevert):
-        e.client.release(order_key("missing"), e.admin)
+        e.client.release(escrow_order_id("missing", e.merchant.address), e.admin)
 
 
 def test_trace_needs_a_tracing_node() -> None:

@@ -47,13 +47,14 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     assert all(d["reused"] for d in j(["deploy"], env)["contracts"].values())
     assert j(["carrier", "add", "dev:5"], env)["registered"]
     d = j(["deposit", "add", "--merchant", "dev:1", "--amount", str(10 * ETH)], env)
-    assert d["deposit"] == 10 * ETH and d["required"] == 0
+    assert d["deposit"] == 10 * ETH and d["locked"] == 0
 
     for path in paths:
         out = j(["order", "open", "--record", str(path), "--merchant", "dev:1", "--buyer", "dev:3",
                  "--price", str(ETH // 10)], env)
         assert out["state"] == "FUNDED" and out["record_id"].endswith(":order")
-    assert j(["deposit", "show", "--merchant", "dev:1"], env)["exposure"] == 3 * ETH // 10
+    # each order locks 20 % of its price of the deposit (terms version 1)
+    assert j(["deposit", "show", "--merchant", "dev:1"], env)["locked"] == 3 * (ETH // 10) // 5
 
     for n, oid in enumerate((a, b, c)):
         out = j(["order", "ship", oid, "--carrier", "dev:5", "--carrier-code", "SF",

@@ -18,8 +18,7 @@ from ledger.chain import rpc
 from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import make_escrow_env
-from ledger.escrow.eip712 import order_key
-from ledger.escrow.platform import Platform
+from ledger.escrow.platform import Platform, funded_escrow_id
 from ledger.escrow.types import OrderState
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
@@ -150,7 +149,8 @@ def test_escrow_step_survives_kill_minus_nine(tmp_path: Path, anvil_node, mode: 
         ship = [a for a in store.actions(order_id=oid) if a.action == "ship"]
         assert [(a.status, a.tx_hash) for a in ship] == [("confirmed", tx)]
         assert ship[0].evidence == store.record_by_id(f"{oid}:ship").leaf
-    assert env_.client.state(order_key(oid)) is OrderState.SHIPPED
+        escrow_id = funded_escrow_id(store.actions(order_id=oid), env_.client.address)
+    assert escrow_id is not None and env_.client.state(escrow_id) is OrderState.SHIPPED
     shipped = env_.client.escrow.events.OrderShipped().get_logs(
-        from_block=0, argument_filters={"orderId": order_key(oid)})
+        from_block=0, argument_filters={"orderId": escrow_id})
     assert [bytes(e["transactionHash"]) for e in shipped] == [tx]

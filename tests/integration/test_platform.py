@@ -12,7 +12,6 @@ import pytest
 from ledger.deploy import deploy_evidence_log, trust_root_path
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.errors import ContractRevert, LedgerError, ValidationError
-from ledger.escrow.eip712 import order_key
 from ledger.escrow.platform import APPROVE, NON_ESCROW_ACTIONS, Platform
 from ledger.escrow.types import DAY, OrderState, Ruling
 from ledger.evidence.anchor import Anchorer
@@ -65,7 +64,7 @@ def test_happy_path_every_step_cites_its_record(platform, escrow_env, orders) ->
     released = p.release(oid)
     rel = _events(p, released)["OrderReleased"]
     assert rel["payout"] + rel["fee"] + rel["reserve"] == 2_500_000
-    assert e.client.state(order_key(oid)) is OrderState.RELEASED
+    assert e.client.state(p.escrow_id(oid)) is OrderState.RELEASED
 
     approve, *actions = p.store.actions(order_id=oid)
     assert [a.action for a in actions] == ["fund", "ship", "deliver", "release"]
@@ -128,11 +127,11 @@ def test_crash_before_broadcast_is_resumed_with_the_same_transaction(platform, e
     pending = p.store.actions(status="sent")
     assert [a.action for a in pending] == ["ship"]
     assert p.store.record_by_id(f"{oid}:ship") is not None
-    assert e.client.state(order_key(oid)) is OrderState.FUNDED
+    assert e.client.state(p.escrow_id(oid)) is OrderState.FUNDED
     assert p.resume() == 1
     done = p.store.actions(order_id=oid)[-1]
     assert done.status == "confirmed" and done.tx_hash == pending[0].tx_hash
-    assert e.client.state(order_key(oid)) is OrderState.SHIPPED
+    assert e.client.state(p.escrow_id(oid)) is OrderState.SHIPPED
     assert p.resume() == 0
 
 
@@ -166,7 +165,7 @@ def test_return_dispute_and_refund_paths(platform, escrow_env, orders) -> None: 
     assert evidence == f"leaf:{stored.index}:{stored.leaf.hex()}"
     p.vote(dis, member=e.panel[0], ruling=int(Ruling.REFUND))
     p.vote(dis, member=e.panel[1], ruling=int(Ruling.REFUND))
-    assert e.client.state(order_key(dis)) is OrderState.RESOLVED
+    assert e.client.state(p.escrow_id(dis)) is OrderState.RESOLVED
 
     # Never shipped: after ship-by anyone triggers the refund, backed by a refund record.
     with pytest.raises(ContractRevert, match="EscrowTooEarly"):

@@ -9,14 +9,14 @@ from ledger.errors import ContractRevert
 
 
 def test_reverts_read_in_plain_words_from_natspec(escrow_env) -> None:  # type: ignore[no-untyped-def]
-    from ledger.escrow.eip712 import order_key
+    from ledger.escrow.eip712 import escrow_order_id
 
     with pytest.raises(ContractRevert) as err:
-        escrow_env.client.release(order_key("nope"), escrow_env.admin)
+        escrow_env.client.release(escrow_order_id("nope", escrow_env.merchant.address), escrow_env.admin)
     e = err.value
     assert e.error_name == "EscrowUnexpectedState"
     assert "an order is not in one of the states an action needs" in str(e)
-    assert e.error_args["orderId"] == "0x" + order_key("nope").hex()
+    assert e.error_args["orderId"] == "0x" + escrow_order_id("nope", escrow_env.merchant.address).hex()
 
 
 def test_unknown_and_malformed_revert_data() -> None:

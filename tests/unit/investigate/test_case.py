@@ -72,7 +72,7 @@ def test_tokens_are_a_tagged_union() -> None:
 def test_terms_both_ways(terms: Terms) -> None:
     as_case = CaseTerms.of(terms)
     again = msgspec.convert(msgspec.to_builtins(as_case), CaseTerms, strict=True)
-    assert again == as_case and again.judged_by(terms.arbitrator) == terms
+    assert again == as_case and again.judged_by(terms.arbitrator, terms.arbitrator_extra_data) == terms
 
 
 # --------------------------------------------------------------------------- malformed case files
@@ -108,8 +108,8 @@ MALFORMED: Malformed = {
                                   "`$.evidence.records[0].salt`"),
     "evidence bundle of another format": (edit(lambda d: d["evidence"].update(format="x")),
                                           "`$.evidence.format`"),
-    "wrong format": (edit(lambda d: d.update(format="evidence-escrow/case/v2")),
-                     "is not a case file (format must be 'evidence-escrow/case/v1')"),
+    "wrong format": (edit(lambda d: d.update(format="evidence-escrow/case/v1")),
+                     "is not a case file (format must be 'evidence-escrow/case/v2')"),
     "NaN": (lambda t: t.replace('"value": 0', '"value": NaN', 1), "NaN is not JSON"),
     "truncated": (lambda t: t[:-100], "is not JSON"),
 }
