@@ -214,7 +214,13 @@ def test_the_signature_encoding_the_docs_state(escrow_env: EscrowEnv) -> None:
     env, c = escrow_env, escrow_env.client
     domain = contract_domain(env)
     offer = _offer(env, "encoding")
-    c.fund(offer, raw_sign(env.merchant, digest(domain, "Offer", offer_values(offer))), env.buyer)
+    offer_sig = raw_sign(env.merchant, digest(domain, "Offer", offer_values(offer)))
+    r, s, v = _split(offer_sig)
+    offer_high_s = r.to_bytes(32, "big") + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+    with pytest.raises(ContractRevert) as info:  # an offer's signature fails as one error
+        c.fund(offer, offer_high_s, env.buyer)
+    assert info.value.error_name == "EscrowInvalidSignature"
+    c.fund(offer, offer_sig, env.buyer, approve=False)
     att = _attestation(env, "Shipment", offer.order_id, "DHL:5550001")
     good = raw_sign(env.carrier, digest(domain, "Shipment", attestation_values(att)))
     r, s, v = _split(good)
