@@ -3,7 +3,8 @@
 The merchant's ``Offer``, and a carrier's ``Shipment``, ``Delivery``, ``ReturnShipment`` and
 ``ReturnDelivery`` attestations. The domain is ``("FulfillmentEscrow", "1", chainId,
 escrow address)``, so a signature is bound to one order, one contract and one chain.
-Order ids and tracking numbers become the bytes32 values the contract keys on here too.
+Evidence-log order ids become escrow order ids, and waybills tracking hashes, here too: the
+bytes32 values the contract keys on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ __all__ = [
 ]
 
 def order_key(order_id: str) -> bytes:
-    """The escrow's bytes32 order id for an evidence-log order id: keccak256(UTF-8 id)."""
+    """The escrow order id (the contract's bytes32 `orderId`) of an evidence-log order id:
+    keccak256(UTF-8 id). Despite the name, not the *order key* of `ledger.evidence.master_secret`
+    (the per-order secret record salts derive from)."""
     if not order_id:
         raise ValueError("order id must not be empty")
     return bytes(keccak(text=order_id))
@@ -129,7 +132,7 @@ def _b32(value: str | bytes) -> bytes:
 class Offer:
     """The merchant's signed terms for one order (EIP-712 type ``Offer``)."""
 
-    order_id: bytes  # bytes32, see `order_key`
+    order_id: bytes  # the escrow order id (bytes32), see `order_key`
     merchant: str
     buyer: str  # NATIVE (zero address): any buyer may fund it
     token: str  # NATIVE for ETH

@@ -7,7 +7,7 @@ An audit reads two sources and checks one against the other:
   to its leaf, its inclusion proof holds against a confirmed anchored head, and that head
   is anchored by the EvidenceLog contract;
 * the escrow's event logs, read from the chain (never from the store): every event whose
-  indexed order id is ``order_key(order_id)``, decoded with the escrow ABI, with its block
+  indexed escrow order id is ``order_key(order_id)``, decoded with the escrow ABI, with its block
   time and transaction. An event citing evidence (``evidence``, ``orderRecord``, ERC-1497
   ``Evidence`` references) checks out only if the cited hash is the leaf of a record of the
   same order and that record verified.
