@@ -56,7 +56,7 @@ SIGNED_ARGS: dict[str, tuple[str, str, str]] = {
 }
 
 Address = Annotated[str, Meta(pattern=r"^0x[0-9a-fA-F]{40}$")]
-Bytes32 = TxHash  # a bytes32 value (order id, tracking hash) in the same 0x-hex form
+Bytes32 = TxHash  # a bytes32 value (escrow order id, tracking hash) in the same 0x-hex form
 HexBytes = Annotated[str, Meta(pattern=r"^0x([0-9a-fA-F]{2})*$")]
 
 

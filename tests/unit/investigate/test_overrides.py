@@ -75,7 +75,7 @@ def test_bad_overrides_are_case_errors(text: str, message: str) -> None:
     ('arg:deliver.delivery.evidence="0xzz"',
      r"'\"0xzz\"' is not a valid bytes32 for deliver's argument 'delivery.evidence'"),
     ('arg:deliver.delivery.evidence="0x00"', r"is not a valid bytes32"),
-    ("arg:deliver.evidence=12", r"is not a valid bytes32 for deliver's argument 'evidence'"),
+    ("arg:release.evidence=12", r"is not a valid bytes32 for release's argument 'evidence'"),
     ('arg:deliver.delivery.deliveredAt="soon"', r"is not a valid uint64"),
     ("arg:deliver.delivery.deliveredAt=-1", r"is not a valid uint64"),
     ("arg:deliver.nothing.at=1", r"deliver has no struct argument 'nothing'"),
