@@ -38,7 +38,7 @@ from ledger.escrow.types import OrderState
 TYPES = {
     "EIP712Domain": "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)",
     "Offer": "Offer(bytes32 orderId,address merchant,address buyer,address token,uint256 price,uint64 shipBy,"
-             "uint32 inspectionWindow,bytes32 orderRecord,uint64 expiresAt)",
+             "uint32 inspectionWindow,bytes32 orderRecord,uint64 expiresAt,uint16 termsId)",
     "Shipment": "Shipment(bytes32 orderId,string tracking,uint64 shippedAt,bytes32 evidence)",
     "Delivery": "Delivery(bytes32 orderId,string tracking,uint64 deliveredAt,bytes32 evidence)",
     "ReturnShipment": "ReturnShipment(bytes32 orderId,string tracking,uint64 shippedAt,bytes32 evidence)",
@@ -89,7 +89,8 @@ def _address(a: str) -> str:
 def offer_values(o: Offer) -> dict[str, Any]:
     return {"orderId": o.order_id, "merchant": _address(o.merchant), "buyer": _address(o.buyer),
             "token": _address(o.token), "price": o.price, "shipBy": o.ship_by,
-            "inspectionWindow": o.inspection_window, "orderRecord": o.order_record, "expiresAt": o.expires_at}
+            "inspectionWindow": o.inspection_window, "orderRecord": o.order_record, "expiresAt": o.expires_at,
+            "termsId": o.terms_id}
 
 
 def attestation_values(a: Attestation) -> dict[str, Any]:
@@ -114,10 +115,12 @@ def raw_sign(key: LocalAccount, message_digest: bytes) -> bytes:
 
 def _offer(env: EscrowEnv, label: str, price: int = 1_234_567_891) -> Offer:
     now = env.chain.timestamp()
-    return Offer(order_id=bytes(keccak(text=f"independent-{label}")), merchant=env.merchant.address,
+    # The escrow order id lies in the merchant's namespace: its 20 address bytes, then 12 of a hash.
+    order_id = bytes.fromhex(env.merchant.address[2:]) + bytes(keccak(text=f"independent-{label}"))[:12]
+    return Offer(order_id=order_id, merchant=env.merchant.address,
                  buyer=env.buyer.address, token=env.token, price=price, ship_by=now + 2 * DAY,
                  inspection_window=DAY, order_record=bytes(keccak(text=f"order record {label}")),
-                 expires_at=now + DAY)
+                 expires_at=now + DAY, terms_id=env.client.current_terms_id())
 
 
 def _attestation(env: EscrowEnv, kind: str, oid: bytes, tracking: str) -> Attestation:
