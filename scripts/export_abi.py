@@ -37,7 +37,8 @@ from ledger._internal import solc  # noqa: E402
 from ledger.chain.abi import abi_type  # noqa: E402
 
 #: The contracts `ledger deploy` deploys, in the order the docs list them.
-DEPLOYED = ("FulfillmentEscrow", "EscrowBatcher", "EscrowTermsRules", "PanelArbitrator", "EvidenceLog", "AdminTimelock")
+DEPLOYED = ("FulfillmentEscrow", "EscrowBatcher", "EscrowTermsRules", "PanelArbitrator", "EvidenceLog",
+            "AdminTimelock")
 ABI_DIR = ROOT / "abi"
 DOC = ROOT / "docs" / "integrating.md"
 REGENERATE = "python scripts/export_abi.py"

@@ -23,7 +23,8 @@ from ledger._internal import solc
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "export_abi.py"
 DOC = ROOT / "docs" / "integrating.md"
-DEPLOYED = ("FulfillmentEscrow", "EscrowBatcher", "EscrowTermsRules", "PanelArbitrator", "EvidenceLog", "AdminTimelock")
+DEPLOYED = ("FulfillmentEscrow", "EscrowBatcher", "EscrowTermsRules", "PanelArbitrator", "EvidenceLog",
+            "AdminTimelock")
 HOW = "regenerate with `python scripts/export_abi.py` (after a contract change) and commit the result"
 
 
