@@ -27,6 +27,12 @@ have changed nothing, and the invariants below hold.
 4. Every open order reaches a terminal state by permissionless timeouts alone (checked on a
    snapshot every few steps and at the end of each run, where everything is also drained: after
    all timeouts, every credit, fee and deposit is withdrawn and only the reserve remains).
+5. A lender gets its floor: once an order is pledged, whatever the merchant and any buyer address
+   do together (the machine's parties act in every role), every payout reaches the lender and
+   money goes back to the buyer only by its own rights (timeouts, an attested return, a ruling,
+   a default the merchant side let pass) or by the lender's consent.
+6. Admin changes made mid-order (terms, deposit ratio, the arbitrator and panel epoch a version
+   names) never alter an open order: its version and that version's terms stay as funded.
 
 Also: deposits never go below zero, and a merchant under its deposit requirement cannot fund.
 
@@ -171,6 +177,10 @@ class MOrder:
     settlements: int = 0
     settled: int = 0
     compensation: int = 0
+    # for the lender's floor (invariant 5): payouts of a pledged order to anyone but its lender,
+    # and each way money went back to the buyer after the pledge, with who made it happen
+    misdirected: int = 0
+    to_buyer_paths: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _merchant_side(o: MOrder, address: str) -> bool:
@@ -496,6 +506,8 @@ class EscrowMachine(RuleBasedStateMachine):
             elif name in SETTLEMENTS:
                 o = self.orders[bytes(a["orderId"])]
                 o.settlements += 1
+                if o.lender and a.get("payout") and to_checksum_address(a["payee"]) != o.lender:
+                    o.misdirected += a["payout"]
                 if name == "OrderReleased":
                     o.settled += a["payout"] + a["fee"] + a["reserve"]
                 elif name == "OrderRefunded":
@@ -904,7 +916,10 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowUnauthorizedCaller"
             return None
 
-        apply = lambda ts, ev: self._apply_refund(o, ev, f"cancel from {o.state.name}")  # noqa: E731
+        def apply(ts: int, ev: list[Any]) -> None:
+            o.to_buyer_paths.append(("consent", caller.address))
+            self._apply_refund(o, ev, f"cancel from {o.state.name}")
+
         return self._act("cancel", predict, lambda: self.client.cancel(o.oid, caller), apply)
 
     def do_request_return(self, o: MOrder, amount: int, caller: LocalAccount) -> bool:
@@ -1004,7 +1019,10 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowUnauthorizedCaller"
             return None
 
-        apply = lambda ts, ev: self._apply_return(o, ev, f"confirmed in {o.state.name}")  # noqa: E731
+        def apply(ts: int, ev: list[Any]) -> None:
+            o.to_buyer_paths.append(("consent", caller.address))
+            self._apply_return(o, ev, f"confirmed in {o.state.name}")
+
         send = lambda: self.client.confirm_return(o.oid, caller)  # noqa: E731
         return self._act("confirmReturn", predict, send, apply)
 
@@ -1018,7 +1036,12 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "EscrowTooEarly"
             return None
 
-        apply = lambda ts, ev: self._apply_return(o, ev, f"{tag} from {o.state.name}")  # noqa: E731
+        def apply(ts: int, ev: list[Any]) -> None:
+            # by timeout: the buyer's right only with a return parcel a carrier attested
+            o.to_buyer_paths.append(("evidenced return" if o.ret_tracking != ZERO32 else "no parcel",
+                                     caller.address))
+            self._apply_return(o, ev, f"{tag} from {o.state.name}")
+
         send = lambda: self.client.settle_return(o.oid, caller)  # noqa: E731
         return self._act("settleReturn", predict, send, apply)
 
@@ -1421,6 +1444,24 @@ class EscrowMachine(RuleBasedStateMachine):
         buyer_field = ZERO_ADDR if open_offer else self.p[buyer].address
         self.do_fund(self.tok[token], self.p[merchant], buyer_field, self._who(caller, buyer),
                      price * scale, ship_in, inspection, variant)
+
+    @rule(pick=st.integers(0, 1_000))
+    def collude(self, pick: int) -> None:
+        """The merchant and its buyer address try to void a pledge: a full "return" no parcel
+        backs, confirmed by the merchant, or a cancel (the model expects refusals; invariant 5)."""
+        pledged = [o for o in self.orders.values() if o.lender and o.state not in TERMINAL]
+        if not pledged:
+            return
+        o = pledged[pick % len(pledged)]
+        merchant, buyer = self.by_addr.get(o.merchant), self.by_addr.get(o.buyer)
+        if merchant is None:
+            return
+        self.h.paths["collusion attempted"] += 1
+        if o.state == S.DELIVERED and buyer is not None:
+            self.do_request_return(o, o.price, buyer)
+        if o.state in IN_RETURN:
+            self.do_confirm_return(o, merchant)
+        self.do_cancel(o, merchant)
 
     @rule(pick=picks, focus_=focus, signer=signers,
           tracking=st.sampled_from(["fresh"] * 4 + ["noncanonical", "reuse", "replay"]),
@@ -1911,6 +1952,33 @@ class EscrowMachine(RuleBasedStateMachine):
                 assert 0 <= o.compensation <= bound, (o.oid.hex(), o.compensation, bound)
             else:
                 assert (o.settlements, o.settled, o.compensation) == (0, 0, 0), o
+
+    @invariant()
+    def lenders_get_their_floor(self) -> None:
+        """5. After a pledge, no action of the merchant alone, nor of a merchant colluding with a
+        buyer address (the machine's parties act in any role, in any order), takes the lender
+        below an independent buyer's rights: every payout of a pledged order reaches its lender
+        (by the events' payee), and money goes back to the buyer by consent only when the lender
+        gave it, and by a settled return only when a carrier attested the return parcel."""
+        for o in self.orders.values():
+            if not o.lender:
+                continue
+            assert o.misdirected == 0, (o.oid.hex(), "a pledged payout reached someone else")
+            for path, who in o.to_buyer_paths:
+                if path == "consent":
+                    assert who == o.lender, (o.oid.hex(), "consent to refund by", who)
+                assert path != "no parcel", (o.oid.hex(), "a return settled without a parcel")
+
+    @invariant()
+    def open_orders_keep_their_terms(self) -> None:
+        """6. Admin changes (new terms, deposit ratios, panels named by terms) never alter an open
+        order: its terms version is the one it was funded under (`getOrder`, checked with every
+        view), that version's terms on chain are still what they were when published, and what
+        the order locks of the deposit is computed at that version's ratio (the deposit views)."""
+        used = {o.terms_id for o in self.orders.values() if o.state not in TERMINAL}
+        for terms_id in sorted(used):
+            on_chain = Terms.from_tuple(self.chain.call(self.escrow.functions.terms(terms_id)))
+            assert on_chain == self.terms[terms_id], (terms_id, on_chain, self.terms[terms_id])
 
     @invariant()
     def open_orders_can_time_out(self) -> None:
