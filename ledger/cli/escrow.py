@@ -42,6 +42,7 @@ from ledger.deploy import escrow_client
 from ledger.errors import ConfigError, LedgerError
 from ledger.escrow import payout
 from ledger.escrow.admin import Submitted
+from ledger.escrow.eip712 import Offer
 from ledger.escrow.platform import EscrowStep, Platform
 from ledger.escrow.types import NATIVE, ZERO32, OrderState, Ruling, split_ruling
 
@@ -137,7 +138,69 @@ def _load_record(path: str, option: str) -> dict[str, Any]:
     return obj
 
 
+def _hexed(value: Any) -> Any:
+    """JSON-able: bytes as 0x-hex (as wallets take bytes32 in eth_signTypedData_v4)."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k: _hexed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hexed(v) for v in value]
+    return value
+
+
+def _load_signed_offer(path: str) -> dict[str, Any]:
+    """An offer signed in the merchant's own wallet: the JSON `ledger order offer` wrote, with
+    ``signature`` (65 bytes, 0x-hex) filled in; ``offer`` or ``typed_data.message`` is the offer."""
+    data = read_input(path, "--offer")
+    try:
+        doc = json.loads(data)
+        offer = doc.get("offer") or doc["typed_data"]["message"]
+        sig = bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
+        Offer.from_message(offer)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--offer {path}: not a signed offer ({type(exc).__name__}: {exc}); expected the "
+                          "JSON of `ledger order offer` with \"signature\" filled in") from None
+    if len(sig) != 65:
+        raise ConfigError(f"--offer {path}: the signature must be 65 bytes (r, s, v), not {len(sig)}")
+    return {"record": doc.get("record"), "offer": offer, "signature": sig}
+
+
 # ------------------------------------------------------------------------------- commands
+
+
+def _offer_doc(ctx: _Ctx, a: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """`order offer`: the record and the typed data a merchant signs in its own wallet."""
+    buyer = NATIVE if a.buyer.lower() == "any" else ctx.address(a.buyer)
+    rec, offer = ctx.platform.make_offer(
+        _load_record(a.record, "--record"), merchant=ctx.address(a.merchant), buyer=buyer,
+        price=a.price, token=_token(a.token), ship_within=a.ship_within,
+        inspection_window=a.inspection, offer_ttl=a.offer_ttl,
+    )  # fmt: skip
+    typed = _hexed(offer.typed_data(ctx.chain.chain_id, ctx.client.address))
+    doc = {"record": rec.to_json(), "offer": typed["message"], "typed_data": typed, "signature": None}
+    return doc, json.dumps(doc, indent=2)
+
+
+def _open(ctx: _Ctx, a: argparse.Namespace) -> EscrowStep:
+    """`order open`: with the merchant's key here, or with an offer it signed in its wallet."""
+    p = ctx.platform
+    if a.offer:
+        signed = _load_signed_offer(a.offer)
+        record = signed.get("record") if a.record is None else _load_record(a.record, "--record")
+        if not isinstance(record, dict):
+            raise ConfigError("--offer: the file has no \"record\" (the order record the offer commits "
+                              "to); give it with --record")
+        return p.fund_offer(record, Offer.from_message(signed["offer"]), signed["signature"],
+                            buyer=ctx.signer(a.buyer))
+    if a.record is None or a.merchant is None or a.price is None:
+        raise ConfigError("order open needs --record, --merchant and --price (or --offer, an offer "
+                          "the merchant signed)")
+    return p.open_order(
+        _load_record(a.record, "--record"), merchant=ctx.signer(a.merchant),
+        buyer=ctx.signer(a.buyer), price=a.price, token=_token(a.token), ship_within=a.ship_within,
+        inspection_window=a.inspection, offer_ttl=a.offer_ttl,
+    )  # fmt: skip
 
 
 def cmd_order(args: argparse.Namespace) -> int:
@@ -153,12 +216,10 @@ def cmd_order(args: argparse.Namespace) -> int:
             lines += [f"  action  {x['action']:<16} {x['status']:<9} block {x['block']} gas {x['gas_used']}"
                       + (f"  error: {x['error']}" if x["error"] else "") for x in status["actions"]]
             return status, "\n".join(lines)
+        if op == "offer":
+            return _offer_doc(ctx, a)
         if op == "open":
-            step = p.open_order(
-                _load_record(a.record, "--record"), merchant=ctx.signer(a.merchant),
-                buyer=ctx.signer(a.buyer), price=a.price, token=_token(a.token), ship_within=a.ship_within,
-                inspection_window=a.inspection, offer_ttl=a.offer_ttl,
-            )  # fmt: skip
+            step = _open(ctx, a)
         elif op == "ship":
             step = p.ship(a.order, carrier=ctx.signer(a.carrier), carrier_code=a.carrier_code,
                           tracking_number=a.tracking)
@@ -348,12 +409,25 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
             p.add_argument("order", metavar="ORDER", help="evidence-log order id")
         return p
 
-    p = step("open", "log the order record, the merchant signs the offer, the buyer funds it", order=False)
+    p = step("offer", "the offer a merchant signs in its own wallet: the order record (ts filled in) and "
+             "the EIP-712 typed data (eth_signTypedData_v4), as JSON; nothing is stored or sent", order=False)
     p.add_argument("--record", required=True,
                    help="the order record, id ORDER_ID:order (JSON file, or - for stdin)")
-    p.add_argument("--merchant", required=True, metavar="KEYREF", type=keyref)
-    p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
+    p.add_argument("--merchant", required=True, type=address_or_keyref, help="address or KEYREF")
+    p.add_argument("--buyer", required=True, help="address, KEYREF, or 'any' (whoever funds it)")
     p.add_argument("--price", required=True, type=price, help="in the token's base units")
+    p.add_argument("--token", default="ETH", type=_token_arg, help="ETH or an allowed ERC-20 address")
+    p.add_argument("--ship-within", type=duration, default=3 * 86400, help="ship-by, from now (3d)")
+    p.add_argument("--inspection", type=duration, default=3 * 86400, help="inspection window (3d)")
+    p.add_argument("--offer-ttl", type=duration, default=3600, help="offer expiry (1h)")
+    p = step("open", "log the order record, the merchant signs the offer (or brings one it signed: "
+             "--offer), the buyer funds it", order=False)
+    p.add_argument("--record", help="the order record, id ORDER_ID:order (JSON file, or - for stdin)")
+    p.add_argument("--offer", metavar="FILE", help="an offer the merchant signed in its own wallet: the JSON "
+                   "of `ledger order offer` with \"signature\" filled in (or - for stdin)")
+    p.add_argument("--merchant", metavar="KEYREF", type=keyref, help="the merchant signs here (no --offer)")
+    p.add_argument("--buyer", required=True, metavar="KEYREF", type=keyref)
+    p.add_argument("--price", type=price, help="in the token's base units (no --offer)")
     p.add_argument("--token", default="ETH", type=_token_arg, help="ETH or an allowed ERC-20 address")
     p.add_argument("--ship-within", type=duration, default=3 * 86400, help="ship-by, from now (3d)")
     p.add_argument("--inspection", type=duration, default=3 * 86400, help="inspection window (3d)")

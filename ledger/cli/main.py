@@ -39,8 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
     "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "
                "if all verified)"),
-    "order": ("ledger.cli.escrow", "escrowed orders: open, ship, deliver, confirm, release, refund, "
-              "cancel, returns, show"),
+    "order": ("ledger.cli.escrow", "escrowed orders: offer (to sign in a wallet), open, ship, deliver, "
+              "confirm, release, refund, cancel, returns, show"),
     "dispute": ("ledger.cli.escrow", "disputes: open, evidence, vote (panel), default, timeout"),
     "pledge": ("ledger.cli.escrow", "pledge an order's payout to a lender (once), or show who it is "
                "pledged to"),

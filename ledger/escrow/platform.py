@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
 from ledger.chain.outbox import Outbox, Pending, Settlement
@@ -38,7 +39,7 @@ from ledger.chain.rpc import Chain
 from ledger.errors import LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id
+from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id, recover_signer
 from ledger.escrow.types import NATIVE, ZERO32, OrderInfo
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
@@ -216,22 +217,58 @@ class Platform:
         `price` is in the token's base units. The payment record cites the funding
         transaction's hash as its ``payment_ref``.
         """
+        order_rec, offer = self.make_offer(
+            order, merchant=merchant.address, buyer=buyer.address if restrict_to_buyer else NATIVE,
+            price=price, token=token, ship_within=ship_within, inspection_window=inspection_window,
+            offer_ttl=offer_ttl)  # fmt: skip
+        signature = self.client.sign_offer(merchant, offer)
+        return self.fund_offer(order_rec.to_json(), offer, signature, buyer=buyer,
+                               payment_method=payment_method)
+
+    def make_offer(
+        self, order: dict[str, Any], *, merchant: str, buyer: str, price: int, token: str = NATIVE,
+        ship_within: int = 3 * 86400, inspection_window: int = 3 * 86400, offer_ttl: int = 3600,
+    ) -> tuple[Record, Offer]:
+        """The order record (``ts`` filled in with chain time) and the offer committing to it that
+        `merchant` (an address) is to sign, in its own wallet if it likes (`Offer.typed_data`).
+        Nothing is stored or sent."""
         obj = dict(order)
         obj.setdefault("ts", rfc3339(self.now()))
         order_rec = self._record(obj)
         self._check_new_order(order_rec)
-        oid = order_rec.order_id
         now = self.now()
         offer = Offer(
-            order_id=escrow_order_id(oid, merchant.address), merchant=merchant.address,
-            buyer=buyer.address if restrict_to_buyer else NATIVE, token=token, price=price,
-            ship_by=now + ship_within, inspection_window=inspection_window,
-            order_record=self.store.leaf_for(order_rec), expires_at=now + offer_ttl,
-            terms_id=self.client.current_terms_id(),
+            order_id=escrow_order_id(order_rec.order_id, merchant), merchant=to_checksum_address(merchant),
+            buyer=to_checksum_address(buyer), token=token, price=price, ship_by=now + ship_within,
+            inspection_window=inspection_window, order_record=self.store.leaf_for(order_rec),
+            expires_at=now + offer_ttl, terms_id=self.client.current_terms_id(),
         )  # fmt: skip
-        signature = self.client.sign_offer(merchant, offer)
-        if not is_native(token):  # the buyer lets the escrow pull the price: a step of its own
-            self._act(oid, APPROVE, self.calls.approve(token, price), buyer)
+        return order_rec, offer
+
+    def fund_offer(self, order: dict[str, Any], offer: Offer, signature: bytes, *, buyer: LocalAccount,
+                   payment_method: str = "platform_balance") -> EscrowStep:
+        """Log the order record and fund `offer`, signed by its merchant (here or in a wallet of
+        its own): the offer must commit to exactly this record and lie in the merchant's
+        namespace, and an externally owned merchant's signature must recover to it; the contract
+        checks the rest (an ERC-1271 wallet's signature, the terms version, expiry)."""
+        order_rec = self._record(order)
+        self._check_new_order(order_rec)
+        oid = order_rec.order_id
+        leaf = self.store.leaf_for(order_rec)
+        if offer.order_record != leaf:
+            raise LedgerError(f"the signed offer commits to order record leaf {_hex(offer.order_record)}, "
+                              f"not {_hex(leaf)} of record {order_rec.id!r} (sign an offer for this record)")
+        if offer.order_id != escrow_order_id(oid, offer.merchant):
+            raise LedgerError(f"the signed offer's orderId {_hex(offer.order_id)} is not the escrow order id "
+                              f"of {oid!r} for merchant {offer.merchant}")
+        if not self.chain.w3.eth.get_code(to_checksum_address(offer.merchant)):
+            signer = recover_signer(offer.typed_data(self.chain.chain_id, self.client.address), signature)
+            if signer != to_checksum_address(offer.merchant):
+                raise LedgerError(f"the offer's signature is {signer}'s, not the merchant {offer.merchant}'s "
+                                  f"(for escrow {self.client.address} on chain {self.chain.chain_id})")
+        now = self.now()
+        if not is_native(offer.token):  # the buyer lets the escrow pull the price: a step of its own
+            self._act(oid, APPROVE, self.calls.approve(offer.token, offer.price), buyer)
         call = self.calls.fund(offer, signature)
         signed = self.chain.build_signed(call.fn, buyer, value=call.value, context="fund")
         payment = self._record({

@@ -148,3 +148,55 @@ def test_cli_escrow_errors_are_clear(tmp_path: Path, env: dict[str, str]) -> Non
     assert res.returncode == 2 and "argument --as: not a key reference" in res.stderr
     res = run(["dispute", "vote", "X1", "--member", "dev:7", "--ruling", "maybe"], env, check=False)
     assert res.returncode == 2 and "unknown ruling" in res.stderr
+
+
+def test_a_merchant_signs_the_offer_in_its_own_wallet(tmp_path: Path, env: dict[str, str]) -> None:
+    """`order offer` prints the typed data; the merchant signs it elsewhere (eth_signTypedData_v4,
+    here eth_account on the JSON alone); `order open --offer` funds it. An offer for another
+    record, or signed by someone else, is refused before anything is stored or sent."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from ledger.chain.keys import resolve_signer
+    from ledger.chain.rpc import connect
+
+    sale = generate_flash_sale(seed=37, orders=4, merchants=1, start=START)
+    first, second = [r for r in sale if r["kind"] == "order"][:2]
+    paths = []
+    for o in (first, second):
+        path = tmp_path / f"{o['order_id']}.json"
+        path.write_text(json.dumps({k: v for k, v in o.items() if k != "ts"}))
+        paths.append(path)
+    j(["deploy", "--redeploy"], env)
+    j(["deposit", "add", "--merchant", "dev:1", "--amount", str(ETH)], env)
+    merchant = resolve_signer("dev:1", connect(env["LEDGER_RPC"]))
+
+    def offer_for(path: Path) -> dict[str, Any]:
+        doc = j(["order", "offer", "--record", str(path), "--merchant", merchant.address,
+                 "--buyer", "dev:3", "--price", str(ETH // 10)], env)
+        assert doc["signature"] is None and doc["typed_data"]["primaryType"] == "Offer"
+        return doc
+
+    def signed(doc: dict[str, Any], key: Any) -> Path:
+        sig = Account.sign_message(encode_typed_data(full_message=doc["typed_data"]), key.key).signature
+        out = tmp_path / f"signed-{len(list(tmp_path.iterdir()))}.json"
+        out.write_text(json.dumps({**doc, "signature": "0x" + bytes(sig).hex()}))
+        return out
+
+    doc = offer_for(paths[0])
+    assert doc["offer"]["orderId"][2:42] == merchant.address[2:].lower()  # the merchant's namespace
+    # Signed by someone else: refused, naming both.
+    stranger = Account.from_key(b"\x42" * 32)
+    out = run(["order", "open", "--offer", str(signed(doc, stranger)), "--buyer", "dev:3"], env, check=False)
+    assert out.returncode == 2 and stranger.address in out.stderr and "not the merchant" in out.stderr
+    # An offer for another record: refused.
+    other = tmp_path / "other-record.json"
+    other.write_text(json.dumps(offer_for(paths[1])["record"]))
+    out = run(["order", "open", "--offer", str(signed(doc, merchant)), "--record", str(other),
+               "--buyer", "dev:3"], env, check=False)
+    assert out.returncode == 2 and "commits to order record leaf" in out.stderr
+    show = run(["order", "show", first["order_id"]], env, check=False)
+    assert show.returncode == 2  # nothing stored
+    # The genuine signature funds it.
+    opened = j(["order", "open", "--offer", str(signed(doc, merchant)), "--buyer", "dev:3"], env)
+    assert opened["state"] == "FUNDED"
