@@ -13,7 +13,8 @@ from ledger._internal import solc
 
 EIP170_LIMIT = 24_576
 
-DEPLOYED = ["FulfillmentEscrow", "EscrowTermsRules", "EscrowBatcher", "PanelArbitrator", "EvidenceLog"]
+DEPLOYED = ["FulfillmentEscrow", "EscrowTermsRules", "EscrowBatcher", "PanelArbitrator", "EvidenceLog",
+            "AdminTimelock"]
 
 
 @pytest.mark.parametrize("name", DEPLOYED)
