@@ -229,6 +229,8 @@ contract PanelArbitrator is IArbitrator, AccessControl, ReentrancyGuardTransient
         }
         IFulfillmentEscrow.OrderInfo memory order = escrow.getOrder(orderId);
         address to = escrow.disputeOf(orderId).opener == IFulfillmentEscrow.Party.Buyer ? order.buyer : order.merchant;
+        // A FulfillmentEscrow never names a zero party; another arbitrable might: keep the fee.
+        if (to == address(0)) revert PanelZeroAddress();
         uint256 amount = dispute.fee;
         dispute.feeState = FeeState.Refunded;
         emit FeeRefunded(disputeID, to, amount);
