@@ -264,6 +264,16 @@ def _rejects(error: type[ProofError], check: Callable[[], None]) -> None:
         check()
 
 
+def test_every_proof_of_every_tree_up_to_64_leaves_verifies() -> None:
+    """Acceptance over every small shape, not only the ones hypothesis draws: a verifier that
+    refuses the valid proofs of some shapes (one shift too many while it climbs the right
+    edge refuses 13 -> 14 first) fails here on every run."""
+    for n in range(1, 65):
+        for m in range(1, n + 1):
+            verify_inclusion(_BIG.leaf(m - 1), m - 1, n, _BIG.inclusion_proof(m - 1, n), _ROOTS[n])
+            verify_consistency(m, n, _ROOTS[m], _ROOTS[n], _BIG.consistency_proof(m, n))
+
+
 @PROPERTY
 @given(case=cases, bits=st.lists(st.integers(0, 255), min_size=24, max_size=24))
 @edge_examples
