@@ -274,6 +274,13 @@ def cmd_dispute(args: argparse.Namespace) -> int:
 
 
 def cmd_pledge(args: argparse.Namespace) -> int:
+    words = list(args.order)
+    if len(words) == 2 and words[0] == "show" and args.lender is None:
+        words = words[1:]
+    if len(words) != 1:
+        raise ConfigError(f"ledger pledge: one order id expected (or `show ORDER`), not {' '.join(words)!r}")
+    args.order = words[0]
+
     def body(ctx: _Ctx) -> tuple[dict[str, Any], str]:
         if args.lender is None:
             key = ctx.platform.funded_as(args.order)
@@ -511,7 +518,8 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     add_rpc(sp)
     add_json(sp)
     if name == "pledge":
-        sp.add_argument("order", metavar="ORDER")
+        sp.add_argument("order", metavar="ORDER", nargs="+",
+                        help="the order (`ledger pledge show ORDER` is the same as `ledger pledge ORDER`)")
         sp.add_argument("--lender", type=address_or_keyref, help="address or KEYREF; omit to show the pledge")
         sp.add_argument("--merchant", metavar="KEYREF", type=keyref,
                         help="the order's merchant (signs the pledge)")

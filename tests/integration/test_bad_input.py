@@ -366,6 +366,8 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
      ["argument --token", "must be ETH or an ERC-20 address, not '0xnope'"]),
     ("deposit-what", ["deposit", "top-up", "--merchant", "dev:1"], b"", ["invalid choice: 'top-up'"]),
     ("pledge-unknown", ["pledge", "O-NOBODY"], b"", ["unknown order 'O-NOBODY'", "nothing is pledged"]),
+    ("pledge-show-unknown", ["pledge", "show", "O-NOBODY"], b"", ["unknown order 'O-NOBODY'"]),
+    ("pledge-two-orders", ["pledge", "O-1", "O-2"], b"", ["one order id expected", "'O-1 O-2'"]),
     ("pledge-literal-key", ["pledge", "{funded}", "--lender", KEY, "--merchant", "dev:1"], b"",
      ["argument --lender", "looks like a raw private key"]),
     ("pledge-no-merchant", ["pledge", "{funded}", "--lender", "dev:6"], b"", ["pledging needs --merchant"]),

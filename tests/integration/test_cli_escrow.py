@@ -84,6 +84,7 @@ def test_escrow_lifecycle_through_the_cli(tmp_path: Path, env: dict[str, str]) -
     again = run(["pledge", b, "--merchant", "dev:1", "--lender", "dev:2"], env, check=False)
     assert again.returncode == 2 and "EscrowAlreadyPledged" in again.stderr
     lender = j(["pledge", b], env)["lender"]
+    assert j(["pledge", "show", b], env)["lender"] == lender
     assert lender is not None
 
     # c goes to dispute; the panel (dev:7..9) rules a refund.
