@@ -32,7 +32,8 @@ have changed nothing, and the invariants below hold.
    money goes back to the buyer only by its own rights (timeouts, an attested return, a ruling,
    a default the merchant side let pass) or by the lender's consent.
 6. Admin changes made mid-order (terms, deposit ratio, the arbitrator and panel epoch a version
-   names) never alter an open order: its version and that version's terms stay as funded.
+   names), at once or scheduled in an AdminTimelock and executed after its delay (refused
+   before), never alter an open order: its version and that version's terms stay as funded.
 
 Also: deposits never go below zero, and a merchant under its deposit requirement cannot fund.
 
@@ -88,6 +89,7 @@ from ledger.escrow.types import (
 )
 from ledger.escrow.types import OrderState as S
 
+TIMELOCK_DELAY = DAY  # of the machine's AdminTimelock
 EXAMPLES = ledger_settings().int_value("stateful_examples", 15)
 STEPS = ledger_settings().int_value("stateful_steps", 40)
 LIVENESS_EVERY = ledger_settings().int_value("stateful_liveness_every", 8)
@@ -249,6 +251,7 @@ class Harness:
     chain: Chain
     env: EscrowEnv
     arb2: Contract
+    timelock: Contract  # an AdminTimelock that shares the escrow's admin role (scheduled changes)
     snap: Any
     base: dict[str, Any] | None = None
     stats: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -360,6 +363,8 @@ class EscrowMachine(RuleBasedStateMachine):
         self.by_addr: dict[str, LocalAccount] = {a.address: a for a in self.p.values()}
         self.tok: dict[str, str] = {"eth": ZERO_ADDR, "usd": to_checksum_address(env.token)}
         self.orders: dict[bytes, MOrder] = {}
+        # admin changes scheduled in the timelock: (salt, terms, executable from)
+        self.scheduled: list[tuple[bytes, Terms, int]] = []
         self.n = 0
         self.steps = 0
         self.tracking: dict[bytes, bytes] = {}  # tracking hash -> the order that claimed it
@@ -1692,6 +1697,46 @@ class EscrowMachine(RuleBasedStateMachine):
         value = {"all": fees, "half": fees // 2, "over": fees + 1, "zero": 0}[amount]
         self.do_withdraw_fees(tok, value, self._who(caller, "admin"))
 
+    @rule(arbitrator=st.sampled_from([0, 1]), values=st.fixed_dictionaries(term_values))
+    def schedule_terms(self, arbitrator: int, values: dict[str, int]) -> None:
+        """The admin schedules new terms in the timelock: nothing changes until it executes."""
+        terms = Terms(arbitrator=[*self.panels][arbitrator], **cast(dict[str, Any], values))
+        call = self.client.calls.set_terms(terms, "data:,scheduled")
+        self.n += 1
+        salt = keccak(text=f"scheduled-{self.n}")
+        tl = self.h.timelock
+        receipt = self.chain.transact(tl.functions.schedule(
+            self.escrow.address, 0, call.calldata, bytes(32), salt, TIMELOCK_DELAY), self.p["admin"])
+        ts = int(self.chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
+        self.scheduled.append((salt, terms, ts + TIMELOCK_DELAY))
+        self._count("schedule (timelock)", "ok")
+
+    @rule(pick=st.integers(0, 100))
+    def execute_scheduled(self, pick: int) -> None:
+        """Execute a scheduled change: refused before its delay has passed; after it, the terms
+        apply to orders funded from then on only (invariant 6)."""
+        if not self.scheduled:
+            return
+        salt, terms, ready = self.scheduled[pick % len(self.scheduled)]
+        call = self.client.calls.set_terms(terms, "data:,scheduled")
+        tl = self.h.timelock
+
+        def predict(t: int) -> str | None:
+            return "TimelockUnexpectedOperationState" if t < ready else None
+
+        def apply(ts: int, events: list[Any]) -> None:
+            self.scheduled.remove((salt, terms, ready))
+            self.terms_id += 1
+            self.terms[self.terms_id] = terms
+            self._check_event(events, "TermsSet", termsId=self.terms_id, arbitrator=terms.arbitrator)
+            self.h.paths["terms changed by the timelock"] += 1
+
+        def send() -> dict[str, Any]:
+            fn = tl.functions.execute(self.escrow.address, 0, call.calldata, bytes(32), salt)
+            return self.chain.transact(fn, self.p["admin"])
+
+        self._act("execute (timelock)", predict, send, apply)
+
     @rule(caller=st.sampled_from([None] * 4 + PARTIES[1:3]),
           arbitrator=st.sampled_from([0, 1, 0, 1, 2]),
           bad=bad_terms, low=st.booleans(), values=st.fixed_dictionaries(term_values))
@@ -2102,7 +2147,13 @@ def make_harness(chain: Chain) -> Harness:
     )
     options = int(chain.call(env.client.escrow.functions.RULING_OPTIONS()))
     assert options == RULING_OPTIONS, f"model: rulings 0..{RULING_OPTIONS}, contract: 0..{options}"
-    return Harness(chain, env, arb2, chain.snapshot())
+    # Admin changes also arrive through a timelock, scheduled and executed later (the direct
+    # admin stays too, so both paths run).
+    timelock = chain.deploy("AdminTimelock", TIMELOCK_DELAY, [env.admin.address], [env.admin.address],
+                            sender=env.admin)
+    escrow = env.client.escrow
+    chain.transact(escrow.functions.grantRole(bytes(32), timelock.address), env.admin)
+    return Harness(chain, env, arb2, timelock, chain.snapshot())
 
 
 def machine_for(harness: Harness) -> type[EscrowMachine]:
