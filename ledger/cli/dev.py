@@ -27,9 +27,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{args.port}"
     cmd = anvil_command(args.port, state_dir / "state.json", block_time=args.block_time)
     check_port_free(args.port)
-    # SIGTERM (kill, systemd, containers) stops the node like Ctrl-C instead of orphaning anvil.
+    # SIGTERM (kill, systemd, containers) stops the node like Ctrl-C instead of orphaning anvil;
+    # SIGINT gets the same handler explicitly, since a node started from a background job or a
+    # script inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
     on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if on_main else None
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)} if on_main else {}
     proc = subprocess.Popen(cmd)
     try:
         wait_for_rpc(url, proc)
@@ -52,8 +54,8 @@ def cmd_node(args: argparse.Namespace) -> int:
             proc.wait()
         return 0
     finally:
-        if on_main and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if proc.poll() is None:
             proc.terminate()
         try:
