@@ -4,34 +4,17 @@ public, runs only after the delay, and never reaches an order funded before it."
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from ledger.chain.rpc import connect
 from ledger.dev.flash_sale import generate_flash_sale
-from ledger.evidence.master_secret import MasterSecret
+from tests.integration import test_cli_escrow
 from tests.integration.test_cli import run
+from tests.integration.test_cli_escrow import ETH, START, j
 
-START = "2026-11-11T12:00:00Z"
-ETH = 10**18
+env = test_cli_escrow.env  # the same fixture: a fresh data dir on the session's anvil
+
 DAY = 86_400
-
-
-@pytest.fixture
-def env(tmp_path: Path, anvil_node) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    e = dict(os.environ)
-    e.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_MASTER_SECRET=MasterSecret.generate_hex(),
-             LEDGER_RPC=anvil_node.url, COLUMNS="200")
-    for k in ("LEDGER_PRIVATE_KEY", "LEDGER_KEYSTORE"):
-        e.pop(k, None)
-    return e
-
-
-def j(args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    return json.loads(run([*args, "--json"], env).stdout)
 
 
 def fails(args: list[str], env: dict[str, str], needle: str) -> None:
