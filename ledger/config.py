@@ -49,6 +49,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LEDGER_KEYSTORE_PASSWORD", "the keystore's password", secret=True),
     Variable("LEDGER_KEYSTORE_PASSWORD_FILE", "instead: a file holding the keystore's password"),
     Variable("LEDGER_RPC", "default JSON-RPC URL (else `--rpc`, else the `ledger node` of the data dir)"),
+    Variable("LEDGER_CONFIRMATIONS", "blocks a transaction needs on top of its own before it counts "
+             "(default 1 on dev chains, 3 elsewhere; `--confirmations`)"),
+    Variable("LEDGER_TX_TIMEOUT", "seconds to wait for a transaction to be mined and confirmed (default 120; "
+             "`--timeout`); it stays stored for `ledger resume`"),
+    Variable("LEDGER_MAX_FEE_GWEI", "the highest max fee per gas a replacement (fee bump) of a stuck "
+             "transaction may bid (default 500; `--max-fee`)"),
     Variable("LEDGER_HOME", "data directory (default `.ledger`): store, deployment manifests, node state"),
     Variable("LEDGER_LOG_LEVEL", "log level when no `-v` is given: DEBUG, INFO, WARNING (default), ERROR"),
     Variable("LEDGER_SOLC", "a native solc 0.8.37 to use instead of solc-js"),
@@ -81,6 +87,9 @@ class Settings:
     keystore_password: str | None = field(default=None, repr=False)
     keystore_password_file: str | None = None
     rpc: str | None = None
+    confirmations: str | None = None
+    tx_timeout: str | None = None
+    max_fee_gwei: str | None = None
     home: str | None = None
     log_level: str | None = None
     solc: str | None = None

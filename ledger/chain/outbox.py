@@ -1,19 +1,31 @@
-"""The signed-transaction outbox: what is signed is stored before it is sent, and resumed after a crash.
+"""The signed-transaction outbox: what is signed is stored before it is sent, and finished or
+abandoned, never lost, whatever the chain does.
 
 Protocol, shared by the anchorer and the platform (each step durable before the next):
 
-1. The caller builds and signs a transaction with an explicit nonce and stores its signed
-   bytes, with status ``sent``, in its journal, in the same database transaction as
-   whatever must exist before the chain can see it (the evidence record an escrow step
-   cites; the anchor row of a tree head). Only then does it call `Outbox.submit`.
-2. `submit` broadcasts the stored bytes, waits for the confirmations on a canonical block,
-   and marks the row ``confirmed``, or ``failed`` with the contract's decoded error (which it
-   then raises).
-3. After a crash, `resume` settles every row its journal still has ``sent``: a transaction
-   the node knows is awaited; one the node lost is re-broadcast with the very same bytes
-   (same nonce, same hash, so one step never becomes two transactions), unless the journal
-   says it was superseded; one the node refuses (its nonce taken by another transaction) is
-   marked ``failed`` with the node's reason.
+1. Under the sender's nonce lock (`Outbox.signing`: one process at a time per key, and a
+   nonce past every one the journals still hold), the caller signs a transaction and stores
+   its bytes, with status ``sent``, in its journal, in the same database transaction as
+   whatever must exist before the chain can see it (the held evidence records of an escrow
+   step; the anchor row of a tree head); then broadcasts it (`Outbox.broadcast`).
+2. `finish` drives it until it is settled: mined and confirmed on a canonical block
+   (``confirmed``), mined and reverted (``failed``, with the contract's decoded error, which
+   it raises), or provably never to be mined (``abandoned``, with the reason). While it is
+   not mined it acts on what the node says:
+
+   * the node lost it (a restart, a dropped transaction): the very same bytes are sent again;
+   * it bids less than the next block's base fee, or waits unmined past ``bump_after``: it
+     is replaced by the same call with the same nonce at a higher fee (`ledger.chain.fees`,
+     up to the ceiling), and both hashes are kept, since either may be the one mined;
+   * its nonce was taken by another transaction (another process on the key): it can never
+     be mined, so the call is simulated again and, if it would still succeed, signed with a
+     fresh nonce; a journal may instead declare it superseded (an anchor whose head the chain
+     passed), and a call that would now revert is abandoned with the contract's reason.
+
+   Replacing needs the sender's key; without it the row stays ``sent`` and the error names
+   the key. When the time runs out the row stays ``sent`` and `StillPending` says why and
+   what to run (`ledger resume`).
+3. After a crash, `resume` drives every row its journal still has ``sent`` the same way.
 
 A journal is the caller's table seen through the small `Journal` interface: the anchors
 table and the escrow actions table are two journals of one outbox protocol.
@@ -21,32 +33,54 @@ table and the escrow actions table are two journals of one outbox protocol.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from eth_account.signers.local import LocalAccount
+
+from ledger.chain.fees import FeeCeiling, bumped, fees_of, gwei, resign
 from ledger.chain.rpc import Chain
 from ledger.errors import ChainUnavailable, LedgerError
 
-__all__ = ["Journal", "Outbox", "Pending", "Settlement"]
+__all__ = ["Journal", "NeedsKey", "Outbox", "Outcome", "Pending", "Settlement", "StillPending"]
 
 _logger = logging.getLogger(__name__)
+
+BUMP_AFTER = 60.0  # seconds a transaction may wait unmined at a sufficient fee before a tip bump
+CHECK_EVERY = 1.0  # seconds between looks at the nonce, the mempool and the base fee
+
+
+class StillPending(ChainUnavailable):
+    """A stored transaction was not settled in time; it stays ``sent`` for `ledger resume`."""
+
+
+class NeedsKey(StillPending):
+    """A stored transaction must be replaced, and the sender's key is not at hand."""
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A stored signed transaction: its row in the journal, its hash, its bytes, its name."""
+    """A stored signed transaction: its row in the journal, its latest hash and bytes, its
+    name, and the hashes of the attempts it replaced."""
 
     id: int
     tx_hash: bytes
     raw_tx: bytes
     label: str
+    earlier: tuple[bytes, ...] = ()
+
+    @property
+    def hashes(self) -> tuple[bytes, ...]:
+        return (self.tx_hash, *self.earlier)
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """How a stored transaction ended: ``confirmed`` or ``failed``, and the facts behind it."""
+    """How a stored transaction ended, and the facts behind it (`tx_hash`: the attempt mined)."""
 
     status: str
     block_number: int | None = None
@@ -54,6 +88,16 @@ class Settlement:
     block_timestamp: int | None = None
     gas_used: int | None = None
     error: str | None = None
+    tx_hash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `resume` did with one stored transaction."""
+
+    row: Pending
+    status: str  # confirmed | failed | abandoned | sent (still pending)
+    detail: str
 
 
 class Journal(Protocol):
@@ -71,70 +115,240 @@ class Journal(Protocol):
         ...
 
     def superseded(self, row: Pending) -> str | None:
-        """Why a row the node no longer knows must not be re-broadcast, or None."""
+        """Why a row whose nonce was taken must not be signed again, or None."""
+        ...
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        """Make (raw_tx, tx_hash, nonce) the row's latest attempt, keeping the earlier ones."""
+        ...
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        """The nonces of `sender` that stored, unsettled transactions hold."""
         ...
 
 
 class Outbox:
     """Sends a journal's stored transactions on one chain (see the module docstring)."""
 
-    def __init__(self, chain: Chain, journal: Journal) -> None:
+    def __init__(self, chain: Chain, journal: Journal, signers: Mapping[str, LocalAccount] | None = None,
+                 ) -> None:
         self.chain = chain
         self.journal = journal
+        self.signers = {a.address.lower(): a for a in chain.accounts}
+        self.signers.update({k.lower(): v for k, v in (signers or {}).items()})
+        self.bump_after = BUMP_AFTER
 
-    def submit(self, row: Pending, confirmations: int | None = None) -> dict[str, Any]:
-        """Broadcast a stored transaction and settle it; raises its decoded error if it reverted."""
+    # -- sending -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def signing(self, sender: LocalAccount) -> Iterator[int]:
+        """Hold `sender`'s nonce lock and yield the nonce to sign with; store and broadcast
+        before leaving the block."""
+        self.signers.setdefault(sender.address.lower(), sender)
+        with self.chain.nonce_lock(sender.address):
+            yield self.chain._next_nonce(sender.address, self.journal.taken_nonces(sender.address))
+
+    def broadcast(self, row: Pending) -> None:
+        """Send a stored transaction. A node that does not answer is an error that says the
+        transaction is stored; a node that refuses it (a fee too low, a nonce taken) is left
+        to `finish`, which replaces it."""
         _logger.info("sending %s tx 0x%s", row.label, row.tx_hash.hex())
         try:
             self.chain.broadcast(row.raw_tx)
-            receipt, error = self._settle(row, confirmations)
+        except ChainUnavailable as exc:
+            raise ChainUnavailable(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
+                                   f"is stored: {self.journal.resume_hint}") from None
+        except LedgerError as exc:
+            _logger.warning("the node refused %s tx 0x%s: %s", row.label, row.tx_hash.hex(), exc)
+
+    def submit(self, row: Pending, confirmations: int | None = None, timeout: float | None = None,
+               ) -> dict[str, Any]:
+        """`broadcast`, then `finish`."""
+        self.broadcast(row)
+        return self.finish(row, confirmations, timeout)
+
+    def finish(self, row: Pending, confirmations: int | None = None, timeout: float | None = None,
+               ) -> dict[str, Any]:
+        """Drive a stored transaction until it is settled (see the module docstring); its
+        receipt. Raises its decoded error if it reverted, `LedgerError` if it was abandoned,
+        `StillPending` if it is not settled in time."""
+        try:
+            outcome, receipt, error = self._drive(row, confirmations, timeout)
+        except StillPending:
+            raise
         except ChainUnavailable as exc:
             raise ChainUnavailable(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
                                    f"is stored: {self.journal.resume_hint}") from None
         if error is not None:
             raise error
+        if receipt is None:
+            raise LedgerError(f"the {row.label} transaction was abandoned: {outcome.detail}")
         return receipt
 
-    def resume(self, confirmations: int | None = None) -> int:
-        """Settle the rows an earlier (possibly killed) run left ``sent``; returns how many."""
-        pending = list(self.journal.pending())
-        for row in pending:
+    def resume(self, confirmations: int | None = None, timeout: float | None = None) -> list[Outcome]:
+        """Drive every row an earlier (possibly killed) run left ``sent``; how each ended. A
+        row that is still not settled in time stays ``sent`` and is reported, not raised,
+        unless the node stops answering."""
+        outcomes = []
+        for row in list(self.journal.pending()):
             _logger.info("resuming %s tx 0x%s", row.label, row.tx_hash.hex())
-            if self.chain.receipt(row.tx_hash) is None and not self._rebroadcast(row):
-                continue
-            self._settle(row, confirmations)  # a revert is recorded, not raised: it is history
-        return len(pending)
+            try:
+                outcome, _, _ = self._drive(row, confirmations, timeout)
+            except StillPending as exc:
+                outcome = Outcome(row, "sent", str(exc))
+            outcomes.append(outcome)
+        return outcomes
 
-    def _rebroadcast(self, row: Pending) -> bool:
-        """Send a lost transaction again with the same bytes; False if it must not or cannot be."""
-        why = self.journal.superseded(row)
-        if why is not None:
-            _logger.warning("%s tx 0x%s not re-sent: %s", row.label, row.tx_hash.hex(), why)
-            self.journal.settle(row.id, Settlement("failed", error=why))
-            return False
+    # -- driving -------------------------------------------------------------------------
+    def _drive(self, row: Pending, confirmations: int | None, timeout: float | None,
+               ) -> tuple[Outcome, dict[str, Any] | None, LedgerError | None]:
+        limit = self.chain.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        sent_at = time.monotonic()
+        last_check = 0.0
+
+        def stop() -> bool:
+            nonlocal last_check
+            if time.monotonic() - last_check < CHECK_EVERY:
+                return False
+            last_check = time.monotonic()
+            return self._trouble(row, time.monotonic() - sent_at) is not None
+
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            receipt = self.chain.await_receipts(row.hashes, confirmations, left, stop=stop)
+            if receipt is not None:
+                return self._settle(row, receipt)
+            trouble = self._trouble(row, time.monotonic() - sent_at)
+            if trouble is not None:
+                new = self._act_on(row, trouble)
+                if isinstance(new, Outcome):
+                    return new, None, None
+                if new is not row:
+                    row, sent_at = new, time.monotonic()
+                last_check = time.monotonic()
+            if time.monotonic() >= deadline:
+                raise StillPending(self._stuck_message(row, limit))
+
+    def _trouble(self, row: Pending, waited: float) -> str | None:
+        """Why `row` (not yet mined) needs the outbox to act, or None while waiting is right:
+        ``taken`` (its nonce is used), ``lost`` (the node does not know it), ``underpriced``
+        (it bids under the next base fee), ``slow`` (unmined past `bump_after`)."""
+        fees = fees_of(row.raw_tx)
+        if self.chain.confirmed_nonce(fees.sender) > fees.nonce:
+            if any(self.chain.receipt(h) is not None for h in row.hashes):
+                return None  # ours was mined: the wait picks it up
+            return "taken"
+        if not self.chain.known(row.tx_hash):
+            return "lost"
+        if fees.max_fee < self.chain.next_base_fee():
+            return "underpriced"
+        return "slow" if waited > self.bump_after else None
+
+    def _act_on(self, row: Pending, trouble: str) -> Pending | Outcome:
+        """Do what `trouble` asks; the row to wait for next (itself, or its replacement), or
+        the outcome if it was abandoned."""
+        fees = fees_of(row.raw_tx)
+        if trouble in ("lost", "taken"):
+            why = self.journal.superseded(row)
+            if why is not None:
+                return self._abandon(row, why)
+        if trouble == "lost":
+            _logger.warning("%s tx 0x%s unknown to the node: sending the same bytes again", row.label,
+                            row.tx_hash.hex())
+            try:
+                self.chain.broadcast(row.raw_tx)
+                return row
+            except ChainUnavailable:
+                raise
+            except LedgerError as exc:  # refused: fee too low for the node now, or nonce taken
+                _logger.warning("re-sending it failed: %s", exc)
+                return row  # the next look sees why (underpriced, taken)
+        signer = self.signers.get(fees.sender.lower())
+        if trouble == "taken":
+            if signer is None:
+                raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} can never be mined: its "
+                               f"nonce {fees.nonce} was used by another transaction of {fees.sender}. "
+                               f"Signing it again needs that key: {self.journal.resume_hint}")
+            return self._resign(row, signer, fees.nonce)
+        if signer is None:
+            raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} is not being mined "
+                           f"({self._why_unmined(row)}); replacing it at a higher fee needs the key of "
+                           f"{fees.sender}: {self.journal.resume_hint}")
+        return self._bump(row, signer, trouble)
+
+    def _abandon(self, row: Pending, why: str) -> Outcome:
+        _logger.warning("%s tx 0x%s abandoned: %s", row.label, row.tx_hash.hex(), why)
+        self.chain.say(f"{row.label} tx 0x{row.tx_hash.hex()[:12]}… abandoned: {why}")
+        self.journal.settle(row.id, Settlement("abandoned", error=why))
+        return Outcome(row, "abandoned", why)
+
+    def _resign(self, row: Pending, signer: LocalAccount, old_nonce: int) -> Pending | Outcome:
+        """Sign the call again with a fresh nonce, if it would still succeed."""
         try:
-            self.chain.broadcast(row.raw_tx)
+            self.chain.simulate(row.raw_tx, row.label)
         except ChainUnavailable:
             raise
-        except LedgerError as exc:  # e.g. its nonce was taken by another transaction
-            _logger.warning("%s tx 0x%s could not be re-sent: %s", row.label, row.tx_hash.hex(), exc)
-            self.journal.settle(row.id, Settlement("failed", error=f"re-broadcast failed: {exc}"))
-            return False
-        return True
+        except LedgerError as exc:
+            return self._abandon(row, f"its nonce {old_nonce} was used by another transaction, and the "
+                                      f"call would now fail: {exc}")
+        base, tip = self.chain.next_base_fee(), self.chain.suggested_tip()
+        with self.signing(signer) as nonce:
+            raw, tx_hash, nonce = resign(row.raw_tx, signer, nonce=nonce, max_fee=2 * base + tip, tip=tip)
+            why = f"nonce {old_nonce} was used by another transaction; signed again with nonce {nonce}"
+            return self._replace(row, raw, tx_hash, nonce, why)
 
-    def _settle(self, row: Pending, confirmations: int | None) -> tuple[dict[str, Any], LedgerError | None]:
-        """Wait for the row's transaction, record how it ended; (receipt, decoded error or None)."""
-        receipt = self.chain.wait(row.tx_hash, confirmations)
+    def _bump(self, row: Pending, signer: LocalAccount, trouble: str) -> Pending:
+        fees = fees_of(row.raw_tx)
+        base = self.chain.next_base_fee()
+        try:
+            max_fee, tip = bumped(fees, base, self.chain.suggested_tip(), self.chain.max_fee)
+        except FeeCeiling as exc:
+            raise StillPending(f"the {row.label} transaction 0x{row.tx_hash.hex()} is not being mined and "
+                               f"{exc}. Raise the ceiling, or wait for fees to fall: "
+                               f"{self.journal.resume_hint}") from None
+        with self.signing(signer):
+            raw, tx_hash, nonce = resign(row.raw_tx, signer, max_fee=max_fee, tip=tip)
+            cause = (f"its max fee {gwei(fees.max_fee)} was below the base fee {gwei(base)}"
+                     if trouble == "underpriced" else f"unmined for {self.bump_after:.0f}s")
+            why = f"replaced ({cause}): max fee {gwei(max_fee)}, tip {gwei(tip)}"
+            return self._replace(row, raw, tx_hash, nonce, why)
+
+    def _replace(self, row: Pending, raw: bytes, tx_hash: bytes, nonce: int, why: str) -> Pending:
+        self.journal.replace(row, raw, tx_hash, nonce, why)
+        new = Pending(row.id, tx_hash, raw, row.label, row.hashes)
+        self.chain.say(f"{row.label} tx 0x{row.tx_hash.hex()[:12]}… {why}: now tx 0x{tx_hash.hex()[:12]}…")
+        self.broadcast(new)
+        return new
+
+    def _why_unmined(self, row: Pending) -> str:
+        fees = fees_of(row.raw_tx)
+        base = self.chain.next_base_fee()
+        if fees.max_fee < base:
+            return f"it bids a max fee of {gwei(fees.max_fee)}, below the next base fee {gwei(base)}"
+        if not self.chain.known(row.tx_hash):
+            return "the node no longer has it"
+        return f"the node holds it pending at a max fee of {gwei(fees.max_fee)}, tip {gwei(fees.tip)}"
+
+    def _stuck_message(self, row: Pending, limit: float) -> str:
+        return (f"the {row.label} transaction 0x{row.tx_hash.hex()} was not settled within {limit:.0f}s on "
+                f"{self.chain.describe()}: {self._why_unmined(row)}. It is stored: "
+                f"{self.journal.resume_hint} (--timeout SECONDS waits longer; --max-fee GWEI allows a "
+                "higher replacement fee)")
+
+    def _settle(self, row: Pending, receipt: dict[str, Any],
+                ) -> tuple[Outcome, dict[str, Any], LedgerError | None]:
+        """Record how the mined attempt ended; (outcome, receipt, decoded error or None)."""
+        mined_hash = bytes(receipt["transactionHash"])
         block = self.chain.w3.eth.get_block(receipt["blockNumber"])
         mined = Settlement("confirmed", block_number=int(receipt["blockNumber"]),
                            block_hash=bytes(receipt["blockHash"]), block_timestamp=int(block["timestamp"]),
-                           gas_used=int(receipt["gasUsed"]))
+                           gas_used=int(receipt["gasUsed"]), tx_hash=mined_hash)
         if receipt["status"] != 1:
-            error = self.chain.failure(row.tx_hash, row.label)
-            _logger.warning("%s tx 0x%s reverted: %s", row.label, row.tx_hash.hex(), error)
+            error = self.chain.failure(mined_hash, row.label)
+            _logger.warning("%s tx 0x%s reverted: %s", row.label, mined_hash.hex(), error)
             self.journal.settle(row.id, replace(mined, status="failed", error=str(error)))
-            return receipt, error
-        _logger.info("%s tx 0x%s confirmed in block %s (gas %s)", row.label, row.tx_hash.hex(),
+            return Outcome(row, "failed", str(error)), receipt, error
+        _logger.info("%s tx 0x%s confirmed in block %s (gas %s)", row.label, mined_hash.hex(),
                      mined.block_number, mined.gas_used)
         self.journal.settle(row.id, mined)
-        return receipt, None
+        return Outcome(row, "confirmed", f"block {mined.block_number}"), receipt, None

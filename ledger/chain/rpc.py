@@ -9,10 +9,14 @@ bytes inside its exception message.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +27,7 @@ from eth_typing import ChecksumAddress, Hash32
 from eth_utils import keccak, to_checksum_address
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
-from web3.types import RPCEndpoint, RPCResponse, TxParams
+from web3.types import RPCEndpoint, RPCResponse, TxParams, Wei
 
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
@@ -50,7 +54,10 @@ class Chain:
     url: str | None = None
     tester: Any = None  # eth_tester.EthereumTester for the embedded chain
     poll_interval: float = 0.05
-    timeout: float = 120.0
+    timeout: float = 120.0  # seconds a transaction may take to be mined and confirmed
+    max_fee: int | None = None  # wei: the ceiling a fee-bumped replacement may bid
+    lock_dir: Path | None = None  # where per-key nonce locks live (shared by every process)
+    progress: Callable[[str], None] | None = None  # told how a wait is going
     _nonces: dict[str, int] = field(default_factory=dict)
     _chain_id: int | None = None
 
@@ -79,15 +86,86 @@ class Chain:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=art.abi)
 
     # -- transactions ----------------------------------------------------------
-    def _next_nonce(self, address: ChecksumAddress) -> int:
+    def _next_nonce(self, address: ChecksumAddress, taken: Iterable[int] = ()) -> int:
+        """The next nonce of `address`: past the node's pending count, this process's last
+        one, and `taken` (nonces stored by any process but possibly never broadcast)."""
         chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
-        nonce = max(chain_nonce, self._nonces.get(address, 0))
+        nonce = max(chain_nonce, self._nonces.get(address, 0), *(n + 1 for n in taken))
         self._nonces[address] = nonce + 1
         return nonce
 
+    @contextlib.contextmanager
+    def nonce_lock(self, address: str) -> Iterator[None]:
+        """Hold the per-key lock from choosing a nonce until the signed transaction is stored
+        and broadcast: two processes on one key (two CLI commands, a CLI and the service)
+        never sign two transactions with one nonce. An exclusive `flock` on
+        ``<lock_dir>/<chain id>-<address>.lock``; within one process, a thread lock."""
+        with _THREAD_LOCK:
+            if self.lock_dir is None:
+                yield
+                return
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            path = self.lock_dir / f"{self.chain_id}-{address.lower()}.lock"
+            with path.open("a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self.say(f"waiting for another process signing as {address} (lock {path})")
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def confirmed_nonce(self, address: str) -> int:
+        """How many transactions of `address` the latest block has mined (its next nonce there)."""
+        return int(self.w3.eth.get_transaction_count(to_checksum_address(address), "latest"))
+
+    def known(self, tx_hash: bytes) -> bool:
+        """Does the node know this transaction (pending or mined)?"""
+        try:
+            return self.w3.eth.get_transaction(Hash32(tx_hash)) is not None
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__name__ == "TransactionNotFound":
+                return False
+            raise self.explain(exc, "transaction lookup") from None
+
+    def next_base_fee(self) -> int:
+        """The base fee the next block will charge (the pending block's, where the node says)."""
+        for tag in ("pending", "latest"):
+            try:
+                fee = self.w3.eth.get_block(tag).get("baseFeePerGas")
+            except Exception:  # noqa: BLE001 - some nodes have no pending block
+                continue
+            if fee is not None:
+                return int(fee) if tag == "pending" else int(fee) * 9 // 8
+        return 0
+
+    def suggested_tip(self) -> int:
+        return 10**9 if self.kind != "rpc" else int(self.w3.eth.max_priority_fee)
+
+    def say(self, text: str) -> None:
+        _logger.info("%s", text)
+        if self.progress is not None:
+            self.progress(text)
+
+    def mines_on_demand(self) -> bool:
+        """Does this node mine only when a transaction arrives (the embedded chain; anvil with
+        automine and no block time)? There, no confirmation ever comes by waiting."""
+        if self.kind == "embedded":
+            return True
+        if self.kind != "anvil":
+            return False
+        try:
+            auto = self.w3.provider.make_request(RPCEndpoint("anvil_getAutomine"), []).get("result")
+            interval = self.w3.provider.make_request(RPCEndpoint("anvil_getIntervalMining"), []).get("result")
+        except Exception:  # noqa: BLE001
+            return False
+        return bool(auto) and not interval
+
     def _fees(self) -> dict[str, int]:
         base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-        tip = 10**9 if self.kind != "rpc" else int(self.w3.eth.max_priority_fee)
+        tip = self.suggested_tip()
         return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
 
     def build_signed(
@@ -143,28 +221,60 @@ class Chain:
                 return bytes(keccak(raw))
             raise self.explain(exc, "broadcast") from None
 
-    def wait(self, tx_hash: bytes, confirmations: int | None = None) -> dict[str, Any]:
+    def wait(self, tx_hash: bytes, confirmations: int | None = None, timeout: float | None = None,
+             ) -> dict[str, Any]:
         """Wait until mined with `confirmations` blocks on top of (and including) its own.
 
         Re-checks that the receipt's block is still canonical, so a reorg that drops the
-        transaction is never reported as confirmed.
+        transaction is never reported as confirmed. Reports progress (`say`); on a node that
+        mines only on demand, mines the blocks the confirmations need, and says so.
         """
+        receipt = self.await_receipts([tx_hash], confirmations, timeout)
+        if receipt is None:
+            raise ChainUnavailable(
+                f"transaction 0x{tx_hash.hex()} not confirmed within {self._limit(timeout):.0f}s on "
+                f"{self.describe()}: the node has "
+                f"{'it pending' if self.known(tx_hash) else 'no such transaction'}")
+        return receipt
+
+    def _limit(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
+
+    def await_receipts(self, hashes: Sequence[bytes], confirmations: int | None = None,
+                       timeout: float | None = None, *, stop: Callable[[], bool] | None = None,
+                       ) -> dict[str, Any] | None:
+        """The receipt of whichever of `hashes` is mined, once it has `confirmations` on a
+        canonical block; None when `timeout` passes first, or as soon as `stop()` says so
+        while none is mined (the caller then replaces or abandons the transaction)."""
         need = self.confirmations if confirmations is None else confirmations
-        deadline = time.monotonic() + self.timeout
+        start = time.monotonic()
+        said = ""
         while True:
-            receipt = self.receipt(tx_hash)
+            receipt = next((r for r in map(self.receipt, hashes) if r is not None), None)
+            head = int(self.w3.eth.block_number)
             if receipt is not None:
                 block = int(receipt["blockNumber"])
-                head = int(self.w3.eth.block_number)
-                if head - block + 1 >= need:
-                    canonical = self.w3.eth.get_block(block)
-                    if bytes(canonical["hash"]) == bytes(receipt["blockHash"]):
-                        return dict(receipt)
-            if time.monotonic() > deadline:
-                raise ChainUnavailable(
-                    f"transaction 0x{tx_hash.hex()} not confirmed ({need} confirmations) "
-                    f"within {self.timeout:.0f}s on {self.describe()}"
-                )
+                have = head - block + 1
+                canonical = bytes(self.w3.eth.get_block(block)["hash"]) == bytes(receipt["blockHash"])
+                if canonical and have >= need:
+                    return dict(receipt)
+                if canonical and self.mines_on_demand():
+                    self.mine(need - have)
+                    self.say(f"tx 0x{bytes(receipt['transactionHash']).hex()[:12]}…: the node mines on "
+                             f"demand; mined {need - have} empty block(s) for {need} confirmation(s)")
+                    continue
+                note = (f"mined in block {block}: {have}/{need} confirmations" if canonical
+                        else f"its block {block} was reorganised away; waiting for it to be mined again")
+            else:
+                if stop is not None and stop():
+                    return None
+                note = f"pending (head block {head})"
+            waited = time.monotonic() - start
+            if note != said:
+                self.say(f"tx 0x{hashes[0].hex()[:12]}…: {note} ({waited:.0f}s)")
+                said = note
+            if waited > self._limit(timeout):
+                return None
             time.sleep(self.poll_interval)
 
     def receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
@@ -208,6 +318,21 @@ class Chain:
         if receipt["status"] != 1:
             raise self.failure(bytes(receipt["transactionHash"]), _fn_label(fn))
         return receipt
+
+    def simulate(self, raw: bytes, label: str) -> None:
+        """Run a stored signed transaction's call on the pending block; raises its decoded
+        error if it would revert now."""
+        from eth_account import Account as _Account
+        from eth_account.typed_transactions.typed_transaction import TypedTransaction
+        from hexbytes import HexBytes
+
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        call: TxParams = {"from": _Account.recover_transaction(raw), "to": to_checksum_address(tx["to"]),
+                          "data": HexBytes(tx["data"]), "value": Wei(int(tx["value"]))}
+        try:
+            self.w3.eth.call(call, block_identifier="pending")
+        except Exception as exc:  # noqa: BLE001 - decoded below
+            raise self.explain(exc, label) from None
 
     def failure(self, tx_hash: bytes, label: str) -> LedgerError:
         """Why a mined transaction reverted: its own revert data where the node can trace it,
@@ -343,6 +468,9 @@ class Chain:
             self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
         else:
             raise ConfigError("snapshots need the embedded chain or anvil")
+
+
+_THREAD_LOCK = threading.RLock()
 
 
 def _fn_label(fn: Any) -> str:

@@ -28,7 +28,8 @@ from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
 
 __all__ = [
-    "UINT256_MAX", "Handler", "add_json", "add_rpc", "address", "address_of", "address_or_keyref",
+    "UINT256_MAX", "Handler", "add_json", "add_rpc", "add_tx_options", "address", "address_of",
+    "address_or_keyref",
     "admin_for", "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
     "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
     "submitted_out", "tx_hash", "write_output",
@@ -46,6 +47,22 @@ def console(stderr: bool = False) -> Console:
 
 def add_rpc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc", help=RPC_HELP)
+
+
+DEFAULT_MAX_FEE_GWEI = 500
+
+
+def add_tx_options(parser: argparse.ArgumentParser) -> None:
+    """How long to wait for a transaction, how deep it must be, what a fee bump may bid."""
+    parser.add_argument("--confirmations", type=bounded(0, 1000, "a number of blocks"), default=None,
+                        help="blocks on top of (and including) a transaction's own before it counts "
+                        "(env LEDGER_CONFIRMATIONS; default 1 on dev chains, 3 elsewhere)")
+    parser.add_argument("--timeout", type=bounded(1, 86400, "seconds"), default=None, metavar="SECONDS",
+                        help="how long to wait for each transaction (env LEDGER_TX_TIMEOUT; default 120); "
+                        "one not settled by then stays stored for `ledger resume`")
+    parser.add_argument("--max-fee", type=bounded(1, 1_000_000, "gwei"), default=None, metavar="GWEI",
+                        help="the highest max fee per gas a replacement of a stuck transaction may bid "
+                        f"(env LEDGER_MAX_FEE_GWEI; default {DEFAULT_MAX_FEE_GWEI})")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +97,27 @@ def rpc_url(args: argparse.Namespace) -> str:
 
 
 def open_chain(args: argparse.Namespace) -> Chain:
-    return connect(rpc_url(args), confirmations=getattr(args, "confirmations", None))
+    """The chain of `args` (--rpc, LEDGER_RPC, or the data dir's node), with the transaction
+    options (`add_tx_options`, else their environment variables), the data dir's per-key
+    nonce locks, and waits reported on stderr."""
+    env = settings()
+    confirmations = getattr(args, "confirmations", None)
+    if confirmations is None and env.confirmations is not None:
+        confirmations = env.int_value("confirmations", 1)
+    chain = connect(rpc_url(args), confirmations=confirmations)
+    timeout = getattr(args, "timeout", None)
+    chain.timeout = float(timeout if timeout is not None else env.int_value("tx_timeout", 120))
+    max_fee = getattr(args, "max_fee", None)
+    if max_fee is None:
+        max_fee = env.int_value("max_fee_gwei", DEFAULT_MAX_FEE_GWEI)
+    chain.max_fee = max_fee * 10**9
+    chain.lock_dir = data_dir(args) / "locks"
+    chain.progress = _say
+    return chain
+
+
+def _say(text: str) -> None:
+    console(stderr=True).print(text, markup=False, soft_wrap=True)
 
 
 def address_of(chain: Chain, ref: str) -> str:

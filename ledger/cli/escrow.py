@@ -23,6 +23,7 @@ from ledger.chain.keys import resolve_signer
 from ledger.cli._common import (
     add_json,
     add_rpc,
+    add_tx_options,
     address,
     address_of,
     address_or_keyref,
@@ -88,8 +89,13 @@ class _Ctx:
         self.store = open_store(args)
         self.client = escrow_client(self.chain, data_dir(args))
         self.platform = Platform(self.store, self.client, self.chain.default_account)
-        if resumed := self.platform.resume():
-            console(stderr=True).print(f"resumed {resumed} escrow step(s) an earlier command left pending")
+        self.platform.confirmations = getattr(args, "confirmations", None)
+        # A quick look, not a wait: settle what is mined, re-send what the node lost, bump what
+        # is underpriced; a step still pending is finished by re-running it, or `ledger resume`.
+        for o in self.platform.resume(timeout=0):
+            where = f"{o.row.label} tx 0x{o.row.tx_hash.hex()[:12]}…"
+            note = "still pending (`ledger resume` waits for it)" if o.status == "sent" else o.status
+            console(stderr=True).print(f"an earlier escrow step, {where}: {note}", markup=False)
 
     def signer(self, ref: str) -> LocalAccount:
         return resolve_signer(ref, self.chain)
@@ -402,6 +408,7 @@ def _common_options() -> argparse.ArgumentParser:
     """Options every step takes, so that they can follow the step: `ledger order ship X --rpc URL`."""
     common = argparse.ArgumentParser(add_help=False)
     add_rpc(common)
+    add_tx_options(common)
     add_json(common)
     return common
 

@@ -19,7 +19,7 @@ from ledger.chain.rpc import connect
 from ledger.cli._common import (
     add_json,
     add_rpc,
-    bounded,
+    add_tx_options,
     console,
     data_dir,
     emit,
@@ -37,8 +37,9 @@ from ledger.errors import ConfigError, StoreError, TrustRootError, ValidationErr
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
+from ledger.evidence.journal import AnchorRow
 from ledger.evidence.records import PackedRecords, read_jsonl
-from ledger.evidence.store import AnchorRow, Batch, Store
+from ledger.evidence.store import Batch, Store
 from ledger.evidence.trust import Pin, read_trust_root
 
 __all__ = ["VERIFY_EXIT", "configure", "print_verdict", "verify_pin"]
@@ -275,8 +276,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
                         help="JSONL record files, or - for stdin; all are stored, or none")
         sp.set_defaults(func=cmd_ingest)
     elif name == "anchor":
-        sp.add_argument("--confirmations", type=bounded(0, 1000, "a number of blocks"), default=None,
-                        help="blocks to wait (default 1 on dev chains, 3 elsewhere)")
+        add_tx_options(sp)
         sp.set_defaults(func=cmd_anchor)
     elif name == "status":
         sp.set_defaults(func=cmd_status)

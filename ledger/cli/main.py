@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "(idempotent); write the chain's deployment manifest"),
     "ingest": ("ledger.cli.log", "validate and append JSONL record files to the log (atomic, idempotent)"),
     "anchor": ("ledger.cli.log", "anchor the current tree head on chain (resumes pending anchors first)"),
+    "resume": ("ledger.cli.resume", "finish or abandon every anchor and escrow step an earlier command left "
+               "pending: re-send, replace at a higher fee, re-sign, or abandon with the reason"),
     "status": ("ledger.cli.log", "log size, anchoring state"),
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
     "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "

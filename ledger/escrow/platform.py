@@ -34,16 +34,17 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
-from ledger.chain.outbox import Outbox, Pending, Settlement
+from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import LedgerError, RecordProblem, ValidationError
+from ledger.errors import ContractRevert, LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id, recover_signer
 from ledger.escrow.types import NATIVE, ZERO32, OrderInfo
+from ledger.evidence.journal import ActionRow, NewAction
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
-from ledger.evidence.store import ActionRow, NewAction, Store, StoredRecord
+from ledger.evidence.store import Store, StoredRecord
 
 __all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform"]
 
@@ -54,7 +55,7 @@ APPROVE = "approve"
 #: actions whose transaction is not a call to the escrow (so the escrow emits nothing for it)
 NON_ESCROW_ACTIONS = frozenset({APPROVE})
 
-_ACTION_FACTS = ("block_number", "block_timestamp", "gas_used", "error")
+_ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
 
 
 def _hex(b: bytes) -> str:
@@ -88,15 +89,22 @@ class ActionJournal:
         self.chain_id = chain_id
 
     def pending(self) -> Sequence[Pending]:
-        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action)
+        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
                 for a in self.store.actions(status="sent", chain_id=self.chain_id)]
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
+                                   why=why)
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        return self.store.pending_nonces(self.chain_id, sender)
 
     def settle(self, row_id: int, settlement: Settlement) -> None:
         facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
         self.store.mark_action(row_id, settlement.status, **facts)
 
     def superseded(self, row: Pending) -> str | None:
-        return None  # an escrow step stays wanted until the chain refuses it
+        return None  # an escrow step stays wanted: signed again if the call still succeeds
 
 
 class Platform:
@@ -109,6 +117,8 @@ class Platform:
         self.calls = client.calls
         self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
         self.outbox = Outbox(self.chain, ActionJournal(store, self.chain.chain_id))
+        self.confirmations: int | None = None  # per step; None: the chain's default
+        self.timeout: float | None = None  # seconds per step; None: the chain's default
 
     # -- plumbing ------------------------------------------------------------------------
     def now(self) -> int:
@@ -161,40 +171,57 @@ class Platform:
         records: Sequence[Record] = (),
         evidence_record: Record | StoredRecord | None = None,
         payload: dict[str, Any] | None = None,
-        signed: tuple[bytes, bytes, int] | None = None,
     ) -> EscrowStep:
-        """Simulate and sign, store records + signed tx atomically, then send it from the outbox."""
-        raw, tx_hash, nonce = signed or self.chain.build_signed(call.fn, sender, value=call.value,
-                                                                context=action)
-        evidence = None
-        record_id = None
+        """Finish this step if an earlier attempt of it is still pending; else simulate and
+        sign it, hold its records with the signed transaction (one SQLite transaction), send
+        it from the outbox and drive it to its end (`ledger.chain.outbox`)."""
+        resumed = self._resume_step(order_id, action)
+        if resumed is not None:
+            return resumed
+        evidence = record_id = None
         if evidence_record is not None:
             record_id = evidence_record.id
-            evidence = (
-                evidence_record.leaf
-                if isinstance(evidence_record, StoredRecord)
-                else self.store.leaf_for(evidence_record)
-            )
-        new = NewAction(
-            chain_id=self.chain.chain_id, contract=self.client.address, order_id=order_id,
-            action=action, record_id=record_id, evidence=evidence, payload=payload or {},
-            sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
-        )  # fmt: skip
-        self.store.ingest(list(records), source=f"escrow:{action}", actions=[new])
-        _logger.info("order %s: %s by %s, evidence %s", order_id, action, sender.address, record_id or "none")
-        row = self._action_by_tx(tx_hash)
-        receipt = self.outbox.submit(Pending(row.id, tx_hash, raw, action))
-        return EscrowStep(order_id, action, record_id, evidence, tx_hash, receipt)
+            evidence = (evidence_record.leaf if isinstance(evidence_record, StoredRecord)
+                        else self.store.leaf_for(evidence_record))
+        with self.outbox.signing(sender) as nonce:
+            raw, tx_hash, nonce = self.chain.build_signed(call.fn, sender, value=call.value, nonce=nonce,
+                                                          context=action)
+            new = NewAction(
+                chain_id=self.chain.chain_id, contract=self.client.address, order_id=order_id,
+                action=action, record_id=record_id, evidence=evidence, payload=payload or {},
+                sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+            )  # fmt: skip
+            row = Pending(self.store.hold(list(records), new), tx_hash, raw, action)
+            _logger.info("order %s: %s by %s, evidence %s", order_id, action, sender.address,
+                         record_id or "none")
+            self.outbox.broadcast(row)
+        receipt = self.outbox.finish(row, self.confirmations, self.timeout)
+        return EscrowStep(order_id, action, record_id, evidence, bytes(receipt["transactionHash"]), receipt)
 
-    def _action_by_tx(self, tx_hash: bytes) -> ActionRow:
-        rows = self.store.actions(tx_hash=tx_hash)
-        if not rows:
-            raise LedgerError(f"escrow action 0x{tx_hash.hex()} vanished from the store")
-        return rows[-1]
+    def _resume_step(self, order_id: str, action: str) -> EscrowStep | None:
+        """An earlier attempt of this step still ``sent`` is finished instead of signing a new one
+        (whose records would conflict with the held ones); its step once confirmed, or None if
+        it failed or was abandoned (then a new attempt goes ahead)."""
+        for a in self.store.actions(order_id=order_id, status="sent", contract=self.client.address):
+            if a.action != action:
+                continue
+            self.chain.say(f"order {order_id}: finishing the pending {action} signed earlier "
+                           f"(tx 0x{a.tx_hash.hex()[:12]}…) instead of signing another")
+            try:
+                receipt = self.outbox.finish(Pending(a.id, a.tx_hash, a.raw_tx, action, a.tx_hashes[1:]),
+                                             self.confirmations, self.timeout)
+            except ContractRevert:
+                continue
+            if receipt is None:  # pragma: no cover - finish raises instead
+                continue
+            return EscrowStep(order_id, action, a.record_id, a.evidence, bytes(receipt["transactionHash"]),
+                              receipt)
+        return None
 
-    def resume(self) -> int:
-        """Settle actions left ``sent`` by a crash: await them, or re-broadcast the same bytes."""
-        return self.outbox.resume()
+    def resume(self, timeout: float | None = None) -> list[Outcome]:
+        """Drive every step left ``sent`` (by a crash, a timeout, a stuck transaction) to its end,
+        or as far as `timeout` allows; how each ended (`ledger.chain.outbox`)."""
+        return self.outbox.resume(self.confirmations, timeout)
 
     # -- the order lifecycle ---------------------------------------------------------------
     def open_order(
@@ -214,8 +241,9 @@ class Platform:
         """Log the order, have the merchant sign the offer committing to it, fund the escrow.
 
         `order` is an ``order`` record (its ``ts`` may be omitted: chain time is used);
-        `price` is in the token's base units. The payment record cites the funding
-        transaction's hash as its ``payment_ref``.
+        `price` is in the token's base units. The payment record cites the escrow
+        order id as its ``payment_ref`` (``escrow:0x…``): the funding
+        transaction's hash may change before it is mined (a fee bump), the order id never does.
         """
         order_rec, offer = self.make_offer(
             order, merchant=merchant.address, buyer=buyer.address if restrict_to_buyer else NATIVE,
@@ -270,16 +298,15 @@ class Platform:
         if not is_native(offer.token):  # the buyer lets the escrow pull the price: a step of its own
             self._act(oid, APPROVE, self.calls.approve(offer.token, offer.price), buyer)
         call = self.calls.fund(offer, signature)
-        signed = self.chain.build_signed(call.fn, buyer, value=call.value, context="fund")
         payment = self._record({
             "id": f"{oid}:pay", "kind": "payment", "order_id": oid,
             "merchant_id": order_rec.merchant_id, "ts": rfc3339(now),
             "amount": order_rec.public["total"], "currency": order_rec.public["currency"],
-            "method": payment_method, "payment_ref": _hex(signed[1]),
+            "method": payment_method, "payment_ref": f"escrow:{_hex(offer.order_id)}",
         })  # fmt: skip
         payload = {"offer": _offer_json(offer), "merchant_signature": _hex(signature)}
         return self._act(oid, "fund", call, buyer, records=[order_rec, payment],
-                         evidence_record=order_rec, payload=payload, signed=signed)
+                         evidence_record=order_rec, payload=payload)
 
     def _check_new_order(self, rec: Record) -> None:
         """An order opens with its ``<order_id>:order`` record, under an order id of its own:

@@ -22,16 +22,17 @@ from dataclasses import dataclass
 
 from web3.contract import Contract
 
-from ledger.chain.outbox import Outbox, Pending, Settlement
+from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement, StillPending
 from ledger.chain.rpc import Chain
 from ledger.errors import StoreError
-from ledger.evidence.store import AnchorRow, Store
+from ledger.evidence.journal import AnchorRow
+from ledger.evidence.store import Store
 
 __all__ = ["AnchorJournal", "AnchorOutcome", "Anchorer", "Head", "chain_head"]
 
 _logger = logging.getLogger(__name__)
 
-_ANCHOR_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error")
+_ANCHOR_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,25 @@ class AnchorJournal:
     def pending(self) -> Sequence[Pending]:
         rows = self.store.anchors(self.chain.chain_id, self.log.address, "sent")
         self._sizes.update((a.id, a.size) for a in rows)
-        return [Pending(a.id, a.tx_hash, a.raw_tx, "anchor") for a in rows]
+        return [Pending(a.id, a.tx_hash, a.raw_tx, "anchor", a.tx_hashes[1:]) for a in rows]
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        self.store.replace_attempt("anchors", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce, why=why)
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        return self.store.pending_nonces(self.chain.chain_id, sender)
 
     def settle(self, row_id: int, settlement: Settlement) -> None:
         facts = {k: getattr(settlement, k) for k in _ANCHOR_FACTS if getattr(settlement, k) is not None}
         self.store.mark_anchor(row_id, settlement.status, **facts)
 
     def superseded(self, row: Pending) -> str | None:
-        # Another transaction already moved the head past this one; ours can only revert
-        # now, and its nonce may be spent.
+        # Another transaction already moved the head to this size or past it: ours would
+        # only revert now. Otherwise it is signed again with a fresh nonce.
         head = chain_head(self.chain, self.log)
-        return "superseded by a later head" if head.size >= self._sizes.get(row.id, 0) else None
+        size = self._sizes.get(row.id, 0)
+        return f"superseded: the chain's head (size {head.size}) already covers size {size}" \
+            if head.size >= size else None
 
 
 class Anchorer:
@@ -100,10 +109,11 @@ class Anchorer:
         self,
         *,
         confirmations: int | None = None,
+        timeout: float | None = None,
         before_broadcast: Callable[[int], None] | None = None,
     ) -> AnchorOutcome:
         """Anchor the current tree head (after settling anything pending)."""
-        settled = self._resume(confirmations)
+        settled = self._resume(confirmations, timeout)
         previous = chain_head(self.chain, self.log)
         tree = self.store.tree
         size = tree.size
@@ -124,34 +134,35 @@ class Anchorer:
         proof = tree.consistency_proof(previous.size, size) if previous.size else []
         fn = self.log.functions.anchor(size, root, proof)
         sender = self.chain.default_account
-        raw, tx_hash, nonce = self.chain.build_signed(fn, sender, context="anchor")
-        anchor_id = self.store.record_sent_anchor(
-            chain_id=self.chain.chain_id,
-            contract=self.contract,
-            size=size,
-            root=root,
-            prev_size=previous.size,
-            sender=sender.address,
-            nonce=nonce,
-            tx_hash=tx_hash,
-            raw_tx=raw,
-        )
-        _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
-        if before_broadcast is not None:
-            before_broadcast(anchor_id)
-        receipt = self.outbox.submit(Pending(anchor_id, tx_hash, raw, "anchor"), confirmations)
+        with self.outbox.signing(sender) as nonce:
+            raw, tx_hash, nonce = self.chain.build_signed(fn, sender, nonce=nonce, context="anchor")
+            anchor_id = self.store.record_sent_anchor(
+                chain_id=self.chain.chain_id, contract=self.contract, size=size, root=root,
+                prev_size=previous.size, sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+            )  # fmt: skip
+            _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
+            if before_broadcast is not None:
+                before_broadcast(anchor_id)
+            row = Pending(anchor_id, tx_hash, raw, "anchor")
+            self.outbox.broadcast(row)
+        receipt = self.outbox.finish(row, confirmations, timeout)
+        tx_hash = bytes(receipt["transactionHash"])
         return AnchorOutcome(
             Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
             int(receipt["blockNumber"]), settled,
         )
 
-    def resume(self, *, confirmations: int | None = None) -> int:
-        """Settle anchors left `sent` by an earlier (possibly killed) run; how many."""
-        return len(self._resume(confirmations))
+    def resume(self, *, confirmations: int | None = None, timeout: float | None = None) -> list[Outcome]:
+        """Drive the anchors left `sent` by an earlier run (killed, timed out, stuck) to their end,
+        or as far as `timeout` allows; how each ended."""
+        return self.outbox.resume(confirmations, timeout)
 
-    def _resume(self, confirmations: int | None) -> tuple[AnchorRow, ...]:
+    def _resume(self, confirmations: int | None, timeout: float | None) -> tuple[AnchorRow, ...]:
         """Settle the anchors left `sent`, and return them as they ended (so that a run that
-        only completes a pending anchor can say so)."""
+        only completes a pending anchor can say so). One still pending stops the run: a new
+        head cannot be anchored behind it (its nonce comes first)."""
         pending = {a.id for a in self.store.anchors(self.chain.chain_id, self.contract, "sent")}
-        self.outbox.resume(confirmations)
+        for outcome in self.outbox.resume(confirmations, timeout):
+            if outcome.status == "sent":
+                raise StillPending(outcome.detail)
         return tuple(a for a in self.store.anchors(self.chain.chain_id, self.contract) if a.id in pending)

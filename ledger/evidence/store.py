@@ -26,13 +26,15 @@ from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
 from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
+from ledger.evidence.journal import SCHEMA as _JOURNAL_SCHEMA
+from ledger.evidence.journal import JournalTables, NewAction, migrate_v2
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
 from ledger.evidence.model import Record
 
 _logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: ts_ns, records_leaf
+SCHEMA_VERSION = 3  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,50 +63,6 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_order ON records(order_id);
 CREATE INDEX IF NOT EXISTS records_merchant_ts ON records(merchant_id, ts_ns);
 CREATE INDEX IF NOT EXISTS records_leaf ON records(leaf);
-CREATE TABLE IF NOT EXISTS anchors (
-    id INTEGER PRIMARY KEY,
-    chain_id INTEGER NOT NULL,
-    contract TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    root BLOB NOT NULL,
-    prev_size INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('sent', 'confirmed', 'failed')),
-    sender TEXT NOT NULL,
-    nonce INTEGER NOT NULL,
-    tx_hash BLOB NOT NULL,
-    raw_tx BLOB NOT NULL,
-    block_number INTEGER,
-    block_hash BLOB,
-    block_timestamp INTEGER,
-    gas_used INTEGER,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS anchors_target ON anchors(chain_id, contract, status, size);
-CREATE TABLE IF NOT EXISTS escrow_actions (
-    id INTEGER PRIMARY KEY,              -- append order = the order actions were taken
-    chain_id INTEGER NOT NULL,
-    contract TEXT NOT NULL,              -- the escrow
-    order_id TEXT NOT NULL,              -- evidence-log order id
-    action TEXT NOT NULL,                -- fund, ship, deliver, release, ...
-    record_id TEXT,                      -- the evidence record behind it (in the log), if any
-    evidence BLOB,                       -- the 32 bytes passed on chain (that record's leaf)
-    payload TEXT NOT NULL,               -- JSON: call arguments, signed offer/attestation
-    sender TEXT NOT NULL,
-    nonce INTEGER NOT NULL,
-    tx_hash BLOB NOT NULL,
-    raw_tx BLOB NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('sent', 'confirmed', 'failed')),
-    block_number INTEGER,
-    block_timestamp INTEGER,
-    gas_used INTEGER,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS escrow_actions_order ON escrow_actions(order_id, id);
-CREATE INDEX IF NOT EXISTS escrow_actions_status ON escrow_actions(status);
 """
 
 
@@ -166,57 +124,9 @@ class StoredRecord:
     personal_blob: bytes | None
 
 
-@dataclass(frozen=True)
-class NewAction:
-    """An escrow transaction to note durably (status ``sent``) together with its records."""
-
-    chain_id: int
-    contract: str
-    order_id: str
-    action: str
-    record_id: str | None
-    evidence: bytes | None
-    payload: dict[str, Any]
-    sender: str
-    nonce: int
-    tx_hash: bytes
-    raw_tx: bytes
-
-
-@dataclass(frozen=True)
-class ActionRow(NewAction):
-    """An escrow transaction the platform signed, with the evidence behind it and its fate."""
-
-    id: int
-    status: str
-    block_number: int | None
-    block_timestamp: int | None
-    gas_used: int | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class AnchorRow:
-    id: int
-    chain_id: int
-    contract: str
-    size: int
-    root: bytes
-    prev_size: int
-    status: str
-    sender: str
-    nonce: int
-    tx_hash: bytes
-    raw_tx: bytes
-    block_number: int | None
-    block_hash: bytes | None
-    block_timestamp: int | None
-    gas_used: int | None
-    error: str | None
-
-
-class Store:
-    """An evidence store at `path` (a SQLite file), bound to one master secret."""
+class Store(JournalTables):
+    """An evidence store at `path` (a SQLite file), bound to one master secret (its journals:
+    `ledger.evidence.journal`)."""
 
     def __init__(self, path: str | Path, secret: MasterSecret) -> None:
         self.path = Path(path)
@@ -232,6 +142,8 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory
         self.db.executescript(_SCHEMA)
+        self._migrate()
+        self.db.executescript(_JOURNAL_SCHEMA)
         data_key = load_data_key(secret)
         self._check_meta(_key_fingerprint(data_key))
         self._tree: MerkleTree | None = None
@@ -239,6 +151,16 @@ class Store:
         _logger.debug("opened evidence store %s (master secret %s)", self.path, secret.fingerprint)
 
     # -- set-up -----------------------------------------------------------------
+    def _migrate(self) -> None:
+        """Bring a schema-2 store to this version (its journals; records are unchanged)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or row[0] != "2":
+            return
+        with self._txn():
+            migrate_v2(self.db)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        _logger.info("migrated %s from schema 2 to %d", self.path, SCHEMA_VERSION)
+
     def _check_meta(self, data_key_fingerprint: str) -> None:
         rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         fingerprint = self.secret.fingerprint
@@ -308,36 +230,82 @@ class Store:
         return self._tree
 
     # -- ingestion ------------------------------------------------------------------
-    def ingest(self, records: Sequence[Record], *, source: str, progress: _Progress = None,
-               actions: Sequence[NewAction] = ()) -> IngestResult:
+    def ingest(self, records: Sequence[Record], *, source: str, progress: _Progress = None) -> IngestResult:
         """Store one validated batch atomically (see `ingest_batches`)."""
-        return self.ingest_batches([Batch(source, records)], progress=progress, actions=actions)[0]
+        return self.ingest_batches([Batch(source, records)], progress=progress)[0]
 
-    def ingest_batches(self, batches: Sequence[Batch], *, progress: _Progress = None,
-                       actions: Sequence[NewAction] = ()) -> list[IngestResult]:
+    def ingest_batches(self, batches: Sequence[Batch], *, progress: _Progress = None) -> list[IngestResult]:
         """Store validated batches (the files of one `ledger ingest`) in ONE transaction, so
         that a caller never has to say which of them were stored: all, or none.
 
         A record identical to one in the log, or in an earlier batch, is skipped. A record
-        whose id is there with other content is a conflict: every conflict is listed in one
-        ConflictError, naming what differs, and nothing is stored. `actions` (signed escrow
-        transactions backed by these records) are noted in the same transaction: a record
-        and the transaction citing it are stored together or not at all.
+        whose id is there with other content, or is held by an escrow step awaiting its
+        transaction (`hold`), is a conflict: every conflict is listed in one ConflictError,
+        naming what differs, and nothing is stored.
         """
         extend_tree = self._tree is not None and self._tree.size == self.size
         with paused_gc(), self._txn():
             results, leaves, conflicts = self._insert(batches, progress, keep_leaves=extend_tree)
             if conflicts:
                 raise ConflictError(conflicts)
-            self._note_actions(actions)
         if extend_tree and self._tree is not None:
             self._tree.extend(leaves)
         for r in results:
             _logger.info("%s: stored %d record(s), %d already present; log size %d", r.source,
                          r.stored, r.skipped, r.size)
-        if actions:
-            _logger.info("noted %d escrow action(s)", len(actions))
         return results
+
+    def hold(self, records: Sequence[Record], action: NewAction) -> int:
+        """Note a signed escrow step (status ``sent``) and hold its records, in ONE transaction,
+        before its transaction is broadcast; returns the step's id. The records enter the log
+        only when the step is marked ``confirmed`` (`ledger.evidence.journal`). A record already
+        in the log identically is not held again; one there with other content, or held by
+        another pending step, is a conflict and nothing is stored."""
+        rows = [self._row(r) for r in records]
+        with self._txn():
+            existing = self._existing_leaves([row.id for row in rows])
+            conflicts = [self._conflict(f"escrow:{action.action}", row, {}) for row in rows
+                         if row.id in existing and existing[row.id] != row.leaf]
+            conflicts += self._held_conflicts(f"escrow:{action.action}", [row.id for row in rows])
+            if conflicts:
+                raise ConflictError(conflicts)
+            (action_id,) = self.note_actions([action])
+            self.db.executemany(
+                "INSERT INTO held_records(action, seq, id, kind, order_id, merchant_id, ts, ts_ns, public,"
+                " personal, personal_commitment, leaf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(action_id, seq, *row) for seq, row in enumerate(rows) if row.id not in existing])
+        _logger.info("noted escrow action %s of order %s, holding %d record(s) until it is confirmed",
+                     action.action, action.order_id, len(rows) - len(existing))
+        return action_id
+
+    def _held_conflicts(self, source: str, ids: Sequence[str]) -> list[RecordProblem]:
+        return [RecordProblem(source, None, rid, None, (
+                    f"id held by escrow step #{aid} ({act} of order {oid!r}) until its transaction is "
+                    "confirmed: it enters the log then (`ledger resume` finishes or abandons the step)"))
+                for rid, aid, act, oid in self.pending_holders(ids)]
+
+    def _release_held(self, action_id: int) -> None:
+        """Append a confirmed step's held records to the log (inside the caller's transaction)."""
+        held = self.db.execute(
+            "SELECT id, kind, order_id, merchant_id, ts, ts_ns, public, personal, personal_commitment, leaf"
+            " FROM held_records WHERE action = ? ORDER BY seq", (action_id,)).fetchall()
+        existing = self._existing_leaves([h[0] for h in held])
+        if any(existing[h[0]] != h[9] for h in held if h[0] in existing):
+            raise StoreError(f"escrow step #{action_id} holds a record whose id the log already has "
+                             "with other content: the store was edited behind the platform's back")
+        fresh = [h for h in held if h[0] not in existing]
+        if not fresh:
+            return
+        size = self.size
+        batch = int(self.db.execute(
+            "INSERT INTO batches(source, first_idx, count, skipped, ingested_at) VALUES (?, ?, ?, ?, ?)",
+            (f"escrow-step:{action_id}", size, len(fresh), len(held) - len(fresh), rfc3339())).lastrowid or 0)
+        self.db.executemany(
+            "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
+            " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(size + j, *h, batch) for j, h in enumerate(fresh)])
+        _logger.info("escrow step #%d confirmed: its %d record(s) entered the log at %d", action_id,
+                     len(fresh), size)
 
     def leaf_for(self, record: Record) -> bytes:
         """The leaf hash `record` has (or would have) in this log."""
@@ -375,6 +343,7 @@ class Store:
                 skipped += sum(1 for row in rows if existing.get(row.id) == row.leaf)
                 conflicts += [self._conflict(b.source, row, this_call) for row in rows
                               if row.id in existing and existing[row.id] != row.leaf]
+                conflicts += self._held_conflicts(b.source, [row.id for row in fresh])
                 self.db.executemany(
                     "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
                     " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -408,17 +377,6 @@ class Store:
                       f"{stored_from}; {differ}): possible tampering. Logged records never "
                       "change: another event needs its own id")
         return RecordProblem(source, None, row.id, None, reason)
-
-    def _note_actions(self, actions: Sequence[NewAction]) -> None:
-        now = rfc3339()
-        self.db.executemany(
-            "INSERT INTO escrow_actions(chain_id, contract, order_id, action, record_id,"
-            " evidence, payload, sender, nonce, tx_hash, raw_tx, status, created_at,"
-            " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,'sent',?,?)",
-            [(a.chain_id, a.contract, a.order_id, a.action, a.record_id, a.evidence,
-              json.dumps(a.payload, sort_keys=True), a.sender, a.nonce, a.tx_hash, a.raw_tx,
-              now, now) for a in actions],
-        )
 
     def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
@@ -503,98 +461,3 @@ class Store:
     def record_by_leaf(self, leaf: bytes) -> StoredRecord | None:
         rows = self._rows("leaf = ?", (leaf,))
         return rows[0] if rows else None
-
-    # -- escrow actions ------------------------------------------------------------------
-    _ACTION_COLS = (  # in ActionRow's field order
-        "chain_id, contract, order_id, action, record_id, evidence, payload, sender, nonce,"
-        " tx_hash, raw_tx, id, status, block_number, block_timestamp, gas_used, error"
-    )
-
-    def actions(
-        self, *, order_id: str | None = None, status: str | None = None,
-        contract: str | None = None, tx_hash: bytes | None = None, chain_id: int | None = None,
-    ) -> list[ActionRow]:
-        """Escrow actions in the order they were taken, optionally filtered."""
-        where, args = ["1=1"], []
-        filters = (("order_id", order_id), ("status", status), ("contract", contract), ("tx_hash", tx_hash),
-                   ("chain_id", chain_id))
-        for col, val in filters:
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        q = f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE {' AND '.join(where)} ORDER BY id"
-        out = []
-        for r in self.db.execute(q, args):
-            # mypy assumes `*r[:6]` may fill every field (python/mypy#14648).
-            out.append(ActionRow(*r[:6], json.loads(r[6]), *r[7:]))  # type: ignore[call-arg]
-        return out
-
-    def mark_action(self, action_id: int, status: str, **fields: Any) -> None:
-        allowed = {"block_number", "block_timestamp", "gas_used", "error"}
-        bad = set(fields) - allowed
-        if bad:
-            raise ValueError(f"unknown action fields {sorted(bad)}")
-        sets = "".join(f", {k} = ?" for k in fields)
-        with self._txn():
-            self.db.execute(
-                f"UPDATE escrow_actions SET status = ?, updated_at = ?{sets} WHERE id = ?",
-                (status, rfc3339(), *fields.values(), action_id),
-            )
-
-    # -- anchors ------------------------------------------------------------------------
-    _ANCHOR_COLS = (
-        "id, chain_id, contract, size, root, prev_size, status, sender, nonce, tx_hash, raw_tx,"
-        " block_number, block_hash, block_timestamp, gas_used, error"
-    )
-
-    def record_sent_anchor(
-        self,
-        *,
-        chain_id: int,
-        contract: str,
-        size: int,
-        root: bytes,
-        prev_size: int,
-        sender: str,
-        nonce: int,
-        tx_hash: bytes,
-        raw_tx: bytes,
-    ) -> int:
-        """Durably note a signed anchor transaction BEFORE it is broadcast."""
-        with self._txn():
-            cur = self.db.execute(
-                "INSERT INTO anchors(chain_id, contract, size, root, prev_size, status, sender,"
-                " nonce, tx_hash, raw_tx, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,'sent',?,?,?,?,?,?)",
-                (chain_id, contract, size, root, prev_size, sender, nonce, tx_hash, raw_tx,
-                 rfc3339(), rfc3339()),
-            )
-            return int(cur.lastrowid or 0)
-
-    def mark_anchor(self, anchor_id: int, status: str, **fields: Any) -> None:
-        allowed = {"block_number", "block_hash", "block_timestamp", "gas_used", "error"}
-        bad = set(fields) - allowed
-        if bad:
-            raise ValueError(f"unknown anchor fields {sorted(bad)}")
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._txn():
-            self.db.execute(
-                f"UPDATE anchors SET status = ?, updated_at = ?{', ' + sets if sets else ''}"
-                " WHERE id = ?",
-                (status, rfc3339(), *fields.values(), anchor_id),
-            )
-
-    def anchors(
-        self, chain_id: int | None = None, contract: str | None = None, status: str | None = None
-    ) -> list[AnchorRow]:
-        where, args = ["1=1"], []
-        for col, val in (("chain_id", chain_id), ("contract", contract), ("status", status)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        q = f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE {' AND '.join(where)} ORDER BY id"
-        return [AnchorRow(*r) for r in self.db.execute(q, args)]
-
-    def latest_confirmed(self, chain_id: int, contract: str) -> AnchorRow | None:
-        rows = self.anchors(chain_id, contract, "confirmed")
-        return max(rows, key=lambda a: a.size) if rows else None

@@ -41,7 +41,8 @@ from ledger.escrow.platform import NON_ESCROW_ACTIONS, funded_escrow_id
 from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
-from ledger.evidence.store import ActionRow, AnchorRow, Store, StoredRecord
+from ledger.evidence.journal import ActionRow, AnchorRow
+from ledger.evidence.store import Store, StoredRecord
 from ledger.evidence.trust import Pin
 from ledger.investigate.audit_figures import compute_figures, payout_claims
 from ledger.investigate.audit_model import (

@@ -1317,18 +1317,22 @@ class EscrowMachine(RuleBasedStateMachine):
 
     # -- actions: administration ------------------------------------------------------------------
 
+    def terms_problem(self, terms: Terms) -> str | None:
+        """The error setting `terms` reverts with, by the contract's rules, or None."""
+        for attr, _, lo, hi in TERM_BOUNDS:
+            if attr == "arbitration_window":
+                lo = max(terms.response_window, lo)
+            if not lo <= getattr(terms, attr) <= hi:
+                return "EscrowParameterOutOfBounds"
+        if terms.arbitrator not in self.panels:
+            return "EscrowZeroAddress"  # no code at the arbitrator's address
+        return None
+
     def do_set_terms(self, terms: Terms, caller: LocalAccount) -> bool:
         def predict(t: int) -> str | None:
             if caller is not self.p["admin"]:
                 return "AccessControlUnauthorizedAccount"
-            for attr, _, lo, hi in TERM_BOUNDS:
-                if attr == "arbitration_window":
-                    lo = max(terms.response_window, lo)
-                if not lo <= getattr(terms, attr) <= hi:
-                    return "EscrowParameterOutOfBounds"
-            if terms.arbitrator not in self.panels:
-                return "EscrowZeroAddress"  # no code at the arbitrator's address
-            return None
+            return self.terms_problem(terms)
 
         def apply(ts: int, events: list[Any]) -> None:
             self.terms_id += 1
@@ -1722,7 +1726,9 @@ class EscrowMachine(RuleBasedStateMachine):
         tl = self.h.timelock
 
         def predict(t: int) -> str | None:
-            return "TimelockUnexpectedOperationState" if t < ready else None
+            # Once ready, the timelock runs the call and bubbles up its revert (the operation
+            # stays scheduled, so it is tried again after the terms could be set).
+            return "TimelockUnexpectedOperationState" if t < ready else self.terms_problem(terms)
 
         def apply(ts: int, events: list[Any]) -> None:
             self.scheduled.remove((salt, terms, ready))

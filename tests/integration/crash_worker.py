@@ -56,7 +56,7 @@ def escrow(data_dir: str, chain: Chain, escrow_address: str, mode: str, arbitrat
     store = Store(Path(data_dir) / "ev.sqlite3", MasterSecret.from_env())
     platform = Platform(store, EscrowClient.at(chain, escrow_address, arbitrator), dev_key(0))
     if mode == "escrow-resume":
-        print(f"RESUMED {platform.resume()}", flush=True)
+        print(f"RESUMED {len(platform.resume())}", flush=True)
         return
     die_at(chain, mode)
     platform.ship(oid, carrier=dev_key(5), carrier_code="SF", tracking_number="SF9000000001")

@@ -96,10 +96,13 @@ class World:
 
 def _files(*dirs: Path) -> dict[str, str]:
     """Every file under `dirs` and a hash of its bytes; the store by name only (SQLite may
-    checkpoint its journal into it on close without changing what it holds)."""
+    checkpoint its journal into it on close without changing what it holds); not the per-key
+    nonce lock files (empty: a command takes a key's lock before it simulates its call)."""
     out = {}
     for d in dirs:
         for p in sorted(d.rglob("*")):
+            if p.suffix == ".lock" and p.parent.name == "locks" and p.stat().st_size == 0:
+                continue
             if p.is_file() and not p.name.startswith("evidence.sqlite3"):
                 out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
             elif p.name == "evidence.sqlite3":

@@ -123,16 +123,21 @@ def test_crash_before_broadcast_is_resumed_with_the_same_transaction(platform, e
             p.ship(oid, carrier=e.carrier, carrier_code="JD", tracking_number="JD0099887766")
     finally:
         e.chain.broadcast = real  # type: ignore[method-assign]
-    # The record and the signed transaction were stored together before the crash.
+    # The record and the signed transaction were stored together before the crash; the record
+    # is held out of the log (so no anchor can cover it) until the step is confirmed.
     pending = p.store.actions(status="sent")
     assert [a.action for a in pending] == ["ship"]
-    assert p.store.record_by_id(f"{oid}:ship") is not None
+    assert p.store.held_ids(pending[0].id) == [f"{oid}:ship"]
+    assert p.store.record_by_id(f"{oid}:ship") is None
+    size = p.store.size
     assert e.client.state(p.escrow_id(oid)) is OrderState.FUNDED
-    assert p.resume() == 1
+    assert len(p.resume()) == 1
     done = p.store.actions(order_id=oid)[-1]
     assert done.status == "confirmed" and done.tx_hash == pending[0].tx_hash
     assert e.client.state(p.escrow_id(oid)) is OrderState.SHIPPED
-    assert p.resume() == 0
+    shipped = p.store.record_by_id(f"{oid}:ship")
+    assert shipped is not None and shipped.index == size and shipped.leaf == done.evidence
+    assert len(p.resume()) == 0
 
 
 def test_return_dispute_and_refund_paths(platform, escrow_env, orders) -> None:  # type: ignore[no-untyped-def]

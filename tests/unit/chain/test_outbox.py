@@ -3,7 +3,10 @@
 A journal that keeps rows in memory stands in for the store's tables, so each protocol point
 is tried directly: a normal send, a revert (decoded and recorded), a transaction the node
 lost (re-sent, same hash), one it still knows (awaited, not re-sent), one superseded (never
-re-sent), and one whose nonce another transaction took (recorded as failed, not raised).
+re-sent), and one whose nonce another transaction took (signed again with a fresh nonce if the
+call still succeeds, else abandoned with the contract's reason, not raised). The faults of a
+real node (stuck, underpriced, replaced, reorganised) are tried on anvil in
+tests/integration/test_chain_faults.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class MemoryJournal:
     rows: dict[int, Pending] = field(default_factory=dict)
     outcomes: dict[int, Settlement] = field(default_factory=dict)
     stale: set[int] = field(default_factory=set)
+    replaced: list[str] = field(default_factory=list)
 
     def add(self, chain: Chain, fn, label: str, sender=None, nonce: int | None = None) -> Pending:  # type: ignore[no-untyped-def]
         raw, tx_hash, _ = chain.build_signed(fn, sender, nonce=nonce, context=label, gas=200_000)
@@ -40,6 +44,13 @@ class MemoryJournal:
 
     def superseded(self, row: Pending) -> str | None:
         return "superseded in the test" if row.id in self.stale else None
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        self.rows[row.id] = Pending(row.id, tx_hash, raw_tx, row.label, row.hashes)
+        self.replaced.append(why)
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        return []
 
 
 def _log(chain: Chain):  # type: ignore[no-untyped-def]
@@ -81,33 +92,53 @@ def test_resume_resends_lost_bytes_and_awaits_known_ones(chain: Chain) -> None:
     known = journal.add(chain, _anchor_fn(_log(chain), 1), "anchor")
     chain.broadcast(known.raw_tx)  # sent before the "crash"; the node has it
     lost = journal.add(chain, _anchor_fn(_log(chain), 2), "anchor")  # stored, never sent
-    assert outbox.resume() == 2
+    assert len(outbox.resume()) == 2
     assert [journal.outcomes[r.id].status for r in (known, lost)] == ["confirmed", "confirmed"]
     for r in (known, lost):  # the very transactions that were signed, nothing new
         assert bytes(chain.receipt(r.tx_hash)["transactionHash"]) == r.tx_hash
-    assert outbox.resume() == 0
+    assert len(outbox.resume()) == 0
 
 
 def test_resume_never_resends_a_superseded_row(chain: Chain) -> None:
     log, journal = _log(chain), MemoryJournal()
     row = journal.add(chain, _anchor_fn(log, 1), "anchor")
     journal.stale.add(row.id)
-    assert Outbox(chain, journal).resume() == 1
-    assert journal.outcomes[row.id] == Settlement("failed", error="superseded in the test")
+    assert len(Outbox(chain, journal).resume()) == 1
+    assert journal.outcomes[row.id] == Settlement("abandoned", error="superseded in the test")
     assert chain.receipt(row.tx_hash) is None
 
 
-def test_resume_records_a_nonce_taken_by_another_transaction(chain: Chain) -> None:
+def test_a_nonce_taken_by_another_transaction_is_signed_again_if_the_call_still_succeeds(
+        chain: Chain) -> None:
+    log, other, journal = _log(chain), _log(chain), MemoryJournal()
+    outbox = Outbox(chain, journal)
+    sender = chain.accounts[0]
+    nonce = int(chain.w3.eth.get_transaction_count(sender.address))
+    row = journal.add(chain, _anchor_fn(log, 2), "anchor", sender, nonce=nonce)
+    chain.transact(_anchor_fn(other, 1), sender)  # another process on the key used that nonce
+    [outcome] = outbox.resume()
+    assert outcome.status == "confirmed" and journal.outcomes[row.id].status == "confirmed"
+    assert chain.receipt(row.tx_hash) is None  # the original can never be mined
+    [why] = journal.replaced
+    assert why == f"nonce {nonce} was used by another transaction; signed again with nonce {nonce + 1}"
+    assert journal.outcomes[row.id].tx_hash == journal.rows[row.id].tx_hash != row.tx_hash
+    assert chain.call(log.functions.latestHead())[0] == 2
+
+
+def test_a_nonce_taken_by_another_transaction_is_abandoned_if_the_call_would_now_fail(
+        chain: Chain) -> None:
     log, journal = _log(chain), MemoryJournal()
     outbox = Outbox(chain, journal)
     sender = chain.accounts[0]
     nonce = int(chain.w3.eth.get_transaction_count(sender.address))
     row = journal.add(chain, _anchor_fn(log, 1), "anchor", sender, nonce=nonce)
-    chain.transact(_anchor_fn(log, 3), sender)  # another sender process used that nonce
-    assert outbox.resume() == 1  # recorded, not raised: the run goes on
+    chain.transact(_anchor_fn(log, 3), sender)  # the other transaction took the nonce and the head
+    [outcome] = outbox.resume()  # recorded, not raised: the run goes on
     s = journal.outcomes[row.id]
-    assert s.status == "failed" and (s.error or "").startswith("re-broadcast failed")
-    assert chain.receipt(row.tx_hash) is None
+    assert outcome.status == s.status == "abandoned"
+    assert (s.error or "").startswith(f"its nonce {nonce} was used by another transaction, and the call "
+                                      "would now fail: ") and "EvidenceLogNotExtending" in (s.error or "")
+    assert chain.receipt(row.tx_hash) is None and journal.replaced == []
 
 
 def test_a_node_lost_after_broadcast_leaves_the_row_pending_and_says_how_to_resume(
@@ -119,11 +150,11 @@ def test_a_node_lost_after_broadcast_leaves_the_row_pending_and_says_how_to_resu
         raise ChainUnavailable("the node at http://127.0.0.1:1 stopped answering during "
                                "eth_getTransactionReceipt (Connection reset by peer)")
 
-    monkeypatch.setattr(chain, "wait", gone)
+    monkeypatch.setattr(chain, "await_receipts", gone)
     with pytest.raises(ChainUnavailable) as err:
         Outbox(chain, journal).submit(row)
     assert str(err.value).endswith(f"\nThe signed anchor transaction 0x{row.tx_hash.hex()} is stored: "
                                    "resume it in the test")
     assert journal.pending() == [row]  # not settled: the next run resumes it
     monkeypatch.undo()
-    assert Outbox(chain, journal).resume() == 1 and journal.outcomes[row.id].status == "confirmed"
+    assert len(Outbox(chain, journal).resume()) == 1 and journal.outcomes[row.id].status == "confirmed"

@@ -1,0 +1,96 @@
+"""`ledger resume`: finish or abandon every transaction an earlier command left pending.
+
+Anchors and escrow steps are stored (signed) before they are broadcast; a command that was
+killed, lost its node, or ran out of time leaves them ``sent``. This command drives each to
+its end with the outbox protocol (`ledger.chain.outbox`): it awaits what the node has,
+re-sends what it lost with the same bytes, replaces what is underpriced or stuck at a higher
+fee (up to --max-fee), signs again with a fresh nonce what another transaction's nonce
+displaced, and abandons, with the reason, only what can never take effect. A step signed by
+a party whose key the platform does not hold (a buyer, a merchant) needs that key for a
+replacement: pass it with --key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ledger.chain.keys import resolve_signer
+from ledger.chain.outbox import Outcome
+from ledger.cli._common import (
+    add_json,
+    add_rpc,
+    add_tx_options,
+    data_dir,
+    emit,
+    keyref,
+    open_chain,
+    open_store,
+)
+from ledger.deploy import escrow_client, evidence_log
+from ledger.errors import DeploymentError
+from ledger.escrow.platform import Platform
+from ledger.evidence.anchor import Anchorer
+
+__all__ = ["cmd_resume", "configure"]
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    chain = open_chain(args)
+    keys = {s.address.lower(): s for s in (resolve_signer(k, chain) for k in args.key or [])}
+    results: list[dict[str, Any]] = []
+    notes: list[str] = []
+    with open_store(args) as store:
+        try:
+            anchorer = Anchorer(store, chain, evidence_log(chain, data_dir(args)))
+        except DeploymentError as exc:
+            notes.append(f"anchors: {exc}")
+        else:
+            anchorer.outbox.signers.update(keys)
+            results += [_result("anchor", o, f"head size {_size(store, o)}") for o in anchorer.resume()]
+        try:
+            platform = Platform(store, escrow_client(chain, data_dir(args)), chain.default_account)
+        except DeploymentError as exc:
+            notes.append(f"escrow steps: {exc}")
+        else:
+            platform.outbox.signers.update(keys)
+            platform.confirmations = args.confirmations
+            actions = {a.id: a for a in store.actions(status="sent")}
+            for o in platform.resume():
+                a = actions.get(o.row.id)
+                results.append(_result("escrow", o, f"{o.row.label} of order {a.order_id if a else '?'}"))
+    pending = [r for r in results if r["status"] == "sent"]
+    lines = [f"{r['kind']} {r['what']} (tx {r['tx_hash'][:14]}…): {_word(r)}" for r in results]
+    lines += notes
+    if not results:
+        lines.insert(0, "nothing pending: every stored anchor and escrow step is settled")
+    elif pending:
+        lines.append(f"{len(pending)} still pending: run `ledger resume` again (with --key for a party's "
+                     "key, --max-fee to allow a higher fee, --timeout to wait longer)")
+    emit(args, {"results": results, "pending": len(pending), "notes": notes}, "\n".join(lines))
+    return 1 if pending else 0
+
+
+def _size(store: Any, o: Outcome) -> int | str:
+    rows = [a for a in store.anchors() if a.id == o.row.id]
+    return rows[0].size if rows else "?"
+
+
+def _result(kind: str, o: Outcome, what: str) -> dict[str, Any]:
+    return {"kind": kind, "id": o.row.id, "what": what, "status": o.status, "detail": o.detail,
+            "tx_hash": "0x" + o.row.tx_hash.hex()}
+
+
+def _word(r: dict[str, Any]) -> str:
+    return {"confirmed": f"confirmed ({r['detail']})", "failed": f"reverted: {r['detail']}",
+            "abandoned": f"abandoned: {r['detail']}"}.get(r["status"], f"still pending: {r['detail']}")
+
+
+def configure(name: str, sp: argparse.ArgumentParser) -> None:
+    add_rpc(sp)
+    add_tx_options(sp)
+    add_json(sp)
+    sp.add_argument("--key", action="append", type=keyref, metavar="REF",
+                    help="a party's key (dev:N, env:VAR, keystore:PATH) for replacing its stuck steps; "
+                    "repeatable (the platform's own key is always used)")
+    sp.set_defaults(func=cmd_resume)
