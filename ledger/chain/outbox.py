@@ -145,7 +145,8 @@ class Outbox:
         before leaving the block."""
         self.signers.setdefault(sender.address.lower(), sender)
         with self.chain.nonce_lock(sender.address):
-            yield self.chain._next_nonce(sender.address, self.journal.taken_nonces(sender.address))
+            yield self.chain._next_nonce(sender.address, self.journal.taken_nonces(sender.address),
+                                         reserve=False)
 
     def broadcast(self, row: Pending) -> None:
         """Send a stored transaction. A node that does not answer is an error that says the
@@ -239,7 +240,7 @@ class Outbox:
                 return None  # ours was mined: the wait picks it up
             return "taken"
         if not self.chain.known(row.tx_hash):
-            return "lost"
+            return "gap" if self.chain.pending_nonce(fees.sender) < fees.nonce else "lost"
         if fees.max_fee < self.chain.next_base_fee():
             return "underpriced"
         return "slow" if waited > self.bump_after else None
@@ -248,11 +249,15 @@ class Outbox:
         """Do what `trouble` asks; the row to wait for next (itself, or its replacement), or
         the outcome if it was abandoned."""
         fees = fees_of(row.raw_tx)
-        if trouble in ("lost", "taken"):
+        if trouble in ("lost", "taken", "gap"):
             why = self.journal.superseded(row)
             if why is not None:
                 return self._abandon(row, why)
-        if trouble == "lost":
+        signer = self.signers.get(fees.sender.lower())
+        if trouble == "gap" and signer is not None:
+            self._fill_gap(signer, fees.nonce)
+            trouble = "lost"
+        if trouble in ("lost", "gap"):
             _logger.warning("%s tx 0x%s unknown to the node: sending the same bytes again", row.label,
                             row.tx_hash.hex())
             try:
@@ -260,10 +265,11 @@ class Outbox:
                 return row
             except ChainUnavailable:
                 raise
-            except LedgerError as exc:  # refused: fee too low for the node now, or nonce taken
-                _logger.warning("re-sending it failed: %s", exc)
-                return row  # the next look sees why (underpriced, taken)
-        signer = self.signers.get(fees.sender.lower())
+            except LedgerError as exc:
+                if self._trouble(row, 0.0) in ("underpriced", "taken"):
+                    return row  # the next look replaces it
+                raise StillPending(f"the node refuses the stored {row.label} transaction "
+                                   f"0x{row.tx_hash.hex()}: {exc}. {self.journal.resume_hint}") from None
         if trouble == "taken":
             if signer is None:
                 raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} can never be mined: its "
@@ -275,6 +281,22 @@ class Outbox:
                            f"({self._why_unmined(row)}); replacing it at a higher fee needs the key of "
                            f"{fees.sender}: {self.journal.resume_hint}")
         return self._bump(row, signer, trouble)
+
+    def _fill_gap(self, signer: LocalAccount, nonce: int) -> None:
+        """The node's next nonce for `signer` is below `nonce` and no stored transaction of ours
+        holds the ones between (they would be pending): fill each with a zero-value transfer to
+        itself, so the stored transaction can be mined as it was signed. (Signing it again at a
+        lower nonce instead could mine the step twice, should the original surface later.)"""
+        taken = set(self.journal.taken_nonces(signer.address))
+        for n in range(self.chain.pending_nonce(signer.address), nonce):
+            if n in taken:
+                continue
+            base, tip = self.chain.next_base_fee(), self.chain.suggested_tip()
+            tx: Any = {"to": signer.address, "value": 0, "gas": 21_000, "chainId": self.chain.chain_id,
+                       "nonce": n, "maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+            self.chain.say(f"nonce {n} of {signer.address} is missing (a transaction lost before it): "
+                           "filling it with a zero-value transfer to itself")
+            self.chain.broadcast(bytes(signer.sign_transaction(tx).raw_transaction))
 
     def _abandon(self, row: Pending, why: str) -> Outcome:
         _logger.warning("%s tx 0x%s abandoned: %s", row.label, row.tx_hash.hex(), why)

@@ -86,13 +86,21 @@ class Chain:
         return self.w3.eth.contract(address=to_checksum_address(address), abi=art.abi)
 
     # -- transactions ----------------------------------------------------------
-    def _next_nonce(self, address: ChecksumAddress, taken: Iterable[int] = ()) -> int:
+    def _next_nonce(self, address: ChecksumAddress, taken: Iterable[int] = (), *,
+                    reserve: bool = True) -> int:
         """The next nonce of `address`: past the node's pending count, this process's last
-        one, and `taken` (nonces stored by any process but possibly never broadcast)."""
-        chain_nonce = int(self.w3.eth.get_transaction_count(address, "pending"))
+        one, and `taken` (nonces stored by any process but possibly never broadcast).
+        `reserve=False` only looks: `build_signed` reserves the nonce once the call simulated
+        and was signed (a refused call must not leave a gap)."""
+        chain_nonce = self.pending_nonce(address)
         nonce = max(chain_nonce, self._nonces.get(address, 0), *(n + 1 for n in taken))
-        self._nonces[address] = nonce + 1
+        if reserve:
+            self._nonces[address] = nonce + 1
         return nonce
+
+    def pending_nonce(self, address: str) -> int:
+        """The node's next nonce for `address`, counting the transactions it holds pending."""
+        return int(self.w3.eth.get_transaction_count(to_checksum_address(address), "pending"))
 
     @contextlib.contextmanager
     def nonce_lock(self, address: str) -> Iterator[None]:
@@ -207,6 +215,7 @@ class Chain:
         params.update(self._fees())
         tx = fn.build_transaction(params)
         signed = sender.sign_transaction(tx)
+        self._nonces[sender.address] = max(self._nonces.get(sender.address, 0), params["nonce"] + 1)
         _logger.debug("signed %s from %s: nonce %d, gas %d, value %d, tx 0x%s", context or _fn_label(fn),
                       sender.address, params["nonce"], gas, value, bytes(signed.hash).hex())
         return bytes(signed.raw_transaction), bytes(signed.hash), params["nonce"]

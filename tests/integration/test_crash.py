@@ -138,7 +138,10 @@ def test_escrow_step_survives_kill_minus_nine(tmp_path: Path, anvil_node, mode: 
     with Store(tmp_path / "ev.sqlite3", MasterSecret.from_hex(secret_hex)) as store:
         pending = store.actions(order_id=oid, status="sent")
         assert [a.action for a in pending] == ["ship"]
-        assert store.record_by_id(f"{oid}:ship") is not None  # stored with its transaction
+        # Stored with its transaction, held out of the log (and so out of every anchored head)
+        # until the step is confirmed.
+        assert store.held_ids(pending[0].id) == [f"{oid}:ship"]
+        assert store.record_by_id(f"{oid}:ship") is None
         tx = pending[0].tx_hash
     assert (chain.receipt(tx) is None) == (mode == "escrow-kill-before-send")
     p = _spawn([*args, "escrow-resume", *extra], env)
