@@ -11,6 +11,10 @@ from __future__ import annotations
 class LedgerError(Exception):
     """Root of all deliberate errors raised by this package."""
 
+    #: the command line's exit status for it: 2 (refused, nothing done), or 75 (EX_TEMPFAIL:
+    #: a stored transaction is not settled yet; `ledger resume` finishes it)
+    exit_code = 2
+
     def diagnostics(self) -> str:
         """A message for a person: what failed and, where known, what to do."""
         return str(self)

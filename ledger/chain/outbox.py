@@ -57,6 +57,8 @@ CHECK_EVERY = 1.0  # seconds between looks at the nonce, the mempool and the bas
 class StillPending(ChainUnavailable):
     """A stored transaction was not settled in time; it stays ``sent`` for `ledger resume`."""
 
+    exit_code = 75  # EX_TEMPFAIL: nothing is lost, try again later
+
 
 class NeedsKey(StillPending):
     """A stored transaction must be replaced, and the sender's key is not at hand."""
@@ -239,10 +241,13 @@ class Outbox:
             if any(self.chain.receipt(h) is not None for h in row.hashes):
                 return None  # ours was mined: the wait picks it up
             return "taken"
-        if not self.chain.known(row.tx_hash):
-            return "gap" if self.chain.pending_nonce(fees.sender) < fees.nonce else "lost"
+        known = self.chain.known(row.tx_hash)
+        if not known and self.chain.pending_nonce(fees.sender) < fees.nonce:
+            return "gap"
         if fees.max_fee < self.chain.next_base_fee():
-            return "underpriced"
+            return "underpriced"  # held or dropped alike: only a higher fee gets it mined
+        if not known:
+            return "lost"
         return "slow" if waited > self.bump_after else None
 
     def _act_on(self, row: Pending, trouble: str) -> Pending | Outcome:

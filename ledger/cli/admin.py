@@ -19,6 +19,7 @@ from ledger._internal.rfc3339 import rfc3339
 from ledger.cli._common import (
     add_json,
     add_rpc,
+    add_tx_options,
     address_of,
     address_or_keyref,
     admin_for,
@@ -150,6 +151,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     def cmd(n: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(n, help=help_, description=help_)
         add_rpc(p)
+        add_tx_options(p)
         add_json(p)
         p.add_argument("--as", dest="as_", metavar="KEYREF", type=keyref,
                        help="who signs: the admin, or a proposer/executor of the timelock "

@@ -9,6 +9,7 @@ from ledger._internal import solc
 from ledger.cli._common import (
     add_json,
     add_rpc,
+    add_tx_options,
     address,
     address_of,
     address_or_keyref,
@@ -117,6 +118,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.set_defaults(func=cmd_compile)
     elif name == "deploy":
         add_rpc(sp)
+        add_tx_options(sp)
         add_json(sp)
         sp.add_argument("--redeploy", action="store_true",
                         help="deploy anew even if a matching deployment is live")

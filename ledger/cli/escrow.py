@@ -523,6 +523,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         _dispute_args(sp)
         return
     add_rpc(sp)
+    add_tx_options(sp)
     add_json(sp)
     if name == "pledge":
         sp.add_argument("order", metavar="ORDER", nargs="+",

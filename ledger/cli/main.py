@@ -5,7 +5,7 @@ runs, so `ledger --help` and every command start without loading what they do no
 command module has one function, ``configure(name, parser)``, that adds the command's
 arguments and sets ``func``, its handler. Every command has ``--json`` for machines where it
 reports. The only error caught here is `LedgerError`: its diagnosis is printed and the exit
-status is 2.
+status is its ``exit_code``: 2, or 75 when a stored transaction is not settled yet.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             Console(stderr=True, highlight=False).print(
                 f"[red]error:[/red] {escape(exc.diagnostics())}", soft_wrap=True)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

@@ -68,7 +68,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         lines.append(f"{len(pending)} still pending: run `ledger resume` again (with --key for a party's "
                      "key, --max-fee to allow a higher fee, --timeout to wait longer)")
     emit(args, {"results": results, "pending": len(pending), "notes": notes}, "\n".join(lines))
-    return 1 if pending else 0
+    return 75 if pending else 0  # EX_TEMPFAIL, as for a step that times out
 
 
 def _size(store: Any, o: Outcome) -> int | str:

@@ -62,8 +62,8 @@ def chain_head(chain: Chain, log: Contract) -> Head:
 class AnchorJournal:
     """The store's anchors on one EvidenceLog, as the outbox's journal."""
 
-    resume_hint = ("run `ledger anchor` again once the node answers: it resumes the anchor with "
-                   "the same bytes, so the head is never anchored twice")
+    resume_hint = ("run `ledger resume` (or `ledger anchor` again) once the node answers: it finishes "
+                   "the anchor with the stored bytes, so the head is never anchored twice")
 
     def __init__(self, store: Store, chain: Chain, log: Contract) -> None:
         self.store = store
