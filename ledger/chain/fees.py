@@ -45,7 +45,7 @@ class TxFees:
 
 
 def gwei(wei: int) -> str:
-    return f"{wei / 10**9:.3f}".rstrip("0").rstrip(".") + " gwei"
+    return f"{wei / 10**9:.9f}".rstrip("0").rstrip(".") + " gwei"
 
 
 def fees_of(raw: bytes) -> TxFees:
