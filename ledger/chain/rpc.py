@@ -240,10 +240,13 @@ class Chain:
         """
         receipt = self.await_receipts([tx_hash], confirmations, timeout)
         if receipt is None:
+            known = self.known(tx_hash)
             raise ChainUnavailable(
                 f"transaction 0x{tx_hash.hex()} not confirmed within {self._limit(timeout):.0f}s on "
-                f"{self.describe()}: the node has "
-                f"{'it pending' if self.known(tx_hash) else 'no such transaction'}")
+                f"{self.describe()}: the node {'holds it pending' if known else 'does not know it'}. "
+                + ("It may still be mined: wait longer (--timeout), or check it once mined (`ledger trace "
+                   f"0x{tx_hash.hex()}`) before running the command again, which sends another transaction"
+                   if known else "Running the command again sends it anew"))
         return receipt
 
     def _limit(self, timeout: float | None) -> float:
