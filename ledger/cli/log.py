@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import BinaryIO
@@ -33,8 +34,9 @@ from ledger.cli._common import (
     write_output,
 )
 from ledger.deploy import evidence_log
-from ledger.errors import ConfigError, StoreError, TrustRootError, ValidationError
+from ledger.errors import ChainUnavailable, ConfigError, StoreError, TrustRootError, ValidationError
 from ledger.evidence.anchor import Anchorer
+from ledger.evidence.anchor_check import AnchorChange, Recheck, recheck_chain
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
 from ledger.evidence.bundle_format import dumps_bundle, load_bundle
 from ledger.evidence.journal import AnchorRow
@@ -103,12 +105,19 @@ def cmd_anchor(args: argparse.Namespace) -> int:
                      f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
                      f"{need} confirmation(s)…"):
             outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
+        current = store.latest_confirmed(chain.chain_id, log.address)
     resumed = [_resumed_json(a) for a in outcome.settled]
-    lines = [_resumed_text(a) for a in outcome.settled]
+    changed = _changes_json(outcome.rechecked)
+    lines = [_change_text(c, outcome.head is not None) for c in outcome.rechecked]
+    lines += [_resumed_text(a) for a in outcome.settled]
     if outcome.head is None:
-        lines.append(f"nothing new to anchor: head size {outcome.previous.size} is anchored")
+        where = (f" in block {current.block_number} (tx 0x{current.tx_hash.hex()})"
+                 if current is not None and current.size == outcome.previous.size else "")
+        lines.append(f"nothing new to anchor: head size {outcome.previous.size} is anchored{where}")
         emit(args, {"anchored": False, "size": outcome.previous.size, "resumed": outcome.resumed,
-                    "resumed_anchors": resumed}, "\n".join(lines))
+                    "resumed_anchors": resumed, **changed,
+                    "block_number": current.block_number if where and current else None},
+             "\n".join(lines))
         return 0
     payload = {
         "anchored": True,
@@ -120,11 +129,27 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         "gas_used": outcome.gas_used,
         "resumed": outcome.resumed,
         "resumed_anchors": resumed,
+        **changed,
     }
     lines.append(f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
                  f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _changes_json(changes: Sequence[AnchorChange]) -> dict[str, list[dict[str, object]]]:
+    """What a re-check against the chain found, by kind: anchors the chain no longer holds
+    (``lost``: status lost, failed, or sent again when the node holds the transaction pending),
+    and anchors a reorg re-mined in another block (``moved``; ``restored``: on chain again)."""
+    return {"lost": [c.to_json() for c in changes if c.kind in ("lost", "failed")],
+            "moved": [c.to_json() for c in changes if c.kind == "moved"],
+            "restored": [c.to_json() for c in changes if c.kind == "restored"]}
+
+
+def _change_text(c: AnchorChange, reanchored: bool) -> str:
+    if c.kind in ("lost", "failed") and c.row.status != "sent":
+        return c.text() + ("; re-anchoring" if reanchored else "")
+    return c.text()
 
 
 def _resumed_json(a: AnchorRow) -> dict[str, object]:
@@ -142,32 +167,74 @@ def _resumed_text(a: AnchorRow) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        rechecks, unchecked = _recheck(args, store)
         size = store.size
         anchors = store.anchors()
         counts = store.counts()
     confirmed = [a for a in anchors if a.status == "confirmed"]
-    latest = max(confirmed, key=lambda a: a.size) if confirmed else None
+    latest = max(confirmed, key=lambda a: (a.size, a.id)) if confirmed else None
+    changes = [c for r in rechecks for c in r.changes]
+    uncovered = [a for a in anchors
+                 if a.status in ("lost", "failed") and a.size > (latest.size if latest else 0)]
     payload = {
         "log_size": size,
         "records_by_kind": counts,
         "latest_anchor": None if latest is None else {
             "size": latest.size, "root": latest.root.hex(), "chain_id": latest.chain_id,
             "contract": latest.contract, "tx_hash": "0x" + latest.tx_hash.hex(),
+            "block_number": latest.block_number, "block_hash": "0x" + (latest.block_hash or b"").hex(),
         },
         "pending_anchors": sum(1 for a in anchors if a.status == "sent"),
         "unanchored_records": size - (latest.size if latest else 0),
+        "anchors": [_anchor_json(a) for a in anchors],
+        "rechecked_at_block": {str(r.contract): r.head_block for r in rechecks},
+        "recheck_error": unchecked,
+        **_changes_json(changes),
     }
-    text = (f"log size {size} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})\n"
-            + (f"latest anchored head: size {latest.size} on chain {latest.chain_id} at {latest.contract}"
-               if latest else "nothing anchored yet")
-            + f"\nunanchored records: {payload['unanchored_records']}, pending anchor txs: "
-            f"{payload['pending_anchors']}")
-    emit(args, payload, text)
+    if latest is None:
+        head = "nothing anchored yet"
+    else:
+        head = (f"latest anchored head: size {latest.size} on chain {latest.chain_id} at {latest.contract}, "
+                f"block {latest.block_number}, tx 0x{latest.tx_hash.hex()} "
+                + (f"(as stored: NOT re-checked against the chain: {unchecked})" if unchecked
+                   else "(re-checked against the chain now)"))
+    lines = [f"log size {size} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"]
+    lines += [c.text() for c in changes if c.kind in ("moved", "restored")]
+    lines.append(head)
+    lines += [f"{a.status} anchor: head size {a.size} (tx 0x{a.tx_hash.hex()}): {a.error}" for a in uncovered]
+    if uncovered and not unchecked:
+        lines.append("run `ledger anchor` to anchor the log again (after `ledger deploy --redeploy` if the "
+                     "EvidenceLog itself is gone)")
+    lines.append(f"unanchored records: {payload['unanchored_records']}, pending anchor txs: "
+                 f"{payload['pending_anchors']}")
+    emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _recheck(args: argparse.Namespace, store: Store, *, required: bool = False,
+             ) -> tuple[list[Recheck], str | None]:
+    """Re-check the store's anchors against the chain (`ledger.evidence.anchor_check`):
+    (the re-checks, None); without a node, ([], why not), or the error when `required`."""
+    try:
+        chain = open_chain(args)
+        return recheck_chain(store, chain), None
+    except (ChainUnavailable, ConfigError) as exc:
+        if required:
+            raise ChainUnavailable(f"{exc}\n(the anchor a bundle cites is re-checked against the chain "
+                                   "first: this needs the node)") from None
+        return [], str(exc).splitlines()[0]
+
+
+def _anchor_json(a: AnchorRow) -> dict[str, object]:
+    return {"size": a.size, "root": a.root.hex(), "status": a.status, "chain_id": a.chain_id,
+            "contract": a.contract, "tx_hash": "0x" + a.tx_hash.hex(), "block_number": a.block_number,
+            "block_hash": None if a.block_hash is None else "0x" + a.block_hash.hex(),
+            "reason": a.error if a.status != "confirmed" else None}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        _recheck(args, store, required=True)
         chain_id, contract = _anchor_target(args, store)
         bundle, skipped = export_bundle(
             store, chain_id, contract, order_id=args.order, merchant_id=args.merchant,
@@ -190,10 +257,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
-    """(chain id, contract) of the store's latest confirmed anchor."""
+    """(chain id, contract) of the store's latest confirmed anchor (re-checked by the caller)."""
     confirmed = store.anchors(status="confirmed")
     if not confirmed:
-        raise StoreError("nothing is anchored yet: run `ledger anchor` first")
+        lost = [a for a in store.anchors() if a.status in ("lost", "failed")]
+        why = f" (head size {lost[-1].size} was anchored, but {lost[-1].error})" if lost else ""
+        raise StoreError(f"nothing is anchored on the chain as it is now: run `ledger anchor` first{why}")
     latest = max(confirmed, key=lambda a: a.id)
     return latest.chain_id, latest.contract
 
@@ -268,7 +337,7 @@ def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
 
 
 def configure(name: str, sp: argparse.ArgumentParser) -> None:
-    if name in ("anchor", "verify"):
+    if name in ("anchor", "verify", "status", "export"):
         add_rpc(sp)
     add_json(sp)
     if name == "ingest":

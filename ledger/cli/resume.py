@@ -1,5 +1,10 @@
 """`ledger resume`: finish or abandon every transaction an earlier command left pending.
 
+It first re-checks the stored anchors against the chain as it is now
+(`ledger.evidence.anchor_check`) and lists those a reorg or a node reset took away or moved
+(one the node holds pending again is awaited with the rest); anchoring the log again is
+`ledger anchor`'s job.
+
 Anchors and escrow steps are stored (signed) before they are broadcast; a command that was
 killed, lost its node, or ran out of time leaves them ``sent``. This command drives each to
 its end with the outbox protocol (`ledger.chain.outbox`): it awaits what the node has,
@@ -31,6 +36,7 @@ from ledger.deploy import escrow_client, evidence_log
 from ledger.errors import DeploymentError
 from ledger.escrow.platform import Platform
 from ledger.evidence.anchor import Anchorer
+from ledger.evidence.anchor_check import AnchorChange, recheck_chain
 
 __all__ = ["cmd_resume", "configure"]
 
@@ -40,6 +46,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     keys = {s.address.lower(): s for s in (resolve_signer(k, chain) for k in args.key or [])}
     results: list[dict[str, Any]] = []
     notes: list[str] = []
+    changes: list[AnchorChange] = []
     with open_store(args) as store:
         try:
             anchorer = Anchorer(store, chain, evidence_log(chain, data_dir(args)))
@@ -47,6 +54,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             notes.append(f"anchors: {exc}")
         else:
             anchorer.outbox.signers.update(keys)
+            changes = [c for r in recheck_chain(store, chain) for c in r.changes]
             results += [_result("anchor", o, f"head size {_size(store, o)}") for o in anchorer.resume()]
         try:
             platform = Platform(store, escrow_client(chain, data_dir(args)), chain.default_account)
@@ -62,12 +70,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     pending = [r for r in results if r["status"] == "sent"]
     lines = [f"{r['kind']} {r['what']} (tx {r['tx_hash'][:14]}…): {_word(r)}" for r in results]
     lines += notes
+    lines += [c.text() for c in changes]
+    if any(c.row.status in ("lost", "failed") for c in changes):
+        lines.append("re-anchoring is `ledger anchor`'s job: run it to anchor the log again (after "
+                     "`ledger deploy --redeploy` if the EvidenceLog itself is gone)")
     if not results:
         lines.insert(0, "nothing pending: every stored anchor and escrow step is settled")
     elif pending:
         lines.append(f"{len(pending)} still pending: run `ledger resume` again (with --key for a party's "
                      "key, --max-fee to allow a higher fee, --timeout to wait longer)")
-    emit(args, {"results": results, "pending": len(pending), "notes": notes}, "\n".join(lines))
+    emit(args, {"results": results, "pending": len(pending), "notes": notes,
+                "anchors_rechecked": [c.to_json() for c in changes]}, "\n".join(lines))
     return 75 if pending else 0  # EX_TEMPFAIL, as for a step that times out
 
 

@@ -11,7 +11,9 @@ Steps 2 and 3, and the resumption of a ``sent`` row after a crash (await it, or 
 the very same signed bytes, so one head never produces two transactions), are the outbox's
 (`ledger.chain.outbox`); the anchors table is its journal. A lost anchor whose head the
 chain has already passed is superseded, not re-sent. A head is reported anchored only once
-confirmed.
+confirmed, and only while the chain still holds it: each run first re-checks the stored
+anchors (`ledger.evidence.anchor_check`), so a head a reorg or a node reset took away is
+anchored again from whatever head the chain has now.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from web3.contract import Contract
 from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement, StillPending
 from ledger.chain.rpc import Chain
 from ledger.errors import StoreError
+from ledger.evidence.anchor_check import AnchorChange, recheck_anchors
 from ledger.evidence.journal import AnchorRow
 from ledger.evidence.store import Store
 
@@ -52,6 +55,7 @@ class AnchorOutcome:
     tx_hash: bytes | None
     block_number: int | None
     settled: tuple[AnchorRow, ...] = ()  # those resumed anchors, as they ended
+    rechecked: tuple[AnchorChange, ...] = ()  # stored anchors the chain no longer holds as stored
 
 
 def chain_head(chain: Chain, log: Contract) -> Head:
@@ -112,7 +116,11 @@ class Anchorer:
         timeout: float | None = None,
         before_broadcast: Callable[[int], None] | None = None,
     ) -> AnchorOutcome:
-        """Anchor the current tree head (after settling anything pending)."""
+        """Anchor the current tree head, after re-checking the stored anchors against the chain
+        as it is now (`ledger.evidence.anchor_check`: one a reorg or a reset took away is no
+        longer confirmed, so the head is anchored again from the chain's own latest head) and
+        settling anything pending."""
+        changes = recheck_anchors(self.store, self.chain, self.contract).changes
         settled = self._resume(confirmations, timeout)
         previous = chain_head(self.chain, self.log)
         tree = self.store.tree
@@ -129,7 +137,7 @@ class Anchorer:
                 "belongs to another contract"
             )
         if size == previous.size:
-            return AnchorOutcome(None, previous, len(settled), None, None, None, settled)
+            return AnchorOutcome(None, previous, len(settled), None, None, None, settled, changes)
         root = tree.root(size)
         proof = tree.consistency_proof(previous.size, size) if previous.size else []
         fn = self.log.functions.anchor(size, root, proof)
@@ -149,7 +157,7 @@ class Anchorer:
         tx_hash = bytes(receipt["transactionHash"])
         return AnchorOutcome(
             Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
-            int(receipt["blockNumber"]), settled,
+            int(receipt["blockNumber"]), settled, changes,
         )
 
     def resume(self, *, confirmations: int | None = None, timeout: float | None = None) -> list[Outcome]:

@@ -39,6 +39,7 @@ from ledger.errors import AuditError, BundleError
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.platform import NON_ESCROW_ACTIONS, funded_escrow_id
 from ledger.escrow.types import ZERO32, OrderState
+from ledger.evidence.anchor_check import recheck_anchors
 from ledger.evidence.bundle import build_bundle, verify_bundle
 from ledger.evidence.bundle_format import Selection
 from ledger.evidence.journal import ActionRow, AnchorRow
@@ -224,8 +225,12 @@ class Auditor:
         return sorted((e for e in evs if e is not None), key=lambda e: e.key)
 
     def _anchor(self) -> AnchorRow | None:
+        """The anchor records are verified against: the latest still confirmed once the store's
+        anchors are re-checked against the chain as it is now (a reorg or a reset may have
+        taken one away, or moved it)."""
         if self.log_address is None:
             return None
+        recheck_anchors(self.store, self.chain, self.log_address)
         return self.store.latest_confirmed(self.chain.chain_id, self.log_address)
 
     def _chain_info(self, anchor: AnchorRow | None) -> tuple[ChainBlock, AnchorBlock | None]:

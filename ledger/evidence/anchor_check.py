@@ -1,0 +1,199 @@
+"""Re-check stored anchors against the chain as it is now.
+
+"Confirmed" means confirmed on the chain *as it is now*, not when the anchor was awaited: a
+reorg can drop the anchoring transaction or re-mine it in another block, and a test node
+can be reset (its state, the EvidenceLog included, gone). Every command that reports an
+anchor (`ledger anchor`, `status`, `export`, `audit`, `resume`) first re-checks the
+store's anchors of that EvidenceLog here:
+
+* the contract still has code (none: the node was reset; every anchor of it is *lost*);
+* the receipt of the anchor's transaction (any hash it was signed as) exists, succeeded,
+  and its block is canonical now (the chain's block at that number has the receipt's
+  block hash). No receipt: *lost* (or *sent* again, when the node holds the transaction
+  pending: a reorg put it back in the mempool, and the outbox awaits it); reverted:
+  *failed*; mined in another block than stored: *moved* (the stored block number, hash
+  and time are updated, it stays confirmed); a lost anchor mined again: *restored*.
+
+Cost: one receipt lookup (and one block header, shared per block) per anchor checked.
+Every anchor whose stored block is within the latest `RECENT_BLOCKS` blocks is checked,
+and so is the anchor that would be reported (the largest head still confirmed), until one
+holds. Older anchors are checked too whenever the contract's own latest head is smaller
+than a stored confirmed head (the chain went back further than that window) or `full` is
+asked for; otherwise an anchor buried deeper than the window is taken as final, as every
+client of a chain with finality does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from ledger.chain.rpc import Chain
+from ledger.evidence.journal import AnchorRow
+from ledger.evidence.store import Store
+
+__all__ = ["RECENT_BLOCKS", "AnchorChange", "Recheck", "recheck_anchors", "recheck_chain"]
+
+_logger = logging.getLogger(__name__)
+
+#: anchors mined within this many blocks of the head are always re-checked (deeper reorgs
+#: than this are beyond finality on Ethereum mainnet: 2 epochs are 64 blocks)
+RECENT_BLOCKS = 256
+
+_LATEST_HEAD_ABI: list[dict[str, Any]] = [{
+    "type": "function", "name": "latestHead", "stateMutability": "view", "inputs": [],
+    "outputs": [{"name": "size", "type": "uint64"}, {"name": "root", "type": "bytes32"},
+                {"name": "timestamp", "type": "uint48"}, {"name": "blockNumber", "type": "uint48"}],
+}]
+
+
+@dataclass(frozen=True)
+class AnchorChange:
+    """What the re-check found changed about one stored anchor."""
+
+    kind: str  # "moved" | "lost" | "failed" | "restored"
+    row: AnchorRow  # as the store holds it now (status lost, failed, sent or confirmed)
+    was_block: int | None  # the block the store named before
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.row
+        return {"kind": self.kind, "status": r.status, "size": r.size, "root": r.root.hex(),
+                "chain_id": r.chain_id, "contract": r.contract, "tx_hash": "0x" + r.tx_hash.hex(),
+                "block_number": r.block_number, "was_block_number": self.was_block, "reason": self.reason}
+
+    def text(self) -> str:
+        r = self.row
+        what = f"head size {r.size} anchored in tx 0x{r.tx_hash.hex()}"
+        if self.kind == "moved":
+            return (f"the chain reorganised: {what} moved from block {self.was_block} to block "
+                    f"{r.block_number} (the store now says block {r.block_number})")
+        if self.kind == "restored":
+            return f"{what} is on chain again, in block {r.block_number}"
+        if self.kind == "failed":
+            return f"the chain reorganised: {what} now reverts: {self.reason}"
+        return f"the chain went back: {what} (block {self.was_block}) is no longer on chain ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """One re-check of a contract's anchors."""
+
+    chain_id: int
+    contract: str
+    head_block: int  # the chain's latest block when checked
+    checked: int  # anchors whose receipt was looked up
+    changes: tuple[AnchorChange, ...]
+
+    def of(self, *kinds: str) -> list[AnchorChange]:
+        return [c for c in self.changes if c.kind in kinds]
+
+
+def recheck_chain(store: Store, chain: Chain, *, full: bool = False) -> list[Recheck]:
+    """Re-check the anchors of every EvidenceLog the store has anchored on this chain."""
+    contracts = sorted({a.contract for a in store.anchors(chain.chain_id)
+                        if a.status in ("confirmed", "lost")})
+    return [recheck_anchors(store, chain, c, full=full) for c in contracts]
+
+
+def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = False,
+                    recent: int = RECENT_BLOCKS) -> Recheck:
+    """Re-check the store's confirmed (and lost) anchors of `contract` against the chain as it
+    is now, and record what changed (see the module's doc)."""
+    rows = [a for a in store.anchors(chain.chain_id, contract) if a.status in ("confirmed", "lost")]
+    head = int(chain.w3.eth.block_number)
+    if not rows:
+        return Recheck(chain.chain_id, contract, head, 0, ())
+    if not bytes(chain.w3.eth.get_code(to_checksum_address(contract))):
+        reason = (f"the EvidenceLog at {contract} has no code on chain {chain.chain_id} as of block "
+                  f"{head}: the node was reset or lost its state. Run `ledger deploy --redeploy`, then "
+                  "`ledger anchor` to anchor the log into the new deployment")
+        reset = [_mark(store, a, "lost", "lost", reason) for a in rows if a.status == "confirmed"]
+        return _done(Recheck(chain.chain_id, contract, head, 0, tuple(reset)))
+    log = chain.w3.eth.contract(address=to_checksum_address(contract), abi=_LATEST_HEAD_ABI)
+    on_chain = int(log.functions.latestHead().call()[0])
+    full = full or any(a.status == "confirmed" and a.size > on_chain for a in rows)
+    checker = _Checker(store, chain, head)
+    changes: list[AnchorChange] = []
+    reported = False  # has the anchor that would be reported (the largest still confirmed) held?
+    for a in sorted(rows, key=lambda a: (a.size, a.id), reverse=True):
+        old = a.block_number is not None and a.block_number <= head - recent
+        if a.status == "confirmed" and reported and old and not full:
+            continue
+        change = checker.check(a)
+        if change is not None:
+            changes.append(change)
+        if (change.row if change else a).status == "confirmed":
+            reported = True
+    return _done(Recheck(chain.chain_id, contract, head, checker.looked_up, tuple(changes)))
+
+
+def _done(result: Recheck) -> Recheck:
+    for c in result.changes:
+        _logger.warning("anchor recheck on chain %d at %s: %s", result.chain_id, result.contract, c.text())
+    _logger.info("rechecked %d anchor(s) of %s at block %d: %d changed", result.checked, result.contract,
+                 result.head_block, len(result.changes))
+    return result
+
+
+def _mark(store: Store, a: AnchorRow, kind: str, status: str, reason: str,
+          **facts: Any) -> AnchorChange:
+    store.mark_anchor(a.id, status, **({"error": reason} if status != "confirmed" else {}), **facts)
+    [now] = [r for r in store.anchors(a.chain_id, a.contract) if r.id == a.id]
+    return AnchorChange(kind, now, a.block_number, reason)
+
+
+class _Checker:
+    """Checks one anchor at a time against the chain, sharing block lookups."""
+
+    def __init__(self, store: Store, chain: Chain, head: int) -> None:
+        self.store, self.chain, self.head = store, chain, head
+        self.blocks: dict[int, Any] = {}
+        self.looked_up = 0
+
+    def _block(self, n: int) -> Any:
+        if n not in self.blocks:
+            self.blocks[n] = self.chain.w3.eth.get_block(n)
+        return self.blocks[n]
+
+    def _receipt(self, hashes: Sequence[bytes]) -> dict[str, Any] | None:
+        self.looked_up += 1
+        return next((r for r in map(self.chain.receipt, hashes) if r is not None), None)
+
+    def check(self, a: AnchorRow) -> AnchorChange | None:
+        receipt = self._receipt(a.tx_hashes)
+        block = None if receipt is None else self._canonical(receipt)
+        if receipt is None or block is None:
+            return None if a.status == "lost" else self._gone(a)
+        n = int(receipt["blockNumber"])
+        if int(receipt["status"]) != 1:
+            why = (f"mined again in block {n} as of block {self.head}, it reverted: another transaction "
+                   "changed the log's head first")
+            return _mark(self.store, a, "failed", "failed", why, block_number=n)
+        facts = {"block_number": n, "block_hash": bytes(receipt["blockHash"]),
+                 "block_timestamp": int(block["timestamp"]), "gas_used": int(receipt["gasUsed"]),
+                 "tx_hash": bytes(receipt["transactionHash"])}
+        if a.status == "lost":
+            return _mark(self.store, a, "restored", "confirmed", f"mined again in block {n}", error=None,
+                         **facts)
+        if (a.block_number, a.block_hash, a.tx_hash) == (n, facts["block_hash"], facts["tx_hash"]):
+            return None
+        return _mark(self.store, a, "moved", "confirmed", f"a reorg re-mined it in block {n}", **facts)
+
+    def _canonical(self, receipt: dict[str, Any]) -> Any | None:
+        """The receipt's block if it is the chain's block at that number now, else None."""
+        block = self._block(int(receipt["blockNumber"]))
+        return block if bytes(block["hash"]) == bytes(receipt["blockHash"]) else None
+
+    def _gone(self, a: AnchorRow) -> AnchorChange:
+        if any(self.chain.known(h) for h in a.tx_hashes):
+            why = (f"its block was reorganised away as of block {self.head}, and the node holds it pending "
+                   "again: `ledger anchor` or `ledger resume` waits for it to be mined again")
+            return _mark(self.store, a, "lost", "sent", why)
+        why = (f"no longer on chain as of block {self.head}: a reorg dropped it, or the node was reset "
+               "(no receipt for it)")
+        return _mark(self.store, a, "lost", "lost", why)

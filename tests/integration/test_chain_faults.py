@@ -1,0 +1,278 @@
+"""The chain misbehaves as real chains do (issue 9), and the project never claims what is not true.
+
+Each test runs the CLI, as a user does, against its own anvil node (`fault_node`), so the
+reorgs and resets it inflicts never reach other tests. The fixtures (`fault_node`,
+`fault_env`, `rpc_call`) are meant for every section of this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.chain.anvil import AnvilProcess
+from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
+from ledger.evidence.journal import AnchorRow
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
+from tests.integration.test_cli import START, run
+
+
+class FaultNode:
+    """An anvil node of one test's own, which the test may reorganise or reset."""
+
+    def __init__(self) -> None:
+        self.proc = AnvilProcess().start()
+        self.port, self.url = self.proc.port, self.proc.url
+
+    def reset(self) -> None:
+        """Stop the node and start a fresh one on the same port, without its state (as a test
+        node restarted without --state, or a devnet that was wiped)."""
+        self.proc.stop()
+        self.proc = AnvilProcess(port=self.port).start()
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+@pytest.fixture
+def fault_node() -> Iterator[FaultNode]:
+    node = FaultNode()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def fault_env(tmp_path: Path, fault_node: FaultNode) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_MASTER_SECRET=MasterSecret.generate_hex(),
+             LEDGER_RPC=fault_node.url, COLUMNS="200")
+    for k in ("LEDGER_PRIVATE_KEY", "LEDGER_KEYSTORE", "LEDGER_CONFIRMATIONS", "LEDGER_TX_TIMEOUT"):
+        e.pop(k, None)
+    return e
+
+
+def rpc_call(node: FaultNode, method: str, *params: Any) -> Any:
+    import urllib.request
+
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    req = urllib.request.Request(node.url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        out = json.loads(resp.read())
+    if "error" in out:
+        raise AssertionError(f"{method}: {out['error']}")
+    return out.get("result")
+
+
+def block_number(node: FaultNode) -> int:
+    return int(rpc_call(node, "eth_blockNumber"), 16)
+
+
+def stored_anchors(env: dict[str, str]) -> list[AnchorRow]:
+    home = Path(env["LEDGER_HOME"])
+    with Store(home / "evidence.sqlite3", MasterSecret.from_hex(env["LEDGER_MASTER_SECRET"])) as store:
+        return store.anchors()
+
+
+def words(text: str) -> str:
+    """`text` with its line wrapping undone."""
+    return " ".join(text.split())
+
+
+def jrun(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(run([*args, "--json"], env).stdout)
+    return out
+
+
+# --- anchors: "confirmed" means confirmed on the chain as it is now ------------------------
+
+class Anchored:
+    """A data dir whose log is anchored in two heads on the fault node."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        sale = generate_flash_sale(seed=11, orders=8, merchants=1, start=START)
+        half = len(sale) // 2
+        (tmp / "a.jsonl").write_bytes(to_jsonl(sale[:half]))
+        (tmp / "b.jsonl").write_bytes(to_jsonl(sale[half:]))
+        self.trust = jrun(["deploy", "--log-only", "--redeploy"], env)["trust_root"]
+        run(["ingest", str(tmp / "a.jsonl")], env)
+        self.first = jrun(["anchor"], env)
+        run(["ingest", str(tmp / "b.jsonl")], env)
+        self.second = jrun(["anchor"], env)
+        self.order = sale[-1]["order_id"]  # among the second head's records only
+        self.size = len(sale)
+
+    def export(self, name: str) -> dict[str, Any]:
+        path = self.tmp / name
+        run(["export", "--order", self.order, "-o", str(path)], self.env)
+        bundle: dict[str, Any] = json.loads(path.read_text())
+        return bundle
+
+    def verify(self, name: str) -> tuple[int, dict[str, Any]]:
+        res = run(["verify", str(self.tmp / name), "--trust", self.trust, "--json"], self.env, check=False)
+        return res.returncode, json.loads(res.stdout)
+
+
+@pytest.fixture
+def anchored(tmp_path: Path, fault_env: dict[str, str]) -> Anchored:
+    return Anchored(tmp_path, fault_env)
+
+
+def test_reorg_dropping_the_anchor_is_reported_lost_and_re_anchored(
+        anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    a.export("before.json")
+    assert a.verify("before.json")[0] == 0
+    # A reorg replaces every block from the second anchor's on with empty ones.
+    depth = block_number(fault_node) - a.second["block_number"] + 1
+    rpc_call(fault_node, "anvil_reorg", depth, [])
+
+    status = jrun(["status"], env)
+    latest = status["latest_anchor"]
+    assert latest["size"] == a.first["size"] and latest["tx_hash"] == a.first["tx_hash"]
+    assert status["unanchored_records"] == a.size - a.first["size"]
+    [lost] = [x for x in status["anchors"] if x["tx_hash"] == a.second["tx_hash"]]
+    assert lost["status"] == "lost" and "no longer on chain" in lost["reason"]
+    assert [x["tx_hash"] for x in status["lost"]] == [a.second["tx_hash"]]
+    text = words(run(["status"], env).stdout)
+    assert f"lost anchor: head size {a.size}" in text and "ledger anchor" in text
+    # The bundle exported before the reorg cites the vanished transaction: not verified.
+    assert a.verify("before.json")[0] == 1
+    # A bundle exported now cites the head the chain still holds, and only what it covers.
+    mid = a.export("mid.json")
+    assert mid["anchor"]["tx_hash"] == a.first["tx_hash"] and mid["anchor"]["tree_size"] == a.first["size"]
+    assert a.verify("mid.json")[0] == 0
+
+    again = run(["anchor"], env).stdout  # status already said it was lost: this run anchors again
+    assert f"anchored head size {a.size}" in again and f"(from {a.first['size']})" in again
+    assert not jrun(["anchor"], env)["anchored"]
+    reanchored = [x for x in stored_anchors(env) if x.status == "confirmed" and x.size == a.size]
+    assert len(reanchored) == 1 and "0x" + reanchored[0].tx_hash.hex() != a.second["tx_hash"]
+    bundle = a.export("after.json")
+    assert bundle["anchor"]["tx_hash"] == "0x" + reanchored[0].tx_hash.hex()
+    code, verdict = a.verify("after.json")
+    assert code == 0 and verdict["status"] == "verified", verdict
+
+
+def test_ledger_anchor_says_the_chain_went_back_and_anchors_again(
+        anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    depth = block_number(fault_node) - a.second["block_number"] + 1
+    rpc_call(fault_node, "anvil_reorg", depth, [])
+    text = words(run(["anchor"], env).stdout)
+    assert (f"the chain went back: head size {a.size} anchored in tx {a.second['tx_hash']} "
+            f"(block {a.second['block_number']}) is no longer on chain") in text
+    assert "re-anchoring" in text and f"anchored head size {a.size}" in text
+    assert f"(from {a.first['size']})" in text  # from the head the chain still holds
+    a.export("again.json")
+    code, verdict = a.verify("again.json")
+    assert code == 0 and verdict["status"] == "verified", verdict
+    status = jrun(["status"], env)
+    assert status["latest_anchor"]["size"] == a.size and status["unanchored_records"] == 0
+
+
+def test_ledger_anchor_json_lists_what_the_chain_lost(anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    # Back to before the first anchor: the chain's head is now empty (size 0).
+    depth = block_number(fault_node) - a.first["block_number"] + 1
+    rpc_call(fault_node, "anvil_reorg", depth, [])
+    out = jrun(["anchor"], env)
+    assert out["anchored"] and out["size"] == a.size and out["previous_size"] == 0
+    assert sorted(x["tx_hash"] for x in out["lost"]) == sorted([a.first["tx_hash"], a.second["tx_hash"]])
+    assert all(x["status"] == "lost" and "no longer on chain" in x["reason"] for x in out["lost"])
+    assert out["moved"] == []
+    a.export("fresh.json")
+    assert a.verify("fresh.json")[0] == 0
+
+
+def test_reorg_moving_the_anchor_updates_its_block(anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    a.export("before.json")
+    [row] = [x for x in stored_anchors(env) if "0x" + x.tx_hash.hex() == a.second["tx_hash"]]
+    was = a.second["block_number"]
+    rpc_call(fault_node, "anvil_mine", "0x2")
+    depth = block_number(fault_node) - was + 1
+    # The same signed transaction, mined one block later on the new branch.
+    rpc_call(fault_node, "anvil_reorg", depth, [["0x" + row.raw_tx.hex(), 1]])
+    assert a.verify("before.json")[0] == 1  # its block number and hash are stale now
+
+    out = jrun(["anchor"], env)
+    assert not out["anchored"] and out["block_number"] == was + 1
+    [moved] = out["moved"]
+    assert (moved["tx_hash"], moved["was_block_number"], moved["block_number"]) == (
+        a.second["tx_hash"], was, was + 1)
+    text = words(run(["anchor"], env).stdout)  # already updated: the facts it states are the new ones
+    assert text.strip() == (f"nothing new to anchor: head size {a.size} is anchored in block {was + 1} "
+                            f"(tx {a.second['tx_hash']})")
+    status = jrun(["status"], env)
+    assert status["latest_anchor"]["block_number"] == was + 1
+    assert status["latest_anchor"]["tx_hash"] == a.second["tx_hash"]
+    bundle = a.export("after.json")
+    assert bundle["anchor"]["block_number"] == was + 1
+    code, verdict = a.verify("after.json")
+    assert code == 0 and verdict["status"] == "verified", verdict
+
+
+def test_status_reports_a_moved_anchor_in_plain_words(anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    [row] = [x for x in stored_anchors(env) if "0x" + x.tx_hash.hex() == a.second["tx_hash"]]
+    was = a.second["block_number"]
+    rpc_call(fault_node, "anvil_mine", "0x3")
+    depth = block_number(fault_node) - was + 1
+    rpc_call(fault_node, "anvil_reorg", depth, [["0x" + row.raw_tx.hex(), 2]])
+    text = words(run(["status"], env).stdout)
+    assert f"moved from block {was} to block {was + 2}" in text
+    assert f"block {was + 2}, tx {a.second['tx_hash']}" in text and "re-checked against the chain" in text
+
+
+def test_node_reset_loses_every_anchor_and_says_to_deploy_again(
+        anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    fault_node.reset()
+    status = jrun(["status"], env)
+    assert status["latest_anchor"] is None and status["unanchored_records"] == a.size
+    assert {x["status"] for x in status["anchors"]} == {"lost"}
+    assert all("ledger deploy --redeploy" in x["reason"] and "no code" in x["reason"]
+               for x in status["anchors"])
+    text = words(run(["status"], env).stdout)
+    assert "nothing anchored yet" in text and "ledger deploy --redeploy" in text
+    res = run(["export", "--order", a.order, "-o", str(a.tmp / "x.json")], env, check=False)
+    assert res.returncode == 2 and "ledger anchor" in res.stderr and "no code" in res.stderr
+    res = run(["anchor"], env, check=False)
+    assert res.returncode == 2 and "ledger deploy" in res.stderr
+
+    a.trust = jrun(["deploy", "--log-only", "--redeploy"], env)["trust_root"]
+    out = jrun(["anchor"], env)
+    assert out["anchored"] and out["size"] == a.size and out["previous_size"] == 0
+    a.export("new.json")
+    code, verdict = a.verify("new.json")
+    assert code == 0 and verdict["status"] == "verified", verdict
+
+
+def test_status_without_a_node_says_it_did_not_recheck(anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, dict(anchored.env, LEDGER_RPC="http://127.0.0.1:9")
+    status = jrun(["status"], env)
+    assert status["latest_anchor"]["size"] == a.size and status["recheck_error"]
+    assert "NOT re-checked against the chain" in words(run(["status"], env).stdout)
+    res = run(["export", "--order", a.order, "-o", str(a.tmp / "x.json")], env, check=False)
+    assert res.returncode == 2 and "re-checked against the chain" in res.stderr
+
+
+def test_resume_lists_lost_anchors_and_leaves_re_anchoring_to_ledger_anchor(
+        anchored: Anchored, fault_node: FaultNode) -> None:
+    a, env = anchored, anchored.env
+    depth = block_number(fault_node) - a.second["block_number"] + 1
+    rpc_call(fault_node, "anvil_reorg", depth, [])
+    text = words(run(["resume"], env).stdout)
+    assert f"head size {a.size} anchored in tx {a.second['tx_hash']}" in text
+    assert "no longer on chain" in text and "run it to anchor the log again" in text
+    assert json.loads(run(["resume", "--json"], env).stdout)["anchors_rechecked"] == []  # said once
+    assert jrun(["status"], env)["latest_anchor"]["size"] == a.first["size"]
