@@ -169,20 +169,27 @@ class _Checker:
         block = None if receipt is None else self._canonical(receipt)
         if receipt is None or block is None:
             return None if a.status == "lost" else self._gone(a)
-        n = int(receipt["blockNumber"])
+        n, block_hash = int(receipt["blockNumber"]), bytes(block["hash"])
+        tx = bytes(receipt["transactionHash"])
+        facts = {"block_number": n, "block_hash": block_hash, "block_timestamp": int(block["timestamp"]),
+                 "gas_used": int(receipt["gasUsed"]), "tx_hash": tx}
         if int(receipt["status"]) != 1:
             why = (f"mined again in block {n} as of block {self.head}, it reverted: another transaction "
                    "changed the log's head first")
-            return _mark(self.store, a, "failed", "failed", why, block_number=n)
-        facts = {"block_number": n, "block_hash": bytes(receipt["blockHash"]),
-                 "block_timestamp": int(block["timestamp"]), "gas_used": int(receipt["gasUsed"]),
-                 "tx_hash": bytes(receipt["transactionHash"])}
+            return _mark(self.store, a, "failed", "failed", why, **facts)
+        if a.status == "lost" and self._stands_for(a, tx):
+            return None  # anchored again by the very same transaction (same nonce, call and fee)
         if a.status == "lost":
             return _mark(self.store, a, "restored", "confirmed", f"mined again in block {n}", error=None,
                          **facts)
-        if (a.block_number, a.block_hash, a.tx_hash) == (n, facts["block_hash"], facts["tx_hash"]):
+        if (a.block_number, a.block_hash, a.tx_hash) == (n, block_hash, tx):
             return None
         return _mark(self.store, a, "moved", "confirmed", f"a reorg re-mined it in block {n}", **facts)
+
+    def _stands_for(self, a: AnchorRow, tx_hash: bytes) -> bool:
+        """Does another confirmed anchor already stand for this transaction?"""
+        return any(r.id != a.id and r.status == "confirmed" and tx_hash in r.tx_hashes
+                   for r in self.store.anchors(a.chain_id, a.contract, "confirmed"))
 
     def _canonical(self, receipt: dict[str, Any]) -> Any | None:
         """The receipt's block if it is the chain's block at that number now, else None."""

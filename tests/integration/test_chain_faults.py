@@ -276,3 +276,74 @@ def test_resume_lists_lost_anchors_and_leaves_re_anchoring_to_ledger_anchor(
     assert "no longer on chain" in text and "run it to anchor the log again" in text
     assert json.loads(run(["resume", "--json"], env).stdout)["anchors_rechecked"] == []  # said once
     assert jrun(["status"], env)["latest_anchor"]["size"] == a.first["size"]
+
+
+class LibWorld:
+    """The library's anchorer on the fault node, for the faults a CLI run cannot stage."""
+
+    def __init__(self, tmp: Path, node: FaultNode) -> None:
+        from ledger.chain.rpc import connect
+        from ledger.evidence import records as rec
+        from ledger.evidence.anchor import Anchorer
+
+        self.node, self.chain = node, connect(node.url)
+        self.chain.poll_interval = 0.01
+        self.log = self.chain.deploy("EvidenceLog", self.chain.accounts[0].address)
+        self.store = Store(tmp / "lib.sqlite3", MasterSecret.generate())
+        sale = generate_flash_sale(seed=12, orders=4, merchants=1, start=START)
+        self.store.ingest(rec.parse_jsonl(to_jsonl(sale), source="t"), source="t")
+        self.anchorer = Anchorer(self.store, self.chain, self.log)
+
+    def recheck(self) -> Any:
+        from ledger.evidence.anchor_check import recheck_anchors
+
+        return recheck_anchors(self.store, self.chain, self.log.address)
+
+    def latest(self) -> AnchorRow:
+        row = self.store.latest_confirmed(self.chain.chain_id, self.log.address)
+        assert row is not None
+        return row
+
+
+@pytest.fixture
+def lib(tmp_path: Path, fault_node: FaultNode) -> Iterator[LibWorld]:
+    w = LibWorld(tmp_path, fault_node)
+    yield w
+    w.store.close()
+
+
+def test_an_anchor_that_reverts_once_re_mined_is_failed(lib: LibWorld) -> None:
+    chain, log = lib.chain, lib.log
+    rival = chain.accounts[1]
+    chain.transact(log.functions.grantRole(chain.call(log.functions.ANCHORER_ROLE()), rival.address))
+    lib.anchorer.anchor()
+    row = lib.latest()
+    raw_rival, _, _ = chain.build_signed(log.functions.anchor(row.size, row.root, []), rival, gas=200_000)
+    rpc_call(lib.node, "anvil_mine", "0x1")
+    depth = block_number(lib.node) - (row.block_number or 0) + 1
+    # On the new branch the rival anchors the same head first: ours reverts.
+    rpc_call(lib.node, "anvil_reorg", depth, [["0x" + raw_rival.hex(), 0], ["0x" + row.raw_tx.hex(), 1]])
+    [change] = lib.recheck().changes
+    assert change.kind == "failed" and change.row.status == "failed"
+    assert "reverted" in (change.row.error or "")
+    assert lib.store.latest_confirmed(chain.chain_id, log.address) is None
+    assert lib.anchorer.anchor().head is None  # the rival's anchor of this head is the chain's
+
+
+def test_an_anchor_the_node_holds_pending_again_is_awaited_not_re_anchored(lib: LibWorld) -> None:
+    chain = lib.chain
+    snap = rpc_call(lib.node, "evm_snapshot")
+    lib.anchorer.anchor()
+    row = lib.latest()
+    rpc_call(lib.node, "evm_revert", snap)  # the block is gone ...
+    rpc_call(lib.node, "evm_setAutomine", False)
+    chain.broadcast(row.raw_tx)  # ... and the transaction is back in the node's pool, as geth does
+    [change] = lib.recheck().changes
+    assert change.kind == "lost" and change.row.status == "sent" and "pending" in (change.row.error or "")
+    rpc_call(lib.node, "evm_setAutomine", True)
+    rpc_call(lib.node, "anvil_mine", "0x1")
+    chain._nonces.clear()
+    outcome = lib.anchorer.anchor()
+    assert outcome.head is None and [a.status for a in outcome.settled] == ["confirmed"]
+    assert lib.latest().id == row.id and lib.latest().tx_hash == row.tx_hash
+    assert len(lib.store.anchors()) == 1  # awaited, never anchored a second time
