@@ -714,3 +714,19 @@ def test_time_bounds_compare_as_times_not_strings() -> None:
     assert parse_time_ns("2026-11-11T20:00:00.5Z") > parse_time_ns("2026-11-11T20:00:00Z")
     assert parse_time_ns("2026-11-12T04:00:00+08:00") == parse_time_ns("2026-11-11T20:00:00Z")
     assert parse_time_ns("1970-01-01T00:00:00.000000001Z") == 1
+
+
+def test_an_anchor_the_chain_lost_is_never_the_audits_head(history, escrow_env) -> None:  # type: ignore[no-untyped-def]
+    """A later anchor that a reorg (a snapshot reverted) took away: the audit re-checks the
+    store's anchors first, so F's delivery is unanchored again and the head reported is the
+    one the chain still holds, not the vanished one."""
+    h, e = history, escrow_env
+    log = e.chain.contract("EvidenceLog", h.auditor.log_address)
+    snap = e.chain.snapshot()
+    Anchorer(h.store, e.chain, log).anchor()  # covers F's delivery
+    assert _doc(h.auditor.order_report(h.ids["F"]))["counts"]["unanchored"] == 0
+    e.chain.revert_to(snap)
+    report = _doc(h.auditor.order_report(h.ids["F"]))
+    assert report["anchor"]["tree_size"] == h.anchored_size and report["counts"]["unanchored"] == 2
+    lost = [a for a in h.store.anchors() if a.status == "lost"]
+    assert len(lost) == 1 and lost[0].size == h.store.size
