@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "anchor": ("ledger.cli.log", "anchor the current tree head on chain (resumes pending anchors first)"),
     "resume": ("ledger.cli.resume", "finish or abandon every anchor and escrow step an earlier command left "
                "pending: re-send, replace at a higher fee, re-sign, or abandon with the reason"),
-    "status": ("ledger.cli.log", "log size, anchoring state"),
+    "status": ("ledger.cli.log", "log size, anchoring state (anchors re-checked against the chain)"),
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
     "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "
                "if all verified)"),

@@ -7,10 +7,15 @@ transaction took its nonce), any one of which may be the one that gets mined.
 
 Statuses (a row moves only along these arrows)::
 
-    sent ──> confirmed ──> lost (an anchor whose transaction a reorg or a reset took away)
-      │          └──────> sent (an escrow step whose transaction vanished: sent again)
+    sent ──> confirmed ──> lost (an anchor whose transaction a reorg or a reset took away;
+      │          │                back to confirmed if that transaction is mined again)
+      │          ├──────> sent (an escrow step whose transaction vanished, or an anchor's
+      │          │              the node holds pending again after a reorg: awaited again)
+      │          └──────> failed (an anchor re-mined by a reorg after its head was taken)
       ├────> failed       (mined and reverted: the contract's decoded error)
       └────> abandoned    (never mined, and never can be: the reason says why)
+
+(An anchor's re-checks against the chain as it is now: `ledger.evidence.anchor_check`.)
 
 An escrow step's records are *held* (``held_records``, encoded exactly as in the log:
 public canonical JSON, encrypted personal fields, leaf hash) from the moment the step is
