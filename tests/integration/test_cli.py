@@ -177,7 +177,8 @@ def test_cli_anchor_says_what_it_resumed(tmp_path: Path, env: dict[str, str], an
     assert (resumed["size"], resumed["status"], resumed["tx_hash"]) == (
         pending.size, "confirmed", "0x" + pending.tx_hash.hex())
     text = run(["anchor"], env).stdout  # and once settled, there is nothing left to resume
-    assert text.strip() == f"nothing new to anchor: head size {pending.size} is anchored"
+    assert text.strip() == (f"nothing new to anchor: head size {pending.size} is anchored in block "
+                            f"{resumed['block_number']} (tx 0x{pending.tx_hash.hex()})")
 
 
 def test_cli_without_a_chain_says_how_to_start_one(tmp_path: Path, env: dict[str, str]) -> None:
