@@ -14,13 +14,14 @@ store's anchors of that EvidenceLog here:
   *failed*; mined in another block than stored: *moved* (the stored block number, hash
   and time are updated, it stays confirmed); a lost anchor mined again: *restored*.
 
-Cost: one receipt lookup (and one block header, shared per block) per anchor checked.
-Every anchor whose stored block is within the latest `RECENT_BLOCKS` blocks is checked,
-and so is the anchor that would be reported (the largest head still confirmed), until one
-holds. Older anchors are checked too whenever the contract's own latest head is smaller
-than a stored confirmed head (the chain went back further than that window) or `full` is
-asked for; otherwise an anchor buried deeper than the window is taken as final, as every
-client of a chain with finality does.
+Cost: the confirmed anchors are read from the latest stored block down, one block header
+each, and the first whose stored block (number and hash) is still the chain's block at that
+number ends the walk: a block hash commits to the block's transactions and to its parent's
+hash, so that block and every block before it are unchanged, and so is every anchor mined in
+them. Only the anchors above it (those a reorg or a reset touched) cost a receipt lookup, as
+does each anchor already lost (it may be mined again). On an unchanged chain a re-check is
+three calls: the head's number, the contract's code and one header. No window of "recent"
+blocks is trusted: a reorg or a revert of any depth is found.
 """
 
 from __future__ import annotations
@@ -36,20 +37,9 @@ from ledger.chain.rpc import Chain
 from ledger.evidence.journal import AnchorRow
 from ledger.evidence.store import Store
 
-__all__ = ["RECENT_BLOCKS", "AnchorChange", "Recheck", "recheck_anchors", "recheck_chain"]
+__all__ = ["AnchorChange", "Recheck", "recheck_anchors", "recheck_chain"]
 
 _logger = logging.getLogger(__name__)
-
-#: anchors mined within this many blocks of the head are always re-checked (deeper reorgs
-#: than this are beyond finality on Ethereum mainnet: 2 epochs are 64 blocks)
-RECENT_BLOCKS = 256
-
-_LATEST_HEAD_ABI: list[dict[str, Any]] = [{
-    "type": "function", "name": "latestHead", "stateMutability": "view", "inputs": [],
-    "outputs": [{"name": "size", "type": "uint64"}, {"name": "root", "type": "bytes32"},
-                {"name": "timestamp", "type": "uint48"}, {"name": "blockNumber", "type": "uint48"}],
-}]
-
 
 @dataclass(frozen=True)
 class AnchorChange:
@@ -100,10 +90,10 @@ def recheck_chain(store: Store, chain: Chain, *, full: bool = False) -> list[Rec
     return [recheck_anchors(store, chain, c, full=full) for c in contracts]
 
 
-def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = False,
-                    recent: int = RECENT_BLOCKS) -> Recheck:
+def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = False) -> Recheck:
     """Re-check the store's confirmed (and lost) anchors of `contract` against the chain as it
-    is now, and record what changed (see the module's doc)."""
+    is now, and record what changed (see the module's doc). `full` looks up every receipt,
+    even below a block the chain still holds."""
     rows = [a for a in store.anchors(chain.chain_id, contract) if a.status in ("confirmed", "lost")]
     head = int(chain.w3.eth.block_number)
     if not rows:
@@ -114,22 +104,17 @@ def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = F
                   "`ledger anchor` to anchor the log into the new deployment")
         reset = [_mark(store, a, "lost", "lost", reason) for a in rows if a.status == "confirmed"]
         return _done(Recheck(chain.chain_id, contract, head, 0, tuple(reset)))
-    log = chain.w3.eth.contract(address=to_checksum_address(contract), abi=_LATEST_HEAD_ABI)
-    on_chain = int(log.functions.latestHead().call()[0])
-    full = full or any(a.status == "confirmed" and a.size > on_chain for a in rows)
     checker = _Checker(store, chain, head)
-    changes: list[AnchorChange] = []
-    reported = False  # has the anchor that would be reported (the largest still confirmed) held?
-    for a in sorted(rows, key=lambda a: (a.size, a.id), reverse=True):
-        old = a.block_number is not None and a.block_number <= head - recent
-        if a.status == "confirmed" and reported and old and not full:
-            continue
-        change = checker.check(a)
-        if change is not None:
-            changes.append(change)
-        if (change.row if change else a).status == "confirmed":
-            reported = True
-    return _done(Recheck(chain.chain_id, contract, head, checker.looked_up, tuple(changes)))
+    changes: list[AnchorChange | None] = []
+    confirmed = sorted((a for a in rows if a.status == "confirmed"),
+                       key=lambda a: (a.block_number if a.block_number is not None else head + 1, a.id))
+    for a in reversed(confirmed):  # the latest block first
+        if not full and checker.intact(a):
+            break  # its block is the chain's, and so is every block before it (each names its parent)
+        changes.append(checker.check(a))
+    changes += [checker.check(a) for a in rows if a.status == "lost"]
+    found = tuple(c for c in changes if c is not None)
+    return _done(Recheck(chain.chain_id, contract, head, checker.looked_up, found))
 
 
 def _done(result: Recheck) -> Recheck:
@@ -190,6 +175,13 @@ class _Checker:
         """Does another confirmed anchor already stand for this transaction?"""
         return any(r.id != a.id and r.status == "confirmed" and tx_hash in r.tx_hashes
                    for r in self.store.anchors(a.chain_id, a.contract, "confirmed"))
+
+    def intact(self, a: AnchorRow) -> bool:
+        """Is the block the store names for `a` (number and hash) still the chain's block at
+        that number? One header lookup; a block hash commits to its transactions."""
+        if a.block_number is None or a.block_hash is None or a.block_number > self.head:
+            return False
+        return bytes(self._block(a.block_number)["hash"]) == a.block_hash
 
     def _canonical(self, receipt: dict[str, Any]) -> Any | None:
         """The receipt's block if it is the chain's block at that number now, else None."""
