@@ -167,13 +167,15 @@ def _resumed_text(a: AnchorRow) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        rechecks, unchecked = _recheck(args, store)
+        rechecks, chain_id, unchecked = _recheck(args, store)
         size = store.size
         anchors = store.anchors()
         counts = store.counts()
     confirmed = [a for a in anchors if a.status == "confirmed"]
     latest = max(confirmed, key=lambda a: (a.size, a.id)) if confirmed else None
     changes = [c for r in rechecks for c in r.changes]
+    if latest is not None and not unchecked and latest.chain_id != chain_id:
+        unchecked = f"the node is chain {chain_id}, not chain {latest.chain_id}"
     uncovered = [a for a in anchors
                  if a.status in ("lost", "failed") and a.size > (latest.size if latest else 0)]
     payload = {
@@ -212,17 +214,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _recheck(args: argparse.Namespace, store: Store, *, required: bool = False,
-             ) -> tuple[list[Recheck], str | None]:
-    """Re-check the store's anchors against the chain (`ledger.evidence.anchor_check`):
-    (the re-checks, None); without a node, ([], why not), or the error when `required`."""
+             ) -> tuple[list[Recheck], int | None, str | None]:
+    """Re-check the store's anchors on the node's chain against it (`ledger.evidence.anchor_check`):
+    (the re-checks, the chain id, None); without a node, ([], None, why not), or the error
+    when `required`."""
     try:
         chain = open_chain(args)
-        return recheck_chain(store, chain), None
+        return recheck_chain(store, chain), chain.chain_id, None
     except (ChainUnavailable, ConfigError) as exc:
         if required:
             raise ChainUnavailable(f"{exc}\n(the anchor a bundle cites is re-checked against the chain "
                                    "first: this needs the node)") from None
-        return [], str(exc).splitlines()[0]
+        return [], None, str(exc).splitlines()[0]
 
 
 def _anchor_json(a: AnchorRow) -> dict[str, object]:
@@ -234,8 +237,8 @@ def _anchor_json(a: AnchorRow) -> dict[str, object]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        _recheck(args, store, required=True)
-        chain_id, contract = _anchor_target(args, store)
+        _, node_chain, _ = _recheck(args, store, required=True)
+        chain_id, contract = _anchor_target(store, node_chain)
         bundle, skipped = export_bundle(
             store, chain_id, contract, order_id=args.order, merchant_id=args.merchant,
             since=args.since, until=args.until, disclose_personal=args.disclose_personal,
@@ -256,13 +259,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _anchor_target(args: argparse.Namespace, store: Store) -> tuple[int, str]:
-    """(chain id, contract) of the store's latest confirmed anchor (re-checked by the caller)."""
-    confirmed = store.anchors(status="confirmed")
+def _anchor_target(store: Store, chain_id: int | None) -> tuple[int, str]:
+    """(chain id, contract) of the store's latest confirmed anchor on the node's chain (its
+    anchors re-checked by the caller)."""
+    confirmed = store.anchors(chain_id, status="confirmed")
     if not confirmed:
-        lost = [a for a in store.anchors() if a.status in ("lost", "failed")]
+        lost = [a for a in store.anchors(chain_id) if a.status in ("lost", "failed")]
         why = f" (head size {lost[-1].size} was anchored, but {lost[-1].error})" if lost else ""
-        raise StoreError(f"nothing is anchored on the chain as it is now: run `ledger anchor` first{why}")
+        raise StoreError(f"nothing is anchored on chain {chain_id} as it is now: run `ledger anchor` "
+                         f"first{why}")
     latest = max(confirmed, key=lambda a: a.id)
     return latest.chain_id, latest.contract
 
