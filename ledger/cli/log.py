@@ -34,7 +34,14 @@ from ledger.cli._common import (
     write_output,
 )
 from ledger.deploy import evidence_log
-from ledger.errors import ChainUnavailable, ConfigError, StoreError, TrustRootError, ValidationError
+from ledger.errors import (
+    ChainUnavailable,
+    ConfigError,
+    DeploymentError,
+    StoreError,
+    TrustRootError,
+    ValidationError,
+)
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.anchor_check import AnchorChange, Recheck, recheck_chain
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
@@ -99,7 +106,13 @@ def _validated(name: str, show: bool) -> PackedRecords:
 def cmd_anchor(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     with open_store(args) as store:
-        log = evidence_log(chain, data_dir(args))
+        found = [c for r in recheck_chain(store, chain) for c in r.changes]  # every EvidenceLog's
+        try:
+            log = evidence_log(chain, data_dir(args))
+        except DeploymentError as exc:
+            if found:
+                raise DeploymentError("\n".join([*(c.text() for c in found), str(exc)])) from None
+            raise
         need = args.confirmations if args.confirmations is not None else chain.confirmations
         with spinner(not args.json and sys.stderr.isatty(),
                      f"anchoring {store.size:,} records: tree, consistency proof, transaction, "
@@ -107,8 +120,9 @@ def cmd_anchor(args: argparse.Namespace) -> int:
             outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
         current = store.latest_confirmed(chain.chain_id, log.address)
     resumed = [_resumed_json(a) for a in outcome.settled]
-    changed = _changes_json(outcome.rechecked)
-    lines = [_change_text(c, outcome.head is not None) for c in outcome.rechecked]
+    found += outcome.rechecked
+    changed = _changes_json(found)
+    lines = [_change_text(c, outcome.head is not None) for c in found]
     lines += [_resumed_text(a) for a in outcome.settled]
     if outcome.head is None:
         where = (f" in block {current.block_number} (tx 0x{current.tx_hash.hex()})"

@@ -36,7 +36,7 @@ from ledger.deploy import escrow_client, evidence_log
 from ledger.errors import DeploymentError
 from ledger.escrow.platform import Platform
 from ledger.evidence.anchor import Anchorer
-from ledger.evidence.anchor_check import AnchorChange, recheck_chain
+from ledger.evidence.anchor_check import recheck_chain
 
 __all__ = ["cmd_resume", "configure"]
 
@@ -46,15 +46,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     keys = {s.address.lower(): s for s in (resolve_signer(k, chain) for k in args.key or [])}
     results: list[dict[str, Any]] = []
     notes: list[str] = []
-    changes: list[AnchorChange] = []
     with open_store(args) as store:
+        changes = [c for r in recheck_chain(store, chain) for c in r.changes]  # even with no EvidenceLog left
         try:
             anchorer = Anchorer(store, chain, evidence_log(chain, data_dir(args)))
         except DeploymentError as exc:
             notes.append(f"anchors: {exc}")
         else:
             anchorer.outbox.signers.update(keys)
-            changes = [c for r in recheck_chain(store, chain) for c in r.changes]
             results += [_result("anchor", o, f"head size {_size(store, o)}") for o in anchorer.resume()]
         try:
             platform = Platform(store, escrow_client(chain, data_dir(args)), chain.default_account)

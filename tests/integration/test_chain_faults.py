@@ -237,6 +237,10 @@ def test_node_reset_loses_every_anchor_and_says_to_deploy_again(
         anchored: Anchored, fault_node: FaultNode) -> None:
     a, env = anchored, anchored.env
     fault_node.reset()
+    res = run(["anchor"], env, check=False)  # says what was lost, and that the log needs deploying
+    said = words(res.stderr)
+    assert res.returncode == 2 and f"head size {a.size} anchored in tx {a.second['tx_hash']}" in said
+    assert "no code" in said and "ledger deploy" in said
     status = jrun(["status"], env)
     assert status["latest_anchor"] is None and status["unanchored_records"] == a.size
     assert {x["status"] for x in status["anchors"]} == {"lost"}
@@ -246,8 +250,6 @@ def test_node_reset_loses_every_anchor_and_says_to_deploy_again(
     assert "nothing anchored yet" in text and "ledger deploy --redeploy" in text
     res = run(["export", "--order", a.order, "-o", str(a.tmp / "x.json")], env, check=False)
     assert res.returncode == 2 and "ledger anchor" in res.stderr and "no code" in res.stderr
-    res = run(["anchor"], env, check=False)
-    assert res.returncode == 2 and "ledger deploy" in res.stderr
 
     a.trust = jrun(["deploy", "--log-only", "--redeploy"], env)["trust_root"]
     out = jrun(["anchor"], env)
