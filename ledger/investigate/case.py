@@ -33,6 +33,7 @@ from ledger.errors import CaseError, ContractRevert
 from ledger.escrow.eip712 import recover_signer, signed_message
 from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.escrow.types import Terms
+from ledger.evidence.anchor_check import recheck_anchors
 from ledger.evidence.bundle import export_bundle
 from ledger.evidence.bundle_format import Bundle, Hex32, TxHash, hex_bytes
 
@@ -312,6 +313,7 @@ def build_case(
     chain: Chain = client.chain
     if not store.records_for_order(order_id):
         raise CaseError(f"order {order_id!r} has no record in the log: nothing to build a case from")
+    recheck_anchors(store, chain, log_address)  # the bundle cites an anchor the chain holds now
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
