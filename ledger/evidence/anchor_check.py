@@ -19,7 +19,8 @@ each, and the first whose stored block (number and hash) is still the chain's bl
 number ends the walk: a block hash commits to the block's transactions and to its parent's
 hash, so that block and every block before it are unchanged, and so is every anchor mined in
 them. Only the anchors above it (those a reorg or a reset touched) cost a receipt lookup, as
-does each anchor already lost (it may be mined again). On an unchanged chain a re-check is
+does each anchor already lost of a head larger than any confirmed (it may be mined again).
+On an unchanged chain a re-check is
 three calls: the head's number, the contract's code and one header. No window of "recent"
 blocks is trusted: a reorg or a revert of any depth is found.
 """
@@ -40,6 +41,7 @@ from ledger.evidence.store import Store
 __all__ = ["AnchorChange", "Recheck", "recheck_anchors", "recheck_chain"]
 
 _logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class AnchorChange:
@@ -66,7 +68,8 @@ class AnchorChange:
             return f"{what} is on chain again, in block {r.block_number}"
         if self.kind == "failed":
             return f"the chain reorganised: {what} now reverts: {self.reason}"
-        return f"the chain went back: {what} (block {self.was_block}) is no longer on chain ({self.reason})"
+        why = self.reason if self.reason.startswith("no longer") else f"no longer on chain: {self.reason}"
+        return f"the chain went back: {what} (block {self.was_block}) is {why}"
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,6 @@ class Recheck:
     head_block: int  # the chain's latest block when checked
     checked: int  # anchors whose receipt was looked up
     changes: tuple[AnchorChange, ...]
-
-    def of(self, *kinds: str) -> list[AnchorChange]:
-        return [c for c in self.changes if c.kind in kinds]
 
 
 def recheck_chain(store: Store, chain: Chain, *, full: bool = False) -> list[Recheck]:
@@ -112,7 +112,10 @@ def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = F
         if not full and checker.intact(a):
             break  # its block is the chain's, and so is every block before it (each names its parent)
         changes.append(checker.check(a))
-    changes += [checker.check(a) for a in rows if a.status == "lost"]
+    # A lost anchor may be mined again; one of a head no larger than a confirmed one no longer
+    # matters to what is reported, and is left alone (lost rows only ever accumulate).
+    top = store.latest_confirmed(chain.chain_id, contract)
+    changes += [checker.check(a) for a in rows if a.status == "lost" and (top is None or a.size > top.size)]
     found = tuple(c for c in changes if c is not None)
     return _done(Recheck(chain.chain_id, contract, head, checker.looked_up, found))
 
