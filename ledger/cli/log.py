@@ -215,9 +215,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 + (f"(as stored: NOT re-checked against the chain: {unchecked})" if unchecked
                    else "(re-checked against the chain now)"))
     lines = [f"log size {size} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"]
-    lines += [c.text() for c in changes if c.kind in ("moved", "restored")]
+    lines += [c.text() for c in changes]
     lines.append(head)
-    lines += [f"{a.status} anchor: head size {a.size} (tx 0x{a.tx_hash.hex()}): {a.error}" for a in uncovered]
+    said = {c.row.id for c in changes}
+    lines += [f"{a.status} anchor: head size {a.size} (tx 0x{a.tx_hash.hex()}): {a.error}"
+              for a in uncovered if a.id not in said]
     if uncovered and not unchecked:
         lines.append("run `ledger anchor` to anchor the log again (after `ledger deploy --redeploy` if the "
                      "EvidenceLog itself is gone)")
