@@ -190,8 +190,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     changes = [c for r in rechecks for c in r.changes]
     if latest is not None and not unchecked and latest.chain_id != chain_id:
         unchecked = f"the node is chain {chain_id}, not chain {latest.chain_id}"
-    uncovered = [a for a in anchors
-                 if a.status in ("lost", "failed") and a.size > (latest.size if latest else 0)]
+    uncovered = list({(a.contract, a.size): a for a in anchors  # the latest of each head
+                      if a.status in ("lost", "failed") and a.size > (latest.size if latest else 0)}.values())
     payload = {
         "log_size": size,
         "records_by_kind": counts,

@@ -121,8 +121,8 @@ def recheck_anchors(store: Store, chain: Chain, contract: str, *, full: bool = F
 
 
 def _done(result: Recheck) -> Recheck:
-    for c in result.changes:
-        _logger.warning("anchor recheck on chain %d at %s: %s", result.chain_id, result.contract, c.text())
+    for c in result.changes:  # each command reports them in its own words: logged as info
+        _logger.info("anchor recheck on chain %d at %s: %s", result.chain_id, result.contract, c.text())
     _logger.info("rechecked %d anchor(s) of %s at block %d: %d changed", result.checked, result.contract,
                  result.head_block, len(result.changes))
     return result

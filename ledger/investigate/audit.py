@@ -230,7 +230,8 @@ class Auditor:
         taken one away, or moved it)."""
         if self.log_address is None:
             return None
-        recheck_anchors(self.store, self.chain, self.log_address)
+        for c in recheck_anchors(self.store, self.chain, self.log_address).changes:
+            _logger.warning("%s", c.text())
         return self.store.latest_confirmed(self.chain.chain_id, self.log_address)
 
     def _chain_info(self, anchor: AnchorRow | None) -> tuple[ChainBlock, AnchorBlock | None]:

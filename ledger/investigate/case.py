@@ -313,7 +313,8 @@ def build_case(
     chain: Chain = client.chain
     if not store.records_for_order(order_id):
         raise CaseError(f"order {order_id!r} has no record in the log: nothing to build a case from")
-    recheck_anchors(store, chain, log_address)  # the bundle cites an anchor the chain holds now
+    for c in recheck_anchors(store, chain, log_address).changes:  # the bundle cites an anchor on chain now
+        _logger.warning("%s", c.text())
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
