@@ -1,0 +1,67 @@
+"""The platform's escrow steps as the outbox's journal (`ledger.chain.outbox`), and the small
+helpers that read the platform's stored actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.chain.outbox import Pending, Settlement
+from ledger.escrow.eip712 import Offer
+from ledger.evidence.journal import ActionRow
+from ledger.evidence.store import Store
+
+__all__ = ["ActionJournal", "funded_escrow_id", "offer_json"]
+
+_ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+class ActionJournal:
+    """The store's escrow actions on one chain, as the outbox's journal."""
+
+    resume_hint = ("the next escrow command resumes it once the node answers, with the same "
+                   "bytes: one step is never sent as two transactions")
+
+    def __init__(self, store: Store, chain_id: int) -> None:
+        self.store = store
+        self.chain_id = chain_id
+
+    def pending(self) -> Sequence[Pending]:
+        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
+                for a in self.store.actions(status="sent", chain_id=self.chain_id)]
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
+                                   why=why)
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        return self.store.pending_nonces(self.chain_id, sender)
+
+    def settle(self, row_id: int, settlement: Settlement) -> None:
+        facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
+        self.store.mark_action(row_id, settlement.status, **facts)
+
+    def superseded(self, row: Pending) -> str | None:
+        return None  # an escrow step stays wanted: signed again if the call still succeeds
+
+
+def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:
+    """The escrow order id of the latest ``fund`` action among `actions` sent to `escrow` that
+    did not fail (the order id of its signed offer), or None."""
+    for row in reversed(actions):
+        if row.action == "fund" and row.contract.lower() == escrow.lower() and row.status != "failed":
+            return bytes.fromhex(str(row.payload["offer"]["order_id"]).removeprefix("0x"))
+    return None
+
+
+def offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "order_id": _hex(offer.order_id), "merchant": offer.merchant, "buyer": offer.buyer,
+        "token": offer.token, "price": offer.price, "ship_by": offer.ship_by,
+        "inspection_window": offer.inspection_window, "order_record": _hex(offer.order_record),
+        "expires_at": offer.expires_at, "terms_id": offer.terms_id,
+    }  # fmt: skip
