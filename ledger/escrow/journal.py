@@ -23,8 +23,8 @@ def _hex(b: bytes) -> str:
 class ActionJournal:
     """The store's escrow actions on one chain, as the outbox's journal."""
 
-    resume_hint = ("the next escrow command resumes it once the node answers, with the same "
-                   "bytes: one step is never sent as two transactions")
+    resume_hint = ("run `ledger resume` (or the same escrow command again) once the node answers: it "
+                   "finishes the step with the same bytes, so one step is never sent as two transactions")
 
     def __init__(self, store: Store, chain_id: int) -> None:
         self.store = store
