@@ -1,0 +1,280 @@
+"""Escrow steps when the chain misbehaves (issue 9): a stuck transaction replaced at a higher
+fee, one the node dropped, a nonce another sender took, two processes on one key, a node
+that dies between the store and the broadcast, a reorg that takes a confirmed step away, and
+confirmations on a node that mines on demand. Each runs on a private anvil node (the faults
+change its mining and its history), and asserts that until the step is confirmed on chain its
+record stays held out of the log (so out of every anchored head), the status and the audit
+do not claim it, and that it then completes, or is abandoned with the contract's reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3.types import RPCEndpoint
+
+from ledger.chain import rpc
+from ledger.chain.anvil import AnvilProcess
+from ledger.chain.outbox import StillPending
+from ledger.chain.rpc import Chain
+from ledger.deploy import deploy_evidence_log
+from ledger.dev.flash_sale import generate_flash_sale
+from ledger.dev.sandbox import EscrowEnv, make_escrow_env
+from ledger.escrow.platform import Platform
+from ledger.escrow.types import OrderState
+from ledger.evidence.anchor import Anchorer
+from ledger.evidence.master_secret import MasterSecret
+from ledger.evidence.store import Store
+from ledger.investigate.audit import Auditor
+
+pytestmark = pytest.mark.anvil
+
+START = "2026-11-11T12:00:00Z"
+GWEI = 10**9
+
+
+def _orders(n: int = 3, seed: int = 90) -> list[dict[str, Any]]:
+    sale = generate_flash_sale(seed=seed, orders=n + 2, merchants=1, start=START)
+    return [{k: v for k, v in r.items() if k != "ts"} for r in sale if r["kind"] == "order"][:n]
+
+
+def _rpc(chain: Chain, method: str, *params: Any) -> Any:
+    out = chain.w3.provider.make_request(RPCEndpoint(method), list(params))
+    assert "error" not in out, out
+    return out.get("result")
+
+
+class World:
+    """A private anvil node with a deployed escrow and evidence log, a store and a platform."""
+
+    def __init__(self, node: AnvilProcess, tmp_path: Path, relayer: str = "stranger") -> None:
+        self.node = node
+        self.chain = rpc.connect(node.url)
+        self.chain.poll_interval = 0.01
+        self.chain.lock_dir = tmp_path / "locks"
+        self.env: EscrowEnv = make_escrow_env(self.chain)
+        self.log = self.chain.contract("EvidenceLog", deploy_evidence_log(self.chain, None).address)
+        self.store = Store(tmp_path / "ev.sqlite3", MasterSecret.generate())
+        # The platform relays from a key of its own (the anchorer signs with the admin's): a
+        # stuck step would hold up every later transaction of its key.
+        self.platform = Platform(self.store, self.env.client, getattr(self.env, relayer))
+
+    def open(self, order: dict[str, Any]) -> str:
+        self.platform.open_order(order, merchant=self.env.merchant, buyer=self.env.buyer, price=10**6,
+                                 token=self.env.token)
+        return str(order["order_id"])
+
+    def ship(self, oid: str, tracking: str = "SF1234567890") -> Any:
+        return self.platform.ship(oid, carrier=self.env.carrier, carrier_code="SF", tracking_number=tracking)
+
+    def state(self, oid: str) -> OrderState:
+        return self.env.client.state(self.platform.escrow_id(oid))
+
+    def audit(self, oid: str) -> Any:
+        return Auditor(self.store, self.env.client, log_address=self.log.address).order_report(oid)
+
+    def anchor_while_mining(self) -> Any:
+        """`ledger anchor` on a node that may not automine: a helper mines until it is done."""
+        done = threading.Event()
+        miner = rpc.connect(self.node.url)
+
+        def mine() -> None:
+            while not done.wait(0.2):
+                _rpc(miner, "evm_mine")
+
+        t = threading.Thread(target=mine)
+        t.start()
+        try:
+            return Anchorer(self.store, self.chain, self.log).anchor()
+        finally:
+            done.set()
+            t.join()
+
+
+@pytest.fixture
+def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    with AnvilProcess() as node:
+        w = World(node, tmp_path, getattr(request, "param", "stranger"))
+        try:
+            yield w
+        finally:
+            w.store.close()
+
+
+def _ship_row(w: World, oid: str) -> Any:
+    (row,) = [a for a in w.store.actions(order_id=oid) if a.action == "ship"]
+    return row
+
+
+def assert_not_claimed(w: World, oid: str) -> Any:
+    """The step is stored and pending: its record is held out of the log, the status and the
+    audit do not claim it, and the chain agrees."""
+    row = _ship_row(w, oid)
+    assert row.status == "sent"
+    assert w.store.held_ids(row.id) == [f"{oid}:ship"]
+    assert w.store.record_by_id(f"{oid}:ship") is None
+    assert w.state(oid) is OrderState.FUNDED
+    status = w.platform.status(oid)
+    assert status["state"] == "FUNDED"
+    assert "shipment" not in {r["kind"] for r in status["records"]}
+    assert [a["status"] for a in status["actions"] if a["action"] == "ship"] == ["sent"]
+    report = w.audit(oid)
+    assert not [e for e in report.timeline if getattr(e, "record_id", None) == f"{oid}:ship"]
+    assert [(s.action, s.status) for s in report.steps] == [("ship", "sent")]
+    return row
+
+
+def assert_logged_once(w: World, oid: str, tx_hash: bytes) -> None:
+    row = _ship_row(w, oid)
+    assert (row.status, row.tx_hash) == ("confirmed", tx_hash)
+    assert w.state(oid) is OrderState.SHIPPED
+    ships = [r for r in w.store.records_for_order(oid) if r.id == f"{oid}:ship"]
+    assert len(ships) == 1 and ships[0].leaf == row.evidence
+    w.anchor_while_mining()
+    report = w.audit(oid)
+    assert report.flags == [] and report.steps == []
+
+
+# --- a. stuck, then replaced at a higher fee ------------------------------------------------
+
+def test_stuck_step_is_replaced_at_a_higher_fee_and_logged_once_confirmed(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    _rpc(w.chain, "anvil_setAutomine", False)
+    w.platform.timeout = 1
+    with pytest.raises(StillPending) as err:
+        w.ship(oid)
+    assert "not settled within 1s" in str(err.value) and "ledger resume" in str(err.value)
+    row = assert_not_claimed(w, oid)
+
+    # The base fee jumps: the stored transaction bids too little to be mined.
+    _rpc(w.chain, "anvil_setNextBlockBaseFeePerGas", hex(100 * GWEI))
+    _rpc(w.chain, "evm_mine")
+    assert w.chain.receipt(row.tx_hash) is None
+    # An anchor run meanwhile covers the log, which does not hold the step's record.
+    out = w.anchor_while_mining()
+    assert out.head is not None and out.head.size == w.store.size
+    assert_not_claimed(w, oid)
+
+    # A fee ceiling below what the network asks: still pending, and it says what is needed.
+    w.chain.max_fee = GWEI
+    (o,) = w.platform.resume(timeout=1)
+    assert o.status == "sent" and "needs at least" in o.detail and "above the ceiling of 1 gwei" in o.detail
+    assert _ship_row(w, oid).tx_hash == row.tx_hash
+    w.chain.max_fee = 500 * GWEI
+
+    (o,) = w.platform.resume(timeout=1)  # replaced (same nonce, higher fee); not yet mined
+    assert o.status == "sent"
+    bumped = _ship_row(w, oid)
+    assert bumped.tx_hash != row.tx_hash and bumped.nonce == row.nonce
+    assert [a.tx_hash for a in bumped.attempts] == [row.tx_hash]
+    assert "below the base fee" in bumped.attempts[0].why
+    assert_not_claimed(w, oid)
+    _rpc(w.chain, "evm_mine")
+    (o,) = w.platform.resume(timeout=5)
+    assert o.status == "confirmed"
+    assert w.chain.receipt(row.tx_hash) is None
+    assert_logged_once(w, oid, bumped.tx_hash)
+
+
+# --- b. dropped by the node ---------------------------------------------------------------
+
+def test_dropped_step_is_sent_again_with_the_same_bytes(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    _rpc(w.chain, "anvil_setAutomine", False)
+    w.platform.timeout = 1
+    with pytest.raises(StillPending):
+        w.ship(oid)
+    row = assert_not_claimed(w, oid)
+    _rpc(w.chain, "anvil_dropTransaction", "0x" + row.tx_hash.hex())
+    assert not w.chain.known(row.tx_hash)
+    (o,) = w.platform.resume(timeout=1)
+    assert o.status == "sent"
+    assert w.chain.known(row.tx_hash)  # the very same bytes, back in the node's pool
+    assert_not_claimed(w, oid)
+    _rpc(w.chain, "evm_mine")
+    (o,) = w.platform.resume(timeout=5)
+    assert o.status == "confirmed" and _ship_row(w, oid).attempts == ()
+    assert_logged_once(w, oid, row.tx_hash)
+
+
+# --- c. nonce taken by another sender on the same key -------------------------------------
+
+def _steal_nonce(w: World, nonce: int, fn: Any = None) -> bytes:
+    """A transaction signed outside the tool with the platform key's nonce `nonce`, mined."""
+    key = w.platform.relayer
+    base = w.chain.next_base_fee()
+    tx: dict[str, Any] = {"from": key.address, "nonce": nonce, "chainId": w.chain.chain_id, "gas": 200_000,
+                          "maxFeePerGas": 3 * base + 2 * GWEI, "maxPriorityFeePerGas": 2 * GWEI}
+    if fn is None:
+        tx.update(to=key.address, value=1, gas=21_000)
+    else:
+        tx = fn.build_transaction(tx)
+    raw = bytes(key.sign_transaction(tx).raw_transaction)
+    h = w.chain.broadcast(raw)
+    _rpc(w.chain, "evm_mine")
+    assert w.chain.receipt(h) is not None
+    return h
+
+
+def test_step_whose_nonce_was_taken_is_signed_again(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    _rpc(w.chain, "anvil_setAutomine", False)
+    w.platform.timeout = 1
+    with pytest.raises(StillPending):
+        w.ship(oid)
+    row = assert_not_claimed(w, oid)
+    _rpc(w.chain, "anvil_dropTransaction", "0x" + row.tx_hash.hex())
+    _steal_nonce(w, row.nonce)
+    assert_not_claimed(w, oid)
+    (o,) = w.platform.resume(timeout=1)
+    assert o.status == "sent"
+    again = _ship_row(w, oid)
+    assert again.nonce == row.nonce + 1 and [a.tx_hash for a in again.attempts] == [row.tx_hash]
+    assert "was used by another transaction" in again.attempts[0].why
+    _rpc(w.chain, "evm_mine")
+    (o,) = w.platform.resume(timeout=5)
+    assert o.status == "confirmed"
+    assert_logged_once(w, oid, again.tx_hash)
+
+
+@pytest.mark.parametrize("world", ["admin"], indirect=True)
+def test_step_whose_nonce_was_taken_and_that_would_now_fail_is_abandoned(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    _rpc(w.chain, "anvil_setAutomine", False)
+    w.platform.timeout = 1
+    with pytest.raises(StillPending):
+        w.ship(oid)
+    row = assert_not_claimed(w, oid)
+    _rpc(w.chain, "anvil_dropTransaction", "0x" + row.tx_hash.hex())
+    # The other sender on the key deregisters the carrier with that nonce: the attestation
+    # the step relays would now be refused.
+    _steal_nonce(w, row.nonce, w.env.client.escrow.functions.setCarrier(w.env.carrier.address, False))
+    (o,) = w.platform.resume(timeout=2)
+    assert o.status == "abandoned" and "EscrowNotCarrier" in o.detail and f"nonce {row.nonce}" in o.detail
+    gone = _ship_row(w, oid)
+    assert gone.status == "abandoned" and "EscrowNotCarrier" in (gone.error or "")
+    # Its held record never enters the log; the audit lists the step without claiming it.
+    assert w.store.record_by_id(f"{oid}:ship") is None and w.store.held_ids(gone.id) == [f"{oid}:ship"]
+    assert [(s.action, s.status) for s in w.audit(oid).steps] == [("ship", "abandoned")]
+    assert w.state(oid) is OrderState.FUNDED
+
+    # The carrier is registered again and the step re-run: a new record is accepted.
+    _rpc(w.chain, "anvil_setAutomine", True)
+    w.env.client.set_carrier(w.env.carrier.address, True, w.env.admin)
+    step = w.ship(oid, tracking="SF1234567891")
+    assert w.state(oid) is OrderState.SHIPPED
+    rec = w.store.record_by_id(f"{oid}:ship")
+    assert rec is not None and rec.leaf == step.evidence and rec.public["tracking_number"] == "SF1234567891"
+    ships = [a.status for a in w.store.actions(order_id=oid) if a.action == "ship"]
+    assert ships == ["abandoned", "confirmed"]
+    w.anchor_while_mining()
+    report = w.audit(oid)
+    assert report.flags == [] and [(s.action, s.status) for s in report.steps] == [("ship", "abandoned")]
