@@ -1,5 +1,14 @@
 """The platform's escrow steps as the outbox's journal (`ledger.chain.outbox`), and the small
-helpers that read the platform's stored actions."""
+helpers that read the platform's stored actions.
+
+"Confirmed" means confirmed on the chain as it is now: `ActionJournal.recheck` looks again at
+the steps confirmed in the last `RECHECK_DEPTH` blocks (or above the head: a reset node). One
+whose block a reorg replaced but whose transaction the chain still holds gets its new block;
+one whose transaction vanished goes back to ``sent``, with a note in ``error``, and the outbox
+sends the very same bytes again (or signs them again if their nonce was taken). Its records
+stay in the log (they entered it when it was first confirmed); until it is mined again the
+audit flags them as cited by no escrow event.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.chain.outbox import Pending, Settlement
+from ledger.chain.rpc import Chain
 from ledger.escrow.eip712 import Offer
 from ledger.evidence.journal import ActionRow
 from ledger.evidence.store import Store
@@ -14,6 +24,7 @@ from ledger.evidence.store import Store
 __all__ = ["ActionJournal", "funded_escrow_id", "offer_json"]
 
 _ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
+RECHECK_DEPTH = 64  # confirmed steps in this many latest blocks are checked against the chain again
 
 
 def _hex(b: bytes) -> str:
@@ -47,6 +58,36 @@ class ActionJournal:
 
     def superseded(self, row: Pending) -> str | None:
         return None  # an escrow step stays wanted: signed again if the call still succeeds
+
+    def recheck(self, chain: Chain, contract: str) -> list[str]:
+        """Check the recently confirmed steps on `contract` against the chain as it is now (see
+        the module docstring); what changed, in words."""
+        head = int(chain.w3.eth.block_number)
+        notes = []
+        for a in self.store.actions(status="confirmed", chain_id=self.chain_id, contract=contract):
+            if a.block_number is None or a.block_number < head - RECHECK_DEPTH:
+                continue
+            if a.block_number <= head and a.block_hash is not None \
+                    and bytes(chain.w3.eth.get_block(a.block_number)["hash"]) == a.block_hash:
+                continue
+            receipt = chain.receipt(a.tx_hash)
+            what = f"{a.action} of order {a.order_id} (tx {_hex(a.tx_hash)})"
+            if receipt is not None and receipt.get("blockHash") is not None:
+                number, block_hash = int(receipt["blockNumber"]), bytes(receipt["blockHash"])
+                if (number, block_hash) == (a.block_number, a.block_hash):
+                    continue
+                block = chain.w3.eth.get_block(number)
+                self.store.mark_action(a.id, "confirmed", block_number=number, block_hash=block_hash,
+                                       block_timestamp=int(block["timestamp"]))
+                notes.append(f"{what} was moved by a reorg from block {a.block_number} to block {number}")
+                continue
+            why = (f"its transaction vanished from block {a.block_number} (a reorg or a node reset; the "
+                   f"head is now block {head}): sent again")
+            self.store.mark_action(a.id, "sent", error=why)
+            notes.append(f"{what}: {why}")
+        for note in notes:
+            chain.say(f"escrow step {note}")
+        return notes
 
 
 def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:

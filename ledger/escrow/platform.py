@@ -86,7 +86,8 @@ class Platform:
         self.chain: Chain = client.chain
         self.calls = client.calls
         self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
-        self.outbox = Outbox(self.chain, ActionJournal(store, self.chain.chain_id))
+        self.journal = ActionJournal(store, self.chain.chain_id)
+        self.outbox = Outbox(self.chain, self.journal)
         self.confirmations: int | None = None  # per step; None: the chain's default
         self.timeout: float | None = None  # seconds per step; None: the chain's default
 
@@ -190,7 +191,10 @@ class Platform:
 
     def resume(self, timeout: float | None = None) -> list[Outcome]:
         """Drive every step left ``sent`` (by a crash, a timeout, a stuck transaction) to its end,
-        or as far as `timeout` allows; how each ended (`ledger.chain.outbox`)."""
+        or as far as `timeout` allows; how each ended (`ledger.chain.outbox`). Steps confirmed
+        in recent blocks are checked again first: one whose transaction a reorg or a node reset
+        took away is sent again (`ActionJournal.recheck`)."""
+        self.journal.recheck(self.chain, self.client.address)
         return self.outbox.resume(self.confirmations, timeout)
 
     # -- the order lifecycle ---------------------------------------------------------------

@@ -379,7 +379,7 @@ class Auditor:
                 flags.append(Flag(entry=None, subject=subject, reason=(
                     f"the store records action {a.action!r} as confirmed in tx {tx}, but the "
                     "escrow emitted no event for this order in it")))
-        return flags + uncited_records(o, actions)
+        return flags + uncited_records(self.store, o, actions)
 
     def _actions(self, order_id: str) -> list[ActionRow]:
         return self.store.actions(order_id=order_id, contract=self.client.address)

@@ -53,22 +53,28 @@ def event_leaf(ev: Ev) -> bytes | None:
     return None
 
 
-def uncited_records(o: Order, actions: Sequence[ActionRow]) -> list[Flag]:
-    """A log record that a confirmed platform step cites as its evidence must be cited by an
-    escrow event of the order on the chain as it is now: else the log holds evidence of a step
-    the escrow did not take (a reorg took it away, or the store was edited)."""
+def uncited_records(store: Store, o: Order, actions: Sequence[ActionRow]) -> list[Flag]:
+    """A log record that a confirmed platform step cites as its evidence, or that a step not
+    (or no longer) confirmed brought into the log, must be cited by an escrow event of the
+    order on the chain as it is now: else the log holds evidence of a step the escrow did not
+    take (a reorg or a node reset took it away, or the store was edited)."""
     cited = {leaf for leaf in map(event_leaf, o.events) if leaf is not None}
     logged = {r.record.leaf: r.record for r in o.records}
     flags = []
     for a in actions:
-        if a.status != "confirmed" or a.action in SILENT_ACTIONS or a.evidence is None:
+        rec = logged.get(a.evidence) if a.evidence is not None else None
+        if rec is None or a.evidence in cited or a.action in SILENT_ACTIONS:
             continue
-        rec = logged.get(a.evidence)
-        if rec is not None and a.evidence not in cited:
-            flags.append(Flag(entry=None, subject=f"order {o.order_id}", reason=(
-                f"record {rec.id!r} (leaf {rec.index}) is the evidence of the platform's {a.action!r}, "
-                f"confirmed in tx {_hex(a.tx_hash)}, but no escrow event of this order on the chain "
-                "cites it (`ledger resume` re-sends a step whose transaction vanished)")))
+        if a.status == "confirmed":
+            state = f"confirmed in tx {_hex(a.tx_hash)}"
+        elif rec.id in store.held_ids(a.id):
+            state = f"{a.status} (tx {_hex(a.tx_hash)}" + (f": {a.error})" if a.error else ")")
+        else:
+            continue
+        flags.append(Flag(entry=None, subject=f"order {o.order_id}", reason=(
+            f"record {rec.id!r} (leaf {rec.index}) is the evidence of the platform's {a.action!r}, "
+            f"{state}, but no escrow event of this order on the chain cites it (`ledger resume` "
+            "re-sends a step whose transaction vanished)")))
     return flags
 
 

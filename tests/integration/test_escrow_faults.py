@@ -24,6 +24,7 @@ from ledger.chain.rpc import Chain
 from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
+from ledger.errors import ChainUnavailable
 from ledger.escrow.platform import Platform
 from ledger.escrow.types import OrderState
 from ledger.evidence.anchor import Anchorer
@@ -278,3 +279,63 @@ def test_step_whose_nonce_was_taken_and_that_would_now_fail_is_abandoned(world: 
     w.anchor_while_mining()
     report = w.audit(oid)
     assert report.flags == [] and [(s.action, s.status) for s in report.steps] == [("ship", "abandoned")]
+
+
+# --- e. the node dies between the store and the broadcast ----------------------------------
+
+def test_node_killed_between_store_and_broadcast_then_restarted_with_its_state(tmp_path: Path) -> None:
+    state = tmp_path / "anvil-state.json"
+    node = AnvilProcess(state_file=state).start()
+    try:
+        w = World(node, tmp_path)
+        oid = w.open(_orders(1)[0])
+        real = w.chain.broadcast
+
+        def node_dies(raw: bytes) -> bytes:
+            node.stop()  # SIGINT: anvil dumps its state and exits
+            return real(raw)
+
+        w.chain.broadcast = node_dies  # type: ignore[method-assign]
+        with pytest.raises(ChainUnavailable) as err:
+            w.ship(oid)
+        w.chain.broadcast = real  # type: ignore[method-assign]
+        assert "stopped answering" in str(err.value) and "is stored" in str(err.value)
+        assert "ledger resume" in str(err.value)
+        row = _ship_row(w, oid)
+        assert row.status == "sent" and w.store.record_by_id(f"{oid}:ship") is None
+
+        node = AnvilProcess(port=node.port, state_file=state).start()
+        assert not w.chain.known(row.tx_hash)  # the restarted node never saw it
+        assert_not_claimed(w, oid)
+        (o,) = w.platform.resume(timeout=10)
+        assert o.status == "confirmed"
+        assert_logged_once(w, oid, row.tx_hash)
+        fund = [a for a in w.store.actions(order_id=oid) if a.action == "fund"]
+        assert [a.status for a in fund] == ["confirmed"]  # the restart kept the history
+    finally:
+        node.stop()
+
+
+# --- f. a reorg takes a confirmed step away ----------------------------------------------
+
+def test_reorg_dropping_a_confirmed_step_is_flagged_and_the_step_sent_again(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    w.anchor_while_mining()
+    snap = _rpc(w.chain, "evm_snapshot")
+    step = w.ship(oid)
+    assert w.store.record_by_id(f"{oid}:ship") is not None and w.state(oid) is OrderState.SHIPPED
+    _rpc(w.chain, "evm_revert", snap)  # the chain goes back: the ship never happened
+    assert w.chain.receipt(step.tx_hash) is None and w.state(oid) is OrderState.FUNDED
+    assert _ship_row(w, oid).status == "confirmed"  # what the store believed until it looks again
+
+    reasons = [f.reason for f in w.audit(oid).flags]
+    assert any("as confirmed in tx" in r and "emitted no event" in r for r in reasons), reasons
+    assert any(f"record '{oid}:ship'" in r and "no escrow event of this order on the chain cites it" in r
+               for r in reasons), reasons
+
+    (o,) = w.platform.resume(timeout=10)
+    assert o.status == "confirmed"
+    row = _ship_row(w, oid)
+    assert "vanished from block" in (row.error or "")
+    assert_logged_once(w, oid, step.tx_hash)  # the same bytes, mined again; the record logged once
