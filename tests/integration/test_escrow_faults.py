@@ -9,6 +9,10 @@ do not claim it, and that it then completes, or is abandoned with the contract's
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,3 +343,113 @@ def test_reorg_dropping_a_confirmed_step_is_flagged_and_the_step_sent_again(worl
     row = _ship_row(w, oid)
     assert "vanished from block" in (row.error or "")
     assert_logged_once(w, oid, step.tx_hash)  # the same bytes, mined again; the record logged once
+
+
+# --- through the CLI: separate processes on one data directory -------------------------------
+
+class Cli:
+    """`ledger` commands on a private node, one data directory, deployed once per module."""
+
+    def __init__(self, node: AnvilProcess, home: Path) -> None:
+        self.node, self.home = node, home
+        self.secret = MasterSecret.generate_hex()
+        self.env = dict(os.environ, LEDGER_HOME=str(home), LEDGER_MASTER_SECRET=self.secret,
+                        LEDGER_RPC=node.url, COLUMNS="200")
+        for k in ("LEDGER_PRIVATE_KEY", "LEDGER_KEYSTORE", "LEDGER_CONFIRMATIONS", "LEDGER_TX_TIMEOUT"):
+            self.env.pop(k, None)
+        self.chain = rpc.connect(node.url)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True,
+                              env=self.env, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ledger {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def j(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def open(self, order: dict[str, Any]) -> str:
+        path = self.home / f"{order['order_id']}.json"
+        path.write_text(json.dumps(order))
+        self.j("order", "open", "--record", str(path), "--merchant", "dev:1", "--buyer", "dev:3",
+               "--price", str(10**15))
+        return str(order["order_id"])
+
+    def ship_args(self, oid: str, n: int) -> list[str]:
+        return ["order", "ship", oid, "--carrier", "dev:5", "--carrier-code", "SF",
+                "--tracking", f"SF77{n:08d}"]
+
+    def store(self) -> Store:
+        return Store(self.home / "evidence.sqlite3", MasterSecret.from_hex(self.secret))
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    with AnvilProcess() as node:
+        c = Cli(node, tmp_path_factory.mktemp("faults-home"))
+        c.j("deploy")
+        c.j("carrier", "add", "dev:5")
+        c.j("deposit", "add", "--merchant", "dev:1", "--amount", str(10**19))
+        yield c
+
+
+def test_cli_stuck_ship_is_pending_then_replaced_by_ledger_resume(cli: Cli) -> None:
+    oid = cli.open(_orders(4)[0])
+    _rpc(cli.chain, "anvil_setAutomine", False)
+    try:
+        out = cli.run(*cli.ship_args(oid, 1), "--timeout", "1", check=False)
+        assert out.returncode == 2, out.stderr
+        assert "not settled within 1s" in out.stderr and "ledger resume" in out.stderr
+        shown = cli.j("order", "show", oid)
+        assert shown["state"] == "FUNDED" and "shipment" not in {r["kind"] for r in shown["records"]}
+        assert [a["status"] for a in shown["actions"] if a["action"] == "ship"] == ["sent"]
+        # (exit 1: nothing is anchored yet; the report is what matters)
+        audit = json.loads(cli.run("audit", "--order", oid, "--json", check=False).stdout)
+        assert [(s["action"], s["status"]) for s in audit["steps"]] == [("ship", "sent")]
+        assert not [e for e in audit["timeline"] if str(e.get("record_id", "")).endswith(":ship")]
+
+        _rpc(cli.chain, "anvil_setNextBlockBaseFeePerGas", hex(100 * GWEI))
+        _rpc(cli.chain, "evm_mine")
+        capped = cli.run("resume", "--max-fee", "1", "--timeout", "1", check=False)
+        assert capped.returncode == 1, capped.stderr
+        assert "needs at least" in capped.stdout and "1 still pending" in capped.stdout
+        bumped = cli.run("resume", "--timeout", "1", check=False)  # replaced, then not mined yet
+        assert bumped.returncode == 1 and "replaced" in bumped.stderr, bumped.stderr
+        _rpc(cli.chain, "evm_mine")
+        done = cli.j("resume")
+        assert [r["status"] for r in done["results"]] == ["confirmed"] and done["pending"] == 0
+    finally:
+        _rpc(cli.chain, "anvil_setAutomine", True)
+    with cli.store() as store:
+        (ship,) = [a for a in store.actions(order_id=oid) if a.action == "ship"]
+        assert ship.status == "confirmed" and len(ship.attempts) == 1
+        assert ship.nonce == cli.chain.w3.eth.get_transaction(ship.tx_hash)["nonce"]
+        assert [r.id for r in store.records_for_order(oid)].count(f"{oid}:ship") == 1
+    assert cli.j("order", "show", oid)["state"] == "SHIPPED"
+
+
+def test_cli_two_processes_ship_on_one_key_at_once(cli: Cli) -> None:
+    a, b = (cli.open(o) for o in _orders(4)[1:3])
+    procs = [subprocess.Popen([sys.executable, "-m", "ledger", *cli.ship_args(oid, 10 + n), "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env)
+             for n, oid in enumerate((a, b))]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [json.loads(o)["state"] for o, _ in outs] == ["SHIPPED", "SHIPPED"]
+    with cli.store() as store:
+        ships = [x for oid in (a, b) for x in store.actions(order_id=oid) if x.action == "ship"]
+        assert [x.status for x in ships] == ["confirmed", "confirmed"]
+        assert ships[0].sender == ships[1].sender and ships[0].nonce != ships[1].nonce
+        sender = ships[0].sender
+    locks = list((cli.home / "locks").iterdir())
+    assert (cli.home / "locks" / f"31337-{sender.lower()}.lock") in locks
+
+
+def test_cli_confirmations_on_a_node_that_mines_on_demand(cli: Cli) -> None:
+    oid = cli.open(_orders(4)[3])
+    out = cli.run(*cli.ship_args(oid, 20), "--confirmations", "3", "--timeout", "20", "--json")
+    step = json.loads(out.stdout)
+    assert step["state"] == "SHIPPED"
+    assert "mines on demand; mined 2 empty block(s) for 3 confirmation(s)" in out.stderr
+    assert cli.chain.w3.eth.block_number - step["block"] + 1 >= 3
