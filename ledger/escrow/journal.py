@@ -73,13 +73,7 @@ class ActionJournal:
             receipt = chain.receipt(a.tx_hash)
             what = f"{a.action} of order {a.order_id} (tx {_hex(a.tx_hash)})"
             if receipt is not None and receipt.get("blockHash") is not None:
-                number, block_hash = int(receipt["blockNumber"]), bytes(receipt["blockHash"])
-                if (number, block_hash) == (a.block_number, a.block_hash):
-                    continue
-                block = chain.w3.eth.get_block(number)
-                self.store.mark_action(a.id, "confirmed", block_number=number, block_hash=block_hash,
-                                       block_timestamp=int(block["timestamp"]))
-                notes.append(f"{what} was moved by a reorg from block {a.block_number} to block {number}")
+                notes += self._moved(chain, a, receipt, what)
                 continue
             why = (f"its transaction vanished from block {a.block_number} (a reorg or a node reset; the "
                    f"head is now block {head}): sent again")
@@ -88,6 +82,22 @@ class ActionJournal:
         for note in notes:
             chain.say(f"escrow step {note}")
         return notes
+
+    def _moved(self, chain: Chain, a: ActionRow, receipt: dict[str, Any], what: str) -> list[str]:
+        """A confirmed step the chain holds in another block than the store says: its new
+        block, or ``failed`` if it reverted there (a reorg may put it before what it needs)."""
+        number, block_hash = int(receipt["blockNumber"]), bytes(receipt["blockHash"])
+        if (number, block_hash) == (a.block_number, a.block_hash):
+            return []
+        facts: dict[str, Any] = {"block_number": number, "block_hash": block_hash,
+                                 "gas_used": int(receipt["gasUsed"]),
+                                 "block_timestamp": int(chain.w3.eth.get_block(number)["timestamp"])}
+        if receipt["status"] == 1:
+            self.store.mark_action(a.id, "confirmed", **facts)
+            return [f"{what} was moved by a reorg from block {a.block_number} to block {number}"]
+        error = f"a reorg moved it to block {number}, where it reverted: {chain.failure(a.tx_hash, a.action)}"
+        self.store.mark_action(a.id, "failed", error=error, **facts)
+        return [f"{what}: {error}"]
 
 
 def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:

@@ -453,3 +453,42 @@ def test_cli_confirmations_on_a_node_that_mines_on_demand(cli: Cli) -> None:
     assert step["state"] == "SHIPPED"
     assert "mines on demand; mined 2 empty block(s) for 3 confirmation(s)" in out.stderr
     assert cli.chain.w3.eth.block_number - step["block"] + 1 >= 3
+
+
+def _reorg(w: World, depth: int, *txs: tuple[bytes, int]) -> None:
+    """anvil_reorg: replace the last `depth` blocks, re-including `txs` (raw, block offset)."""
+    _rpc(w.chain, "anvil_reorg", depth, [["0x" + raw.hex(), at] for raw, at in txs])
+
+
+def test_reorg_moving_a_confirmed_step_to_another_block_updates_it(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    w.ship(oid)
+    row = _ship_row(w, oid)
+    _reorg(w, 1, (row.raw_tx, 0))  # the same transaction, in a new block of the same height
+    receipt = w.chain.receipt(row.tx_hash)
+    assert receipt is not None and bytes(receipt["blockHash"]) != row.block_hash
+    assert w.platform.resume(timeout=5) == []  # nothing to send: the step only moved
+    moved = _ship_row(w, oid)
+    assert (moved.status, moved.block_hash) == ("confirmed", bytes(receipt["blockHash"]))
+    assert_logged_once(w, oid, row.tx_hash)
+
+
+def test_reorg_reordering_a_step_before_its_order_was_funded_marks_it_failed(world: World) -> None:
+    w = world
+    oid = w.open(_orders(1)[0])
+    w.ship(oid)
+    row = _ship_row(w, oid)
+    # The funding's block and the ship's are replaced; only the ship is re-included, first,
+    # where it reverts (the order is not funded yet).
+    _reorg(w, 2, (row.raw_tx, 0))
+    outcomes = w.platform.resume(timeout=5)
+    assert [(o.row.label, o.status) for o in outcomes] == [("fund", "confirmed")]  # same bytes again
+    failed = _ship_row(w, oid)
+    assert failed.status == "failed" and "reverted" in (failed.error or "")
+    assert w.state(oid) is OrderState.FUNDED
+    # Its record entered the log when the step was confirmed: the audit says the chain does not
+    # back it, and lists the step as not taken.
+    report = w.audit(oid)
+    assert any(f"record '{oid}:ship'" in f.reason and "failed" in f.reason for f in report.flags)
+    assert [(s.action, s.status) for s in report.steps] == [("ship", "failed")]
