@@ -486,12 +486,12 @@ class StepEntry(DocumentStruct):
     status: str
     tx_hash: str
     record_ids: list[str]
-    error: str | None = None
+    error: str | None
 
 
 class OrderReport(AuditReport, tag="order"):
     order: OrderBlock
-    steps: list[StepEntry] = msgspec.field(default_factory=list)
+    steps: list[StepEntry]  # the platform's steps on the order the chain has not taken
 
 
 class MerchantReport(AuditReport, tag="merchant"):

@@ -34,7 +34,7 @@ from ledger.escrow.types import OrderState
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.store import Store
-from ledger.investigate.audit import Auditor
+from ledger.investigate.audit import Auditor, text_report
 
 pytestmark = pytest.mark.anvil
 
@@ -130,6 +130,8 @@ def assert_not_claimed(w: World, oid: str) -> Any:
     report = w.audit(oid)
     assert not [e for e in report.timeline if getattr(e, "record_id", None) == f"{oid}:ship"]
     assert [(s.action, s.status) for s in report.steps] == [("ship", "sent")]
+    assert f"step ship not taken on chain: sent (tx 0x{row.tx_hash.hex()}); its record(s) {oid}:ship are " \
+        "held out of the log" in text_report(report, width=400)
     return row
 
 
