@@ -8,7 +8,8 @@ transaction took its nonce), any one of which may be the one that gets mined.
 Statuses (a row moves only along these arrows)::
 
     sent ──> confirmed ──> lost (an anchor whose transaction a reorg or a reset took away)
-      │          └──────> sent (an escrow step whose transaction vanished: sent again)
+      │          ├──────> sent (an escrow step whose transaction vanished: sent again)
+      │          └──────> failed (an escrow step a reorg moved to where it reverts)
       ├────> failed       (mined and reverted: the contract's decoded error)
       └────> abandoned    (never mined, and never can be: the reason says why)
 
