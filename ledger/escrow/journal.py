@@ -102,9 +102,11 @@ class ActionJournal:
 
 def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:
     """The escrow order id of the latest ``fund`` action among `actions` sent to `escrow` that
-    did not fail (the order id of its signed offer), or None."""
+    is confirmed or still pending (the order id of its signed offer), or None: a fund that
+    failed or was abandoned funded nothing."""
     for row in reversed(actions):
-        if row.action == "fund" and row.contract.lower() == escrow.lower() and row.status != "failed":
+        live = row.status in ("sent", "confirmed")
+        if row.action == "fund" and row.contract.lower() == escrow.lower() and live:
             return bytes.fromhex(str(row.payload["offer"]["order_id"]).removeprefix("0x"))
     return None
 
