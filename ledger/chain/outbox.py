@@ -237,7 +237,8 @@ class Outbox:
         ``taken`` (its nonce is used), ``lost`` (the node does not know it), ``underpriced``
         (it bids under the next base fee), ``slow`` (unmined past `bump_after`)."""
         fees = fees_of(row.raw_tx)
-        if self.chain.confirmed_nonce(fees.sender) > fees.nonce:
+        mined = self.chain.confirmed_nonce(fees.sender)
+        if mined > fees.nonce:
             if any(self.chain.receipt(h) is not None for h in row.hashes):
                 return None  # ours was mined: the wait picks it up
             return "taken"
@@ -248,7 +249,8 @@ class Outbox:
             return "underpriced"  # held or dropped alike: only a higher fee gets it mined
         if not known:
             return "lost"
-        return "slow" if waited > self.bump_after else None
+        # Behind an earlier transaction of the sender that is not mined, a higher fee cannot help.
+        return "slow" if waited > self.bump_after and mined == fees.nonce else None
 
     def _act_on(self, row: Pending, trouble: str) -> Pending | Outcome:
         """Do what `trouble` asks; the row to wait for next (itself, or its replacement), or
@@ -271,10 +273,14 @@ class Outbox:
             except ChainUnavailable:
                 raise
             except LedgerError as exc:
-                if self._trouble(row, 0.0) in ("underpriced", "taken"):
-                    return row  # the next look replaces it
-                raise StillPending(f"the node refuses the stored {row.label} transaction "
-                                   f"0x{row.tx_hash.hex()}: {exc}. {self.journal.resume_hint}") from None
+                if self._trouble(row, 0.0) == "taken":
+                    return row  # the next look signs it again
+                if fees.max_fee >= self.chain.next_base_fee():
+                    raise StillPending(f"the node refuses the stored {row.label} transaction 0x"
+                                       f"{row.tx_hash.hex()}: {exc}. {self.journal.resume_hint}") from None
+                # A node that evicts what bids under the base fee (anvil does) refuses it back:
+                # it is replaced at a higher fee, as if it were still pending.
+                trouble = "underpriced"
         if trouble == "taken":
             if signer is None:
                 raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} can never be mined: its "
@@ -354,6 +360,10 @@ class Outbox:
             return f"it bids a max fee of {gwei(fees.max_fee)}, below the next base fee {gwei(base)}"
         if not self.chain.known(row.tx_hash):
             return "the node no longer has it"
+        mined = self.chain.confirmed_nonce(fees.sender)
+        if mined < fees.nonce:
+            return (f"it waits behind {fees.nonce - mined} earlier transaction(s) of {fees.sender} that "
+                    f"are not mined (from nonce {mined}: `ledger resume` finishes the stored ones)")
         return f"the node holds it pending at a max fee of {gwei(fees.max_fee)}, tip {gwei(fees.tip)}"
 
     def _stuck_message(self, row: Pending, limit: float) -> str:

@@ -34,19 +34,20 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
-from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement
+from ledger.chain.outbox import Outbox, Outcome, Pending
 from ledger.chain.rpc import Chain
 from ledger.errors import ContractRevert, LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id, recover_signer
+from ledger.escrow.journal import ActionJournal, funded_escrow_id, offer_json
 from ledger.escrow.types import NATIVE, ZERO32, OrderInfo
-from ledger.evidence.journal import ActionRow, NewAction
+from ledger.evidence.journal import NewAction
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
 from ledger.evidence.store import Store, StoredRecord
 
-__all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform"]
+__all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform", "funded_escrow_id"]
 
 _logger = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ _logger = logging.getLogger(__name__)
 APPROVE = "approve"
 #: actions whose transaction is not a call to the escrow (so the escrow emits nothing for it)
 NON_ESCROW_ACTIONS = frozenset({APPROVE})
-
-_ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
 
 
 def _hex(b: bytes) -> str:
@@ -78,35 +77,6 @@ class EscrowStep:
         return int(self.receipt["gasUsed"])
 
 
-class ActionJournal:
-    """The store's escrow actions on one chain, as the outbox's journal."""
-
-    resume_hint = ("run `ledger resume` (or the same step again) once the node answers: it finishes "
-                   "the step with the stored bytes, so one step is never sent as two transactions")
-
-    def __init__(self, store: Store, chain_id: int) -> None:
-        self.store = store
-        self.chain_id = chain_id
-
-    def pending(self) -> Sequence[Pending]:
-        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
-                for a in self.store.actions(status="sent", chain_id=self.chain_id)]
-
-    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
-        self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
-                                   why=why)
-
-    def taken_nonces(self, sender: str) -> Sequence[int]:
-        return self.store.pending_nonces(self.chain_id, sender)
-
-    def settle(self, row_id: int, settlement: Settlement) -> None:
-        facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
-        self.store.mark_action(row_id, settlement.status, **facts)
-
-    def superseded(self, row: Pending) -> str | None:
-        return None  # an escrow step stays wanted: signed again if the call still succeeds
-
-
 class Platform:
     """Drives one escrow and one evidence store together (see the module docstring)."""
 
@@ -116,7 +86,8 @@ class Platform:
         self.chain: Chain = client.chain
         self.calls = client.calls
         self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
-        self.outbox = Outbox(self.chain, ActionJournal(store, self.chain.chain_id))
+        self.journal = ActionJournal(store, self.chain.chain_id)
+        self.outbox = Outbox(self.chain, self.journal)
         self.confirmations: int | None = None  # per step; None: the chain's default
         self.timeout: float | None = None  # seconds per step; None: the chain's default
 
@@ -220,7 +191,10 @@ class Platform:
 
     def resume(self, timeout: float | None = None) -> list[Outcome]:
         """Drive every step left ``sent`` (by a crash, a timeout, a stuck transaction) to its end,
-        or as far as `timeout` allows; how each ended (`ledger.chain.outbox`)."""
+        or as far as `timeout` allows; how each ended (`ledger.chain.outbox`). Steps confirmed
+        in recent blocks are checked again first: one whose transaction a reorg or a node reset
+        took away is sent again (`ActionJournal.recheck`)."""
+        self.journal.recheck(self.chain, self.client.address)
         return self.outbox.resume(self.confirmations, timeout)
 
     # -- the order lifecycle ---------------------------------------------------------------
@@ -304,7 +278,7 @@ class Platform:
             "amount": order_rec.public["total"], "currency": order_rec.public["currency"],
             "method": payment_method, "payment_ref": f"escrow:{_hex(offer.order_id)}",
         })  # fmt: skip
-        payload = {"offer": _offer_json(offer), "merchant_signature": _hex(signature)}
+        payload = {"offer": offer_json(offer), "merchant_signature": _hex(signature)}
         return self._act(oid, "fund", call, buyer, records=[order_rec, payment],
                          evidence_record=order_rec, payload=payload)
 
@@ -578,21 +552,3 @@ class Platform:
                          "block": a.block_number, "time": a.block_timestamp}
                         for a in actions],
         }  # fmt: skip
-
-
-def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:
-    """The escrow order id of the latest ``fund`` action among `actions` sent to `escrow` that
-    did not fail (the order id of its signed offer), or None."""
-    for row in reversed(actions):
-        if row.action == "fund" and row.contract.lower() == escrow.lower() and row.status != "failed":
-            return bytes.fromhex(str(row.payload["offer"]["order_id"]).removeprefix("0x"))
-    return None
-
-
-def _offer_json(offer: Offer) -> dict[str, Any]:
-    return {
-        "order_id": _hex(offer.order_id), "merchant": offer.merchant, "buyer": offer.buyer,
-        "token": offer.token, "price": offer.price, "ship_by": offer.ship_by,
-        "inspection_window": offer.inspection_window, "order_record": _hex(offer.order_record),
-        "expires_at": offer.expires_at, "terms_id": offer.terms_id,
-    }  # fmt: skip

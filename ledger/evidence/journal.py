@@ -9,9 +9,9 @@ Statuses (a row moves only along these arrows)::
 
     sent ──> confirmed ──> lost (an anchor whose transaction a reorg or a reset took away;
       │          │                back to confirmed if that transaction is mined again)
-      │          ├──────> sent (an escrow step whose transaction vanished, or an anchor's
-      │          │              the node holds pending again after a reorg: awaited again)
-      │          └──────> failed (an anchor re-mined by a reorg after its head was taken)
+      │          ├──────> sent (an escrow step whose transaction vanished: sent again; an
+      │          │              anchor's the node holds pending again after a reorg: awaited)
+      │          └──────> failed (an escrow step or anchor a reorg moved to where it reverts)
       ├────> failed       (mined and reverted: the contract's decoded error)
       └────> abandoned    (never mined, and never can be: the reason says why)
 

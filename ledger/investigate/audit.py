@@ -25,7 +25,6 @@ The command line is in ``ledger.cli.audit``.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -37,7 +36,7 @@ from ledger._internal import rfc3339 as times
 from ledger.chain.abi import decode_log, event_topic, jsonable
 from ledger.errors import AuditError, BundleError
 from ledger.escrow.client import EscrowClient
-from ledger.escrow.platform import NON_ESCROW_ACTIONS, funded_escrow_id
+from ledger.escrow.platform import funded_escrow_id
 from ledger.escrow.types import ZERO32, OrderState
 from ledger.evidence.anchor_check import recheck_anchors
 from ledger.evidence.bundle import build_bundle, verify_bundle
@@ -74,6 +73,14 @@ from ledger.investigate.audit_model import (
     rollup,
 )
 from ledger.investigate.audit_render import render_html, render_json, render_text, text_report
+from ledger.investigate.audit_steps import (
+    EVIDENCE_ARG,
+    HEX_REF,
+    LEAF_REF,
+    SILENT_ACTIONS,
+    uncited_records,
+    unsettled_steps,
+)
 
 __all__ = [
     "FORMAT",
@@ -88,28 +95,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 LOG_BATCH = 200  # order ids per eth_getLogs topic list
-
-#: events that cite an evidence-log leaf, and the argument holding it
-EVIDENCE_ARG = {
-    "OrderFunded": "orderRecord",
-    "OrderShipped": "evidence",
-    "OrderDelivered": "evidence",
-    "OrderReleased": "evidence",
-    "OrderRefunded": "evidence",
-    "ReturnRequested": "evidence",
-    "ReturnShipped": "evidence",
-    "ReturnDelivered": "evidence",
-    "ReturnSettled": "evidence",
-    "DisputeOpened": "evidence",
-}
-
-#: platform actions after which the escrow emits nothing for the order: a panel vote that is
-#: not the deciding one, a buyer's ERC-20 approval
-_SILENT_ACTIONS = frozenset({"vote", *NON_ESCROW_ACTIONS})
-
-_LEAF_REF = re.compile(r"leaf:([0-9]{1,20}):([0-9a-fA-F]{64})")
-_HEX_REF = re.compile(r"0x([0-9a-fA-F]{64})")
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -294,8 +279,8 @@ class Auditor:
         stated_index = None
         if ev.name == "Evidence":
             ref = str(ev.args.get("evidence", ""))
-            m = _LEAF_REF.fullmatch(ref)
-            h = _HEX_REF.fullmatch(ref)
+            m = LEAF_REF.fullmatch(ref)
+            h = HEX_REF.fullmatch(ref)
             if m:
                 stated_index, leaf = int(m.group(1)), bytes.fromhex(m.group(2))
             elif h:
@@ -396,11 +381,11 @@ class Auditor:
                     flags.append(Flag(entry=None, subject=subject, reason=(
                         f"the platform's offer names merchant {offered}, but the chain's "
                         f"OrderFunded names {funded.args['merchant']}")))
-            if a.status == "confirmed" and a.action not in _SILENT_ACTIONS and tx not in tx_with_events:
+            if a.status == "confirmed" and a.action not in SILENT_ACTIONS and tx not in tx_with_events:
                 flags.append(Flag(entry=None, subject=subject, reason=(
                     f"the store records action {a.action!r} as confirmed in tx {tx}, but the "
                     "escrow emitted no event for this order in it")))
-        return flags
+        return flags + uncited_records(self.store, o, actions)
 
     def _actions(self, order_id: str) -> list[ActionRow]:
         return self.store.actions(order_id=order_id, contract=self.client.address)
@@ -412,9 +397,9 @@ class Auditor:
             raise AuditError("an order id is needed")
         _logger.info("auditing order %s", order_id)
         anchor = self._anchor()
+        actions = self._actions(order_id)
         orders, flags = self._orders({order_id: self.store.records_for_order(order_id)},
-                                     {order_id: self._actions(order_id)}, anchor,
-                                     Selection(order_id=order_id))
+                                     {order_id: actions}, anchor, Selection(order_id=order_id))
         o = orders[0]
         if not o.records and not o.events:
             raise AuditError(f"order {order_id!r}: no record in the log and no escrow event on "
@@ -432,6 +417,7 @@ class Auditor:
                 state=c.state, merchant=c.merchant, buyer=c.buyer, token=c.token, price=c.price,
                 lender=c.lender, payout_claims=payout_claims(self.client, o.escrow_id)),
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
+            steps=unsettled_steps(self.store, actions),
         )  # fmt: skip
         _log_done(f"order {order_id}", orders, report)
         return report

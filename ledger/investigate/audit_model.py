@@ -39,7 +39,7 @@ __all__ = [
     "DEPOSIT_EVENTS", "FAILED", "FORMAT", "NOT_APPLICABLE", "UNANCHORED", "VERIFIED",
     "Opener", "Status", "clip", "event_summary", "how_resolved", "record_summary", "token_label",
     # the document
-    "AnchorBlock", "AuditReport", "ChainBlock", "CitedRecord", "Counts", "CoverageItem",
+    "AnchorBlock", "AuditReport", "ChainBlock", "CitedRecord", "Counts", "CoverageItem", "StepEntry",
     "DepositCoverage", "DepositEventRef", "DisputeItem", "Disputes", "EventEntry",
     "FigureSources", "Figures", "Flag", "MerchantBlock", "MerchantReport", "OrderBlock",
     "OrderReport", "OrderRow", "OrdersFigure", "PayoutClaim", "claim_text", "PledgeItem", "PledgeTotals",
@@ -478,8 +478,20 @@ class AuditReport(DocumentStruct, tag_field="report"):
         return jsondoc.dumps(self, ensure_ascii=False)
 
 
+class StepEntry(DocumentStruct):
+    """A platform step on the order that the chain has not taken (pending, abandoned, failed):
+    listed, never claimed; its records are held out of the log."""
+
+    action: str
+    status: str
+    tx_hash: str
+    record_ids: list[str]
+    error: str | None
+
+
 class OrderReport(AuditReport, tag="order"):
     order: OrderBlock
+    steps: list[StepEntry]  # the platform's steps on the order the chain has not taken
 
 
 class MerchantReport(AuditReport, tag="merchant"):

@@ -192,6 +192,10 @@ def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]
                  f"buyer {o.buyer}",
                  f"price {o.price} {token}; pledged to {o.lender or 'nobody'}"]
         lines += [f"can still reduce the payout: {claim_text(k)}" for k in o.payout_claims]
+        for s in report.steps:
+            held = f"; its record(s) {', '.join(s.record_ids)} are held out of the log" * bool(s.record_ids)
+            lines.append(f"step {s.action} not taken on chain: {s.status} (tx {s.tx_hash}){held}"
+                         + (f": {s.error}" if s.error else ""))
     else:
         m = report.merchant
         title = f"Audit of merchant {m.merchant_id}"

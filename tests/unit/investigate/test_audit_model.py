@@ -125,12 +125,13 @@ def test_the_json_is_the_documented_document(reports: dict[str, Report]) -> None
     assert json.loads(reports["order-no-log"].to_json())["anchor"] is None
     order = json.loads(reports["order"].to_json())
     assert set(order) == {"format", "report", "generated_at", "chain", "anchor", "order",
-                          "timeline", "counts", "flags", "ok"}
+                          "timeline", "counts", "flags", "ok", "steps"}
     late = json.loads(reports["order-late-delivery"].to_json())["timeline"]
     assert any(e["kind"] == "OrderPledged" and e["evidence"] is e["evidence_record"] is None
                for e in late)
     merchant = json.loads(reports["merchant"].to_json())
     assert set(merchant) - set(order) == {"merchant", "figures", "orders"}
+    assert set(order) - set(merchant) == {"order", "steps"}
     assert "order" not in merchant
     assert None in [i["coverage"] for i in merchant["figures"]["deposit_coverage"]["items"]]
 

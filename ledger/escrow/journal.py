@@ -1,0 +1,120 @@
+"""The platform's escrow steps as the outbox's journal (`ledger.chain.outbox`), and the small
+helpers that read the platform's stored actions.
+
+"Confirmed" means confirmed on the chain as it is now: `ActionJournal.recheck` looks again at
+the steps confirmed in the last `RECHECK_DEPTH` blocks (or above the head: a reset node). One
+whose block a reorg replaced but whose transaction the chain still holds gets its new block;
+one whose transaction vanished goes back to ``sent``, with a note in ``error``, and the outbox
+sends the very same bytes again (or signs them again if their nonce was taken). Its records
+stay in the log (they entered it when it was first confirmed); until it is mined again the
+audit flags them as cited by no escrow event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.chain.outbox import Pending, Settlement
+from ledger.chain.rpc import Chain
+from ledger.escrow.eip712 import Offer
+from ledger.evidence.journal import ActionRow
+from ledger.evidence.store import Store
+
+__all__ = ["ActionJournal", "funded_escrow_id", "offer_json"]
+
+_ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
+RECHECK_DEPTH = 64  # confirmed steps in this many latest blocks are checked against the chain again
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+class ActionJournal:
+    """The store's escrow actions on one chain, as the outbox's journal."""
+
+    resume_hint = ("run `ledger resume` (or the same escrow command again) once the node answers: it "
+                   "finishes the step with the same bytes, so one step is never sent as two transactions")
+
+    def __init__(self, store: Store, chain_id: int) -> None:
+        self.store = store
+        self.chain_id = chain_id
+
+    def pending(self) -> Sequence[Pending]:
+        return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
+                for a in self.store.actions(status="sent", chain_id=self.chain_id)]
+
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+        self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
+                                   why=why)
+
+    def taken_nonces(self, sender: str) -> Sequence[int]:
+        return self.store.pending_nonces(self.chain_id, sender)
+
+    def settle(self, row_id: int, settlement: Settlement) -> None:
+        facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
+        self.store.mark_action(row_id, settlement.status, **facts)
+
+    def superseded(self, row: Pending) -> str | None:
+        return None  # an escrow step stays wanted: signed again if the call still succeeds
+
+    def recheck(self, chain: Chain, contract: str) -> list[str]:
+        """Check the recently confirmed steps on `contract` against the chain as it is now (see
+        the module docstring); what changed, in words."""
+        head = int(chain.w3.eth.block_number)
+        notes = []
+        for a in self.store.actions(status="confirmed", chain_id=self.chain_id, contract=contract):
+            if a.block_number is None or a.block_number < head - RECHECK_DEPTH:
+                continue
+            if a.block_number <= head and a.block_hash is not None \
+                    and bytes(chain.w3.eth.get_block(a.block_number)["hash"]) == a.block_hash:
+                continue
+            receipt = chain.receipt(a.tx_hash)
+            what = f"{a.action} of order {a.order_id} (tx {_hex(a.tx_hash)})"
+            if receipt is not None and receipt.get("blockHash") is not None:
+                notes += self._moved(chain, a, receipt, what)
+                continue
+            why = (f"its transaction vanished from block {a.block_number} (a reorg or a node reset; the "
+                   f"head is now block {head}): sent again")
+            self.store.mark_action(a.id, "sent", error=why)
+            notes.append(f"{what}: {why}")
+        for note in notes:
+            chain.say(f"escrow step {note}")
+        return notes
+
+    def _moved(self, chain: Chain, a: ActionRow, receipt: dict[str, Any], what: str) -> list[str]:
+        """A confirmed step the chain holds in another block than the store says: its new
+        block, or ``failed`` if it reverted there (a reorg may put it before what it needs)."""
+        number, block_hash = int(receipt["blockNumber"]), bytes(receipt["blockHash"])
+        if (number, block_hash) == (a.block_number, a.block_hash):
+            return []
+        facts: dict[str, Any] = {"block_number": number, "block_hash": block_hash,
+                                 "gas_used": int(receipt["gasUsed"]),
+                                 "block_timestamp": int(chain.w3.eth.get_block(number)["timestamp"])}
+        if receipt["status"] == 1:
+            self.store.mark_action(a.id, "confirmed", **facts)
+            return [f"{what} was moved by a reorg from block {a.block_number} to block {number}"]
+        error = f"a reorg moved it to block {number}, where it reverted: {chain.failure(a.tx_hash, a.action)}"
+        self.store.mark_action(a.id, "failed", error=error, **facts)
+        return [f"{what}: {error}"]
+
+
+def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:
+    """The escrow order id of the latest ``fund`` action among `actions` sent to `escrow` that
+    is confirmed or still pending (the order id of its signed offer), or None: a fund that
+    failed or was abandoned funded nothing."""
+    for row in reversed(actions):
+        live = row.status in ("sent", "confirmed")
+        if row.action == "fund" and row.contract.lower() == escrow.lower() and live:
+            return bytes.fromhex(str(row.payload["offer"]["order_id"]).removeprefix("0x"))
+    return None
+
+
+def offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "order_id": _hex(offer.order_id), "merchant": offer.merchant, "buyer": offer.buyer,
+        "token": offer.token, "price": offer.price, "ship_by": offer.ship_by,
+        "inspection_window": offer.inspection_window, "order_record": _hex(offer.order_record),
+        "expires_at": offer.expires_at, "terms_id": offer.terms_id,
+    }  # fmt: skip
