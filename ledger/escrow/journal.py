@@ -1,8 +1,11 @@
 """The platform's escrow steps as the outbox's journal (`ledger.chain.outbox`), and the small
 helpers that read the platform's stored actions.
 
-"Confirmed" means confirmed on the chain as it is now: `ActionJournal.recheck` looks again at
-the steps confirmed in the last `RECHECK_DEPTH` blocks (or above the head: a reset node). One
+"Confirmed" means confirmed on the chain as it is now: `ActionJournal.recheck` walks the
+confirmed steps from the latest stored block down, as the anchors' re-check does
+(`ledger.evidence.anchor_check`), and stops at the first whose stored block is still the
+chain's block at that number (a block hash commits to its parent: everything below is
+unchanged); no window of "recent" blocks is trusted. One
 whose block a reorg replaced but whose transaction the chain still holds gets its new block;
 one whose transaction vanished goes back to ``sent``, with a note in ``error``, and the outbox
 sends the very same bytes again (or signs them again if their nonce was taken). Its records
@@ -24,7 +27,6 @@ from ledger.evidence.store import Store
 __all__ = ["ActionJournal", "funded_escrow_id", "offer_json"]
 
 _ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
-RECHECK_DEPTH = 64  # confirmed steps in this many latest blocks are checked against the chain again
 
 
 def _hex(b: bytes) -> str:
@@ -60,16 +62,17 @@ class ActionJournal:
         return None  # an escrow step stays wanted: signed again if the call still succeeds
 
     def recheck(self, chain: Chain, contract: str) -> list[str]:
-        """Check the recently confirmed steps on `contract` against the chain as it is now (see
-        the module docstring); what changed, in words."""
+        """Check the confirmed steps on `contract` against the chain as it is now (see the
+        module docstring); what changed, in words."""
         head = int(chain.w3.eth.block_number)
         notes = []
-        for a in self.store.actions(status="confirmed", chain_id=self.chain_id, contract=contract):
-            if a.block_number is None or a.block_number < head - RECHECK_DEPTH:
-                continue
-            if a.block_number <= head and a.block_hash is not None \
-                    and bytes(chain.w3.eth.get_block(a.block_number)["hash"]) == a.block_hash:
-                continue
+        confirmed = self.store.actions(status="confirmed", chain_id=self.chain_id, contract=contract)
+        for a in sorted(confirmed, key=lambda r: (r.block_number or -1, r.id), reverse=True):
+            if a.block_number is None or a.block_hash is None:
+                break  # stored before blocks were kept (schema 2): nothing to compare below
+            if a.block_number <= head and \
+                    bytes(chain.w3.eth.get_block(a.block_number)["hash"]) == a.block_hash:
+                break  # this block, and so every block before it, is unchanged
             receipt = chain.receipt(a.tx_hash)
             what = f"{a.action} of order {a.order_id} (tx {_hex(a.tx_hash)})"
             if receipt is not None and receipt.get("blockHash") is not None:
