@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +69,39 @@ def test_a_node_that_stops_answering_is_chain_unavailable_with_a_hint(anvil_node
                     r"eth_getBlockByNumber \((Connection reset by peer|Remote end closed connection "
                     r"without response)\): check that it is running \(`ledger node`", message), message
     assert "SECRET-API-KEY" not in message
+
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+path = sys.argv[1]
+with open(path, "a") as fh:
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_the_nonce_lock_makes_a_second_process_on_the_key_wait(chain: Chain, tmp_path: Path) -> None:
+    """Two processes on one key: while another holds the key's lock (from choosing a nonce to
+    broadcasting), this one waits, and says why; then it proceeds."""
+    chain.lock_dir = tmp_path / "locks"
+    said: list[str] = []
+    chain.progress = said.append
+    address = chain.accounts[0].address
+    lock = chain.lock_dir / f"{chain.chain_id}-{address.lower()}.lock"
+    lock.parent.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock), "1.5"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with chain.nonce_lock(address):
+            waited = time.monotonic() - start
+        assert waited > 1.0, waited
+        assert said == [f"waiting for another process signing as {address} (lock {lock})"]
+    finally:
+        other.wait(timeout=10)
+    start = time.monotonic()
+    with chain.nonce_lock(address):  # free now: no wait, nothing said
+        pass
+    assert time.monotonic() - start < 0.5 and len(said) == 1
