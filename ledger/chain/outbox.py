@@ -234,17 +234,18 @@ class Outbox:
 
     def _trouble(self, row: Pending, waited: float) -> str | None:
         """Why `row` (not yet mined) needs the outbox to act, or None while waiting is right:
-        ``taken`` (its nonce is used), ``lost`` (the node does not know it), ``underpriced``
-        (it bids under the next base fee), ``slow`` (unmined past `bump_after`)."""
+        ``taken`` (its nonce is used), ``gap`` (a lower nonce of the sender is neither pending
+        nor held by a stored transaction), ``lost`` (the node does not know it),
+        ``underpriced`` (it bids under the next base fee), ``slow`` (unmined past `bump_after`)."""
         fees = fees_of(row.raw_tx)
         mined = self.chain.confirmed_nonce(fees.sender)
         if mined > fees.nonce:
             if any(self.chain.receipt(h) is not None for h in row.hashes):
                 return None  # ours was mined: the wait picks it up
             return "taken"
+        if self._missing_nonces(fees.sender, fees.nonce):
+            return "gap"  # held in a queue (or refused) until nonces no stored transaction holds exist
         known = self.chain.known(row.tx_hash)
-        if not known and self.chain.pending_nonce(fees.sender) < fees.nonce:
-            return "gap"
         if fees.max_fee < self.chain.next_base_fee():
             return "underpriced"  # held or dropped alike: only a higher fee gets it mined
         if not known:
@@ -261,10 +262,16 @@ class Outbox:
             if why is not None:
                 return self._abandon(row, why)
         signer = self.signers.get(fees.sender.lower())
-        if trouble == "gap" and signer is not None:
+        if trouble == "gap":
+            if signer is None:
+                raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} waits for nonce(s) "
+                               f"{self._missing_nonces(fees.sender, fees.nonce)} of {fees.sender}, which no "
+                               f"transaction holds; filling them needs that key: {self.journal.resume_hint}")
             self._fill_gap(signer, fees.nonce)
+            if self.chain.known(row.tx_hash):
+                return row  # queued behind the gap: mined now that it is filled
             trouble = "lost"
-        if trouble in ("lost", "gap"):
+        if trouble == "lost":
             _logger.warning("%s tx 0x%s unknown to the node: sending the same bytes again", row.label,
                             row.tx_hash.hex())
             try:
@@ -298,16 +305,22 @@ class Outbox:
         holds the ones between (they would be pending): fill each with a zero-value transfer to
         itself, so the stored transaction can be mined as it was signed. (Signing it again at a
         lower nonce instead could mine the step twice, should the original surface later.)"""
-        taken = set(self.journal.taken_nonces(signer.address))
-        for n in range(self.chain.pending_nonce(signer.address), nonce):
-            if n in taken:
-                continue
+        for n in self._missing_nonces(signer.address, nonce):
             base, tip = self.chain.next_base_fee(), self.chain.suggested_tip()
             tx: Any = {"to": signer.address, "value": 0, "gas": 21_000, "chainId": self.chain.chain_id,
                        "nonce": n, "maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
             self.chain.say(f"nonce {n} of {signer.address} is missing (a transaction lost before it): "
                            "filling it with a zero-value transfer to itself")
             self.chain.broadcast(bytes(signer.sign_transaction(tx).raw_transaction))
+
+    def _missing_nonces(self, sender: str, nonce: int) -> list[int]:
+        """The nonces of `sender` below `nonce` that the node has neither mined nor pending and
+        that no stored, unsettled transaction holds (those are resumed in their turn)."""
+        below = range(self.chain.pending_nonce(sender), nonce)
+        if not below:
+            return []
+        taken = set(self.journal.taken_nonces(sender))
+        return [n for n in below if n not in taken]
 
     def _abandon(self, row: Pending, why: str) -> Outcome:
         _logger.warning("%s tx 0x%s abandoned: %s", row.label, row.tx_hash.hex(), why)

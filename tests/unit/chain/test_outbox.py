@@ -18,7 +18,7 @@ import pytest
 
 from ledger.chain.outbox import Outbox, Pending, Settlement
 from ledger.chain.rpc import Chain
-from ledger.errors import ChainUnavailable, ContractRevert
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError
 
 
 @dataclass
@@ -160,3 +160,24 @@ def test_a_node_lost_after_broadcast_leaves_the_row_pending_and_says_how_to_resu
     assert journal.pending() == [row]  # not settled: the next run resumes it
     monkeypatch.undo()
     assert len(Outbox(chain, journal).resume()) == 1 and journal.outcomes[row.id].status == "confirmed"
+
+
+def test_a_nonce_gap_is_filled_and_the_stored_transaction_mined_as_signed(chain: Chain) -> None:
+    """A transaction signed past a nonce that no transaction holds (the one before it was lost
+    for good) is neither mined nor signed again lower (its original could surface and mine the
+    step twice): the gap is filled with a zero-value transfer to itself, then it is mined."""
+    log, journal = _log(chain), MemoryJournal()
+    sender = chain.accounts[0]
+    nonce = chain.pending_nonce(sender.address)
+    row = journal.add(chain, _anchor_fn(log, 1), "anchor", sender, nonce=nonce + 1)
+    try:
+        chain.broadcast(row.raw_tx)  # anvil queues it behind the gap; the embedded chain refuses it
+    except LedgerError:
+        pass
+    [outcome] = Outbox(chain, journal).resume(timeout=30)
+    assert outcome.status == "confirmed" and journal.replaced == []
+    assert bytes(chain.receipt(row.tx_hash)["transactionHash"]) == row.tx_hash  # the very bytes signed
+    gap_txs = [t for b in range(1, chain.w3.eth.block_number + 1)
+               for t in chain.w3.eth.get_block(b, True)["transactions"]
+               if t["from"] == sender.address and t["nonce"] == nonce]
+    assert [(t["to"], t["value"]) for t in gap_txs] == [(sender.address, 0)]
