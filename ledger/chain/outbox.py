@@ -52,6 +52,7 @@ _logger = logging.getLogger(__name__)
 
 BUMP_AFTER = 60.0  # seconds a transaction may wait unmined at a sufficient fee before a tip bump
 CHECK_EVERY = 1.0  # seconds between looks at the nonce, the mempool and the base fee
+MAX_GAP = 8  # missing nonces the outbox fills by itself; more suggests a reset node
 
 
 class StillPending(ChainUnavailable):
@@ -263,13 +264,9 @@ class Outbox:
                 return self._abandon(row, why)
         signer = self.signers.get(fees.sender.lower())
         if trouble == "gap":
-            if signer is None:
-                raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} waits for nonce(s) "
-                               f"{self._missing_nonces(fees.sender, fees.nonce)} of {fees.sender}, which no "
-                               f"transaction holds; filling them needs that key: {self.journal.resume_hint}")
-            self._fill_gap(signer, fees.nonce)
-            if self.chain.known(row.tx_hash):
-                return row  # queued behind the gap: mined now that it is filled
+            filled = self._on_gap(row, signer)
+            if filled is not None:
+                return filled
             trouble = "lost"
         if trouble == "lost":
             _logger.warning("%s tx 0x%s unknown to the node: sending the same bytes again", row.label,
@@ -299,6 +296,32 @@ class Outbox:
                            f"({self._why_unmined(row)}); replacing it at a higher fee needs the key of "
                            f"{fees.sender}: {self.journal.resume_hint}")
         return self._bump(row, signer, trouble)
+
+    def _on_gap(self, row: Pending, signer: LocalAccount | None) -> Pending | Outcome | None:
+        """A lower nonce of the sender is missing: abandon the row if its call would now fail
+        (a reset node may hold another contract at that address), else fill the gap (a few
+        nonces at most: more suggests a reset); the row to wait for, its outcome, or None if
+        it must be sent again."""
+        fees = fees_of(row.raw_tx)
+        missing = self._missing_nonces(fees.sender, fees.nonce)
+        if signer is None:
+            raise NeedsKey(f"the {row.label} transaction 0x{row.tx_hash.hex()} waits for nonce(s) {missing} "
+                           f"of {fees.sender}, which no transaction holds; filling them needs that key: "
+                           f"{self.journal.resume_hint}")
+        try:
+            self.chain.simulate(row.raw_tx, row.label)
+        except ChainUnavailable:
+            raise
+        except LedgerError as exc:
+            return self._abandon(row, f"nonce(s) {missing} of {fees.sender} before it are missing (was "
+                                      f"the node reset?), and the call would now fail: {exc}")
+        if len(missing) > MAX_GAP:
+            raise StillPending(f"the {row.label} transaction 0x{row.tx_hash.hex()} has nonce "
+                               f"{fees.nonce}, {len(missing)} past the chain's next nonce of "
+                               f"{fees.sender}: was the node reset? Filling more than {MAX_GAP} nonces "
+                               f"is left to you. {self.journal.resume_hint}")
+        self._fill_gap(signer, fees.nonce)
+        return row if self.chain.known(row.tx_hash) else None  # queued behind the gap: mined now
 
     def _fill_gap(self, signer: LocalAccount, nonce: int) -> None:
         """The node's next nonce for `signer` is below `nonce` and no stored transaction of ours

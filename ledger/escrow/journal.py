@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from ledger.chain.outbox import Pending, Settlement
 from ledger.chain.rpc import Chain
 from ledger.escrow.eip712 import Offer
@@ -39,9 +41,10 @@ class ActionJournal:
     resume_hint = ("run `ledger resume` (or the same escrow command again) once the node answers: it "
                    "finishes the step with the same bytes, so one step is never sent as two transactions")
 
-    def __init__(self, store: Store, chain_id: int) -> None:
+    def __init__(self, store: Store, chain_id: int, chain: Chain | None = None) -> None:
         self.store = store
         self.chain_id = chain_id
+        self.chain = chain
 
     def pending(self) -> Sequence[Pending]:
         return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
@@ -59,7 +62,19 @@ class ActionJournal:
         self.store.mark_action(row_id, settlement.status, **facts)
 
     def superseded(self, row: Pending) -> str | None:
-        return None  # an escrow step stays wanted: signed again if the call still succeeds
+        """None while the step is wanted (it is sent again, or signed again if its call still
+        succeeds); a reason when the escrow it was signed for is gone from this chain (a node
+        reset): the step can never take effect there, and must not be re-sent, nor its nonce
+        gap filled, on whatever chain now answers."""
+        found = self.store.actions(tx_hash=row.tx_hash)
+        if self.chain is None or not found:
+            return None
+        escrow = found[0].contract
+        if self.chain.w3.eth.get_code(to_checksum_address(escrow)):
+            return None
+        return (f"the escrow {escrow} it was signed for has no code on chain {self.chain_id} any more (the "
+                "node was reset, or the chain is another): the step can never take effect; deploy again "
+                "(`ledger deploy`) and take the order anew")
 
     def recheck(self, chain: Chain, contract: str) -> list[str]:
         """Check the confirmed steps on `contract` against the chain as it is now (see the

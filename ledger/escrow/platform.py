@@ -86,7 +86,7 @@ class Platform:
         self.chain: Chain = client.chain
         self.calls = client.calls
         self.relayer = relayer  # submits permissionless steps (carrier attestations, timeouts)
-        self.journal = ActionJournal(store, self.chain.chain_id)
+        self.journal = ActionJournal(store, self.chain.chain_id, self.chain)
         self.outbox = Outbox(self.chain, self.journal)
         self.confirmations: int | None = None  # per step; None: the chain's default
         self.timeout: float | None = None  # seconds per step; None: the chain's default

@@ -494,3 +494,73 @@ def test_reorg_reordering_a_step_before_its_order_was_funded_marks_it_failed(wor
     report = w.audit(oid)
     assert any(f"record '{oid}:ship'" in f.reason and "failed" in f.reason for f in report.flags)
     assert [(s.action, s.status) for s in report.steps] == [("ship", "failed")]
+
+
+# --- h. node reset: the escrow a pending step was signed for is gone ---------------------------
+
+def _stuck_second_ship(w: World) -> tuple[str, Any]:
+    """Two orders; the first ship is confirmed, the second stays pending on a node that stopped
+    mining (its relayer nonce is 1: after a reset, nonce 0 is free again, a gap before it)."""
+    first, second = (w.open(o) for o in _orders(2, seed=97))
+    w.ship(first, tracking="SF1000000001")
+    _rpc(w.chain, "anvil_setAutomine", False)
+    with pytest.raises(StillPending):
+        w.platform.timeout = 1
+        w.ship(second, tracking="SF1000000002")
+    w.platform.timeout = None
+    return second, _ship_row(w, second)
+
+
+def _reset(w: World) -> None:
+    port = w.node.port
+    w.node.stop()
+    w.node = AnvilProcess(port=port).start()  # the same URL, none of the state
+    w.chain._nonces.clear()
+
+
+def test_node_reset_abandons_a_pending_step_whose_escrow_is_gone(tmp_path: Path) -> None:
+    with AnvilProcess() as node:
+        w = World(node, tmp_path)
+        try:
+            oid, row = _stuck_second_ship(w)
+            size = w.store.size
+            _reset(w)
+            outcomes = w.platform.resume()
+            # Every step is gone with the escrow: the confirmed ones (their records stay in the
+            # log, flagged by the audit) and the pending one (its record never enters it).
+            assert {o.status for o in outcomes} == {"abandoned"} and len(outcomes) == 6
+            [outcome] = [o for o in outcomes if o.row.id == row.id]
+            assert "has no code on chain 31337" in outcome.detail
+            after = _ship_row(w, oid)
+            assert (after.status, after.error) == ("abandoned", outcome.detail)
+            assert w.store.record_by_id(f"{oid}:ship") is None and w.store.size == size  # never logged
+            assert w.chain.pending_nonce(w.env.stranger.address) == 0  # no nonce gap was filled
+        finally:
+            w.node.stop()
+            w.store.close()
+
+
+def test_node_reset_and_redeploy_at_the_same_address_replays_the_stored_steps(tmp_path: Path) -> None:
+    """A reset node redeployed by the same keys holds a new escrow at the very same address.
+    The re-check finds every confirmed step gone (their blocks are not this chain's) and sends
+    each again with its stored bytes, in order, so the chain holds them again; the pending ship
+    goes through after them. Whatever the store calls confirmed is on the chain as it is now."""
+    with AnvilProcess() as node:
+        w = World(node, tmp_path)
+        try:
+            oid, row = _stuck_second_ship(w)
+            escrow = w.env.client.address
+            _reset(w)
+            assert make_escrow_env(w.chain).client.address == escrow
+            outcomes = w.platform.resume()
+            assert [o.row.label for o in outcomes] == ["approve", "fund"] * 2 + ["ship"] * 2
+            assert {o.status for o in outcomes} == {"confirmed"}
+            for a in w.store.actions():
+                receipt = w.chain.receipt(a.tx_hash)
+                assert a.status == "confirmed" and receipt is not None and receipt["status"] == 1, a.action
+                assert bytes(w.chain.w3.eth.get_block(a.block_number)["hash"]) == a.block_hash
+            assert w.state(oid) is OrderState.SHIPPED
+            assert [r.id for r in w.store.records_for_order(oid)].count(f"{oid}:ship") == 1
+        finally:
+            w.node.stop()
+            w.store.close()
