@@ -108,22 +108,36 @@ class Chain:
         and broadcast: two processes on one key (two CLI commands, a CLI and the service)
         never sign two transactions with one nonce. An exclusive `flock` on
         ``<lock_dir>/<chain id>-<address>.lock``; within one process, a thread lock."""
-        with _THREAD_LOCK:
-            if self.lock_dir is None:
+        with _THREAD_LOCK, self._file_lock(f"{self.chain_id}-{address.lower()}",
+                                           f"another process signing as {address}"):
+            yield
+
+    @contextlib.contextmanager
+    def run_lock(self, name: str, what: str) -> Iterator[None]:
+        """Hold ``<lock_dir>/<chain id>-<name>.lock`` for a whole run that must not overlap with
+        another process's (deciding, sending and settling an anchor): a second run waits, says
+        for `what`, then sees what the first did. Within one process, a thread lock per name."""
+        with _RUN_LOCKS.setdefault(name, threading.RLock()), \
+                self._file_lock(f"{self.chain_id}-{name}", what):
+            yield
+
+    @contextlib.contextmanager
+    def _file_lock(self, stem: str, what: str) -> Iterator[None]:
+        if self.lock_dir is None:
+            yield
+            return
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        path = self.lock_dir / f"{stem}.lock"
+        with path.open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say(f"waiting for {what} (lock {path})")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
                 yield
-                return
-            self.lock_dir.mkdir(parents=True, exist_ok=True)
-            path = self.lock_dir / f"{self.chain_id}-{address.lower()}.lock"
-            with path.open("a") as fh:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    self.say(f"waiting for another process signing as {address} (lock {path})")
-                    fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def confirmed_nonce(self, address: str) -> int:
         """How many transactions of `address` the latest block has mined (its next nonce there)."""
@@ -483,6 +497,7 @@ class Chain:
 
 
 _THREAD_LOCK = threading.RLock()
+_RUN_LOCKS: dict[str, threading.RLock] = {}  # per run-lock name, within this process
 
 
 def _fn_label(fn: Any) -> str:

@@ -18,6 +18,7 @@ anchored again from whatever head the chain has now.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -120,50 +121,59 @@ class Anchorer:
         as it is now (`ledger.evidence.anchor_check`: one a reorg or a reset took away is no
         longer confirmed, so the head is anchored again from the chain's own latest head) and
         settling anything pending."""
-        changes = recheck_anchors(self.store, self.chain, self.contract).changes
-        settled = self._resume(confirmations, timeout)
-        previous = chain_head(self.chain, self.log)
-        tree = self.store.tree
-        size = tree.size
-        if previous.size > size:
-            raise StoreError(
-                f"the chain's head (size {previous.size}) is ahead of the local log "
-                f"(size {size}): this store is not the log anchored at {self.contract}"
+        with self._exclusive():
+            changes = recheck_anchors(self.store, self.chain, self.contract).changes
+            settled = self._resume(confirmations, timeout)
+            previous = chain_head(self.chain, self.log)
+            tree = self.store.tree
+            size = tree.size
+            if previous.size > size:
+                raise StoreError(
+                    f"the chain's head (size {previous.size}) is ahead of the local log "
+                    f"(size {size}): this store is not the log anchored at {self.contract}"
+                )
+            if previous.size and tree.root(previous.size) != previous.root:
+                raise StoreError(
+                    f"the local log's root at size {previous.size} is {tree.root(previous.size).hex()}"
+                    f" but the chain anchored {previous.root.hex()}: the local log was altered or "
+                    "belongs to another contract"
+                )
+            if size == previous.size:
+                return AnchorOutcome(None, previous, len(settled), None, None, None, settled, changes)
+            root = tree.root(size)
+            proof = tree.consistency_proof(previous.size, size) if previous.size else []
+            fn = self.log.functions.anchor(size, root, proof)
+            sender = self.chain.default_account
+            with self.outbox.signing(sender) as nonce:
+                raw, tx_hash, nonce = self.chain.build_signed(fn, sender, nonce=nonce, context="anchor")
+                anchor_id = self.store.record_sent_anchor(
+                    chain_id=self.chain.chain_id, contract=self.contract, size=size, root=root,
+                    prev_size=previous.size, sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+                )  # fmt: skip
+                _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
+                if before_broadcast is not None:
+                    before_broadcast(anchor_id)
+                row = Pending(anchor_id, tx_hash, raw, "anchor")
+                self.outbox.broadcast(row)
+            receipt = self.outbox.finish(row, confirmations, timeout)
+            tx_hash = bytes(receipt["transactionHash"])
+            return AnchorOutcome(
+                Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
+                int(receipt["blockNumber"]), settled, changes,
             )
-        if previous.size and tree.root(previous.size) != previous.root:
-            raise StoreError(
-                f"the local log's root at size {previous.size} is {tree.root(previous.size).hex()}"
-                f" but the chain anchored {previous.root.hex()}: the local log was altered or "
-                "belongs to another contract"
-            )
-        if size == previous.size:
-            return AnchorOutcome(None, previous, len(settled), None, None, None, settled, changes)
-        root = tree.root(size)
-        proof = tree.consistency_proof(previous.size, size) if previous.size else []
-        fn = self.log.functions.anchor(size, root, proof)
-        sender = self.chain.default_account
-        with self.outbox.signing(sender) as nonce:
-            raw, tx_hash, nonce = self.chain.build_signed(fn, sender, nonce=nonce, context="anchor")
-            anchor_id = self.store.record_sent_anchor(
-                chain_id=self.chain.chain_id, contract=self.contract, size=size, root=root,
-                prev_size=previous.size, sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
-            )  # fmt: skip
-            _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
-            if before_broadcast is not None:
-                before_broadcast(anchor_id)
-            row = Pending(anchor_id, tx_hash, raw, "anchor")
-            self.outbox.broadcast(row)
-        receipt = self.outbox.finish(row, confirmations, timeout)
-        tx_hash = bytes(receipt["transactionHash"])
-        return AnchorOutcome(
-            Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
-            int(receipt["blockNumber"]), settled, changes,
-        )
+
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """One anchoring run per log at a time across processes on this data directory: a
+        second `ledger anchor` (or `ledger resume`) waits for the first, then finds its head
+        anchored, instead of sending the same head again (a transaction that would revert)."""
+        return self.chain.run_lock(f"anchor-{self.contract.lower()}",
+                                   f"another process anchoring on {self.contract}")
 
     def resume(self, *, confirmations: int | None = None, timeout: float | None = None) -> list[Outcome]:
         """Drive the anchors left `sent` by an earlier run (killed, timed out, stuck) to their end,
         or as far as `timeout` allows; how each ended."""
-        return self.outbox.resume(confirmations, timeout)
+        with self._exclusive():
+            return self.outbox.resume(confirmations, timeout)
 
     def _resume(self, confirmations: int | None, timeout: float | None) -> tuple[AnchorRow, ...]:
         """Settle the anchors left `sent`, and return them as they ended (so that a run that

@@ -349,3 +349,79 @@ def test_an_anchor_the_node_holds_pending_again_is_awaited_not_re_anchored(lib: 
     assert outcome.head is None and [a.status for a in outcome.settled] == ["confirmed"]
     assert lib.latest().id == row.id and lib.latest().tx_hash == row.tx_hash
     assert len(lib.store.anchors()) == 1  # awaited, never anchored a second time
+
+
+# --- anchors: stuck, replaced, and two processes on one key ----------------------------------
+
+class Ingested:
+    """A data dir with the evidence log deployed and records ingested, nothing anchored yet."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        sale = generate_flash_sale(seed=13, orders=6, merchants=1, start=START)
+        self.order = sale[-1]["order_id"]
+        self.size = len(sale)
+        (tmp / "sale.jsonl").write_bytes(to_jsonl(sale))
+        self.trust = jrun(["deploy", "--log-only", "--redeploy"], env)["trust_root"]
+        run(["ingest", str(tmp / "sale.jsonl")], env)
+
+
+def test_stuck_anchor_is_not_claimed_then_replaced_by_ledger_resume(
+        tmp_path: Path, fault_env: dict[str, str], fault_node: FaultNode) -> None:
+    w, env = Ingested(tmp_path, fault_env), fault_env
+    rpc_call(fault_node, "anvil_setAutomine", False)
+    try:
+        res = run(["anchor", "--timeout", "1"], env, check=False)
+        assert res.returncode == 75, res.stderr  # EX_TEMPFAIL: stored and sent, not settled
+        assert "not settled within 1s" in res.stderr and "ledger resume" in res.stderr
+        [sent] = stored_anchors(env)
+        assert sent.status == "sent" and sent.size == w.size
+        # Nothing claims the head while it waits: no confirmed anchor, no bundle.
+        status = jrun(["status"], env)
+        assert status["latest_anchor"] is None and status["unanchored_records"] == w.size
+        out = run(["export", "--order", w.order, "-o", str(tmp_path / "x.json")], env, check=False)
+        assert out.returncode == 2 and not (tmp_path / "x.json").exists()
+
+        # The base fee rises past the stored bid: under a ceiling below it nothing is sent.
+        rpc_call(fault_node, "anvil_setNextBlockBaseFeePerGas", hex(100 * 10**9))
+        rpc_call(fault_node, "evm_mine")
+        capped = run(["resume", "--max-fee", "1", "--timeout", "1"], env, check=False)
+        assert capped.returncode == 75, capped.stderr
+        assert "needs at least" in capped.stdout and "1 still pending" in capped.stdout
+        assert [a.tx_hash for a in stored_anchors(env)] == [sent.tx_hash]
+        bumped = run(["resume", "--timeout", "1"], env, check=False)  # replaced, not mined yet
+        assert bumped.returncode == 75 and "replaced" in bumped.stderr, bumped.stderr
+        [replaced] = stored_anchors(env)
+        assert replaced.tx_hash != sent.tx_hash and replaced.status == "sent"
+        rpc_call(fault_node, "evm_mine")
+        done = jrun(["resume"], env)
+        assert [r["status"] for r in done["results"]] == ["confirmed"] and done["pending"] == 0
+    finally:
+        rpc_call(fault_node, "anvil_setAutomine", True)
+    [row] = stored_anchors(env)  # one head, one anchor: the replacement, at the same nonce
+    assert row.status == "confirmed" and row.tx_hash == replaced.tx_hash and row.size == w.size
+    tx = json.loads(json.dumps(rpc_call(fault_node, "eth_getTransactionByHash", "0x" + row.tx_hash.hex())))
+    assert int(tx["nonce"], 16) == row.nonce
+    assert rpc_call(fault_node, "eth_getTransactionByHash", "0x" + sent.tx_hash.hex()) is None
+    assert not jrun(["anchor"], env)["anchored"]
+    run(["export", "--order", w.order, "-o", str(tmp_path / "b.json")], env)
+    code = run(["verify", str(tmp_path / "b.json"), "--trust", w.trust], env, check=False).returncode
+    assert code == 0
+
+
+def test_two_anchor_processes_on_one_key_anchor_each_head_once(
+        tmp_path: Path, fault_env: dict[str, str], fault_node: FaultNode) -> None:
+    import subprocess
+    import sys
+
+    w, env = Ingested(tmp_path, fault_env), fault_env
+    procs = [subprocess.Popen([sys.executable, "-m", "ledger", "anchor", "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = [json.loads(o) for o, _ in outs]
+    assert sorted(bool(s["anchored"]) for s in said) == [False, True]  # one anchors, one finds it done
+    rows = stored_anchors(env)
+    assert [(r.status, r.size) for r in rows] == [("confirmed", w.size)]
+    assert jrun(["status"], env)["latest_anchor"]["size"] == w.size
+    assert (Path(env["LEDGER_HOME"]) / "locks").is_dir()

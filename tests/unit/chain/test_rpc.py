@@ -105,3 +105,29 @@ def test_the_nonce_lock_makes_a_second_process_on_the_key_wait(chain: Chain, tmp
     with chain.nonce_lock(address):  # free now: no wait, nothing said
         pass
     assert time.monotonic() - start < 0.5 and len(said) == 1
+
+
+def test_a_run_lock_is_its_own_file_and_makes_a_second_run_wait(chain: Chain, tmp_path: Path) -> None:
+    """A run lock (one anchoring run per log) is held apart from the key's nonce lock: taking
+    the nonce lock inside it never waits on itself; a second process's run waits, and says why."""
+    chain.lock_dir = tmp_path / "locks"
+    said: list[str] = []
+    chain.progress = said.append
+    address = chain.accounts[0].address
+    with chain.run_lock("anchor-0xlog", "another anchoring run"), chain.nonce_lock(address):
+        pass
+    assert said == []
+    lock = chain.lock_dir / f"{chain.chain_id}-anchor-0xlog.lock"
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock), "1.5"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        with chain.nonce_lock(address):  # another file: not held up
+            pass
+        start = time.monotonic()
+        with chain.run_lock("anchor-0xlog", "another anchoring run"):
+            waited = time.monotonic() - start
+        assert waited > 1.0, waited
+        assert said == [f"waiting for another anchoring run (lock {lock})"]
+    finally:
+        other.wait(timeout=10)
