@@ -10,7 +10,6 @@ bytes inside its exception message.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import threading
 import time
@@ -32,6 +31,7 @@ from web3.types import RPCEndpoint, RPCResponse, TxParams, Wei
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
 from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
+from ledger.chain.locks import file_lock
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
 
 __all__ = ["ANVIL_CHAIN_ID", "Chain", "connect", "embedded", "redacted_url"]
@@ -108,7 +108,7 @@ class Chain:
         and broadcast: two processes on one key (two CLI commands, a CLI and the service)
         never sign two transactions with one nonce. An exclusive `flock` on
         ``<lock_dir>/<chain id>-<address>.lock``; within one process, a thread lock."""
-        with _THREAD_LOCK, self._file_lock(f"{self.chain_id}-{address.lower()}",
+        with _THREAD_LOCK, file_lock(self.lock_dir, self.say, f"{self.chain_id}-{address.lower()}",
                                            f"another process signing as {address}"):
             yield
 
@@ -118,26 +118,8 @@ class Chain:
         another process's (deciding, sending and settling an anchor): a second run waits, says
         for `what`, then sees what the first did. Within one process, a thread lock per name."""
         with _RUN_LOCKS.setdefault(name, threading.RLock()), \
-                self._file_lock(f"{self.chain_id}-{name}", what):
+                file_lock(self.lock_dir, self.say, f"{self.chain_id}-{name}", what):
             yield
-
-    @contextlib.contextmanager
-    def _file_lock(self, stem: str, what: str) -> Iterator[None]:
-        if self.lock_dir is None:
-            yield
-            return
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        path = self.lock_dir / f"{stem}.lock"
-        with path.open("a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.say(f"waiting for {what} (lock {path})")
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def confirmed_nonce(self, address: str) -> int:
         """How many transactions of `address` the latest block has mined (its next nonce there)."""
