@@ -53,8 +53,8 @@ VARIABLES: tuple[Variable, ...] = (
              "(default 1 on dev chains, 3 elsewhere; `--confirmations`)"),
     Variable("LEDGER_TX_TIMEOUT", "seconds to wait for a transaction to be mined and confirmed (default 120; "
              "`--timeout`); it stays stored for `ledger resume`"),
-    Variable("LEDGER_MAX_FEE_GWEI", "the highest max fee per gas a replacement (fee bump) of a stuck "
-             "transaction may bid (default 500; `--max-fee`)"),
+    Variable("LEDGER_MAX_FEE_GWEI", "the highest max fee per gas any transaction may bid, a replacement "
+             "(fee bump) of a stuck one too (default 500; `--max-fee`)"),
     Variable("LEDGER_HOME", "data directory (default `.ledger`): store, deployment manifests, node state"),
     Variable("LEDGER_LOG_LEVEL", "log level when no `-v` is given: DEBUG, INFO, WARNING (default), ERROR"),
     Variable("LEDGER_SOLC", "a native solc 0.8.37 to use instead of solc-js"),

@@ -40,10 +40,17 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
         c = rpc.connect(node.url)
         c.poll_interval = 0.01
     snap = c.snapshot()
+    settings = {k: getattr(c, k) for k in _CHAIN_SETTINGS}
     try:
         yield c
     finally:
         c.revert_to(snap)
+        for k, v in settings.items():  # what a test (or an outbox it made) set on the shared chain
+            setattr(c, k, v)
+
+
+_CHAIN_SETTINGS = ("confirmations", "poll_interval", "timeout", "max_fee", "lock_dir", "progress",
+                   "held_nonces")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from hexbytes import HexBytes
 
 from ledger.errors import LedgerError
 
-__all__ = ["BUMP", "FeeCeiling", "TxFees", "bumped", "fees_of", "gwei", "resign"]
+__all__ = ["BUMP", "FeeCeiling", "TxFees", "bumped", "fees_of", "fresh", "gwei", "resign"]
 
 BUMP = (9, 8)  # a replacement bids at least 9/8 of the replaced transaction's fees
 
@@ -63,17 +63,32 @@ def bumped(old: TxFees, next_base_fee: int, tip: int, ceiling: int | None) -> tu
     9/8 of each of old's, and a max fee of twice the next base fee plus the tip (room for
     the base fee to rise for a few blocks). Raises `FeeCeiling` if that exceeds `ceiling`,
     naming what is needed."""
-    new_tip = max(_up(old.tip), tip)
-    wanted = max(_up(old.max_fee), 2 * next_base_fee + new_tip)
+    # A node accepts a replacement only if it raises both fees (by 10% on geth): a tip of 0
+    # goes up by at least 1 wei, and so does a max fee too small for 9/8 to add anything.
+    new_tip = max(_up(old.tip), tip, old.tip + 1)
+    wanted = max(_up(old.max_fee), old.max_fee + 1, 2 * next_base_fee + new_tip)
     if ceiling is None or wanted <= ceiling:
         return wanted, new_tip
-    least = max(_up(old.max_fee), next_base_fee + new_tip)
+    least = max(_up(old.max_fee), old.max_fee + 1, next_base_fee + new_tip)
     if least > ceiling:
         raise FeeCeiling(
             f"the transaction bids a max fee of {gwei(old.max_fee)} (tip {gwei(old.tip)}) and the next "
             f"block's base fee is {gwei(next_base_fee)}: a replacement needs at least {gwei(least)}, "
             f"above the ceiling of {gwei(ceiling)} (--max-fee / LEDGER_MAX_FEE_GWEI)")
     return ceiling, new_tip
+
+
+def fresh(next_base_fee: int, tip: int, ceiling: int | None) -> tuple[int, int]:
+    """(max fee, tip) for a new transaction: twice the next base fee plus the tip, capped at
+    `ceiling`; `FeeCeiling` if even the next base fee plus the tip exceeds it."""
+    wanted = 2 * next_base_fee + tip
+    if ceiling is None or wanted <= ceiling:
+        return wanted, tip
+    if next_base_fee + tip > ceiling:
+        raise FeeCeiling(f"the next block's base fee is {gwei(next_base_fee)}: a transaction with a tip of "
+                         f"{gwei(tip)} needs a max fee of at least {gwei(next_base_fee + tip)}, above the "
+                         f"ceiling of {gwei(ceiling)} (--max-fee / LEDGER_MAX_FEE_GWEI)")
+    return ceiling, tip
 
 
 def resign(raw: bytes, signer: LocalAccount, *, nonce: int | None = None, max_fee: int | None = None,

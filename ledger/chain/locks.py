@@ -16,11 +16,13 @@ __all__ = ["file_lock"]
 
 
 @contextlib.contextmanager
-def file_lock(lock_dir: Path | None, say: Callable[[str], None], stem: str, what: str) -> Iterator[None]:
+def file_lock(lock_dir: Path | None, say: Callable[[str], None], stem: str, what: str, *,
+              wait: bool = True) -> Iterator[bool]:
     """Hold ``<lock_dir>/<stem>.lock`` exclusively; if another process holds it, `say` that this
-    one waits for `what`, then wait."""
+    one waits for `what`, then wait; or, without `wait`, go on without it. Yields whether the
+    lock is held."""
     if lock_dir is None:
-        yield
+        yield True
         return
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{stem}.lock"
@@ -28,9 +30,12 @@ def file_lock(lock_dir: Path | None, say: Callable[[str], None], stem: str, what
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             say(f"waiting for {what} (lock {path})")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain.fees import FeeCeiling, bumped, fees_of, gwei, resign
+from ledger.chain.fees import FeeCeiling, bumped, fees_of, fresh, gwei, resign
 from ledger.chain.rpc import Chain
 from ledger.errors import ChainUnavailable, LedgerError
 
@@ -114,15 +114,16 @@ class Journal(Protocol):
         ...
 
     def settle(self, row_id: int, settlement: Settlement) -> None:
-        """Record how row `row_id` ended."""
+        """Record how row `row_id` ended (if it is still ``sent``)."""
         ...
 
     def superseded(self, row: Pending) -> str | None:
         """Why a row whose nonce was taken must not be signed again, or None."""
         ...
 
-    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
-        """Make (raw_tx, tx_hash, nonce) the row's latest attempt, keeping the earlier ones."""
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> bool:
+        """Make (raw_tx, tx_hash, nonce) the row's latest attempt, keeping the earlier ones;
+        False if the row is no longer ``sent`` (settled meanwhile: nothing is changed)."""
         ...
 
     def taken_nonces(self, sender: str) -> Sequence[int]:
@@ -140,6 +141,7 @@ class Outbox:
         self.signers = {a.address.lower(): a for a in chain.accounts}
         self.signers.update({k.lower(): v for k, v in (signers or {}).items()})
         self.bump_after = BUMP_AFTER
+        chain.held_nonces = journal.taken_nonces  # the chain's other transactions skip them too
 
     # -- sending -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -159,8 +161,8 @@ class Outbox:
         try:
             self.chain.broadcast(row.raw_tx)
         except ChainUnavailable as exc:
-            raise ChainUnavailable(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
-                                   f"is stored: {self.journal.resume_hint}") from None
+            raise StillPending(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
+                               f"is stored: {self.journal.resume_hint}") from None
         except LedgerError as exc:
             _logger.warning("the node refused %s tx 0x%s: %s", row.label, row.tx_hash.hex(), exc)
 
@@ -179,9 +181,9 @@ class Outbox:
             outcome, receipt, error = self._drive(row, confirmations, timeout)
         except StillPending:
             raise
-        except ChainUnavailable as exc:
-            raise ChainUnavailable(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
-                                   f"is stored: {self.journal.resume_hint}") from None
+        except ChainUnavailable as exc:  # stored, so nothing is lost: try again later
+            raise StillPending(f"{exc}\nThe signed {row.label} transaction 0x{row.tx_hash.hex()} "
+                               f"is stored: {self.journal.resume_hint}") from None
         if error is not None:
             raise error
         if receipt is None:
@@ -190,17 +192,24 @@ class Outbox:
 
     def resume(self, confirmations: int | None = None, timeout: float | None = None) -> list[Outcome]:
         """Drive every row an earlier (possibly killed) run left ``sent``; how each ended. A
-        row that is still not settled in time stays ``sent`` and is reported, not raised,
-        unless the node stops answering."""
-        outcomes = []
-        for row in list(self.journal.pending()):
-            _logger.info("resuming %s tx 0x%s", row.label, row.tx_hash.hex())
-            try:
-                outcome, _, _ = self._drive(row, confirmations, timeout)
-            except StillPending as exc:
-                outcome = Outcome(row, "sent", str(exc))
-            outcomes.append(outcome)
-        return outcomes
+        row that is still not settled in time, or that cannot be driven now (its key is
+        missing, the node refuses it), stays ``sent`` and is reported, not raised, unless the
+        node stops answering."""
+        return [self.resume_row(row, confirmations, timeout) for row in list(self.journal.pending())]
+
+    def resume_row(self, row: Pending, confirmations: int | None = None, timeout: float | None = None,
+                   ) -> Outcome:
+        """`resume` for one row."""
+        _logger.info("resuming %s tx 0x%s", row.label, row.tx_hash.hex())
+        try:
+            outcome, _, _ = self._drive(row, confirmations, timeout)
+        except StillPending as exc:
+            return Outcome(row, "sent", str(exc))
+        except ChainUnavailable:
+            raise
+        except LedgerError as exc:
+            return Outcome(row, "sent", f"not settled: {exc}")
+        return outcome
 
     # -- driving -------------------------------------------------------------------------
     def _drive(self, row: Pending, confirmations: int | None, timeout: float | None,
@@ -329,9 +338,9 @@ class Outbox:
         itself, so the stored transaction can be mined as it was signed. (Signing it again at a
         lower nonce instead could mine the step twice, should the original surface later.)"""
         for n in self._missing_nonces(signer.address, nonce):
-            base, tip = self.chain.next_base_fee(), self.chain.suggested_tip()
+            max_fee, tip = self._fresh_fees(f"filling nonce {n} of {signer.address}")
             tx: Any = {"to": signer.address, "value": 0, "gas": 21_000, "chainId": self.chain.chain_id,
-                       "nonce": n, "maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+                       "nonce": n, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
             self.chain.say(f"nonce {n} of {signer.address} is missing (a transaction lost before it): "
                            "filling it with a zero-value transfer to itself")
             self.chain.broadcast(bytes(signer.sign_transaction(tx).raw_transaction))
@@ -360,11 +369,19 @@ class Outbox:
         except LedgerError as exc:
             return self._abandon(row, f"its nonce {old_nonce} was used by another transaction, and the "
                                       f"call would now fail: {exc}")
-        base, tip = self.chain.next_base_fee(), self.chain.suggested_tip()
+        max_fee, tip = self._fresh_fees(f"signing the {row.label} transaction again")
         with self.signing(signer) as nonce:
-            raw, tx_hash, nonce = resign(row.raw_tx, signer, nonce=nonce, max_fee=2 * base + tip, tip=tip)
+            raw, tx_hash, nonce = resign(row.raw_tx, signer, nonce=nonce, max_fee=max_fee, tip=tip)
             why = f"nonce {old_nonce} was used by another transaction; signed again with nonce {nonce}"
             return self._replace(row, raw, tx_hash, nonce, why)
+
+    def _fresh_fees(self, what: str) -> tuple[int, int]:
+        """Fees for a transaction the outbox signs anew, under the chain's fee ceiling."""
+        try:
+            return fresh(self.chain.next_base_fee(), self.chain.suggested_tip(), self.chain.max_fee)
+        except FeeCeiling as exc:
+            raise StillPending(f"{what}: {exc}. Raise the ceiling, or wait for fees to fall: "
+                               f"{self.journal.resume_hint}") from None
 
     def _bump(self, row: Pending, signer: LocalAccount, trouble: str) -> Pending:
         fees = fees_of(row.raw_tx)
@@ -383,7 +400,9 @@ class Outbox:
             return self._replace(row, raw, tx_hash, nonce, why)
 
     def _replace(self, row: Pending, raw: bytes, tx_hash: bytes, nonce: int, why: str) -> Pending:
-        self.journal.replace(row, raw, tx_hash, nonce, why)
+        if not self.journal.replace(row, raw, tx_hash, nonce, why):
+            raise LedgerError(f"the {row.label} transaction 0x{row.tx_hash.hex()} was settled by another "
+                              "process meanwhile: not replaced (its stored status says how it ended)")
         new = Pending(row.id, tx_hash, raw, row.label, row.hashes)
         self.chain.say(f"{row.label} tx 0x{row.tx_hash.hex()[:12]}… {why}: now tx 0x{tx_hash.hex()[:12]}…")
         self.broadcast(new)

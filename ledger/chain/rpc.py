@@ -30,6 +30,8 @@ from web3.types import RPCEndpoint, RPCResponse, TxParams, Wei
 
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
+from ledger.chain.devtools import DevChainControls
+from ledger.chain.fees import fresh
 from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
 from ledger.chain.locks import file_lock
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
@@ -44,7 +46,7 @@ EMBEDDED_GAS_LIMIT = 15_000_000  # per transaction on the embedded chain (see bu
 
 
 @dataclass
-class Chain:
+class Chain(DevChainControls):
     """A connected chain with local signers."""
 
     w3: Web3
@@ -55,9 +57,12 @@ class Chain:
     tester: Any = None  # eth_tester.EthereumTester for the embedded chain
     poll_interval: float = 0.05
     timeout: float = 120.0  # seconds a transaction may take to be mined and confirmed
-    max_fee: int | None = None  # wei: the ceiling a fee-bumped replacement may bid
+    max_fee: int | None = None  # wei: the ceiling any transaction (a replacement too) may bid
     lock_dir: Path | None = None  # where per-key nonce locks live (shared by every process)
     progress: Callable[[str], None] | None = None  # told how a wait is going
+    #: the nonces of a sender that stored, unsettled transactions hold (set by an outbox's
+    #: journal), skipped by every transaction this chain signs
+    held_nonces: Callable[[str], Sequence[int]] = field(default=lambda _: ())
     _nonces: dict[str, int] = field(default_factory=dict)
     _chain_id: int | None = None
 
@@ -113,13 +118,27 @@ class Chain:
             yield
 
     @contextlib.contextmanager
-    def run_lock(self, name: str, what: str) -> Iterator[None]:
+    def run_lock(self, name: str, what: str, *, wait: bool = True) -> Iterator[bool]:
         """Hold ``<lock_dir>/<chain id>-<name>.lock`` for a whole run that must not overlap with
-        another process's (deciding, sending and settling an anchor): a second run waits, says
-        for `what`, then sees what the first did. Within one process, a thread lock per name."""
-        with _RUN_LOCKS.setdefault(name, threading.RLock()), \
-                file_lock(self.lock_dir, self.say, f"{self.chain_id}-{name}", what):
-            yield
+        another process's (deciding, sending and settling an anchor or an escrow step): a
+        second run waits, says for `what`, then sees what the first did; without `wait` it
+        goes on without the lock. Within one process, a thread lock per name. Yields whether
+        the lock is held."""
+        local = _RUN_LOCKS.setdefault(name, threading.RLock())
+        if not local.acquire(blocking=wait):
+            yield False
+            return
+        depth = _RUN_DEPTH.__dict__.setdefault(name, 0)
+        try:
+            _RUN_DEPTH.__dict__[name] = depth + 1
+            if depth:  # this thread holds it already (the file lock too)
+                yield True
+                return
+            with file_lock(self.lock_dir, self.say, f"{self.chain_id}-{name}", what, wait=wait) as held:
+                yield held
+        finally:
+            _RUN_DEPTH.__dict__[name] = depth
+            local.release()
 
     def confirmed_nonce(self, address: str) -> int:
         """How many transactions of `address` the latest block has mined (its next nonce there)."""
@@ -168,9 +187,11 @@ class Chain:
         return bool(auto) and not interval
 
     def _fees(self) -> dict[str, int]:
+        """Fees for a new transaction: twice the base fee plus the tip, under the ceiling
+        `max_fee` (`FeeCeiling`, before anything is signed, if the chain asks for more)."""
         base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-        tip = self.suggested_tip()
-        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+        max_fee, tip = fresh(base, self.suggested_tip(), self.max_fee)
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": max_fee}
 
     def build_signed(
         self,
@@ -308,8 +329,12 @@ class Chain:
         For calls nobody needs to resume after a crash; the platform's steps and anchors go
         through `ledger.chain.outbox` instead, which stores the signed bytes first.
         """
-        raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, context=_fn_label(fn))
-        self.broadcast(raw)
+        sender = sender or self.default_account
+        with self.nonce_lock(sender.address):  # as the outbox signs: one nonce, one transaction
+            nonce = self._next_nonce(sender.address, self.held_nonces(sender.address), reserve=False)
+            raw, tx_hash, _ = self.build_signed(fn, sender, value=value, gas=gas, nonce=nonce,
+                                                context=_fn_label(fn))
+            self.broadcast(raw)
         return self.wait(tx_hash, confirmations)
 
     def transact(
@@ -380,11 +405,13 @@ class Chain:
     def send_eth(self, to: str, amount: int, sender: LocalAccount | None = None) -> dict[str, Any]:
         """A plain value transfer, signed locally and awaited."""
         sender = sender or self.default_account
-        tx: TransactionDictType = {
-            "to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
-            "nonce": self._next_nonce(sender.address), **self._fees(),
-        }
-        receipt = self.wait(self.broadcast(bytes(sender.sign_transaction(tx).raw_transaction)))
+        with self.nonce_lock(sender.address):
+            tx: TransactionDictType = {
+                "to": to_checksum_address(to), "value": amount, "gas": 21_000, "chainId": self.chain_id,
+                "nonce": self._next_nonce(sender.address, self.held_nonces(sender.address)), **self._fees(),
+            }
+            tx_hash = self.broadcast(bytes(sender.sign_transaction(tx).raw_transaction))
+        receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
             raise LedgerError(f"transfer of {amount} wei to {to} failed")
         return receipt
@@ -424,62 +451,10 @@ class Chain:
             return ChainUnavailable(f"{context}: no answer from {self.describe()}: {exc}")
         return LedgerError(f"{context} failed: {exc}")
 
-    # -- time and state (dev chains) --------------------------------------------
-    def timestamp(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def time_travel(self, seconds: int) -> None:
-        """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
-        if self.kind not in ("embedded", "anvil"):
-            raise ConfigError("time travel needs the embedded chain or anvil")
-        # Both clocks' own increase-time calls can land a second off (eth-tester's short,
-        # anvil's late when the wall clock ticks in between): mine the exact time.
-        self.set_next_timestamp(self.timestamp() + seconds)
-        self.mine()
-
-    def set_next_timestamp(self, timestamp: int) -> None:
-        """Make the next block (the next transaction's, auto-mined) carry `timestamp`.
-
-        It must be later than the latest block's. Embedded chain and anvil only.
-        """
-        latest = self.timestamp()
-        if timestamp <= latest:
-            raise ConfigError(f"next block time {timestamp} must be after the latest block's {latest}")
-        if self.kind == "embedded":
-            chain = self.tester.backend.chain
-            chain.header = chain.header.copy(timestamp=timestamp)
-        elif self.kind == "anvil":
-            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [timestamp])
-        else:
-            raise ConfigError("setting block times needs the embedded chain or anvil")
-
-    def mine(self, blocks: int = 1) -> None:
-        if self.kind == "embedded":
-            self.tester.mine_blocks(blocks)
-        elif self.kind == "anvil":
-            self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
-        else:
-            raise ConfigError("mining on demand needs the embedded chain or anvil")
-
-    def snapshot(self) -> Any:
-        if self.kind == "embedded":
-            return self.tester.take_snapshot()
-        if self.kind == "anvil":
-            return self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
-        raise ConfigError("snapshots need the embedded chain or anvil")
-
-    def revert_to(self, snapshot: Any) -> None:
-        self._nonces.clear()
-        if self.kind == "embedded":
-            self.tester.revert_to_snapshot(snapshot)
-        elif self.kind == "anvil":
-            self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
-        else:
-            raise ConfigError("snapshots need the embedded chain or anvil")
-
 
 _THREAD_LOCK = threading.RLock()
 _RUN_LOCKS: dict[str, threading.RLock] = {}  # per run-lock name, within this process
+_RUN_DEPTH = threading.local()  # per run-lock name: how deep this thread holds it
 
 
 def _fn_label(fn: Any) -> str:

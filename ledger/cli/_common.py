@@ -61,8 +61,8 @@ def add_tx_options(parser: argparse.ArgumentParser) -> None:
                         help="how long to wait for each transaction (env LEDGER_TX_TIMEOUT; default 120); "
                         "one not settled by then stays stored for `ledger resume`")
     parser.add_argument("--max-fee", type=bounded(1, 1_000_000, "gwei"), default=None, metavar="GWEI",
-                        help="the highest max fee per gas a replacement of a stuck transaction may bid "
-                        f"(env LEDGER_MAX_FEE_GWEI; default {DEFAULT_MAX_FEE_GWEI})")
+                        help="the highest max fee per gas any transaction may bid, a replacement of a stuck "
+                        f"one too (env LEDGER_MAX_FEE_GWEI; default {DEFAULT_MAX_FEE_GWEI})")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

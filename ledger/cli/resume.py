@@ -21,7 +21,7 @@ import argparse
 from typing import Any
 
 from ledger.chain.keys import resolve_signer
-from ledger.chain.outbox import Outcome
+from ledger.chain.outbox import Outbox, Outcome
 from ledger.cli._common import (
     add_json,
     add_rpc,
@@ -34,6 +34,7 @@ from ledger.cli._common import (
 )
 from ledger.deploy import escrow_client, evidence_log
 from ledger.errors import DeploymentError
+from ledger.escrow.journal import ActionJournal, drive_pending
 from ledger.escrow.platform import Platform
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.anchor_check import recheck_chain
@@ -48,44 +49,67 @@ def cmd_resume(args: argparse.Namespace) -> int:
     notes: list[str] = []
     with open_store(args) as store:
         changes = [c for r in recheck_chain(store, chain) for c in r.changes]  # even with no EvidenceLog left
-        try:
-            anchorer = Anchorer(store, chain, evidence_log(chain, data_dir(args)))
-        except DeploymentError as exc:
-            notes.append(f"anchors: {exc}")
-        else:
+        anchorer = _anchorer(store, chain, args, notes)
+        if anchorer is not None:
             anchorer.outbox.signers.update(keys)
             results += [_result("anchor", o, f"head size {_size(store, o)}") for o in anchorer.resume()]
         try:
             platform = Platform(store, escrow_client(chain, data_dir(args)), chain.default_account)
         except DeploymentError as exc:
-            notes.append(f"escrow steps: {exc}")
+            # No live escrow in the manifest (a reset node, a lost manifest): the stored steps are
+            # still driven to their end (a step whose escrow has no code is abandoned, not re-sent).
+            if store.actions(status="sent", chain_id=chain.chain_id):
+                notes.append(f"escrow steps: {exc}; the stored steps are settled against the chain as it is")
+            journal = ActionJournal(store, chain.chain_id, chain)
+            for escrow in sorted({a.contract for a in store.actions(chain_id=chain.chain_id)}):
+                journal.recheck(chain, escrow)  # confirmed steps the chain lost go back to sent
+            outbox = Outbox(chain, journal, keys)
+            outcomes = drive_pending(store, outbox, journal, args.confirmations, None)
         else:
             platform.outbox.signers.update(keys)
             platform.confirmations = args.confirmations
-            actions = {a.id: a for a in store.actions(status="sent")}
-            for o in platform.resume():
-                a = actions.get(o.row.id)
-                results.append(_result("escrow", o, f"{o.row.label} of order {a.order_id if a else '?'}"))
-    pending = [r for r in results if r["status"] == "sent"]
+            outcomes = platform.resume()
+        for o in outcomes:
+            a = store.action_row(o.row.id)
+            results.append(_result("escrow", o, f"{o.row.label} of order {a.order_id if a else '?'}"))
+        # The store, not what was driven, says what is left: a row none of the above could drive
+        # (its contract unknown here) is still pending.
+        left = len(store.anchors(chain.chain_id, status="sent")) + \
+            len(store.actions(status="sent", chain_id=chain.chain_id))
     lines = [f"{r['kind']} {r['what']} (tx {r['tx_hash'][:14]}…): {_word(r)}" for r in results]
     lines += notes
     lines += [c.text() for c in changes]
     if any(c.row.status in ("lost", "failed") for c in changes):
         lines.append("re-anchoring is `ledger anchor`'s job: run it to anchor the log again (after "
                      "`ledger deploy --redeploy` if the EvidenceLog itself is gone)")
-    if not results:
+    if not results and not left:
         lines.insert(0, "nothing pending: every stored anchor and escrow step is settled")
-    elif pending:
-        lines.append(f"{len(pending)} still pending: run `ledger resume` again (with --key for a party's "
+    elif left:
+        lines.append(f"{left} still pending: run `ledger resume` again (with --key for a party's "
                      "key, --max-fee to allow a higher fee, --timeout to wait longer)")
-    emit(args, {"results": results, "pending": len(pending), "notes": notes,
+    emit(args, {"results": results, "pending": left, "notes": notes,
                 "anchors_rechecked": [c.to_json() for c in changes]}, "\n".join(lines))
-    return 75 if pending else 0  # EX_TEMPFAIL, as for a step that times out
+    return 75 if left else 0  # EX_TEMPFAIL, as for a step that times out
+
+
+def _anchorer(store: Any, chain: Any, args: argparse.Namespace, notes: list[str]) -> Anchorer | None:
+    """The anchorer of the manifest's EvidenceLog; without one (a reset node, a lost manifest)
+    that of the log the latest pending anchor was signed for, so that it is still settled (or
+    abandoned, if that log has no code any more); None if nothing is pending."""
+    try:
+        return Anchorer(store, chain, evidence_log(chain, data_dir(args)))
+    except DeploymentError as exc:
+        sent = store.anchors(chain.chain_id, status="sent")
+        if not sent:
+            notes.append(f"anchors: {exc}")
+            return None
+        notes.append(f"anchors: {exc}; the stored anchors are settled against the chain as it is")
+        return Anchorer(store, chain, chain.contract("EvidenceLog", sent[-1].contract))
 
 
 def _size(store: Any, o: Outcome) -> int | str:
-    rows = [a for a in store.anchors() if a.id == o.row.id]
-    return rows[0].size if rows else "?"
+    row = store.anchor_row(o.row.id)
+    return "?" if row is None else int(row.size)
 
 
 def _result(kind: str, o: Outcome, what: str) -> dict[str, Any]:

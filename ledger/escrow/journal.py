@@ -15,18 +15,21 @@ audit flags them as cited by no escrow event.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger.chain.outbox import Pending, Settlement
+from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement
 from ledger.chain.rpc import Chain
 from ledger.escrow.eip712 import Offer
 from ledger.evidence.journal import ActionRow
 from ledger.evidence.store import Store
 
-__all__ = ["ActionJournal", "funded_escrow_id", "offer_json"]
+__all__ = ["ActionJournal", "differs", "drive_pending", "funded_escrow_id", "offer_json", "order_lock",
+           "step_identity"]
 
 _ACTION_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
 
@@ -50,16 +53,16 @@ class ActionJournal:
         return [Pending(a.id, a.tx_hash, a.raw_tx, a.action, a.tx_hashes[1:])
                 for a in self.store.actions(status="sent", chain_id=self.chain_id)]
 
-    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
-        self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
-                                   why=why)
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> bool:
+        return self.store.replace_attempt("escrow_actions", row.id, tx_hash=tx_hash, raw_tx=raw_tx,
+                                          nonce=nonce, why=why)
 
     def taken_nonces(self, sender: str) -> Sequence[int]:
         return self.store.pending_nonces(self.chain_id, sender)
 
     def settle(self, row_id: int, settlement: Settlement) -> None:
         facts = {k: getattr(settlement, k) for k in _ACTION_FACTS if getattr(settlement, k) is not None}
-        self.store.mark_action(row_id, settlement.status, **facts)
+        self.store.mark_action(row_id, settlement.status, expect="sent", **facts)
 
     def superseded(self, row: Pending) -> str | None:
         """None while the step is wanted (it is sent again, or signed again if its call still
@@ -116,6 +119,57 @@ class ActionJournal:
         error = f"a reorg moved it to block {number}, where it reverted: {chain.failure(a.tx_hash, a.action)}"
         self.store.mark_action(a.id, "failed", error=error, **facts)
         return [f"{what}: {error}"]
+
+
+#: what a new attempt of the same step renews (chain times, the signatures over them, the
+#: leaf of a record stamped anew), left out when two attempts are compared
+_RENEWED = {"": {"carrier_signature", "merchant_signature"}, "attestation": {"at", "evidence"},
+            "offer": {"ship_by", "expires_at", "order_record"}}
+
+
+def step_identity(payload: dict[str, Any]) -> dict[str, Any]:
+    """A step's call arguments without what a new attempt of it renews (`_RENEWED`)."""
+    out = {}
+    for k, v in payload.items():
+        if k in _RENEWED[""]:
+            continue
+        out[k] = {kk: vv for kk, vv in v.items() if kk not in _RENEWED[k]} \
+            if isinstance(v, dict) and k in _RENEWED else v
+    return out
+
+
+def differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+    a, b = step_identity(old), step_identity(new)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return "; it differs in " + ", ".join(keys) if keys else ""
+
+
+def order_lock(chain: Chain, escrow: str, order_id: str, *, wait: bool = True,
+               ) -> contextlib.AbstractContextManager[bool]:
+    """The run lock over one order's steps on `escrow` (`Chain.run_lock`; orders share one of
+    256 lock files by the hash of their id, so the lock directory stays small)."""
+    bucket = hashlib.sha256(order_id.encode()).hexdigest()[:2]
+    return chain.run_lock(f"escrow-{escrow.lower()}-{bucket}",
+                          f"another process driving a step of order {order_id!r}", wait=wait)
+
+
+def drive_pending(store: Store, outbox: Outbox, journal: ActionJournal, confirmations: int | None,
+                  timeout: float | None) -> list[Outcome]:
+    """Drive the journal's ``sent`` steps, each under its order's run lock and re-read once
+    the lock is held (another process may have settled it meanwhile); with ``timeout=0`` (a
+    quick look) a step another process is driving is left to it."""
+    outcomes = []
+    for row in journal.pending():
+        stored = store.action_row(row.id)
+        if stored is None:  # pragma: no cover - rows are never deleted
+            continue
+        with order_lock(outbox.chain, stored.contract, stored.order_id, wait=timeout != 0) as held:
+            now = store.action_row(row.id)
+            if not held or now is None or now.status != "sent":
+                continue
+            fresh = Pending(now.id, now.tx_hash, now.raw_tx, now.action, now.tx_hashes[1:])
+            outcomes.append(outbox.resume_row(fresh, confirmations, timeout))
+    return outcomes
 
 
 def funded_escrow_id(actions: Sequence[ActionRow], escrow: str) -> bytes | None:

@@ -25,6 +25,7 @@ clock the escrow's windows run on, so the log and the chain tell the same timeli
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,20 +35,29 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
-from ledger.chain.outbox import Outbox, Outcome, Pending
+from ledger.chain.outbox import Outbox, Outcome, Pending, StillPending
 from ledger.chain.rpc import Chain
-from ledger.errors import ContractRevert, LedgerError, RecordProblem, ValidationError
+from ledger.errors import ChainUnavailable, LedgerError, RecordProblem, ValidationError
 from ledger.escrow.calls import Call, is_native
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.eip712 import Attestation, Offer, canonical_tracking, escrow_order_id, recover_signer
-from ledger.escrow.journal import ActionJournal, funded_escrow_id, offer_json
+from ledger.escrow.journal import (
+    ActionJournal,
+    differs,
+    drive_pending,
+    funded_escrow_id,
+    offer_json,
+    order_lock,
+    step_identity,
+)
 from ledger.escrow.types import NATIVE, ZERO32, OrderInfo
 from ledger.evidence.journal import NewAction
 from ledger.evidence.model import Record
 from ledger.evidence.records import parse_record
 from ledger.evidence.store import Store, StoredRecord
 
-__all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform", "funded_escrow_id"]
+__all__ = ["APPROVE", "NON_ESCROW_ACTIONS", "ActionJournal", "EscrowStep", "Platform", "drive_pending",
+           "funded_escrow_id", "order_lock"]
 
 _logger = logging.getLogger(__name__)
 
@@ -145,45 +155,69 @@ class Platform:
     ) -> EscrowStep:
         """Finish this step if an earlier attempt of it is still pending; else simulate and
         sign it, hold its records with the signed transaction (one SQLite transaction), send
-        it from the outbox and drive it to its end (`ledger.chain.outbox`)."""
-        resumed = self._resume_step(order_id, action)
-        if resumed is not None:
-            return resumed
-        evidence = record_id = None
-        if evidence_record is not None:
-            record_id = evidence_record.id
-            evidence = (evidence_record.leaf if isinstance(evidence_record, StoredRecord)
-                        else self.store.leaf_for(evidence_record))
-        with self.outbox.signing(sender) as nonce:
-            raw, tx_hash, nonce = self.chain.build_signed(call.fn, sender, value=call.value, nonce=nonce,
-                                                          context=action)
-            new = NewAction(
-                chain_id=self.chain.chain_id, contract=self.client.address, order_id=order_id,
-                action=action, record_id=record_id, evidence=evidence, payload=payload or {},
-                sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
-            )  # fmt: skip
-            row = Pending(self.store.hold(list(records), new), tx_hash, raw, action)
-            _logger.info("order %s: %s by %s, evidence %s", order_id, action, sender.address,
-                         record_id or "none")
-            self.outbox.broadcast(row)
-        receipt = self.outbox.finish(row, self.confirmations, self.timeout)
+        it from the outbox and drive it to its end (`ledger.chain.outbox`). All under the
+        order's run lock: two processes never drive one order's steps at once."""
+        with self._order_lock(order_id):
+            resumed = self._resume_step(order_id, action, sender.address, evidence_record, payload or {})
+            if resumed is not None:
+                return resumed
+            evidence = record_id = None
+            if evidence_record is not None:
+                record_id = evidence_record.id
+                evidence = (evidence_record.leaf if isinstance(evidence_record, StoredRecord)
+                            else self.store.leaf_for(evidence_record))
+            with self.outbox.signing(sender) as nonce:
+                raw, tx_hash, nonce = self.chain.build_signed(call.fn, sender, value=call.value, nonce=nonce,
+                                                              context=action)
+                new = NewAction(
+                    chain_id=self.chain.chain_id, contract=self.client.address, order_id=order_id,
+                    action=action, record_id=record_id, evidence=evidence, payload=payload or {},
+                    sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+                )  # fmt: skip
+                row = Pending(self.store.hold(list(records), new), tx_hash, raw, action)
+                _logger.info("order %s: %s by %s, evidence %s", order_id, action, sender.address,
+                             record_id or "none")
+                self.outbox.broadcast(row)
+            receipt = self.outbox.finish(row, self.confirmations, self.timeout)
         return EscrowStep(order_id, action, record_id, evidence, bytes(receipt["transactionHash"]), receipt)
 
-    def _resume_step(self, order_id: str, action: str) -> EscrowStep | None:
-        """An earlier attempt of this step still ``sent`` is finished instead of signing a new one
-        (whose records would conflict with the held ones); its step once confirmed, or None if
-        it failed or was abandoned (then a new attempt goes ahead)."""
+    def _order_lock(self, order_id: str, *, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+        return order_lock(self.chain, self.client.address, order_id, wait=wait)
+
+    def _resume_step(self, order_id: str, action: str, sender: str,
+                     evidence_record: Record | StoredRecord | None, payload: dict[str, Any],
+                     ) -> EscrowStep | None:
+        """An earlier attempt of this very step still ``sent`` (same action, sender, evidence
+        record id and call arguments but for the times and signatures a new attempt renews)
+        is finished instead of signing a new one (whose records would conflict with the held
+        ones); its step once confirmed, or None if it failed or was abandoned (then a new
+        attempt goes ahead). A pending step of the order that is NOT this one (another
+        member's vote, another tracking number) is never finished in its place: `StillPending`
+        says which it is, and `ledger resume` settles it first."""
+        record_id = None if evidence_record is None else evidence_record.id
         for a in self.store.actions(order_id=order_id, status="sent", contract=self.client.address):
             if a.action != action:
                 continue
+            same = (a.sender.lower() == sender.lower() and a.record_id == record_id
+                    and step_identity(a.payload) == step_identity(payload))
+            if not same:
+                raise StillPending(
+                    f"order {order_id}: another {action} (by {a.sender}, evidence {a.record_id or 'none'}, "
+                    f"tx 0x{a.tx_hash.hex()}) is still pending, and it is not this one (by {sender}, "
+                    f"evidence {record_id or 'none'}{differs(a.payload, payload)}): run `ledger resume` "
+                    "to settle it first, then this step again if it is still wanted")
             self.chain.say(f"order {order_id}: finishing the pending {action} signed earlier "
                            f"(tx 0x{a.tx_hash.hex()[:12]}…) instead of signing another")
             try:
                 receipt = self.outbox.finish(Pending(a.id, a.tx_hash, a.raw_tx, action, a.tx_hashes[1:]),
                                              self.confirmations, self.timeout)
-            except ContractRevert:
-                continue
-            if receipt is None:  # pragma: no cover - finish raises instead
+            except StillPending:
+                raise
+            except ChainUnavailable:  # pragma: no cover - finish raises StillPending instead
+                raise
+            except LedgerError as exc:  # reverted or abandoned: a new attempt goes ahead
+                self.chain.say(f"order {order_id}: the pending {action} did not take effect ({exc}); "
+                               "signing it anew")
                 continue
             return EscrowStep(order_id, action, a.record_id, a.evidence, bytes(receipt["transactionHash"]),
                               receipt)
@@ -193,9 +227,11 @@ class Platform:
         """Drive every step left ``sent`` (by a crash, a timeout, a stuck transaction) to its end,
         or as far as `timeout` allows; how each ended (`ledger.chain.outbox`). Steps confirmed
         in recent blocks are checked again first: one whose transaction a reorg or a node reset
-        took away is sent again (`ActionJournal.recheck`)."""
+        took away is sent again (`ActionJournal.recheck`). Each step is driven under its
+        order's run lock and re-read once it is held (another process may have settled it);
+        with ``timeout=0`` (a quick look) a step another process is driving is left to it."""
         self.journal.recheck(self.chain, self.client.address)
-        return self.outbox.resume(self.confirmations, timeout)
+        return drive_pending(self.store, self.outbox, self.journal, self.confirmations, timeout)
 
     # -- the order lifecycle ---------------------------------------------------------------
     def open_order(

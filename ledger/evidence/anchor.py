@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from eth_utils import to_checksum_address
 from web3.contract import Contract
 
 from ledger.chain.outbox import Outbox, Outcome, Pending, Settlement, StillPending
@@ -74,30 +75,40 @@ class AnchorJournal:
         self.store = store
         self.chain = chain
         self.log = log
-        self._sizes: dict[int, int] = {}
 
     def pending(self) -> Sequence[Pending]:
-        rows = self.store.anchors(self.chain.chain_id, self.log.address, "sent")
-        self._sizes.update((a.id, a.size) for a in rows)
+        """The anchors still ``sent`` on this chain, of this log and of any earlier one (a
+        redeploy moved the log): each holds a nonce of its sender until it is settled."""
+        rows = self.store.anchors(self.chain.chain_id, status="sent")
         return [Pending(a.id, a.tx_hash, a.raw_tx, "anchor", a.tx_hashes[1:]) for a in rows]
 
-    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
-        self.store.replace_attempt("anchors", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce, why=why)
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> bool:
+        return self.store.replace_attempt("anchors", row.id, tx_hash=tx_hash, raw_tx=raw_tx, nonce=nonce,
+                                          why=why)
 
     def taken_nonces(self, sender: str) -> Sequence[int]:
         return self.store.pending_nonces(self.chain.chain_id, sender)
 
     def settle(self, row_id: int, settlement: Settlement) -> None:
         facts = {k: getattr(settlement, k) for k in _ANCHOR_FACTS if getattr(settlement, k) is not None}
-        self.store.mark_anchor(row_id, settlement.status, **facts)
+        self.store.mark_anchor(row_id, settlement.status, expect="sent", **facts)
 
     def superseded(self, row: Pending) -> str | None:
-        # Another transaction already moved the head to this size or past it: ours would
-        # only revert now. Otherwise it is signed again with a fresh nonce.
-        head = chain_head(self.chain, self.log)
-        size = self._sizes.get(row.id, 0)
-        return f"superseded: the chain's head (size {head.size}) already covers size {size}" \
-            if head.size >= size else None
+        """Why an anchor whose transaction cannot be mined as signed must not be signed again:
+        another transaction already moved its log's head to its size or past it (it would
+        only revert), or its log has no code any more. None: sign it again."""
+        stored = self.store.anchor_row(row.id)
+        if stored is None:  # pragma: no cover - rows are never deleted
+            return None
+        log = self.log
+        if stored.contract.lower() != self.log.address.lower():
+            if not self.chain.w3.eth.get_code(to_checksum_address(stored.contract)):
+                return (f"its EvidenceLog {stored.contract} has no code on chain {self.chain.chain_id} any "
+                        "more (the node was reset, or the log was redeployed on another chain)")
+            log = self.chain.w3.eth.contract(address=to_checksum_address(stored.contract), abi=self.log.abi)
+        head = chain_head(self.chain, log)
+        return (f"superseded: the chain's head (size {head.size}) already covers size {stored.size}"
+                if head.size >= stored.size else None)
 
 
 class Anchorer:
@@ -162,7 +173,7 @@ class Anchorer:
                 int(receipt["blockNumber"]), settled, changes,
             )
 
-    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
+    def _exclusive(self) -> contextlib.AbstractContextManager[bool]:
         """One anchoring run per log at a time across processes on this data directory: a
         second `ledger anchor` (or `ledger resume`) waits for the first, then finds its head
         anchored, instead of sending the same head again (a transaction that would revert)."""

@@ -146,13 +146,19 @@ class Attempt:
     tx_hash: bytes
     nonce: int
     why: str
+    raw_tx: bytes | None = None  # its signed bytes (None in rows stored before they were kept)
 
     def to_json(self) -> dict[str, Any]:
-        return {"tx_hash": "0x" + self.tx_hash.hex(), "nonce": self.nonce, "why": self.why}
+        out: dict[str, Any] = {"tx_hash": "0x" + self.tx_hash.hex(), "nonce": self.nonce, "why": self.why}
+        if self.raw_tx is not None:
+            out["raw_tx"] = "0x" + self.raw_tx.hex()
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Attempt:
-        return cls(bytes.fromhex(str(obj["tx_hash"])[2:]), int(obj["nonce"]), str(obj["why"]))
+        raw = obj.get("raw_tx")
+        return cls(bytes.fromhex(str(obj["tx_hash"])[2:]), int(obj["nonce"]), str(obj["why"]),
+                   None if raw is None else bytes.fromhex(str(raw)[2:]))
 
 
 def _attempts(text: str) -> tuple[Attempt, ...]:
@@ -220,7 +226,8 @@ class AnchorRow:
         return (self.tx_hash, *(a.tx_hash for a in reversed(self.attempts)))
 
 
-_SETTLE_FACTS = {"block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash", "raw_tx"}
+_SETTLE_FACTS = {"block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash", "raw_tx",
+                 "nonce", "attempts"}
 
 
 class JournalTables:
@@ -228,6 +235,7 @@ class JournalTables:
     ``_release_held``)."""
 
     db: sqlite3.Connection
+    closed: bool = False
 
     def _txn(self) -> Any:  # pragma: no cover - supplied by Store
         raise NotImplementedError
@@ -277,43 +285,75 @@ class JournalTables:
             ids.append(int(cur.lastrowid or 0))
         return ids
 
-    def mark_action(self, action_id: int, status: str, **facts: Any) -> None:
+    def mark_action(self, action_id: int, status: str, *, expect: str | None = None, **facts: Any) -> bool:
         """Record how a step ended; ``confirmed`` appends its held records to the log in the
-        same transaction."""
-        self._mark("escrow_actions", ACTION_STATUSES, action_id, status, facts)
+        same transaction. With `expect`, only if the row still has that status (another
+        process may have settled it meanwhile); whether the row changed."""
+        return self._mark("escrow_actions", ACTION_STATUSES, action_id, status, expect, facts)
 
-    def mark_anchor(self, anchor_id: int, status: str, **facts: Any) -> None:
-        self._mark("anchors", ANCHOR_STATUSES, anchor_id, status, facts)
+    def mark_anchor(self, anchor_id: int, status: str, *, expect: str | None = None, **facts: Any) -> bool:
+        return self._mark("anchors", ANCHOR_STATUSES, anchor_id, status, expect, facts)
 
-    def _mark(self, table: str, statuses: Sequence[str], row_id: int, status: str,
-              facts: dict[str, Any]) -> None:
+    def _mark(self, table: str, statuses: Sequence[str], row_id: int, status: str, expect: str | None,
+              facts: dict[str, Any]) -> bool:
         bad = set(facts) - _SETTLE_FACTS - ({"block_hash"} if table == "anchors" else set())
         if bad or status not in statuses:
             raise ValueError(f"unknown {table} status {status!r} or fields {sorted(bad)}")
-        sets = "".join(f", {k} = ?" for k in facts)
         with self._txn():
-            self.db.execute(f"UPDATE {table} SET status = ?, updated_at = ?{sets} WHERE id = ?",
-                            (status, rfc3339(), *facts.values(), row_id))
+            if "tx_hash" in facts:
+                facts = {**facts, **self._promote(table, row_id, facts["tx_hash"])}
+            sets = "".join(f", {k} = ?" for k in facts)
+            guard = "" if expect is None else " AND status = ?"
+            cur = self.db.execute(f"UPDATE {table} SET status = ?, updated_at = ?{sets} WHERE id = ?{guard}",
+                                  (status, rfc3339(), *facts.values(), row_id,
+                                   *(() if expect is None else (expect,))))
+            if not cur.rowcount:
+                return False
             if table == "escrow_actions" and status == "confirmed":
                 self._release_held(row_id)
+            return True
+
+    def _promote(self, table: str, row_id: int, mined: bytes) -> dict[str, Any]:
+        """When an earlier attempt is the one mined, make it the row's latest (its bytes and
+        nonce with its hash, so a re-send after a reorg sends what was mined) and keep the
+        latest among the attempts: the row's columns to set."""
+        cur, raw, nonce, text = self.db.execute(
+            f"SELECT tx_hash, raw_tx, nonce, attempts FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        attempts = list(_attempts(text))
+        hit = [i for i, a in enumerate(attempts) if a.tx_hash == mined]
+        if bytes(cur) == mined or not hit:
+            return {}
+        was = attempts[hit[-1]]
+        attempts[hit[-1]] = Attempt(bytes(cur), int(nonce), f"not mined: its earlier attempt 0x{mined.hex()} "
+                                    "was", bytes(raw))
+        out: dict[str, Any] = {"attempts": json.dumps([a.to_json() for a in attempts]), "nonce": was.nonce}
+        if was.raw_tx is not None:
+            out["raw_tx"] = was.raw_tx
+        return out
 
     def replace_attempt(self, table: str, row_id: int, *, tx_hash: bytes, raw_tx: bytes, nonce: int,
-                        why: str) -> None:
+                        why: str) -> bool:
         """Make a newly signed transaction the row's latest attempt, keeping the one it
-        replaces among the attempts (either may still be mined: same nonce, or not)."""
+        replaces (hash, nonce, bytes) among the attempts (either may still be mined: same
+        nonce, or not); False, changing nothing, if the row is no longer ``sent``."""
         if table not in ("anchors", "escrow_actions"):
             raise ValueError(f"no journal table {table!r}")
         with self._txn():
-            old = self.db.execute(f"SELECT tx_hash, nonce, attempts FROM {table} WHERE id = ?",
-                                  (row_id,)).fetchone()
-            attempts = [*json.loads(old[2]), Attempt(old[0], old[1], why).to_json()]
+            old = self.db.execute(f"SELECT tx_hash, nonce, attempts, raw_tx FROM {table} WHERE id = ?"
+                                  " AND status = 'sent'", (row_id,)).fetchone()
+            if old is None:
+                return False
+            attempts = [*json.loads(old[2]), Attempt(old[0], old[1], why, bytes(old[3])).to_json()]
             self.db.execute(
                 f"UPDATE {table} SET tx_hash = ?, raw_tx = ?, nonce = ?, attempts = ?, updated_at = ?"
                 " WHERE id = ?", (tx_hash, raw_tx, nonce, json.dumps(attempts), rfc3339(), row_id))
+            return True
 
     def pending_nonces(self, chain_id: int, sender: str) -> list[int]:
         """The nonces of this sender's transactions still ``sent`` in either journal (a nonce a
         crashed run signed but the node may never have seen is still taken)."""
+        if self.closed:  # a store this process closed: its rows no longer hold the chain's nonces here
+            return []
         q = ("SELECT nonce FROM anchors WHERE chain_id = ? AND status = 'sent' AND lower(sender) = lower(?)"
              " UNION SELECT nonce FROM escrow_actions WHERE chain_id = ? AND status = 'sent'"
              " AND lower(sender) = lower(?)")
@@ -366,6 +406,16 @@ class JournalTables:
                 args.append(val)
         q = f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE {' AND '.join(where)} ORDER BY id"
         return [AnchorRow(*r[:16], _attempts(r[16])) for r in self.db.execute(q, args)]  # type: ignore[call-arg]
+
+    def anchor_row(self, anchor_id: int) -> AnchorRow | None:
+        r = self.db.execute(f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE id = ?", (anchor_id,)).fetchone()
+        return None if r is None else AnchorRow(*r[:16], _attempts(r[16]))  # type: ignore[call-arg]
+
+    def action_row(self, action_id: int) -> ActionRow | None:
+        r = self.db.execute(f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE id = ?",
+                            (action_id,)).fetchone()
+        return None if r is None else \
+            ActionRow(*r[:6], json.loads(r[6]), *r[7:18], _attempts(r[18]))  # type: ignore[call-arg]
 
     def latest_confirmed(self, chain_id: int, contract: str) -> AnchorRow | None:
         """The confirmed anchor of the largest head; of several anchors of that head (one

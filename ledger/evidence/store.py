@@ -189,6 +189,7 @@ class Store(JournalTables):
 
     def close(self) -> None:
         self.db.close()
+        self.closed = True
 
     def __enter__(self) -> Store:
         return self

@@ -417,7 +417,7 @@ class Auditor:
                 state=c.state, merchant=c.merchant, buyer=c.buyer, token=c.token, price=c.price,
                 lender=c.lender, payout_claims=payout_claims(self.client, o.escrow_id)),
             timeline=timeline, counts=counts, flags=flags, ok=not flags,
-            steps=unsettled_steps(self.store, actions),
+            steps=unsettled_steps(self.store, actions, self.client.chain),
         )  # fmt: skip
         _log_done(f"order {order_id}", orders, report)
         return report

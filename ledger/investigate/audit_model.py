@@ -487,6 +487,9 @@ class StepEntry(DocumentStruct):
     tx_hash: str
     record_ids: list[str]
     error: str | None
+    #: a ``sent`` step whose transaction the chain has mined meanwhile: the block (the store
+    #: settles it on `ledger resume` or the next escrow command; until then it is not claimed)
+    mined_in_block: int | None
 
 
 class OrderReport(AuditReport, tag="order"):

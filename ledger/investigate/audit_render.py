@@ -194,7 +194,10 @@ def _header_lines(report: OrderReport | MerchantReport) -> tuple[str, list[str]]
         lines += [f"can still reduce the payout: {claim_text(k)}" for k in o.payout_claims]
         for s in report.steps:
             held = f"; its record(s) {', '.join(s.record_ids)} are held out of the log" * bool(s.record_ids)
-            lines.append(f"step {s.action} not taken on chain: {s.status} (tx {s.tx_hash}){held}"
+            where = ("not taken on chain" if s.mined_in_block is None else
+                     f"mined in block {s.mined_in_block} but not yet settled in the store (`ledger resume` "
+                     "settles it)")
+            lines.append(f"step {s.action} {where}: {s.status} (tx {s.tx_hash}){held}"
                          + (f": {s.error}" if s.error else ""))
     else:
         m = report.merchant

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ledger.chain.rpc import Chain
 from ledger.escrow.platform import NON_ESCROW_ACTIONS
 from ledger.evidence.journal import ActionRow
 from ledger.evidence.store import Store
@@ -78,8 +79,20 @@ def uncited_records(store: Store, o: Order, actions: Sequence[ActionRow]) -> lis
     return flags
 
 
-def unsettled_steps(store: Store, actions: Sequence[ActionRow]) -> list[StepEntry]:
-    """The order's steps the chain has not taken: listed, not claimed."""
-    return [StepEntry(action=a.action, status=a.status, tx_hash=_hex(a.tx_hash),
-                      record_ids=store.held_ids(a.id), error=a.error)
-            for a in actions if a.status != "confirmed"]
+def unsettled_steps(store: Store, actions: Sequence[ActionRow], chain: Chain | None = None,
+                    ) -> list[StepEntry]:
+    """The order's steps the store has not settled as confirmed: listed, not claimed. A
+    ``sent`` one is looked up on `chain` (each attempt's hash): if one was mined meanwhile
+    the entry says in which block, rather than that the chain never took it."""
+    out = []
+    for a in actions:
+        if a.status == "confirmed":
+            continue
+        mined = None
+        if a.status == "sent" and chain is not None:
+            hits = [r for r in map(chain.receipt, a.tx_hashes)
+                    if r is not None and r.get("blockNumber") is not None]
+            mined = int(hits[0]["blockNumber"]) if hits else None
+        out.append(StepEntry(action=a.action, status=a.status, tx_hash=_hex(a.tx_hash),
+                             record_ids=store.held_ids(a.id), error=a.error, mined_in_block=mined))
+    return out

@@ -9,11 +9,13 @@ do not claim it, and that it then completes, or is abandoned with the contract's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,6 @@ from ledger.chain.rpc import Chain
 from ledger.deploy import deploy_evidence_log
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.dev.sandbox import EscrowEnv, make_escrow_env
-from ledger.errors import ChainUnavailable
 from ledger.escrow.platform import Platform
 from ledger.escrow.types import OrderState
 from ledger.evidence.anchor import Anchorer
@@ -302,7 +303,7 @@ def test_node_killed_between_store_and_broadcast_then_restarted_with_its_state(t
             return real(raw)
 
         w.chain.broadcast = node_dies  # type: ignore[method-assign]
-        with pytest.raises(ChainUnavailable) as err:
+        with pytest.raises(StillPending) as err:  # exit 75, as README says: nothing is lost
             w.ship(oid)
         w.chain.broadcast = real  # type: ignore[method-assign]
         assert "stopped answering" in str(err.value) and "is stored" in str(err.value)
@@ -564,3 +565,113 @@ def test_node_reset_and_redeploy_at_the_same_address_replays_the_stored_steps(tm
         finally:
             w.node.stop()
             w.store.close()
+
+
+# --- i. one step, one driver: the same step is finished, another is never finished as it -------
+
+def test_a_pending_step_is_finished_by_the_same_step_and_never_by_another(world: World) -> None:
+    """Re-running a step finishes its pending attempt (the re-run's record and signature carry
+    a new chain time, so they differ); a DIFFERENT step of the same kind (another tracking
+    number) is refused while one is pending, naming it, instead of being reported as done.
+    A pending step the chain mined meanwhile is audited as mined, not as "not taken"."""
+    oid = world.open(_orders(1)[0])
+    _rpc(world.chain, "anvil_setAutomine", False)
+    try:
+        world.platform.timeout = 1
+        with pytest.raises(StillPending):
+            world.ship(oid, tracking="SF1000000001")
+        row = _ship_row(world, oid)
+        with pytest.raises(StillPending) as err:
+            world.ship(oid, tracking="SF2000000002")
+        assert err.value.exit_code == 75
+        assert (f"order {oid}: another ship (by {row.sender}, evidence {oid}:ship, tx 0x{row.tx_hash.hex()}) "
+                "is still pending, and it is not this one") in str(err.value)
+        assert "it differs in attestation" in str(err.value) and "ledger resume" in str(err.value)
+        assert _ship_row(world, oid) == row  # one ship stored, nothing else signed
+
+        _rpc(world.chain, "evm_mine")
+        receipt = world.chain.receipt(row.tx_hash)
+        assert receipt is not None
+        [entry] = world.audit(oid).steps
+        assert (entry.status, entry.mined_in_block) == ("sent", int(receipt["blockNumber"]))
+        assert f"step ship mined in block {entry.mined_in_block} but not yet settled in the store" \
+            in text_report(world.audit(oid), width=400)
+
+        world.platform.timeout = 10
+        step = world.ship(oid, tracking="SF1000000001")  # the same step again: the pending one ends
+    finally:
+        _rpc(world.chain, "anvil_setAutomine", True)
+        world.platform.timeout = None
+    assert step.tx_hash == row.tx_hash
+    assert_logged_once(world, oid, row.tx_hash)
+
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+with open(sys.argv[1], "a") as fh:
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_step_another_process_drives_is_left_to_it_then_re_read(world: World) -> None:
+    """Two processes never drive one order's step at once: while another holds the order's run
+    lock, a quick look (every escrow command's) leaves the step alone, and `ledger resume`
+    waits, then re-reads it before acting."""
+    oid = world.open(_orders(1)[0])
+    _rpc(world.chain, "anvil_setAutomine", False)
+    try:
+        world.platform.timeout = 1
+        with pytest.raises(StillPending):
+            world.ship(oid)
+        world.platform.timeout = None
+        _rpc(world.chain, "evm_mine")
+    finally:
+        _rpc(world.chain, "anvil_setAutomine", True)
+    bucket = hashlib.sha256(oid.encode()).hexdigest()[:2]
+    assert world.chain.lock_dir is not None
+    lock = world.chain.lock_dir / f"31337-escrow-{world.env.client.address.lower()}-{bucket}.lock"
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock), "2"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        assert world.platform.resume(timeout=0) == []  # another process drives it: left to it
+        assert _ship_row(world, oid).status == "sent"
+        start = time.monotonic()
+        [outcome] = world.platform.resume(timeout=10)
+        assert time.monotonic() - start > 1.0 and outcome.status == "confirmed"
+    finally:
+        other.wait(timeout=10)
+    assert _ship_row(world, oid).status == "confirmed"
+
+
+def test_cli_resume_after_a_node_reset_settles_what_the_store_holds(tmp_path: Path) -> None:
+    """A reset node has none of the deployed contracts, so the manifest names nothing live;
+    `ledger resume` still settles every stored step against the chain as it is (the escrow
+    they were signed for has no code: abandoned, never re-sent), instead of "nothing pending"."""
+    node = AnvilProcess().start()
+    try:
+        c = Cli(node, tmp_path / "home")
+        c.j("deploy")
+        c.j("carrier", "add", "dev:5")
+        c.j("deposit", "add", "--merchant", "dev:1", "--amount", str(10**19))
+        oid = c.open(_orders(1)[0])
+        _rpc(c.chain, "anvil_setAutomine", False)
+        assert c.run(*c.ship_args(oid, 1), "--timeout", "1", check=False).returncode == 75
+        port = node.port
+        node.stop()
+        node = AnvilProcess(port=port).start()
+        out = c.run("resume", "--json", check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["pending"] == 0 and doc["results"], doc
+        assert {r["status"] for r in doc["results"]} == {"abandoned"}
+        [ship] = [r for r in doc["results"] if r["what"] == f"ship of order {oid}"]
+        assert "has no code on chain 31337" in ship["detail"]
+        assert any("settled against the chain as it is" in n for n in doc["notes"])
+        with c.store() as store:
+            assert {a.status for a in store.actions(order_id=oid)} == {"abandoned"}
+            assert store.record_by_id(f"{oid}:ship") is None
+    finally:
+        node.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_utils import keccak
 from hexbytes import HexBytes
 
-from ledger.chain.fees import FeeCeiling, TxFees, bumped, fees_of, gwei, resign
+from ledger.chain.fees import FeeCeiling, TxFees, bumped, fees_of, fresh, gwei, resign
 from ledger.chain.keys import dev_keys
 from ledger.errors import LedgerError
 
@@ -42,10 +43,27 @@ def test_the_ceiling_caps_a_bump_and_refuses_one_that_cannot_be_mined_under_it()
     assert "needs at least 51.125 gwei, above the ceiling of 30 gwei" in str(err.value)
 
 
+def test_a_bump_of_a_zero_tip_still_raises_both_fees() -> None:
+    """A node replaces a pending transaction only if the new one raises the tip as well as the
+    max fee: 9/8 of a zero tip is zero, so it goes up by at least one wei."""
+    old = TxFees("0x", 1, 7, 0)
+    max_fee, tip = bumped(old, next_base_fee=0, tip=0, ceiling=None)
+    assert tip > old.tip and max_fee > old.max_fee
+
+
+def test_a_fresh_transaction_bids_under_the_ceiling_or_says_what_it_needs() -> None:
+    assert fresh(10 * GWEI, GWEI, None) == (21 * GWEI, GWEI)
+    assert fresh(10 * GWEI, GWEI, 15 * GWEI) == (15 * GWEI, GWEI)  # capped: still above base + tip
+    with pytest.raises(FeeCeiling) as err:
+        fresh(20 * GWEI, GWEI, 15 * GWEI)
+    assert "needs a max fee of at least 21 gwei, above the ceiling of 15 gwei" in str(err.value)
+
+
 def test_resign_keeps_the_call_and_changes_only_nonce_and_fees() -> None:
     raw = _signed()
     new_raw, new_hash, nonce = resign(raw, dev_keys()[0], max_fee=9 * GWEI, tip=2 * GWEI)
-    assert nonce == 4 and new_hash != Account.recover_transaction(raw)
+    assert nonce == 4 and new_hash == keccak(new_raw) and new_hash != keccak(raw)
+    assert Account.recover_transaction(new_raw) == Account.recover_transaction(raw) == dev_keys()[0].address
     again = fees_of(new_raw)
     assert (again.nonce, again.max_fee, again.tip) == (4, 9 * GWEI, 2 * GWEI)
     a, b = (TypedTransaction.from_bytes(HexBytes(r)).as_dict() for r in (raw, new_raw))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ledger.chain.outbox import Outbox, Pending, Settlement
+from ledger.chain.outbox import Outbox, Pending, Settlement, StillPending
 from ledger.chain.rpc import Chain
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError
 
@@ -45,9 +45,12 @@ class MemoryJournal:
     def superseded(self, row: Pending) -> str | None:
         return "superseded in the test" if row.id in self.stale else None
 
-    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> None:
+    def replace(self, row: Pending, raw_tx: bytes, tx_hash: bytes, nonce: int, why: str) -> bool:
+        if row.id in self.outcomes:
+            return False
         self.rows[row.id] = Pending(row.id, tx_hash, raw_tx, row.label, row.hashes)
         self.replaced.append(why)
+        return True
 
     def taken_nonces(self, sender: str) -> Sequence[int]:
         return []
@@ -153,8 +156,9 @@ def test_a_node_lost_after_broadcast_leaves_the_row_pending_and_says_how_to_resu
                                "eth_getTransactionReceipt (Connection reset by peer)")
 
     monkeypatch.setattr(chain, "await_receipts", gone)
-    with pytest.raises(ChainUnavailable) as err:
+    with pytest.raises(StillPending) as err:  # exit 75 (EX_TEMPFAIL): stored, try again later
         Outbox(chain, journal).submit(row)
+    assert err.value.exit_code == 75
     assert str(err.value).endswith(f"\nThe signed anchor transaction 0x{row.tx_hash.hex()} is stored: "
                                    "resume it in the test")
     assert journal.pending() == [row]  # not settled: the next run resumes it
@@ -181,3 +185,26 @@ def test_a_nonce_gap_is_filled_and_the_stored_transaction_mined_as_signed(chain:
                for t in chain.w3.eth.get_block(b, True)["transactions"]
                if t["from"] == sender.address and t["nonce"] == nonce]
     assert [(t["to"], t["value"]) for t in gap_txs] == [(sender.address, 0)]
+
+
+def test_resume_reports_a_row_it_cannot_drive_and_goes_on_with_the_others(
+        chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stored transaction that cannot be driven now (the node refuses it for a reason the
+    outbox cannot fix) stays ``sent`` and is reported; the rows after it are still settled."""
+    logs, journal = (_log(chain), _log(chain)), MemoryJournal()
+    first, second = (journal.add(chain, _anchor_fn(log, 1), "anchor") for log in logs)
+    outbox = Outbox(chain, journal)
+    real = outbox._drive
+
+    def drive(row: Pending, *a: object) -> object:
+        if row.id == first.id:
+            raise LedgerError("the node refuses it: some reason")
+        chain.broadcast(first.raw_tx)  # (so that the second, its successor in nonce, can be mined)
+        chain.broadcast(row.raw_tx)
+        return real(row, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "_drive", drive)
+    outcomes = outbox.resume()
+    assert [(o.row.id, o.status) for o in outcomes] == [(first.id, "sent"), (second.id, "confirmed")]
+    assert outcomes[0].detail == "not settled: the node refuses it: some reason"
+    assert first.id not in journal.outcomes and journal.outcomes[second.id].status == "confirmed"

@@ -11,10 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_utils import keccak
 
+from ledger._internal import solc
 from ledger.chain import rpc
+from ledger.chain.fees import FeeCeiling, fees_of
 from ledger.chain.rpc import Chain
 from ledger.errors import ChainUnavailable, ConfigError
 
@@ -131,3 +135,66 @@ def test_a_run_lock_is_its_own_file_and_makes_a_second_run_wait(chain: Chain, tm
         assert said == [f"waiting for another anchoring run (lock {lock})"]
     finally:
         other.wait(timeout=10)
+
+
+def test_a_run_lock_without_wait_goes_on_without_it_and_nests_in_one_thread(chain: Chain,
+                                                                            tmp_path: Path) -> None:
+    """A quick look (`wait=False`) skips what another process is driving instead of waiting;
+    the same thread taking a run lock it holds (a step inside a step) does not wait on itself."""
+    chain.lock_dir = tmp_path / "locks"
+    lock = chain.lock_dir / f"{chain.chain_id}-escrow-x.lock"
+    lock.parent.mkdir(parents=True)
+    with chain.run_lock("escrow-x", "a step") as held, chain.run_lock("escrow-x", "a step") as again:
+        assert held and again
+    other = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock), "1.5"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with chain.run_lock("escrow-x", "a step", wait=False) as held:
+            assert not held and time.monotonic() - start < 0.5
+    finally:
+        other.wait(timeout=10)
+    with chain.run_lock("escrow-x", "a step", wait=False) as held:
+        assert held
+
+
+def test_every_transaction_the_chain_sends_takes_the_nonce_lock_and_skips_held_nonces(
+        chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An admin call, a deployment, a transfer (not through an outbox) still take the key's
+    nonce lock and never sign a nonce that a stored, unsettled transaction holds."""
+    sender = chain.accounts[0]
+    locked: list[str] = []
+    real_lock = chain.nonce_lock
+
+    def recording(address: str) -> Any:
+        locked.append(address)
+        return real_lock(address)
+
+    monkeypatch.setattr(chain, "nonce_lock", recording)
+    held = chain.pending_nonce(sender.address)
+    monkeypatch.setattr(chain, "held_nonces", lambda a: [held] if a == sender.address else [])
+    sent: list[bytes] = []
+    monkeypatch.setattr(chain, "broadcast", lambda raw: sent.append(raw) or keccak(raw))
+    monkeypatch.setattr(chain, "wait", lambda *a, **k: {"status": 1})
+    chain.send_eth(chain.accounts[1].address, 1, sender)
+    log = chain.w3.eth.contract(abi=solc.artifacts()["EvidenceLog"].abi,
+                                bytecode=solc.artifacts()["EvidenceLog"].bytecode)
+    chain.send(log.constructor(sender.address), sender)
+    assert locked == [sender.address, sender.address]
+    assert [fees_of(raw).nonce for raw in sent] == [held + 1, held + 2]
+
+
+def test_a_new_transaction_never_bids_above_the_fee_ceiling(chain: Chain,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ceiling (`--max-fee`) caps first sends too, and a chain that asks more than it
+    allows is refused before anything is signed or sent."""
+    base = int(chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    tip = chain.suggested_tip()
+    monkeypatch.setattr(chain, "max_fee", base + tip)
+    assert chain._fees() == {"maxPriorityFeePerGas": tip, "maxFeePerGas": base + tip}
+    monkeypatch.setattr(chain, "max_fee", max(base + tip - 1, 0))
+    before = chain.pending_nonce(chain.accounts[0].address)
+    with pytest.raises(FeeCeiling, match="above the ceiling"):
+        chain.send_eth(chain.accounts[1].address, 1)
+    assert chain.pending_nonce(chain.accounts[0].address) == before

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from ledger.chain import rpc
+from ledger.chain.outbox import Pending
 from ledger.chain.rpc import Chain
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.evidence import records as rec
-from ledger.evidence.anchor import Anchorer, chain_head
+from ledger.evidence.anchor import Anchorer, AnchorJournal, chain_head
 from ledger.evidence.anchor_check import recheck_anchors, recheck_chain
 from ledger.evidence.journal import AnchorRow
 from ledger.evidence.master_secret import MasterSecret
@@ -167,3 +168,55 @@ def test_a_chain_gone_back_any_depth_is_found(world: World) -> None:
     result = world.recheck()
     assert sorted(c.row.id for c in result.changes) == [second.id, third.id]
     assert result.checked == 2 and world.latest() == first  # the first one's block is intact
+
+
+def _signed_anchor(world: World, contract: Any, size: int) -> tuple[int, Any]:
+    """A stored, signed, unbroadcast anchor of the local head at `size` on `contract`."""
+    root = world.store.tree.root(size)
+    raw, tx_hash, nonce = world.chain.build_signed(contract.functions.anchor(size, root, []),
+                                                   world.chain.accounts[0], context="anchor")
+    anchor_id = world.store.record_sent_anchor(
+        chain_id=world.chain.chain_id, contract=contract.address, size=size, root=root, prev_size=0,
+        sender=world.chain.accounts[0].address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw)
+    return anchor_id, Pending(anchor_id, tx_hash, raw, "anchor")
+
+
+def test_a_displaced_anchor_is_judged_by_its_own_stored_size(world: World) -> None:
+    """Whether an anchor whose nonce was taken is superseded depends on ITS head's size, read
+    from the store, even in a run that never listed the pending rows (an anchor displaced
+    while `ledger anchor` drives it): not "covers size 0", which would abandon every one."""
+    world.ingest(world.sale[:10])
+    size = world.store.size
+    _, row = _signed_anchor(world, world.log, size)
+    journal = AnchorJournal(world.store, world.chain, world.log)
+    assert journal.superseded(row) is None  # the chain's head (0) does not cover it: sign again
+    world.chain.wait(world.chain.broadcast(row.raw_tx))
+    assert journal.superseded(row) == f"superseded: the chain's head (size {size}) already covers size {size}"
+
+
+def test_an_anchor_left_pending_on_an_earlier_log_is_still_driven(world: World) -> None:
+    """A redeploy moved the log while an anchor on the old one was pending: it still holds a
+    nonce of the key, so it is resumed (or abandoned with the reason), never left to block."""
+    world.ingest(world.sale[:10])
+    new_log = world.chain.deploy("EvidenceLog", world.chain.accounts[0].address)
+    old_id, _ = _signed_anchor(world, world.log, world.store.size)  # signed before the move, say
+    journal = AnchorJournal(world.store, world.chain, new_log)
+    assert [p.id for p in journal.pending()] == [old_id]
+    [outcome] = Anchorer(world.store, world.chain, new_log).resume()
+    assert outcome.status == "confirmed" and world.row(old_id).status == "confirmed"
+    assert chain_head(world.chain, world.log).size == world.store.size  # on the old log, as signed
+    gone = world.chain.w3.eth.contract(address="0x" + "33" * 20, abi=world.log.abi)
+    _, row = _signed_anchor_to(world, gone)
+    assert "has no code on chain" in (journal.superseded(row) or "")
+
+
+def _signed_anchor_to(world: World, contract: Any) -> tuple[int, Any]:
+    """A stored anchor row on a contract address with no code (signed with a fixed gas)."""
+    size = world.store.size
+    root = world.store.tree.root(size)
+    raw, tx_hash, nonce = world.chain.build_signed(contract.functions.anchor(size, root, []),
+                                                   world.chain.accounts[0], gas=100_000, context="anchor")
+    anchor_id = world.store.record_sent_anchor(
+        chain_id=world.chain.chain_id, contract=contract.address, size=size, root=root, prev_size=0,
+        sender=world.chain.accounts[0].address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw)
+    return anchor_id, Pending(anchor_id, tx_hash, raw, "anchor")

@@ -166,3 +166,38 @@ def test_a_schema_2_store_migrates_keeping_every_row(tmp_path: Path, sale: list[
         assert (action.order_id, action.payload, action.nonce, action.block_hash) == ("O1", {"a": 1}, 5, None)
         store.mark_anchor(anchor.id, "lost", error="reorg")  # the new statuses are allowed
         assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "3"
+
+
+def test_an_earlier_attempt_mined_becomes_the_rows_latest_bytes_and_nonce(store: Store,
+                                                                          sale: list[Any]) -> None:
+    """A fee bump (or a re-signing) is stored as the latest attempt, yet the earlier one may be
+    the one mined. Settling names the mined hash: the row then holds ITS bytes and nonce (a
+    re-send after a reorg must send what was mined, not the other attempt's bytes, and watch
+    its hash), and the unmined attempt is kept among the attempts (it could still be mined)."""
+    rec = parse_record(_ship(sale))
+    first = _action(rec.order_id, nonce=7)
+    a = store.hold([rec], first)
+    store.replace_attempt("escrow_actions", a, tx_hash=b"\x08" * 32, raw_tx=b"raw-bumped", nonce=9,
+                          why="signed again")
+    assert store.mark_action(a, "confirmed", expect="sent", tx_hash=first.tx_hash, block_number=3)
+    row = store.action_row(a)
+    assert row is not None
+    assert (row.tx_hash, row.raw_tx, row.nonce) == (first.tx_hash, b"raw", 7)
+    assert [(x.tx_hash, x.raw_tx, x.nonce) for x in row.attempts] == [(b"\x08" * 32, b"raw-bumped", 9)]
+    assert set(row.tx_hashes) == {first.tx_hash, b"\x08" * 32}
+
+
+def test_a_step_settled_by_another_process_is_not_settled_or_replaced_again(store: Store,
+                                                                            sale: list[Any]) -> None:
+    """Two processes driving one step (the compare-and-set behind the run locks): the second
+    to settle changes nothing, and its records enter the log once; a replacement signed by the
+    second is not stored over a settled row."""
+    rec = parse_record(_ship(sale))
+    a = store.hold([rec], _action(rec.order_id))
+    assert store.mark_action(a, "confirmed", expect="sent", block_number=5)
+    assert not store.mark_action(a, "abandoned", expect="sent", error="nonce taken")
+    assert not store.replace_attempt("escrow_actions", a, tx_hash=b"\x09" * 32, raw_tx=b"x", nonce=8,
+                                     why="bump")
+    row = store.action_row(a)
+    assert row is not None and (row.status, row.block_number, row.attempts) == ("confirmed", 5, ())
+    assert [r.id for r in store.records_for_order(rec.order_id)] == [rec.id]
