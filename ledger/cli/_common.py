@@ -22,6 +22,7 @@ from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
 from ledger.deploy import admin_timelock, escrow_client
+from ledger.deploy.runner import refresh_configuration
 from ledger.errors import ChainUnavailable, ConfigError
 from ledger.escrow.admin import Admin, Submitted
 from ledger.evidence.master_secret import MasterSecret
@@ -32,7 +33,7 @@ __all__ = [
     "address_or_keyref",
     "admin_for", "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
     "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
-    "submitted_out", "tx_hash", "write_output",
+    "note_admin_change", "submitted_out", "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -283,7 +284,15 @@ def admin_for(args: argparse.Namespace) -> Admin:
     return Admin(client, timelock, sender, from_block=block)
 
 
+def note_admin_change(args: argparse.Namespace, what: str, tx_hashes: list[str]) -> None:
+    """An admin change took effect: the manifest's configuration is read again from the chain
+    and the change noted in its history (so `ledger deploy --check` tells it from drift)."""
+    refresh_configuration(open_chain(args), data_dir(args), "admin change", what, tx_hashes)
+
+
 def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, Any] | None = None) -> int:
+    if done.executed:
+        note_admin_change(args, "; ".join(done.calls), done.tx_hashes)
     payload: dict[str, Any] = {"executed": done.executed, "calls": done.calls,
                                "tx_hashes": done.tx_hashes, **(extra or {})}
     if done.operation is not None:

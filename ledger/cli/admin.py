@@ -28,6 +28,7 @@ from ledger.cli._common import (
     duration,
     emit,
     keyref,
+    note_admin_change,
     submitted_out,
 )
 from ledger.deploy import meta_evidence_uri
@@ -122,6 +123,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         receipt = admin.execute(op_id) if what == "execute" else admin.cancel(op_id)
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         done = {"execute": "executed", "cancel": "cancelled"}[what]
+        if what == "execute":
+            note_admin_change(args, f"timelock operation {args.operation} executed", [tx])
         emit(args, {"operation": args.operation, done: True, "tx_hash": tx},
              f"operation {args.operation} {done} (tx {tx})")
         return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
-from ledger._internal import solc
+from ledger._internal import jsondoc, solc
 from ledger.cli._common import (
     add_json,
     add_rpc,
@@ -23,13 +24,12 @@ from ledger.cli._common import (
 from ledger.deploy import (
     DEFAULT_ADMIN_DELAY,
     DEFAULT_DEPOSIT_RATIO_BPS,
-    deploy_escrow,
-    deploy_evidence_log,
-    escrow_client,
-    hand_over_admin,
     manifest_path,
+    read_manifest,
     trust_root_path,
 )
+from ledger.deploy.plan import DeployPlan
+from ledger.deploy.runner import check_deployment, run_plan
 from ledger.errors import ConfigError
 
 __all__ = ["configure"]
@@ -48,61 +48,75 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     chain = open_chain(args)
     ddir = data_dir(args)
+    if args.check:
+        return _check(args, chain, ddir)
     local = chain.kind in ("anvil", "embedded")
-    # Every argument is checked before the first transaction.
-    panel: list[str] = []
-    if not args.log_only:
-        if args.panel:
-            panel = [address_of(chain, ref) for ref in args.panel]
-        elif local:
-            panel = [address_of(chain, f"dev:{i}") for i in (7, 8, 9)]
-        else:
-            raise ConfigError(
-                "deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
-                "arbitration panel) and --threshold N; or pass --log-only"
-            )
-    threshold = args.threshold or len(panel) // 2 + 1
-    if panel and not (len(panel) // 2 < threshold <= len(panel)):
-        raise ConfigError(f"--threshold {threshold}: a panel of {len(panel)} needs a strict majority "
-                          f"({len(panel) // 2 + 1}..{len(panel)})")
+    panel = [address_of(chain, ref) for ref in args.panel] if args.panel else None
+    first = read_manifest(ddir, chain.chain_id) is None
+    if not args.log_only and panel is None and first:
+        if not local:
+            raise ConfigError("deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
+                              "arbitration panel) and --threshold N; or pass --log-only")
+        panel = [address_of(chain, f"dev:{i}") for i in (7, 8, 9)]
+
+    def who(ref: str | None) -> str | None:
+        return None if ref is None else address_of(chain, ref)
+
     delay = args.admin_delay if args.admin_delay is not None else (0 if local else DEFAULT_ADMIN_DELAY)
-    carriers = [address_of(chain, ref) for ref in args.carrier or []]
-    deployments = [deploy_evidence_log(chain, ddir, redeploy=args.redeploy)]
-    notes: list[str] = []
+    plan = DeployPlan(
+        log_only=args.log_only, panel=panel, threshold=args.threshold, arbitration_cost=args.arbitration_cost,
+        treasury=who(args.treasury), deposit_ratio_bps=args.deposit_ratio, admin_delay=delay,
+        log_admin=who(args.log_admin), anchorer=who(args.anchorer), admin=who(args.admin),
+        proposers=[address_of(chain, r) for r in args.proposer or []],
+        executors=[address_of(chain, r) for r in args.executor or []],
+        carriers=[address_of(chain, ref) for ref in args.carrier or []],
+        redeploy=args.redeploy or [], move_log=args.move_log,
+    )  # fmt: skip
+    result = run_plan(chain, ddir, plan)
+    deployments = result.deployments
     if not args.log_only:
-        esc = deploy_escrow(
-            chain, ddir, panel=panel, threshold=threshold, arbitration_cost=args.arbitration_cost,
-            treasury=args.treasury, deposit_ratio_bps=args.deposit_ratio, admin_delay=delay,
-            redeploy=args.redeploy,
-        )  # fmt: skip
-        deployments += esc.deployments
-        client = escrow_client(chain, ddir)
-        for carrier in carriers:  # the initial configuration, before the admin is handed over
-            if not client.is_carrier(carrier):
-                client.set_carrier(carrier, True, chain.default_account)
-                notes.append(f"carrier {carrier} registered")
-        notes += hand_over_admin(chain, esc)
-        notes.append(f"admin changes wait {delay} s in AdminTimelock {esc.timelock.address} "
-                     "(`ledger admin ...` schedules and executes them)" if esc.timelock else
-                     "admin changes apply at once (no timelock: for development; deploy with "
-                     "--admin-delay on a shared network)")
+        esc_admin = "AdminTimelock" in {d.name for d in deployments}
+        result.notes.append(f"admin changes wait {delay} s in the AdminTimelock (`ledger admin ...` "
+                            "schedules and executes them)" if esc_admin else
+                            "admin changes apply at once (no timelock: for development; deploy with "
+                            "--admin-delay on a shared network)")
     trust = trust_root_path(ddir, chain.chain_id)
     payload = {
         "manifest": str(manifest_path(ddir, chain.chain_id)),
         "trust_root": str(trust),
         "contracts": {d.name: {"reused": d.reused, **d.to_json()} for d in deployments},
+        "tx_hashes": result.tx_hashes, "gas_used": result.gas_used, "cost_wei": result.cost_wei,
+        "configuration": jsondoc.to_json(result.configuration),
         # the log's fields at the top level, as before the escrow existed
         "reused": deployments[0].reused, **deployments[0].to_json(),
-    }
+    }  # fmt: skip
     lines = [
         f"{d.name} {'already deployed' if d.reused else 'deployed'} at {d.address} on chain "
-        f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number})"
+        f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number}"
+        + ("" if d.reused or d.gas_used is None else f", gas {d.gas_used:,}, {ether(d.cost_wei or 0)}") + ")"
         for d in deployments
     ]
-    lines += notes
+    lines += [n for n in result.notes if n]
+    lines.append(f"spent {result.gas_used:,} gas, {ether(result.cost_wei)} (this run)")
     lines.append(f"trust file for auditors: {trust} (they pin the log with `ledger verify --trust FILE`)")
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def ether(wei: int) -> str:
+    return f"{wei / 10**18:.9f}".rstrip("0").rstrip(".") + " ETH"
+
+
+def _check(args: argparse.Namespace, chain: Any, ddir: Any) -> int:
+    """`ledger deploy --check`: every difference between the manifest and the chain; exit 1 if any."""
+    drift = check_deployment(chain, ddir)
+    text = ("the deployment matches its manifest: code, ABI, roles, panel, treasury, terms, admin delay"
+            if not drift else
+            f"{len(drift)} difference(s) between the manifest and chain {chain.chain_id}:\n  "
+            + "\n  ".join(drift))
+    emit(args, {"manifest": str(manifest_path(ddir, chain.chain_id)), "differences": drift, "ok": not drift},
+         text)
+    return 1 if drift else 0
 
 
 def _panel(text: str) -> list[str]:
@@ -120,17 +134,37 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         add_rpc(sp)
         add_tx_options(sp)
         add_json(sp)
-        sp.add_argument("--redeploy", action="store_true",
-                        help="deploy anew even if a matching deployment is live")
+        sp.add_argument("--redeploy", action="append", nargs="?", const="*", metavar="CONTRACT",
+                        help="deploy CONTRACT anew even if it is live (repeatable; the escrow comes "
+                        "along with its terms rules or arbitrator); without a name: every contract whose "
+                        "code is gone. The EvidenceLog moves only with --move-log")
+        sp.add_argument("--move-log", action="store_true",
+                        help="allow --redeploy EvidenceLog: a new log, the old one's trust file kept so that "
+                        "its anchored heads stay verifiable; `ledger anchor` then anchors the log into the "
+                        "new one")
+        sp.add_argument("--check", action="store_true",
+                        help="compare the manifest with the chain and list every difference (exit 1 if any)")
+        sp.add_argument("--log-admin", type=address_or_keyref, metavar="ADDR",
+                        help="the EvidenceLog's admin (granted; the deployer leaves once it accepts)")
+        sp.add_argument("--anchorer", type=address_or_keyref, metavar="ADDR",
+                        help="the only key that may anchor (default: the deployer)")
+        sp.add_argument("--admin", type=address_or_keyref, metavar="ADDR",
+                        help="the escrow's and the panel's admin without a timelock (granted; the deployer "
+                        "leaves once it accepts)")
+        sp.add_argument("--proposer", action="append", type=address_or_keyref, metavar="ADDR",
+                        help="with --admin-delay: who schedules admin changes, e.g. a multisig (repeatable; "
+                        "default: the deployer)")
+        sp.add_argument("--executor", action="append", type=address_or_keyref, metavar="ADDR",
+                        help="with --admin-delay: who executes them once ready (repeatable; default: the "
+                        "deployer)")
         sp.add_argument("--log-only", action="store_true", help="only the evidence log")
         sp.add_argument("--panel", type=_panel, help="arbitration panel: addresses or KEYREFs, "
                         "comma-separated (default on a local node: dev:7,dev:8,dev:9)")
         sp.add_argument("--threshold", type=bounded(1, 255, "a number of votes"),
                         help="votes for a final ruling (default: a majority)")
-        sp.add_argument("--arbitration-cost", type=amount, default=0, help="wei paid to open a dispute")
+        sp.add_argument("--arbitration-cost", type=amount, help="wei paid to open a dispute (default 0)")
         sp.add_argument("--treasury", type=address, help="where platform fees go (default: the deployer)")
         sp.add_argument("--deposit-ratio", type=bounded(0, 10_000, "basis points"),
-                        default=DEFAULT_DEPOSIT_RATIO_BPS,
                         help="deposit each order locks, in basis points of its price, in terms "
                         f"version 1 (default {DEFAULT_DEPOSIT_RATIO_BPS})")
         sp.add_argument("--admin-delay", type=duration, metavar="DURATION",

@@ -1,17 +1,22 @@
-"""Deploy the contracts and keep a deployment manifest per chain id.
+"""Deploy the contracts and keep a deployment manifest per chain id (`ledger.deploy.manifest`).
 
-The manifest (``<data dir>/deployments/<chain id>.json``) records, per contract: address,
-deploy transaction, block number and hash, deployer, compiler, and the SHA-256 of the
-runtime bytecode. Re-running a deployment recognises a live contract whose on-chain code
-matches the current build and does nothing. Deploying the EvidenceLog also writes the trust
-file auditors pin it with (``<data dir>/trust/<chain id>.json``, `ledger.evidence.trust`).
+Re-running a deployment recognises a live contract (the code the chain holds is the code the
+manifest recorded) and sends nothing. `ledger.deploy.plan` checks a whole request before the
+first transaction and lists what a re-run would change on a live deployment; redeploys are
+per contract. Deploying the EvidenceLog also writes the trust file auditors pin it with
+(``<data dir>/trust/<chain id>.json``, `ledger.evidence.trust`). Later commands find their
+contracts with `deployed`, which checks the chain's code against the manifest's hash and the
+local build's ABI against the deployed one, so a source edit that leaves the ABI alone (a
+comment, an optimisation) does not stop operations, and one that changes it is named.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
-import os
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +25,34 @@ import msgspec
 from eth_utils import to_checksum_address
 from web3.contract import Contract
 
-from ledger._internal import canonical, jsondoc, solc
-from ledger._internal.jsondoc import DocumentStruct
+from ledger._internal import canonical, solc
 from ledger.chain.rpc import Chain
+from ledger.deploy.manifest import (
+    MANIFEST_FORMAT,
+    Deployment,
+    DeploymentManifest,
+    ManifestEntry,
+    event,
+    manifest_path,
+    read_manifest,
+    retired_trust_path,
+    trust_root,
+    trust_root_path,
+    write_atomically,
+    write_manifest,
+)
 from ledger.errors import DeploymentError
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.types import Terms, panel_extra_data
-from ledger.evidence.trust import TRUST_FORMAT, TrustRoot, dumps_trust_root
+from ledger.evidence.trust import dumps_trust_root
 
-MANIFEST_FORMAT = "evidence-escrow/deployment/v1"
+__all__ = [
+    "DEFAULT_ADMIN_DELAY", "DEFAULT_DEPOSIT_RATIO_BPS", "MANIFEST_FORMAT", "RULING_TITLES", "Deployment",
+    "DeploymentManifest", "EscrowDeployment", "ManifestEntry", "abi_sha256", "admin_timelock", "cost_of",
+    "deploy_contract", "deploy_escrow", "deploy_evidence_log", "deployed", "escrow_client", "evidence_log",
+    "hand_over_admin", "is_live", "live_matches", "manifest_path", "meta_evidence_uri", "read_manifest",
+    "trust_root", "trust_root_path",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -39,90 +63,14 @@ DEFAULT_DEPOSIT_RATIO_BPS = 2_000
 DEFAULT_ADMIN_DELAY = 2 * 86_400
 
 
-class ManifestEntry(DocumentStruct):
-    """One deployed contract, as the manifest records it."""
-
-    name: str
-    address: str
-    tx_hash: str
-    block_number: int
-    block_hash: str
-    deployer: str
-    compiler: str
-    runtime_sha256: str
-
-
-class DeploymentManifest(DocumentStruct):
-    """``<data dir>/deployments/<chain id>.json``: the contracts deployed on one chain, by name."""
-
-    format: str
-    chain_id: int
-    contracts: dict[str, ManifestEntry]
-
-
-class Deployment(ManifestEntry, kw_only=True):
-    """A contract deployment as a deploy call returns it: the manifest entry, and whether an
-    existing matching deployment was recognised instead of deploying anew."""
-
-    reused: bool = False
-
-    @classmethod
-    def recognised(cls, entry: ManifestEntry) -> Deployment:
-        """The manifest's live deployment, reused as it is."""
-        return cls(reused=True, **msgspec.structs.asdict(entry))
-
-    def entry(self) -> ManifestEntry:
-        """What the manifest records of this deployment (everything but `reused`)."""
-        return ManifestEntry(**{f: getattr(self, f) for f in ManifestEntry.__struct_fields__})
-
-    def to_json(self) -> dict[str, Any]:
-        json_entry: dict[str, Any] = jsondoc.to_json(self.entry())
-        return json_entry
-
-
-def manifest_path(data_dir: Path, chain_id: int) -> Path:
-    return data_dir / "deployments" / f"{chain_id}.json"
-
-
-def read_manifest(data_dir: Path, chain_id: int) -> DeploymentManifest | None:
-    """The chain's manifest, None when there is none yet, or `DeploymentError` naming the file
-    and the field when it is not a deployment manifest for this chain."""
-    path = manifest_path(data_dir, chain_id)
-    if not path.exists():
-        return None
-    manifest = jsondoc.load(path.read_bytes(), DeploymentManifest, source=str(path),
-                            what="a deployment manifest", fmt=MANIFEST_FORMAT, error=DeploymentError)
-    if manifest.chain_id != chain_id:
-        raise DeploymentError(f"{path} is the deployment manifest of chain {manifest.chain_id}, "
-                              f"not of chain {chain_id}")
-    return manifest
-
-
-def _write_atomically(path: Path, text: str) -> Path:
-    """Write a file so that a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
-def _write_manifest(data_dir: Path, manifest: DeploymentManifest) -> Path:
-    return _write_atomically(manifest_path(data_dir, manifest.chain_id), jsondoc.dumps(manifest, indent=2))
-
-
-def trust_root_path(data_dir: Path, chain_id: int) -> Path:
-    return data_dir / "trust" / f"{chain_id}.json"
-
-
-def trust_root(chain_id: int, log: Deployment) -> TrustRoot:
-    """The trust file of an EvidenceLog deployment: what an auditor pins it by."""
-    return TrustRoot(format=TRUST_FORMAT, chain_id=chain_id, contract=log.address,
-                     deployment_block=log.block_number, deployment_tx=log.tx_hash, deployer=log.deployer)
-
-
 def _entry(manifest: DeploymentManifest | None, name: str) -> ManifestEntry | None:
     return None if manifest is None else manifest.contracts.get(name)
+
+
+def abi_sha256(name: str) -> str:
+    """SHA-256 of the local build's ABI of `name` (sorted-key JSON)."""
+    abi = solc.artifacts()[name].abi
+    return hashlib.sha256(json.dumps(abi, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def live_matches(chain: Chain, address: str, name: str) -> bool:
@@ -131,76 +79,114 @@ def live_matches(chain: Chain, address: str, name: str) -> bool:
     return solc.artifacts()[name].matches_deployed(bytes(code))
 
 
+def is_live(chain: Chain, entry: ManifestEntry) -> bool:
+    """Whether the chain holds at the entry's address the code the manifest recorded (a v1
+    entry, without that hash: the current build's code)."""
+    if entry.code_sha256 is None:
+        return live_matches(chain, entry.address, entry.name)
+    code = bytes(chain.w3.eth.get_code(to_checksum_address(entry.address)))
+    return bool(code) and hashlib.sha256(code).hexdigest() == entry.code_sha256
+
+
+def cost_of(chain: Chain, receipt: dict[str, Any]) -> int:
+    """What a mined transaction cost its sender, in wei (gas used x effective gas price)."""
+    price = receipt.get("effectiveGasPrice")
+    if price is None:  # pragma: no cover - every node here reports it
+        tx = chain.w3.eth.get_transaction(receipt["transactionHash"])
+        base = int(chain.w3.eth.get_block(receipt["blockNumber"]).get("baseFeePerGas", 0) or 0)
+        price = min(int(tx["maxFeePerGas"]), base + int(tx["maxPriorityFeePerGas"]))
+    return int(receipt["gasUsed"]) * int(price)
+
+
 def deploy_contract(
     chain: Chain, data_dir: Path | None, name: str, *args: Any, redeploy: bool = False
 ) -> Deployment:
     """Deploy `name` with constructor `args`, or recognise the manifest's live deployment.
 
-    Idempotent: when the chain's manifest names a contract of this name whose on-chain code
-    is the current build, nothing is sent. A manifest entry whose code does not match (a
-    reset node, a changed build) is an error unless `redeploy` is set.
+    Idempotent: when the chain's manifest names a contract of this name that is live (`is_live`),
+    nothing is sent. A manifest entry that is not live (a reset node) is an error unless
+    `redeploy` is set. A redeploy keeps the replaced entry among the manifest's ``retired``
+    and notes it in its history.
     """
     art = solc.artifacts()[name]
-    entry = _entry(read_manifest(data_dir, chain.chain_id), name) if data_dir else None
-    if entry and not redeploy:
-        if live_matches(chain, entry.address, name):
-            _logger.info("%s at %s on chain %d matches the current build: reused", name, entry.address,
-                         chain.chain_id)
-            return Deployment.recognised(entry)
+    old = _entry(read_manifest(data_dir, chain.chain_id), name) if data_dir else None
+    if old and not redeploy:
+        if is_live(chain, old):
+            _logger.info("%s at %s on chain %d is live: reused", name, old.address, chain.chain_id)
+            return Deployment.recognised(old)
         raise DeploymentError(
-            f"the manifest names {name} at {entry.address} on chain {chain.chain_id}, but the "
-            "code there does not match the current build (no code, or other bytecode). "
-            "Run `ledger deploy --redeploy` to deploy anew."
+            f"the manifest names {name} at {old.address} on chain {chain.chain_id}, but the chain holds "
+            "other code there, or none (was the node reset?). Run `ledger deploy --redeploy` to deploy "
+            "anew what is gone."
         )
     sender = chain.default_account
     contract, receipt = chain.deploy_with_receipt(name, *args, sender=sender)
+    code = bytes(chain.w3.eth.get_code(contract.address))
     dep = Deployment(
-        name=name,
-        address=contract.address,
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-        block_number=int(receipt["blockNumber"]),
-        block_hash="0x" + bytes(receipt["blockHash"]).hex(),
-        deployer=sender.address,
-        compiler=art.compiler,
-        runtime_sha256=art.runtime_hash,
-        reused=False,
-    )
+        name=name, address=contract.address, tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=int(receipt["blockNumber"]), block_hash="0x" + bytes(receipt["blockHash"]).hex(),
+        deployer=sender.address, compiler=art.compiler, runtime_sha256=art.runtime_hash,
+        code_sha256=hashlib.sha256(code).hexdigest(), abi_sha256=abi_sha256(name),
+        gas_used=int(receipt["gasUsed"]), cost_wei=cost_of(chain, receipt), reused=False,
+    )  # fmt: skip
     _logger.info("deployed %s at %s on chain %d (block %d)", name, dep.address, chain.chain_id,
                  dep.block_number)
     if data_dir is not None:
-        manifest = read_manifest(data_dir, chain.chain_id)  # re-read: another entry may be new
-        contracts = {} if manifest is None else dict(manifest.contracts)
-        contracts[name] = dep.entry()
-        _write_manifest(data_dir, DeploymentManifest(MANIFEST_FORMAT, chain.chain_id, contracts))
+        _record(data_dir, chain.chain_id, dep, old)
     return dep
+
+
+def _record(data_dir: Path, chain_id: int, dep: Deployment, old: ManifestEntry | None) -> None:
+    manifest = read_manifest(data_dir, chain_id) or DeploymentManifest(MANIFEST_FORMAT, chain_id, {})
+    what = "redeployed" if old else "deployed"
+    detail = f"{dep.name} {what} at {dep.address}" + (f", replacing {old.address}" if old else "")
+    manifest = msgspec.structs.replace(
+        manifest, contracts={**manifest.contracts, dep.name: dep.entry()},
+        retired=[*manifest.retired, *([old] if old else [])],
+        history=[*manifest.history, event(what, detail, contract=dep.name, address=dep.address,
+                                          block_number=dep.block_number, tx_hashes=[dep.tx_hash])])
+    write_manifest(data_dir, manifest)
 
 
 def deploy_evidence_log(
     chain: Chain, data_dir: Path | None, *, admin: str | None = None, redeploy: bool = False
 ) -> Deployment:
-    """Deploy EvidenceLog (idempotent when a manifest names a matching live contract); with a
-    data dir, also (re)write its trust file (`trust_root_path`) for auditors."""
+    """Deploy EvidenceLog (idempotent when a manifest names a live one); with a data dir, also
+    (re)write its trust file (`trust_root_path`) for auditors, keeping a replaced log's trust
+    file as `retired_trust_path` so that its anchored heads stay verifiable."""
+    old = _entry(read_manifest(data_dir, chain.chain_id), "EvidenceLog") if data_dir else None
     dep = deploy_contract(
         chain, data_dir, "EvidenceLog", admin or chain.default_account.address, redeploy=redeploy
     )
     if data_dir is not None:
-        _write_atomically(trust_root_path(data_dir, chain.chain_id),
-                          dumps_trust_root(trust_root(chain.chain_id, dep)))
+        current = trust_root_path(data_dir, chain.chain_id)
+        if old is not None and not dep.reused and old.address != dep.address and current.exists():
+            write_atomically(retired_trust_path(data_dir, chain.chain_id, old.address), current.read_text())
+        write_atomically(current, dumps_trust_root(trust_root(chain.chain_id, dep)))
     return dep
 
 
 def deployed(chain: Chain, data_dir: Path, name: str) -> Contract:
-    """A contract deployed on this chain, from the manifest, checked against the chain."""
+    """A contract deployed on this chain, from the manifest, checked against the chain (the
+    code it recorded, `is_live`) and against the local build's ABI (what calls are encoded with)."""
     entry = _entry(read_manifest(data_dir, chain.chain_id), name)
     if not entry:
         raise DeploymentError(
             f"no {name} deployment for chain {chain.chain_id} in "
             f"{manifest_path(data_dir, chain.chain_id)}: run `ledger deploy` first"
         )
-    if not live_matches(chain, entry.address, name):
+    if not is_live(chain, entry):
         raise DeploymentError(
-            f"{name} at {entry.address} (from the manifest) has no matching code on chain "
-            f"{chain.chain_id}: was the node reset? Run `ledger deploy` again."
+            f"{name} at {entry.address} (from the manifest) has no code on chain {chain.chain_id}, or other "
+            "code than was deployed there: was the node reset? `ledger deploy --check` lists what differs; "
+            "`ledger deploy --redeploy` deploys anew what is gone."
+        )
+    if entry.abi_sha256 is not None and entry.abi_sha256 != abi_sha256(name):
+        raise DeploymentError(
+            f"the local build's ABI of {name} differs from the one it was deployed with at {entry.address} "
+            f"(ABI sha256 {entry.abi_sha256[:16]}…): calls would be encoded for functions the deployed "
+            f"contract may not have. Build the sources it was deployed from, or `ledger deploy --redeploy "
+            f"{name}` to deploy this build."
         )
     return chain.contract(name, entry.address)
 
@@ -295,7 +281,9 @@ def deploy_escrow(
     deposit_ratio_bps: int = DEFAULT_DEPOSIT_RATIO_BPS,
     terms: dict[str, Any] | None = None,
     admin_delay: int = 0,
-    redeploy: bool = False,
+    redeploy: bool | Collection[str] = False,
+    proposers: Sequence[str] = (),
+    executors: Sequence[str] = (),
 ) -> EscrowDeployment:
     """Deploy PanelArbitrator (the panel, N of M, at `arbitration_cost`: its epoch 1),
     FulfillmentEscrow using it, the stateless EscrowTermsRules the escrow checks its admin
@@ -306,26 +294,32 @@ def deploy_escrow(
     cost, whatever panels come later). `treasury` (default: the deployer) receives platform
     fees. The deployer is the admin of both; with `admin_delay` > 0 seconds, `hand_over_admin`
     then gives both admin roles to an AdminTimelock (OpenZeppelin TimelockController) with
-    that delay, the deployer as its proposer and executor. Idempotent like `deploy_contract`.
+    that delay, `proposers` and `executors` (default: the deployer) scheduling and executing.
+    Idempotent like `deploy_contract`; `redeploy` is True (every contract) or the names to
+    deploy anew (`ledger.deploy.plan.redeploy_set` decides which may go alone).
     """
     admin = chain.default_account.address
-    rules = deploy_contract(chain, data_dir, "EscrowTermsRules", redeploy=redeploy)
-    batcher = deploy_contract(chain, data_dir, "EscrowBatcher", redeploy=redeploy)
+
+    def again(name: str) -> bool:
+        return redeploy if isinstance(redeploy, bool) else name in redeploy
+
+    rules = deploy_contract(chain, data_dir, "EscrowTermsRules", redeploy=again("EscrowTermsRules"))
+    batcher = deploy_contract(chain, data_dir, "EscrowBatcher", redeploy=again("EscrowBatcher"))
     arb = deploy_contract(
         chain, data_dir, "PanelArbitrator", admin, panel, threshold, arbitration_cost,
-        redeploy=redeploy,
+        redeploy=again("PanelArbitrator"),
     )  # fmt: skip
     epoch = int(chain.call(chain.contract("PanelArbitrator", arb.address).functions.panel())[0])
     t = Terms(**{"deposit_ratio_bps": deposit_ratio_bps, **(terms or {})}, arbitrator=arb.address,
               arbitrator_extra_data=panel_extra_data(epoch))
     esc = deploy_contract(
         chain, data_dir, "FulfillmentEscrow", rules.address, admin, treasury or admin, t.as_tuple(),
-        meta_evidence_uri(t), redeploy=redeploy,
+        meta_evidence_uri(t), redeploy=again("FulfillmentEscrow"),
     )  # fmt: skip
     timelock = None
     if admin_delay > 0:
-        timelock = deploy_contract(chain, data_dir, "AdminTimelock", admin_delay, [admin], [admin],
-                                   redeploy=redeploy)
+        timelock = deploy_contract(chain, data_dir, "AdminTimelock", admin_delay, list(proposers) or [admin],
+                                   list(executors) or [admin], redeploy=again("AdminTimelock"))
     return EscrowDeployment(esc, arb, rules, batcher, timelock)
 
 
