@@ -7,6 +7,7 @@ import time
 
 from ledger._internal import solc
 from ledger.cli._common import (
+    KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
@@ -117,6 +118,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--quiet", action="store_true")
         sp.set_defaults(func=cmd_compile)
     elif name == "deploy":
+        sp.epilog = KEYREF_HELP
         add_rpc(sp)
         add_tx_options(sp)
         add_json(sp)
