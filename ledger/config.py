@@ -44,10 +44,11 @@ VARIABLES: tuple[Variable, ...] = (
              secret=True),
     Variable("LEDGER_PRIVATE_KEY", "the platform's signing key (deploy, anchor, relayed escrow steps) on a "
              "real network", secret=True),
-    Variable("LEDGER_KEYSTORE",
-             "an encrypted (eth-account/Web3 Secret Storage) keystore instead of a raw key"),
-    Variable("LEDGER_KEYSTORE_PASSWORD", "the keystore's password", secret=True),
-    Variable("LEDGER_KEYSTORE_PASSWORD_FILE", "instead: a file holding the keystore's password"),
+    Variable("LEDGER_KEYSTORE", "instead: an encrypted (eth-account/Web3 Secret Storage) keystore "
+             "(both set: refused)"),
+    Variable("LEDGER_KEYSTORE_PASSWORD", "the keystore's password, and that of every `keystore:` "
+             "reference without its own password source", secret=True),
+    Variable("LEDGER_KEYSTORE_PASSWORD_FILE", "instead: a file (mode 0600) holding that password"),
     Variable("LEDGER_RPC", "default JSON-RPC URL (else `--rpc`, else the `ledger node` of the data dir)"),
     Variable("LEDGER_CONFIRMATIONS", "blocks a transaction needs on top of its own before it counts "
              "(default 1 on dev chains, 3 elsewhere; `--confirmations`)"),

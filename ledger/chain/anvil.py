@@ -66,6 +66,8 @@ class _AnvilOptions(TypedDict, total=False):
     block_time: float | None
     state_interval: int
     timestamp: int | None
+    chain_id: int | None
+    base_fee: int | None
 
 
 def anvil_command(
@@ -75,7 +77,22 @@ def anvil_command(
     block_time: float | None = None,
     state_interval: int = 1,
     timestamp: int | None = None,
+    chain_id: int | None = None,
+    base_fee: int | None = None,
 ) -> list[str]:
+    """The command line of an anvil node on 127.0.0.1:`port`.
+
+    `block_time`: seconds per block (default: a block per transaction); `timestamp`: the
+    genesis time; `chain_id`: another chain id than anvil's 31337, which makes the node a
+    stand-in for a real network (`ledger.chain.rpc.connect` then treats it as one: no
+    development accounts, no clock control); `base_fee`: the genesis block's base fee in wei
+    (EIP-1559 moves it from there). Chain id 8453, `block_time=2` and `base_fee=10**9`
+    rehearse a production-like network.
+    """
+    if chain_id is not None and not 0 < chain_id < 2**63:
+        raise ConfigError(f"anvil chain id must be from 1 to 2^63 - 1, not {chain_id}")
+    if base_fee is not None and base_fee < 0:
+        raise ConfigError(f"anvil base fee must be a number of wei from 0, not {base_fee}")
     cmd = [
         find_anvil(),
         "--host", "127.0.0.1",
@@ -90,6 +107,10 @@ def anvil_command(
         cmd += ["--block-time", str(block_time)]
     if timestamp is not None:
         cmd += ["--timestamp", str(timestamp)]  # genesis time: replays start in the past
+    if chain_id is not None:
+        cmd += ["--chain-id", str(chain_id)]
+    if base_fee is not None:
+        cmd += ["--base-fee", str(base_fee)]
     return cmd
 
 

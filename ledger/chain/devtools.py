@@ -1,6 +1,13 @@
 """Time and state controls of development chains (the embedded py-evm chain and anvil):
 the clock, mining on demand, snapshots. `ledger.chain.rpc.Chain` inherits them; on any other
 node they raise `ConfigError`, since a real network's clock and history are not ours to set.
+
+A development anvil is one whose client version says anvil AND whose chain id is anvil's
+default, 31337 (`ledger.chain.rpc.connect`). An anvil started with another chain id is
+taken for what it presents itself as: a stand-in for a real network (a rehearsal of
+production, or a fork of one), where development accounts do not sign, confirmations
+default to 3 and the clock is not set by us. The client version alone is not enough: any
+node can claim it, and the chain id is what signatures and manifests are bound to.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from web3.types import RPCEndpoint
 
 from ledger.errors import ConfigError
 
-__all__ = ["DevChainControls"]
+__all__ = ["ANVIL_CHAIN_ID", "DevChainControls"]
+
+#: anvil's default chain id: an anvil node with it is a development chain
+ANVIL_CHAIN_ID = 31337
 
 
 class DevChainControls:
@@ -20,8 +30,25 @@ class DevChainControls:
 
     w3: Web3
     kind: str
+    client: str | None
     tester: Any
     _nonces: dict[str, int]
+
+    def _not_a_dev_chain(self, what: str) -> ConfigError:
+        """The error for a development control (`what` needs ...) on a node that is not a
+        development chain, saying what is checked and what this node is."""
+        client = (self.client or "a node of unknown client")[:60]
+        try:
+            chain_id: int | str = int(self.w3.eth.chain_id)
+        except Exception:  # noqa: BLE001 - the message must not fail
+            chain_id = "unknown"
+        why = ""
+        if "anvil" in client.lower():
+            why = (f"; an anvil with another chain id than {ANVIL_CHAIN_ID} stands in for a real "
+                   "network, whose clock and history are not ours to set (start a development "
+                   "node with `ledger node`)")
+        return ConfigError(f"{what} needs the embedded chain or a local anvil node with chain id "
+                           f"{ANVIL_CHAIN_ID}; this node is {client} with chain id {chain_id}{why}")
 
     def timestamp(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
@@ -29,7 +56,7 @@ class DevChainControls:
     def time_travel(self, seconds: int) -> None:
         """Advance chain time by `seconds` and mine a block (embedded and anvil only)."""
         if self.kind not in ("embedded", "anvil"):
-            raise ConfigError("time travel needs the embedded chain or anvil")
+            raise self._not_a_dev_chain("time travel")
         # Both clocks' own increase-time calls can land a second off (eth-tester's short,
         # anvil's late when the wall clock ticks in between): mine the exact time.
         self.set_next_timestamp(self.timestamp() + seconds)
@@ -49,7 +76,7 @@ class DevChainControls:
         elif self.kind == "anvil":
             self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [timestamp])
         else:
-            raise ConfigError("setting block times needs the embedded chain or anvil")
+            raise self._not_a_dev_chain("setting block times")
 
     def mine(self, blocks: int = 1) -> None:
         if self.kind == "embedded":
@@ -57,14 +84,14 @@ class DevChainControls:
         elif self.kind == "anvil":
             self.w3.provider.make_request(RPCEndpoint("anvil_mine"), [hex(blocks)])
         else:
-            raise ConfigError("mining on demand needs the embedded chain or anvil")
+            raise self._not_a_dev_chain("mining on demand")
 
     def snapshot(self) -> Any:
         if self.kind == "embedded":
             return self.tester.take_snapshot()
         if self.kind == "anvil":
             return self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
-        raise ConfigError("snapshots need the embedded chain or anvil")
+        raise self._not_a_dev_chain("a snapshot")
 
     def revert_to(self, snapshot: Any) -> None:
         self._nonces.clear()
@@ -73,4 +100,4 @@ class DevChainControls:
         elif self.kind == "anvil":
             self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
         else:
-            raise ConfigError("snapshots need the embedded chain or anvil")
+            raise self._not_a_dev_chain("a snapshot")

@@ -30,7 +30,7 @@ from web3.types import RPCEndpoint, RPCResponse, TxParams, Wei
 
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
-from ledger.chain.devtools import DevChainControls
+from ledger.chain.devtools import ANVIL_CHAIN_ID, DevChainControls
 from ledger.chain.fees import fresh
 from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
 from ledger.chain.locks import file_lock
@@ -40,7 +40,6 @@ __all__ = ["ANVIL_CHAIN_ID", "Chain", "connect", "embedded", "redacted_url"]
 
 _logger = logging.getLogger(__name__)
 
-ANVIL_CHAIN_ID = 31337
 EMBEDDED_BLOCK_GAS_LIMIT = 60_000_000
 EMBEDDED_GAS_LIMIT = 15_000_000  # per transaction on the embedded chain (see build_signed)
 
@@ -54,6 +53,7 @@ class Chain(DevChainControls):
     kind: str  # "embedded" | "anvil" | "rpc"
     confirmations: int = 1
     url: str | None = None
+    client: str | None = None  # the node's client version (web3_clientVersion)
     tester: Any = None  # eth_tester.EthereumTester for the embedded chain
     poll_interval: float = 0.05
     timeout: float = 120.0  # seconds a transaction may take to be mined and confirmed
@@ -533,6 +533,7 @@ def connect(
             "Start a local one with `ledger node` (anvil, state kept in the data directory), "
             "or pass --rpc URL of a running node."
         ) from None
+    # a development anvil: anvil's client and its default chain id (ledger.chain.devtools says why both)
     is_anvil = "anvil" in client.lower() and chain_id == ANVIL_CHAIN_ID
     chosen = list(signers) if signers is not None else []
     if not chosen:
@@ -547,6 +548,7 @@ def connect(
         kind="anvil" if is_anvil else "rpc",
         confirmations=confirmations if confirmations is not None else (1 if is_anvil else 3),
         url=url,
+        client=client,
         timeout=timeout,
     )
     chain._chain_id = chain_id

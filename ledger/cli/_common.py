@@ -32,8 +32,8 @@ __all__ = [
     "UINT256_MAX", "Handler", "add_json", "add_rpc", "add_tx_options", "address", "address_of",
     "address_or_keyref",
     "admin_for", "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
-    "open_store", "price", "progress_bar", "read_input", "rpc_url", "spinner", "time_bound",
-    "note_admin_change", "submitted_out", "tx_hash", "write_output",
+    "KEYREF_HELP", "note_admin_change", "open_store", "price", "progress_bar", "read_input", "rpc_url",
+    "spinner", "time_bound", "submitted_out", "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -176,9 +176,19 @@ def bounded(lo: int, hi: int, what: str) -> Callable[[str], int]:
     return lambda text: _integer(text, what, lo, hi, str(hi))
 
 
+#: the help epilog of every command that takes a KEYREF
+KEYREF_HELP = (
+    "KEYREF names where a key lives, never the key: dev:N (development account N of a local node), "
+    "env:VAR (a private key in the environment variable VAR), keystore:PATH (an encrypted keystore; "
+    "password from LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE), "
+    "keystore:PATH?password-file=FILE (its own password, in FILE, mode 0600) or "
+    "keystore:PATH?password-env=VAR (its own password, in the variable VAR)."
+)
+
+
 def keyref(text: str) -> str:
-    """A key reference, dev:N, env:VAR or keystore:PATH (an argparse type; never echoes what
-    was given: it may be a key)."""
+    """A key reference, dev:N, env:VAR or keystore:PATH[?password-file=FILE|?password-env=VAR]
+    (an argparse type; never echoes what was given: it may be a key)."""
     problem = key_reference_problem(text)
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)

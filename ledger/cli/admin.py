@@ -17,6 +17,7 @@ from eth_utils import is_address, to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
 from ledger.cli._common import (
+    KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
@@ -152,7 +153,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     sub = sp.add_subparsers(dest="admin_cmd", required=True, metavar="COMMAND")
 
     def cmd(n: str, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(n, help=help_, description=help_)
+        p = sub.add_parser(n, help=help_, description=help_, epilog=KEYREF_HELP)
         add_rpc(p)
         add_tx_options(p)
         add_json(p)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger._internal import jsondoc, solc
 from ledger.cli._common import (
+    KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
@@ -131,6 +132,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--quiet", action="store_true")
         sp.set_defaults(func=cmd_compile)
     elif name == "deploy":
+        sp.epilog = KEYREF_HELP
         add_rpc(sp)
         add_tx_options(sp)
         add_json(sp)

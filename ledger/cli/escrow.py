@@ -3,7 +3,9 @@
 Parties are named by key references, never by literal keys: ``dev:N`` (a development
 account of the embedded chain or a local anvil), ``env:VAR`` (a private key in an
 environment variable) or ``keystore:PATH`` (an encrypted keystore; password from
-LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE). Where only an address is
+LEDGER_KEYSTORE_PASSWORD or LEDGER_KEYSTORE_PASSWORD_FILE, or its own source:
+``keystore:PATH?password-file=FILE`` or ``keystore:PATH?password-env=VAR``; `KEYREF_HELP`
+is the help text saying so). Where only an address is
 needed (a lender, a merchant credited with a deposit) an ``0x`` address works too.
 Permissionless steps (carrier attestations, releases, timeout refunds) are sent by the
 platform's own key (LEDGER_PRIVATE_KEY / keystore, or dev:0 on a local node).
@@ -21,6 +23,7 @@ from eth_utils import is_address, to_checksum_address
 from ledger._internal.rfc3339 import rfc3339
 from ledger.chain.keys import resolve_signer
 from ledger.cli._common import (
+    KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
@@ -418,7 +421,7 @@ def _order_args(sp: argparse.ArgumentParser) -> None:  # long function: one argp
     osub = sp.add_subparsers(dest="order_cmd", required=True, metavar="STEP")
 
     def step(name: str, help_: str, *, order: bool = True) -> argparse.ArgumentParser:
-        p = osub.add_parser(name, help=help_, description=help_, parents=[common])
+        p = osub.add_parser(name, help=help_, description=help_, parents=[common], epilog=KEYREF_HELP)
         if order:
             p.add_argument("order", metavar="ORDER", help="evidence-log order id")
         return p
@@ -489,7 +492,8 @@ def _dispute_args(sp: argparse.ArgumentParser) -> None:
     dsub = sp.add_subparsers(dest="dispute_cmd", required=True, metavar="STEP")
 
     def dstep(name: str, help_: str) -> argparse.ArgumentParser:
-        return dsub.add_parser(name, help=help_, description=help_, parents=[common])
+        return dsub.add_parser(name, help=help_, description=help_, parents=[common],
+                               epilog=KEYREF_HELP)
 
     p = dstep("open", "open a dispute citing an evidence record (pays the arbitration cost)")
     p.add_argument("order", metavar="ORDER")
@@ -525,6 +529,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     add_rpc(sp)
     add_tx_options(sp)
     add_json(sp)
+    sp.epilog = KEYREF_HELP
     if name == "pledge":
         sp.add_argument("order", metavar="ORDER", nargs="+",
                         help="the order (`ledger pledge show ORDER` is the same as `ledger pledge ORDER`)")

@@ -53,8 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("ledger.cli.admin", "admin changes (terms, deposit ratio, treasury, fees, arbitrator panel, "
               "carriers, tokens): at once, or scheduled and executed through the admin timelock"),
     "escrow": ("ledger.cli.escrow", "the escrow's books for a token (they must equal its balance) and terms"),
-    "advance": ("ledger.cli.dev", "advance a local node's clock (anvil or embedded only; for tests and "
-                "replays)"),
+    "advance": ("ledger.cli.dev", "advance a development chain's clock (embedded, or anvil with chain id "
+                "31337; for tests and replays)"),
     "audit": ("ledger.cli.audit", "audit an order (verified timeline of records and escrow events) or a "
               "merchant (sales, refunds, returns, disputes, deposit coverage, pledges); exit 1 if "
               "anything does not check out"),

@@ -23,6 +23,7 @@ from typing import Any
 from ledger.chain.keys import resolve_signer
 from ledger.chain.outbox import Outbox, Outcome
 from ledger.cli._common import (
+    KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
@@ -127,6 +128,8 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     add_tx_options(sp)
     add_json(sp)
     sp.add_argument("--key", action="append", type=keyref, metavar="REF",
-                    help="a party's key (dev:N, env:VAR, keystore:PATH) for replacing its stuck steps; "
+                    help="a party's key (a KEYREF: dev:N, env:VAR, keystore:PATH[?password-file=FILE]) "
+                    "for replacing its stuck steps; "
                     "repeatable (the platform's own key is always used)")
+    sp.epilog = KEYREF_HELP
     sp.set_defaults(func=cmd_resume)

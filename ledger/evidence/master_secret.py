@@ -31,7 +31,6 @@ import hmac
 import json
 import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,6 +39,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger._internal import canonical
+from ledger._internal.secrets_file import read_private_file
 from ledger.config import settings
 from ledger.errors import ConfigError, CryptoError
 
@@ -315,28 +315,8 @@ class MasterSecret:
 
 
 def _read_private_file(path: Path) -> str:
-    """Read a small secret file after checking that only its owner can access it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise ConfigError(f"keyfile {path} does not exist") from None
-    except OSError as e:
-        raise ConfigError(f"cannot open keyfile {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"keyfile {path} is not a regular file")
-        if os.name == "posix" and st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise ConfigError(
-                f"keyfile {path} is accessible by group or others (mode {mode:04o}); "
-                f"refusing to use it. Run: chmod 600 {path}"
-            )
-        if st.st_size > 1024:
-            raise ConfigError(f"keyfile {path} is {st.st_size} bytes; expected 64 hex characters")
-        data = os.read(fd, 1025)
-    finally:
-        os.close(fd)
+    """Read a keyfile after checking that only its owner can access it."""
+    data = read_private_file(path, "keyfile", max_bytes=1024, expected="64 hex characters")
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:

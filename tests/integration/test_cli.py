@@ -209,3 +209,62 @@ def test_cli_demo_runs_on_the_embedded_chain(tmp_path: Path) -> None:
     assert esc["pledged_bundle_verified"] and esc["cited_evidence_in_bundle"] and esc["books_balanced"]
     assert esc["balances"]["lender_credit"] > 0 and esc["balances"]["escrowed"] == 0
     assert esc["balances"]["deposit_a"] + esc["balances"]["deposit_b"] < 800 * 10**6  # slashed
+
+
+def _keystore(path: Path, key: bytes, password: str) -> Path:
+    from eth_account import Account  # noqa: PLC0415 - only these tests build keystores
+
+    path.write_text(json.dumps(Account.encrypt(key, password, kdf="scrypt", iterations=2**10)))
+    return path
+
+
+def test_cli_keystore_parties_have_their_own_passwords(tmp_path: Path, env: dict[str, str]) -> None:
+    """Keystore keys only: the operator's keystore under one password (from a mode-0600 file),
+    a merchant's under another, named in its reference; the wrong setups exit 2 with the reason."""
+    from ledger.chain.keys import dev_key  # noqa: PLC0415
+
+    operator_pw = tmp_path / "operator.password"
+    operator_pw.write_text("operator passphrase\n")
+    operator_pw.chmod(0o600)
+    merchant_pw = tmp_path / "merchant.password"
+    merchant_pw.write_text("merchant passphrase\n")
+    merchant_pw.chmod(0o600)
+    env = dict(env, LEDGER_KEYSTORE=str(_keystore(tmp_path / "op.json", bytes(dev_key(2).key),
+                                                  "operator passphrase")),
+               LEDGER_KEYSTORE_PASSWORD_FILE=str(operator_pw))
+    merchant_ks = _keystore(tmp_path / "merchant.json", bytes(dev_key(1).key), "merchant passphrase")
+    merchant = f"keystore:{merchant_ks}?password-file={merchant_pw}"
+
+    dep = json.loads(run(["deploy", "--json", "--redeploy"], env).stdout)
+    assert dep["deployer"] == dev_key(2).address  # the operator key came from its keystore
+    add = ["deposit", "add", "--merchant", merchant, "--amount", "1000", "--json"]
+    out = json.loads(run(add, env).stdout)
+    assert out["merchant"] == dev_key(1).address and out["deposit"] == 1000
+    # by variable too; and without its own source the operator's password does not open it
+    by_env = dict(env, MERCHANT_PW="merchant passphrase")
+    ref_env = f"keystore:{merchant_ks}?password-env=MERCHANT_PW"
+    shown = json.loads(run(["deposit", "show", "--merchant", ref_env, "--json"], by_env).stdout)
+    assert shown["deposit"] == 1000
+    res = run(["deposit", "show", "--merchant", f"keystore:{merchant_ks}"], env, check=False)
+    assert res.returncode == 2 and "wrong password" in res.stderr and "Traceback" not in res.stderr
+
+    # the attack: a world-readable password file is refused, naming it, its mode and the fix
+    merchant_pw.chmod(0o644)
+    res = run(["deposit", "show", "--merchant", merchant], env, check=False)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{merchant_pw} is accessible by group or others (mode 0644)" in res.stderr
+    assert f"chmod 600 {merchant_pw}" in res.stderr and "merchant passphrase" not in res.stderr
+    operator_pw.chmod(0o640)
+    res = run(["deploy"], env, check=False)
+    assert res.returncode == 2 and "mode 0640" in res.stderr and "Traceback" not in res.stderr
+
+    # both operator key variables: refused, whichever would have won
+    both = dict(env, LEDGER_PRIVATE_KEY="0x" + "11" * 32)
+    operator_pw.chmod(0o600)
+    res = run(["deposit", "show", "--merchant", ref_env], both, check=False)
+    assert res.returncode == 2 and "both LEDGER_PRIVATE_KEY and LEDGER_KEYSTORE are set" in res.stderr
+    assert "11" * 32 not in res.stderr + res.stdout and "Traceback" not in res.stderr
+    # a password in the reference itself: refused at parse time, not echoed
+    res = run(["deposit", "show", "--merchant", f"keystore:{merchant_ks}?password=hunter2"], env, check=False)
+    assert res.returncode == 2 and "a password never goes on the command line" in res.stderr
+    assert "hunter2" not in res.stderr

@@ -65,6 +65,13 @@ OPERATOR_KEY = "0x" + "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3
 PASSWORD = "correct horse battery staple"
 
 
+def _private(path: Path, text: str, mode: int = 0o600) -> Path:
+    """A secret file as it should be: readable by its owner only (unless `mode` says otherwise)."""
+    path.write_bytes(text.encode())
+    path.chmod(mode)
+    return path
+
+
 def test_dev_keys_are_anvils_accounts() -> None:
     keys = dev_keys()
     assert len(keys) == DEV_ACCOUNTS
@@ -119,7 +126,7 @@ def test_signer_from_keystore_with_password(keystore: Path) -> None:
 
 def test_signer_from_keystore_with_password_file(keystore: Path, tmp_path: Path) -> None:
     pw_file = tmp_path / "password"
-    pw_file.write_text(PASSWORD + "\n")  # the usual trailing newline is not part of it
+    _private(pw_file, PASSWORD + "\n")  # the usual trailing newline is not part of it
     signer = load_signer_from_env(
         {"LEDGER_KEYSTORE": str(keystore), "LEDGER_KEYSTORE_PASSWORD_FILE": str(pw_file)}
     )
@@ -133,7 +140,7 @@ def test_signer_keystore_wrong_or_missing_password(keystore: Path, tmp_path: Pat
         )
     assert "hunter2" not in str(exc.value)
     pw_file = tmp_path / "password"
-    pw_file.write_text("hunter2\n")
+    _private(pw_file, "hunter2\n")
     with pytest.raises(ConfigError, match="wrong password"):
         load_signer_from_env(
             {"LEDGER_KEYSTORE": str(keystore), "LEDGER_KEYSTORE_PASSWORD_FILE": str(pw_file)}
@@ -154,29 +161,33 @@ def test_signer_keystore_wrong_or_missing_password(keystore: Path, tmp_path: Pat
             load_signer_from_env(
                 {"LEDGER_KEYSTORE": str(corrupt), "LEDGER_KEYSTORE_PASSWORD": PASSWORD}
             )
-    with pytest.raises(ConfigError, match="cannot read keystore password file"):
+    with pytest.raises(ConfigError, match="keystore password file .*no-such-password does not exist"):
         load_signer_from_env(
             {"LEDGER_KEYSTORE": str(keystore),
              "LEDGER_KEYSTORE_PASSWORD_FILE": str(tmp_path / "no-such-password")}
         )
     crlf = tmp_path / "password-crlf"
-    crlf.write_bytes(PASSWORD.encode() + b"\r\n")
+    _private(crlf, PASSWORD + "\r\n")
     signer = load_signer_from_env(
         {"LEDGER_KEYSTORE": str(keystore), "LEDGER_KEYSTORE_PASSWORD_FILE": str(crlf)}
     )
     assert signer is not None and signer.address == Account.from_key(OPERATOR_KEY).address
 
 
-def test_raw_key_takes_precedence_over_keystore(keystore: Path) -> None:
+def test_raw_key_and_keystore_both_set_is_refused(keystore: Path) -> None:
+    """Which one was meant is not ours to guess (LEDGER_PRIVATE_KEY used to win silently)."""
     other = "0x" + "11" * 32
-    signer = load_signer_from_env(
-        {
-            "LEDGER_PRIVATE_KEY": other,
-            "LEDGER_KEYSTORE": str(keystore),
-            "LEDGER_KEYSTORE_PASSWORD": "x",
-        }
-    )
-    assert signer is not None and signer.address == Account.from_key(other).address
+    with pytest.raises(ConfigError) as err:
+        load_signer_from_env(
+            {
+                "LEDGER_PRIVATE_KEY": other,
+                "LEDGER_KEYSTORE": str(keystore),
+                "LEDGER_KEYSTORE_PASSWORD": PASSWORD,
+            }
+        )
+    message = str(err.value)
+    assert "both LEDGER_PRIVATE_KEY and LEDGER_KEYSTORE are set" in message and "unset one" in message
+    assert other[2:] not in message and PASSWORD not in message
 
 
 def test_no_signer_configured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,3 +206,126 @@ def test_a_key_set_as_the_keystore_path_is_not_echoed() -> None:
     with pytest.raises(ConfigError, match="keystore path looks like a raw private key") as err:
         load_signer_from_env({"LEDGER_KEYSTORE": OPERATOR_KEY, "LEDGER_KEYSTORE_PASSWORD": PASSWORD})
     assert OPERATOR_KEY[2:] not in str(err.value)
+
+
+# --- each keystore reference with its own password source ---------------------------------
+
+PARTY_KEY = "0x" + "5a" * 32
+PARTY_PASSWORD = "a different passphrase for the merchant"
+
+
+@pytest.fixture(scope="module")
+def party_keystore(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ks = Account.encrypt(bytes.fromhex(PARTY_KEY[2:]), PARTY_PASSWORD, kdf="scrypt", iterations=2**10)
+    path = tmp_path_factory.mktemp("party") / "merchant.json"
+    path.write_text(json.dumps(ks))
+    return path
+
+
+def test_a_keystore_party_with_its_own_password_while_the_operators_differs(
+    keystore: Path, party_keystore: Path, tmp_path: Path
+) -> None:
+    operator_env = {"LEDGER_KEYSTORE": str(keystore), "LEDGER_KEYSTORE_PASSWORD": PASSWORD}
+    party = Account.from_key(PARTY_KEY).address
+    pw_file = _private(tmp_path / "merchant.password", PARTY_PASSWORD + "\n")
+    by_file = resolve_signer(f"keystore:{party_keystore}?password-file={pw_file}", env=operator_env)
+    by_env = resolve_signer(f"keystore:{party_keystore}?password-env=MERCHANT_PW",
+                            env={**operator_env, "MERCHANT_PW": PARTY_PASSWORD})
+    assert by_file.address == by_env.address == party
+    # the operator's key still opens with the operator's password, in the same environment
+    operator = load_signer_from_env({**operator_env, "MERCHANT_PW": PARTY_PASSWORD})
+    assert operator is not None and operator.address == Account.from_key(OPERATOR_KEY).address
+    # without its own source the party's keystore falls back to the operator's password: wrong here
+    with pytest.raises(ConfigError, match="wrong password"):
+        resolve_signer(f"keystore:{party_keystore}", env=operator_env)
+    # the shared fallback still works for a keystore that does share it
+    shared = resolve_signer(f"keystore:{keystore}", env=operator_env)
+    assert shared.address == Account.from_key(OPERATOR_KEY).address
+
+
+def test_a_reference_with_its_own_password_source_uses_only_that(party_keystore: Path) -> None:
+    env = {"LEDGER_KEYSTORE_PASSWORD": PARTY_PASSWORD}  # would open it, but is not the named source
+    with pytest.raises(ConfigError, match="its password variable MERCHANT_PW is not set"):
+        resolve_signer(f"keystore:{party_keystore}?password-env=MERCHANT_PW", env=env)
+    with pytest.raises(ConfigError, match="wrong password") as err:
+        resolve_signer(f"keystore:{party_keystore}?password-env=MERCHANT_PW",
+                       env={**env, "MERCHANT_PW": "hunter2"})
+    assert "hunter2" not in str(err.value)
+
+
+def test_no_password_names_every_source(party_keystore: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve_signer(f"keystore:{party_keystore}", env={})
+    assert "?password-file=FILE or ?password-env=VAR" in str(err.value)
+    assert "LEDGER_KEYSTORE_PASSWORD" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o666])
+def test_a_group_or_world_readable_password_file_is_refused(
+    keystore: Path, party_keystore: Path, tmp_path: Path, mode: int
+) -> None:
+    """The attack: a password file others can read has already given the keystore away."""
+    operator_pw = _private(tmp_path / "operator.password", PASSWORD + "\n", mode)
+    with pytest.raises(ConfigError) as err:
+        load_signer_from_env({"LEDGER_KEYSTORE": str(keystore),
+                              "LEDGER_KEYSTORE_PASSWORD_FILE": str(operator_pw)})
+    message = str(err.value)
+    assert f"{operator_pw}" in message and f"mode {mode:04o}" in message
+    assert f"chmod 600 {operator_pw}" in message and "LEDGER_KEYSTORE_PASSWORD_FILE" in message
+    assert PASSWORD not in message
+    party_pw = _private(tmp_path / "merchant.password", PARTY_PASSWORD, mode)
+    with pytest.raises(ConfigError, match="chmod 600") as err:
+        resolve_signer(f"keystore:{party_keystore}?password-file={party_pw}")
+    assert f"mode {mode:04o}" in str(err.value) and PARTY_PASSWORD not in str(err.value)
+    party_pw.chmod(0o400)  # read-only for the owner is fine
+    assert resolve_signer(f"keystore:{party_keystore}?password-file={party_pw}").address == (
+        Account.from_key(PARTY_KEY).address)
+
+
+def test_password_file_symlink_directory_and_garbage_are_refused(
+    party_keystore: Path, tmp_path: Path
+) -> None:
+    real = _private(tmp_path / "real.password", PARTY_PASSWORD)
+    link = tmp_path / "link.password"
+    link.symlink_to(real)
+    for bad, reason in ((link, "cannot open keystore password file"),
+                        (tmp_path, "is not a regular file"),
+                        (tmp_path / "missing", "does not exist")):
+        with pytest.raises(ConfigError, match=reason):
+            resolve_signer(f"keystore:{party_keystore}?password-file={bad}")
+    binary = tmp_path / "binary.password"
+    binary.write_bytes(b"\xff\xfe" * 8)
+    binary.chmod(0o600)
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        resolve_signer(f"keystore:{party_keystore}?password-file={binary}")
+    big = _private(tmp_path / "big.password", "x" * 5000)
+    with pytest.raises(ConfigError, match="5000 bytes"):
+        resolve_signer(f"keystore:{party_keystore}?password-file={big}")
+
+
+@pytest.mark.parametrize(("ref", "reason"), [
+    ("keystore:?password-env=PW", "keystore:PATH needs the path of a keystore file"),
+    ("keystore:k.json?hunter2", "keystore:PATH?SOURCE: after '?' comes password-file=FILE or "
+                                "password-env=VAR, not 7 other characters"),
+    ("keystore:k.json?password=hunter2", "keystore:PATH?password=... is refused: a password never goes"),
+    ("keystore:k.json?pasword-file=pw", "keystore:PATH?SOURCE: unknown password source 'pasword-file'"),
+    ("keystore:k.json?Hunter2=x", "keystore:PATH?SOURCE: after '?' comes password-file=FILE"),
+    ("keystore:k.json?password-file=", "keystore:PATH?password-file=FILE needs the path of a file"),
+    ("keystore:k.json?password-env=", "keystore:PATH?password-env=VAR needs the name of an environment"),
+    ("keystore:k.json?password-env=1PW", "keystore:PATH?password-env=VAR needs the name"),
+    ("keystore:k.json?password-env=ac" + "4c0883a6" * 7 + "4c0883", "keystore:PATH?password-env=: the "
+                                                               "value looks like a raw private key"),
+])  # fmt: skip
+def test_a_bad_password_source_is_refused_without_repeating_it(ref: str, reason: str) -> None:
+    assert str(key_reference_problem(ref)).startswith(reason)
+    with pytest.raises(ConfigError) as err:
+        resolve_signer(ref)
+    assert str(err.value) == key_reference_problem(ref)
+    assert "hunter2" not in str(err.value) and "4c0883a6" not in str(err.value)
+
+
+def test_good_password_sources_are_references() -> None:
+    for ref in ("keystore:k.json?password-file=/run/secrets/merchant",
+                "keystore:dir/k.json?password-file=pw?x=1",  # FILE may hold '?' and '='
+                "keystore:k.json?password-env=MERCHANT_PW"):
+        assert key_reference_problem(ref) is None
