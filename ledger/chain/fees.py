@@ -25,7 +25,8 @@ from hexbytes import HexBytes
 
 from ledger.errors import LedgerError
 
-__all__ = ["BUMP", "FeeCeiling", "TxFees", "bumped", "fees_of", "fresh", "gwei", "resign"]
+__all__ = ["BUMP", "FeeCeiling", "TxCost", "TxFees", "bumped", "eth", "fees_of", "fresh", "gwei", "resign",
+           "tx_cost"]
 
 BUMP = (9, 8)  # a replacement bids at least 9/8 of the replaced transaction's fees
 
@@ -46,6 +47,48 @@ class TxFees:
 
 def gwei(wei: int) -> str:
     return f"{wei / 10**9:.9f}".rstrip("0").rstrip(".") + " gwei"
+
+
+def eth(wei: int) -> str:
+    """Wei as ETH, exactly (no float rounding), trailing zeros dropped: '0.000052 ETH'."""
+    whole, frac = divmod(wei, 10**18)
+    return (f"{whole}.{frac:018d}".rstrip("0").rstrip(".") if frac else str(whole)) + " ETH"
+
+
+@dataclass(frozen=True)
+class TxCost:
+    """What a mined transaction cost its sender: gas used x the price per gas it paid."""
+
+    tx_hash: str  # 0x…
+    gas_used: int
+    effective_gas_price: int  # wei per gas
+    block_number: int
+
+    @property
+    def cost_wei(self) -> int:
+        return self.gas_used * self.effective_gas_price
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tx_hash": self.tx_hash, "gas_used": self.gas_used,
+                "effective_gas_price": self.effective_gas_price, "cost_wei": self.cost_wei}
+
+
+def tx_cost(receipt: Any, tx: Any = None, block: Any = None) -> TxCost:
+    """The cost of a mined transaction from its receipt's ``effectiveGasPrice`` (anvil, geth
+    and eth-tester report it). Where a node leaves it out, it is computed as EIP-1559 charges
+    it, from the transaction `tx` and its `block`: base fee + min(tip, max fee - base fee), or
+    a legacy transaction's gas price."""
+    price = receipt.get("effectiveGasPrice")
+    if price is None:
+        if tx is None or block is None:
+            raise ValueError("the receipt has no effectiveGasPrice: pass the transaction and its block")
+        base = int(block.get("baseFeePerGas") or 0)
+        if tx.get("maxFeePerGas") is not None:
+            price = base + min(int(tx["maxPriorityFeePerGas"]), int(tx["maxFeePerGas"]) - base)
+        else:
+            price = int(tx["gasPrice"])
+    return TxCost("0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["gasUsed"]), int(price),
+                  int(receipt["blockNumber"]))
 
 
 def fees_of(raw: bytes) -> TxFees:

@@ -31,7 +31,7 @@ from web3.types import RPCEndpoint, RPCResponse, TxParams, Wei
 from ledger._internal import solc
 from ledger.chain.abi import decode_revert, revert_data
 from ledger.chain.devtools import ANVIL_CHAIN_ID, DevChainControls
-from ledger.chain.fees import fresh
+from ledger.chain.fees import TxCost, fresh, tx_cost
 from ledger.chain.keys import DEV_ACCOUNTS, dev_keys, load_signer_from_env
 from ledger.chain.locks import file_lock
 from ledger.errors import ChainUnavailable, ConfigError, ContractRevert, LedgerError
@@ -314,6 +314,15 @@ class Chain(DevChainControls):
             if type(exc).__name__ in ("TransactionNotFound",):
                 return None
             raise self.explain(exc, "receipt lookup") from None
+
+    def cost(self, receipt: dict[str, Any]) -> TxCost:
+        """What a mined transaction cost (`ledger.chain.fees.tx_cost`; the transaction and its
+        block are read only when the receipt lacks ``effectiveGasPrice``)."""
+        if receipt.get("effectiveGasPrice") is not None:
+            return tx_cost(receipt)
+        tx_hash = Hash32(bytes(receipt["transactionHash"]))
+        return tx_cost(receipt, self.w3.eth.get_transaction(tx_hash),
+                       self.w3.eth.get_block(int(receipt["blockNumber"])))
 
     def send(
         self,

@@ -9,7 +9,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
 from ledger._internal.rfc3339 import parse_time_ns, rfc3339
+from ledger.chain.fees import eth
 from ledger.chain.keys import key_reference_problem, resolve_signer
 from ledger.chain.rpc import Chain, connect
 from ledger.config import settings
@@ -31,9 +32,9 @@ from ledger.evidence.store import Store
 __all__ = [
     "UINT256_MAX", "Handler", "add_json", "add_rpc", "add_tx_options", "address", "address_of",
     "address_or_keyref",
-    "admin_for", "amount", "bounded", "console", "data_dir", "duration", "emit", "keyref", "open_chain",
-    "KEYREF_HELP", "note_admin_change", "open_store", "price", "progress_bar", "read_input", "rpc_url",
-    "spinner", "time_bound", "submitted_out", "tx_hash", "write_output",
+    "KEYREF_HELP", "admin_for", "amount", "bounded", "console", "cost_text", "data_dir", "duration", "emit",
+    "keyref", "mined_receipt", "note_admin_change", "open_chain", "open_store", "price", "progress_bar",
+    "read_input", "rpc_url", "spinner", "submitted_out", "time_bound", "tx_costs", "tx_hash", "write_output",
 ]
 
 #: a command's handler: takes the parsed arguments, returns the exit status
@@ -281,6 +282,27 @@ def emit(args: argparse.Namespace, payload: Any, text: Any) -> None:
         console().print(text)
 
 
+# --- what a transaction cost ------------------------------------------------------------
+
+def tx_costs(chain: Chain, receipts: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """What a command's transactions cost, for its --json output: ``gas_used`` and ``cost_wei``
+    (gas used x the effective gas price, in wei) summed over `receipts`, and ``transactions``:
+    each one's ``tx_hash``, ``gas_used``, ``effective_gas_price`` and ``cost_wei``."""
+    costs = [chain.cost(r) for r in receipts if r is not None]
+    return {"gas_used": sum(c.gas_used for c in costs), "cost_wei": sum(c.cost_wei for c in costs),
+            "transactions": [c.to_json() for c in costs]}
+
+
+def cost_text(costs: dict[str, Any]) -> str:
+    """`tx_costs` for people: 'gas 52,113, cost 0.000097 ETH'."""
+    return f"gas {costs['gas_used']:,}, cost {eth(costs['cost_wei'])}"
+
+
+def mined_receipt(chain: Chain, hashes: Iterable[bytes]) -> dict[str, Any] | None:
+    """The receipt of whichever of a stored transaction's attempts was mined (None: none)."""
+    return next((r for r in map(chain.receipt, hashes) if r is not None), None)
+
+
 # --- admin changes (ledger admin, ledger carrier, ledger token) ----------------------------
 
 def admin_for(args: argparse.Namespace) -> Admin:
@@ -300,16 +322,18 @@ def note_admin_change(args: argparse.Namespace, what: str, tx_hashes: list[str])
     refresh_configuration(open_chain(args), data_dir(args), "admin change", what, tx_hashes)
 
 
-def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, Any] | None = None) -> int:
+def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, Any] | None = None,
+                  *, chain: Chain) -> int:
     if done.executed:
         note_admin_change(args, "; ".join(done.calls), done.tx_hashes)
+    costs = tx_costs(chain, done.receipts)
     payload: dict[str, Any] = {"executed": done.executed, "calls": done.calls,
-                               "tx_hashes": done.tx_hashes, **(extra or {})}
+                               "tx_hashes": done.tx_hashes, **costs, **(extra or {})}
     if done.operation is not None:
         payload["operation"] = done.operation.to_json()
     lines = [f"  {c}" for c in done.calls]
     if done.executed:
-        text = "executed (no admin timelock: the change applies at once):\n" + "\n".join(lines)
+        text = "executed at once (sent, not scheduled):\n" + "\n".join(lines)
     else:
         op = done.operation
         assert op is not None
@@ -317,7 +341,9 @@ def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, An
                 + "\n".join(lines)
                 + f"\nrun `ledger admin execute 0x{op.id.hex()}` then (anyone watching the timelock "
                 "sees it now)")
-    if "warning" in payload:
-        text += f"\nwarning: {payload['warning']}"
+    text += f"\n{len(done.receipts)} transaction(s): {cost_text(costs)}"
+    for key in ("next", "warning"):
+        if key in payload:
+            text += f"\n{key}: {payload[key]}"
     emit(args, payload, text)
     return 0

@@ -4,7 +4,10 @@ the delay (docs/escrow.md, "Admin changes").
 
 Every change command builds the admin calls and hands them to `ledger.escrow.admin.Admin`:
 sent at once without a timelock, scheduled as one operation with it. `show` lists the
-scheduled operations; `execute` and `cancel` act on one.
+scheduled operations; `execute` and `cancel` act on one. `role` grants, revokes and renounces
+the contracts' AccessControl roles, lists their holders and hands an admin role over in two
+steps (`ledger.escrow.roles` says what it refuses, and why). `sweep` and `panel-fees` send
+what the escrow holds beyond its books, and the panel's earned fees.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from ledger._internal.rfc3339 import rfc3339
+from ledger.chain.keys import resolve_signer
 from ledger.cli._common import (
     KEYREF_HELP,
     add_json,
@@ -26,16 +30,22 @@ from ledger.cli._common import (
     admin_for,
     amount,
     bounded,
+    cost_text,
+    data_dir,
     duration,
     emit,
     keyref,
     note_admin_change,
+    open_chain,
+    open_store,
     submitted_out,
+    tx_costs,
 )
-from ledger.deploy import meta_evidence_uri
-from ledger.errors import ConfigError
+from ledger.deploy import deployed, escrow_client, meta_evidence_uri, read_manifest
+from ledger.errors import ConfigError, DeploymentError
 from ledger.escrow.admin import Admin
 from ledger.escrow.calls import Call
+from ledger.escrow.roles import ROLE_CONTRACTS, RoleChange, RoleRefused, Roles, removals_in
 from ledger.escrow.types import NATIVE, panel_extra_data
 
 __all__ = ["configure"]
@@ -99,14 +109,24 @@ def _change(admin: Admin, args: argparse.Namespace) -> tuple[list[Call], dict[st
         todo = [calls.set_carrier(address_of(admin.chain, args.address), args.action == "add")]
     elif what == "token":
         todo = [calls.set_token_allowed(to_checksum_address(args.address), args.action == "allow")]
+    elif what == "panel-fees":
+        to = address_of(admin.chain, args.to)
+        if int(to, 16) == 0:
+            raise ConfigError("--to: refusing to send the panel's fees to the zero address")
+        todo = [calls.withdraw_panel_fees(to, args.amount)]
     else:  # pragma: no cover - argparse restricts the choices
         raise ConfigError(f"unknown admin command {what!r}")
     return todo, extra
 
 
-def cmd_admin(args: argparse.Namespace) -> int:
-    admin = admin_for(args)
+def cmd_admin(args: argparse.Namespace) -> int:  # long function: one branch per subcommand
     what = args.admin_cmd
+    if what == "role":
+        return cmd_role(args)
+    if what in ("show", "execute", "cancel"):
+        admin, contract_roles = _role_admin(args)
+    else:
+        admin, contract_roles = admin_for(args), {}
     if what == "show":
         ops = admin.operations()
         tl = admin.timelock
@@ -121,14 +141,23 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return 0
     if what in ("execute", "cancel"):
         op_id = bytes.fromhex(args.operation.removeprefix("0x"))
+        if what == "execute":  # role removals are checked again against the holders now
+            op = admin.operation(op_id)
+            removals = removals_in(list(contract_roles.values()), op.targets, op.payloads)
+            for name, removed in removals.items():
+                contract_roles[name].check_removals(removed)
         receipt = admin.execute(op_id) if what == "execute" else admin.cancel(op_id)
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         done = {"execute": "executed", "cancel": "cancelled"}[what]
         if what == "execute":
             note_admin_change(args, f"timelock operation {args.operation} executed", [tx])
-        emit(args, {"operation": args.operation, done: True, "tx_hash": tx},
-             f"operation {args.operation} {done} (tx {tx})")
+        costs = tx_costs(admin.chain, [receipt])
+        emit(args, {"operation": args.operation, done: True, "tx_hash": tx, **costs},
+             f"operation {args.operation} {done} (tx {tx}; {cost_text(costs)})")
         return 0
+    if what == "sweep":  # anyone may: it only sends what no book counts, to the treasury
+        return submitted_out(args, admin.submit([admin.client.calls.sweep(_token_arg(args.token))],
+                                                at_once=True), chain=admin.chain)
     todo, extra = _change(admin, args)
     if admin.timelock is not None and any(c.label == "setTerms" for c in todo):
         # setTerms publishes whole terms, built from the current version: of two pending
@@ -140,7 +169,207 @@ def cmd_admin(args: argparse.Namespace) -> int:
                 "operation(s) " + ", ".join("0x" + op.id.hex() for op in waiting) + " also publish "
                 "terms; each was built from the terms current when it was scheduled, so the one "
                 "executed last decides every field: execute or cancel them first")
-    return submitted_out(args, admin.submit(todo), extra)
+    return submitted_out(args, admin.submit(todo), extra, chain=admin.chain)
+
+
+# --- roles (`ledger admin role ...`) --------------------------------------------------------
+
+def _role_admin(args: argparse.Namespace) -> tuple[Admin, dict[str, Roles]]:
+    """The admin side with the manifest's AdminTimelock whenever one is deployed (a role may be
+    administered by it whoever holds the escrow's), and the roles of every deployed contract."""
+    chain = open_chain(args)
+    ddir = data_dir(args)
+    manifest = read_manifest(ddir, chain.chain_id)
+    if manifest is None:
+        raise DeploymentError(f"no deployment for chain {chain.chain_id} in {ddir}: "
+                              "run `ledger deploy` first")
+    roles = {n: Roles(chain, n, deployed(chain, ddir, n), e.block_number)
+             for n in ROLE_CONTRACTS if (e := manifest.contracts.get(n)) is not None}
+    client = escrow_client(chain, ddir) if {"FulfillmentEscrow", "PanelArbitrator"} <= set(roles) else None
+    tl = roles.get("AdminTimelock")
+    sender = resolve_signer(args.as_, chain) if getattr(args, "as_", None) else chain.default_account
+    log = {"EvidenceLog": roles["EvidenceLog"].contract} if "EvidenceLog" in roles else {}
+    admin = Admin(client, tl.contract if tl else None, sender, from_block=tl.from_block if tl else 0,
+                  chain=chain, contracts=log)
+    return admin, roles
+
+
+def _roles_of(roles: dict[str, Roles], name: str) -> Roles:
+    if name not in roles:
+        raise DeploymentError(f"--contract {name}: not deployed on this chain (the manifest names "
+                              f"{', '.join(roles) or 'no contract'})")
+    return roles[name]
+
+
+def _contract_type(text: str) -> str:
+    for name in ROLE_CONTRACTS:
+        if text.strip().lower() == name.lower():
+            return name
+    raise argparse.ArgumentTypeError(f"not a contract with roles: {text[:40]!r} "
+                                     f"(one of {', '.join(ROLE_CONTRACTS)})")
+
+
+def _via_timelock(admin: Admin, r: Roles, role: str) -> bool:
+    """Whether a change of `role` goes through the timelock: it holds the role that administers it."""
+    tl = admin.timelock
+    return tl is not None and r.has(r.admin_role_of(role), tl.address)
+
+
+def _role_list(args: argparse.Namespace, roles: dict[str, Roles]) -> int:
+    payload: dict[str, Any] = {}
+    lines: list[str] = []
+    for r in [_roles_of(roles, args.contract)] if args.contract else roles.values():
+        rows = [{"role": role, "id": "0x" + rid.hex(), "admin_role": r.admin_role_of(role),
+                 "holders": r.holders(role)} for role, rid in r.ids.items()]
+        payload[r.name] = {"address": r.contract.address, "roles": rows}
+        lines.append(f"{r.name} {r.contract.address}")
+        lines += [f"  {x['role']:<10} {', '.join(x['holders']) or 'nobody'} (granted and revoked by "
+                  f"the {x['admin_role']} role)" for x in rows]
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _no_pending_anchor(args: argparse.Namespace, r: Roles, account: str) -> None:
+    """Refuse taking the anchorer role from an account with an anchor still pending: it would
+    revert, or be abandoned, instead of anchoring the head the store already signed."""
+    path = data_dir(args) / "evidence.sqlite3"
+    if not path.exists():
+        return
+    try:
+        store = open_store(args)
+    except ConfigError as exc:
+        raise ConfigError(f"taking the anchorer role first checks {path} for anchors still "
+                          f"pending: {exc}") from None
+    with store:
+        pending = [a for a in store.anchors(r.chain.chain_id, contract=r.contract.address, status="sent")
+                   if a.sender.lower() == account.lower()]
+    if pending:
+        a = pending[-1]
+        raise RoleRefused(f"{account} has an anchor still pending on {r.name} (head size {a.size}, tx "
+                          f"0x{a.tx_hash.hex()}): without the anchorer role it would revert. Run `ledger "
+                          "resume` until it is settled, then take the role")
+
+
+def _change_role(args: argparse.Namespace, admin: Admin, r: Roles) -> int:
+    """grant, revoke or renounce ROLE ACCOUNT, checked, then sent or scheduled."""
+    role, what = r.canonical(args.role), args.role_cmd
+    account = address_of(admin.chain, args.account)
+    tl = admin.timelock
+    if what == "renounce" and not (tl is not None and account == tl.address):
+        # renounceRole is sent by the account itself (the timelock renounces through itself)
+        signer = resolve_signer(args.account, admin.chain) if not is_address(args.account) else \
+            admin.sender if admin.sender.address == account else None
+        if signer is None:
+            raise RoleRefused(f"renounceRole is sent by {account} itself: give ACCOUNT as its KEYREF, "
+                              "or sign with --as KEYREF of that account")
+        admin.sender, via = signer, False
+    else:
+        via = what == "renounce" or _via_timelock(admin, r, role)
+    if not via and what != "renounce":
+        guard = r.admin_role_of(role)
+        if not r.has(guard, admin.sender.address):
+            raise RoleRefused(
+                f"{admin.sender.address} does not hold {r.name}'s {guard} role, which grants and "
+                f"revokes its {role} role: sign with --as KEYREF of a holder "
+                f"({', '.join(r.holders(guard)) or 'none'})")
+    change = RoleChange(what, role, account)
+    call = r.call(change)  # refuses a no-op and a grant to the zero address
+    if what != "grant":
+        r.check_removals([(role, account)], signer=None if via else admin.sender.address)
+        if r.name == "EvidenceLog" and role == "anchorer":
+            _no_pending_anchor(args, r, account)
+    return submitted_out(args, admin.submit([call], at_once=not via), {"role": role, "account": account},
+                         chain=admin.chain)
+
+
+def _handover(args: argparse.Namespace, admin: Admin, r: Roles) -> int:
+    """Step 1: grant the admin role to the new holder; the old holders keep theirs."""
+    to = address_of(admin.chain, args.to)
+    call = r.call(RoleChange("grant", "admin", to))
+    via = _via_timelock(admin, r, "admin")
+    if not via and not r.has("admin", admin.sender.address):
+        raise RoleRefused(f"{admin.sender.address} does not hold {r.name}'s admin role: sign with --as "
+                          f"KEYREF of an admin ({', '.join(r.holders('admin')) or 'none'})")
+    nxt = (f"then the new admin proves its key and removes the others: `ledger admin role accept "
+           f"--contract {r.name} --key KEYREF` (KEYREF: {to}'s key)")
+    return submitted_out(args, admin.submit([call], at_once=not via),
+                         {"role": "admin", "account": to, "next": nxt}, chain=admin.chain)
+
+
+def _accept(args: argparse.Namespace, admin: Admin, r: Roles) -> int:
+    """Step 2: the new admin's own key revokes the other admins (signing is the proof)."""
+    new = resolve_signer(args.key, admin.chain)
+    if not r.has("admin", new.address):
+        raise RoleRefused(
+            f"{new.address} (the --key given) does not hold {r.name}'s admin role, so it cannot accept "
+            f"it: `ledger admin role handover --contract {r.name} --to {new.address}` hands it over "
+            "(and, scheduled, `ledger admin execute` once ready)")
+    old = [h for h in r.holders("admin") if h != new.address]
+    if args.from_:
+        leaving = address_of(admin.chain, args.from_)
+        if leaving not in old:
+            raise RoleRefused(f"--from {leaving}: not an admin of {r.name} besides {new.address}")
+        old = [leaving]
+    if not old:
+        raise RoleRefused(f"{new.address} is already {r.name}'s only admin: nothing to accept")
+    r.check_removals([("admin", o) for o in old], signer=new.address)
+    admin.sender = new
+    calls = [r.call(RoleChange("revoke", "admin", o)) for o in old]
+    return submitted_out(args, admin.submit(calls, at_once=True),
+                         {"role": "admin", "account": new.address, "revoked": old}, chain=admin.chain)
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    admin, roles = _role_admin(args)
+    if args.role_cmd == "list":
+        return _role_list(args, roles)
+    r = _roles_of(roles, args.contract)
+    if args.role_cmd == "handover":
+        return _handover(args, admin, r)
+    if args.role_cmd == "accept":
+        return _accept(args, admin, r)
+    return _change_role(args, admin, r)
+
+
+def _configure_roles(rp: argparse.ArgumentParser, options: Any) -> None:
+    sub = rp.add_subparsers(dest="role_cmd", required=True, metavar="ACTION")
+
+    def action(n: str, help_: str, *, contract_required: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(n, help=help_, description=help_)
+        options(p)
+        p.add_argument("--contract", required=contract_required, type=_contract_type,
+                       help=f"one of {', '.join(ROLE_CONTRACTS)}")
+        return p
+
+    action("list", "every role of a contract (default: of every deployed one) and its holders now: from "
+           "its RoleGranted events, each confirmed with hasRole", contract_required=False)
+    for verb, help_ in (("grant", "grant ROLE to ACCOUNT (never to the zero address)"),
+                        ("revoke", "revoke ROLE from ACCOUNT (refused if it would leave the admin role "
+                         "with no holder, or only with accounts that never proved a key)"),
+                        ("renounce", "ACCOUNT gives up ROLE, signing itself (ACCOUNT as KEYREF, or --as); "
+                         "refused as revoke is")):
+        p = action(verb, help_ + "; scheduled when the admin timelock administers ROLE")
+        p.add_argument("role", help="a role name from `ledger admin role list` (admin, anchorer, "
+                       "proposer, ...)")
+        p.add_argument("account", type=address_or_keyref, help="address or KEYREF")
+    p = action("handover", "admin handover, step 1: grant the admin role to the new holder (the old "
+               "ones keep it until the new one accepts)")
+    p.add_argument("--to", required=True, type=address_or_keyref, help="the new admin: address or KEYREF")
+    p = action("accept", "admin handover, step 2: the new admin's own key revokes the other admins "
+               "(signing proves it holds the key)")
+    p.add_argument("--key", required=True, type=keyref, help="the new admin's KEYREF")
+    p.add_argument("--from", dest="from_", type=address_or_keyref,
+                   help="revoke only this admin (default: every other admin)")
+
+
+def _token_arg(text: str) -> str:
+    return NATIVE if text.strip().upper() == "ETH" else to_checksum_address(text.strip())
+
+
+def _token_type(text: str) -> str:
+    if text.strip().upper() != "ETH" and not is_address(text.strip()):
+        raise argparse.ArgumentTypeError(f"not ETH or an ERC-20 address: {text[:80]!r}")
+    return text.strip()
 
 
 def _erc20(text: str) -> str:
@@ -149,17 +378,21 @@ def _erc20(text: str) -> str:
     return text
 
 
+def _options(p: argparse.ArgumentParser) -> None:
+    add_rpc(p)
+    add_tx_options(p)
+    add_json(p)
+    p.add_argument("--as", dest="as_", metavar="KEYREF", type=keyref,
+                   help="who signs: the admin, or a proposer/executor of the timelock "
+                   "(default: the platform key)")
+
+
 def configure(name: str, sp: argparse.ArgumentParser) -> None:
     sub = sp.add_subparsers(dest="admin_cmd", required=True, metavar="COMMAND")
 
     def cmd(n: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(n, help=help_, description=help_, epilog=KEYREF_HELP)
-        add_rpc(p)
-        add_tx_options(p)
-        add_json(p)
-        p.add_argument("--as", dest="as_", metavar="KEYREF", type=keyref,
-                       help="who signs: the admin, or a proposer/executor of the timelock "
-                       "(default: the platform key)")
+        _options(p)
         return p
 
     cmd("show", "the admin timelock, its delay and every scheduled operation with its state")
@@ -174,7 +407,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     p = cmd("treasury", "set where accrued platform fees are sent")
     p.add_argument("treasury", type=address_or_keyref, help="address or KEYREF")
     p = cmd("fees", "send accrued platform fees (never more) to the treasury")
-    p.add_argument("--token", required=True, help="ETH or an ERC-20 address")
+    p.add_argument("--token", required=True, type=_token_type, help="ETH or an ERC-20 address")
     p.add_argument("--amount", required=True, type=amount, help="base units")
     p = cmd("arbitrator", "publish a new panel epoch (members, threshold, cost) and terms naming it: "
             "orders funded after both apply are decided by it")
@@ -187,6 +420,15 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
     p = cmd("token", "allow or disallow an ERC-20 for new orders")
     p.add_argument("action", choices=["allow", "disallow"])
     p.add_argument("address", type=_erc20, help="ERC-20 address")
+    p = cmd("sweep", "send what the escrow holds of a token beyond its books (sent to it by mistake) to "
+            "the treasury; anyone may, so it is sent at once, never scheduled")
+    p.add_argument("--token", required=True, type=_token_type, help="ETH or an ERC-20 address")
+    p = cmd("panel-fees", "send the panel's earned dispute fees (never the held ones) to an address")
+    p.add_argument("--to", required=True, type=address_or_keyref, help="address or KEYREF")
+    p.add_argument("--amount", required=True, type=amount, help="wei")
+    role_help = ("AccessControl roles of the deployed contracts: list, grant, revoke, renounce, and a "
+                 "two-step admin handover (handover, then accept)")
+    _configure_roles(sub.add_parser("role", help=role_help, description=role_help), _options)
     for verb in ("execute", "cancel"):
         p = cmd(verb, f"{verb} a scheduled operation" + (" once its delay has passed" if verb == "execute"
                                                           else " before it runs (a proposer)"))

@@ -33,6 +33,7 @@ from ledger.cli._common import (
     admin_for,
     amount,
     console,
+    cost_text,
     data_dir,
     duration,
     emit,
@@ -41,6 +42,7 @@ from ledger.cli._common import (
     open_store,
     price,
     read_input,
+    tx_costs,
 )
 from ledger.deploy import escrow_client
 from ledger.errors import ConfigError, LedgerError
@@ -129,8 +131,11 @@ def _step_out(ctx: _Ctx, step: EscrowStep) -> tuple[dict[str, Any], str]:
         "gas_used": step.gas_used, "record_id": step.record_id,
         "evidence": None if step.evidence is None else "0x" + step.evidence.hex(),
     }  # fmt: skip
-    text = (f"{step.action} {step.order_id}: {state} (block {block}, gas "
-            f"{step.gas_used:,}, tx {payload['tx_hash'][:18]}…)")
+    costs = tx_costs(ctx.chain, [step.receipt])
+    payload.update(cost_wei=costs["cost_wei"],
+                   effective_gas_price=costs["transactions"][0]["effective_gas_price"])
+    text = (f"{step.action} {step.order_id}: {state} (block {block}, {cost_text(costs)}, "
+            f"tx {payload['tx_hash'][:18]}…)")
     if step.record_id and step.evidence is not None:
         text += f"\n  evidence: record {step.record_id} (leaf {step.evidence.hex()[:16]}…)"
     return payload, text
@@ -323,19 +328,23 @@ def cmd_deposit(args: argparse.Namespace) -> int:
         c, a = ctx.client, args
         token = _token(a.token)
         merchant = ctx.address(a.merchant)
+        receipts: list[dict[str, Any]] = []
         if a.deposit_cmd == "add":
             payer = ctx.signer(a.from_ or a.merchant)
-            c.deposit(merchant, token, a.amount, payer)
+            approved = c.approve(token, payer, a.amount)  # an ERC-20 first lets the escrow pull it
+            receipts += [approved] if approved is not None else []
+            receipts.append(c.send(c.calls.deposit_for(merchant, token, a.amount), payer))
         elif a.deposit_cmd == "withdraw":
             if is_address(a.merchant):
                 raise ConfigError("--merchant: withdrawing a deposit needs the merchant's KEYREF "
                                   "(the merchant signs it), not an address")
-            c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant))
+            receipts.append(c.withdraw_deposit(token, a.amount, ctx.signer(a.merchant)))
         have, locked = c.deposit_of(token, merchant)
         payload = {"merchant": merchant, "token": token, "deposit": have, "locked": locked,
                    "free": max(0, have - locked)}
-        return payload, (f"merchant {merchant}: deposit {have}, locked by open orders {locked}, "
-                         f"withdrawable {max(0, have - locked)} ({a.token})")
+        text = (f"merchant {merchant}: deposit {have}, locked by open orders {locked}, "
+                f"withdrawable {max(0, have - locked)} ({a.token})")
+        return _with_costs(ctx, receipts, payload, text)
 
     return _run(args, body)
 
@@ -348,17 +357,28 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
         receipt = ctx.client.withdraw(token, who, args.to)
         payload = {"account": who.address, "token": token, "amount": credit,
                    "to": args.to or who.address, "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex()}
-        return payload, f"withdrew {credit} ({args.token}) for {who.address} to {payload['to']}"
+        return _with_costs(ctx, [receipt], payload,
+                           f"withdrew {credit} ({args.token}) for {who.address} to {payload['to']}")
 
     return _run(args, body)
 
 
-def _scheduled(done: Submitted) -> tuple[dict[str, Any], str]:
+def _with_costs(ctx: _Ctx, receipts: list[dict[str, Any]], payload: dict[str, Any], text: str,
+                ) -> tuple[dict[str, Any], str]:
+    """A command's output with what its transactions cost (`tx_costs`), if it sent any."""
+    if not receipts:
+        return payload, text
+    costs = tx_costs(ctx.chain, receipts)
+    return {**payload, "tx_hashes": [t["tx_hash"] for t in costs["transactions"]], **costs}, (
+        f"{text}\n{len(receipts)} transaction(s): {cost_text(costs)}")
+
+
+def _scheduled(ctx: _Ctx, done: Submitted) -> tuple[dict[str, Any], str]:
     op = done.operation
     assert op is not None
-    return {"scheduled": op.to_json()}, (
+    return _with_costs(ctx, done.receipts, {"scheduled": op.to_json()}, (
         f"scheduled operation 0x{op.id.hex()} ({'; '.join(done.calls)}), executable from "
-        f"{rfc3339(op.ready_at)}: run `ledger admin execute 0x{op.id.hex()}` then")
+        f"{rfc3339(op.ready_at)}: run `ledger admin execute 0x{op.id.hex()}` then"))
 
 
 def cmd_carrier(args: argparse.Namespace) -> int:
@@ -366,10 +386,10 @@ def cmd_carrier(args: argparse.Namespace) -> int:
         addr = ctx.address(args.carrier)
         done = admin_for(args).submit([ctx.client.calls.set_carrier(addr, args.carrier_cmd == "add")])
         if not done.executed:  # timelocked: scheduled
-            return _scheduled(done)
+            return _scheduled(ctx, done)
         registered = ctx.client.is_carrier(addr)
-        return {"carrier": addr, "registered": registered}, (
-            f"carrier {addr} {'registered' if registered else 'removed'}")
+        return _with_costs(ctx, done.receipts, {"carrier": addr, "registered": registered},
+                           f"carrier {addr} {'registered' if registered else 'removed'}")
 
     return _run(args, body)
 
@@ -379,10 +399,10 @@ def cmd_token(args: argparse.Namespace) -> int:
         token = _token(args.token)
         done = admin_for(args).submit([ctx.client.calls.set_token_allowed(token, args.token_cmd == "allow")])
         if not done.executed:  # timelocked: scheduled
-            return _scheduled(done)
+            return _scheduled(ctx, done)
         tid, allowed = ctx.client.token_info(token)
-        return {"token": token, "id": tid, "allowed": allowed}, (
-            f"token {token}: {'allowed' if allowed else 'not allowed'} for new orders")
+        return _with_costs(ctx, done.receipts, {"token": token, "id": tid, "allowed": allowed},
+                           f"token {token}: {'allowed' if allowed else 'not allowed'} for new orders")
 
     return _run(args, body)
 

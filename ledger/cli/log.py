@@ -16,14 +16,16 @@ from typing import BinaryIO
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
 
-from ledger.chain.rpc import connect
+from ledger.chain.rpc import Chain, connect
 from ledger.cli._common import (
     add_json,
     add_rpc,
     add_tx_options,
     console,
+    cost_text,
     data_dir,
     emit,
+    mined_receipt,
     open_chain,
     open_store,
     progress_bar,
@@ -31,6 +33,7 @@ from ledger.cli._common import (
     rpc_url,
     spinner,
     time_bound,
+    tx_costs,
     write_output,
 )
 from ledger.deploy import evidence_log
@@ -119,7 +122,7 @@ def cmd_anchor(args: argparse.Namespace) -> int:
                      f"{need} confirmation(s)…"):
             outcome = Anchorer(store, chain, log).anchor(confirmations=args.confirmations)
         current = store.latest_confirmed(chain.chain_id, log.address)
-    resumed = [_resumed_json(a) for a in outcome.settled]
+    resumed = [_resumed_json(a, chain) for a in outcome.settled]
     found += outcome.rechecked
     changed = _changes_json(found)
     lines = [_change_text(c, outcome.head is not None) for c in found]
@@ -145,8 +148,14 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         "resumed_anchors": resumed,
         **changed,
     }
+    receipt = mined_receipt(chain, [outcome.tx_hash]) if outcome.tx_hash else None
+    costs = tx_costs(chain, [receipt]) if receipt is not None else None
+    if costs is not None:
+        payload.update(cost_wei=costs["cost_wei"],
+                       effective_gas_price=costs["transactions"][0]["effective_gas_price"])
     lines.append(f"anchored head size {outcome.head.size} root {outcome.head.root.hex()[:16]}… "
-                 f"(from {outcome.previous.size}) in block {outcome.block_number}, gas {outcome.gas_used}")
+                 f"(from {outcome.previous.size}) in block {outcome.block_number}, "
+                 + (cost_text(costs) if costs is not None else f"gas {outcome.gas_used}"))
     emit(args, payload, "\n".join(lines))
     return 0
 
@@ -166,9 +175,13 @@ def _change_text(c: AnchorChange, reanchored: bool) -> str:
     return c.text()
 
 
-def _resumed_json(a: AnchorRow) -> dict[str, object]:
+def _resumed_json(a: AnchorRow, chain: Chain) -> dict[str, object]:
+    """A resumed anchor as it ended, with what it cost if it was mined (confirmed or reverted)."""
+    receipt = mined_receipt(chain, a.tx_hashes) if a.block_number is not None else None
+    costs = tx_costs(chain, [receipt]) if receipt is not None else {"gas_used": None, "cost_wei": None}
     return {"size": a.size, "root": a.root.hex(), "tx_hash": "0x" + a.tx_hash.hex(), "status": a.status,
-            "block_number": a.block_number, "error": a.error}
+            "block_number": a.block_number, "error": a.error, "gas_used": costs["gas_used"],
+            "cost_wei": costs["cost_wei"]}
 
 
 def _resumed_text(a: AnchorRow) -> str:

@@ -22,16 +22,20 @@ from typing import Any
 
 from ledger.chain.keys import resolve_signer
 from ledger.chain.outbox import Outbox, Outcome
+from ledger.chain.rpc import Chain
 from ledger.cli._common import (
     KEYREF_HELP,
     add_json,
     add_rpc,
     add_tx_options,
+    cost_text,
     data_dir,
     emit,
     keyref,
+    mined_receipt,
     open_chain,
     open_store,
+    tx_costs,
 )
 from ledger.deploy import escrow_client, evidence_log
 from ledger.errors import DeploymentError
@@ -53,7 +57,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         anchorer = _anchorer(store, chain, args, notes)
         if anchorer is not None:
             anchorer.outbox.signers.update(keys)
-            results += [_result("anchor", o, f"head size {_size(store, o)}") for o in anchorer.resume()]
+            results += [_result(chain, "anchor", o, f"head size {_size(store, o)}")
+                        for o in anchorer.resume()]
         try:
             platform = Platform(store, escrow_client(chain, data_dir(args)), chain.default_account)
         except DeploymentError as exc:
@@ -72,12 +77,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
             outcomes = platform.resume()
         for o in outcomes:
             a = store.action_row(o.row.id)
-            results.append(_result("escrow", o, f"{o.row.label} of order {a.order_id if a else '?'}"))
+            results.append(_result(chain, "escrow", o, f"{o.row.label} of order {a.order_id if a else '?'}"))
         # The store, not what was driven, says what is left: a row none of the above could drive
         # (its contract unknown here) is still pending.
         left = len(store.anchors(chain.chain_id, status="sent")) + \
             len(store.actions(status="sent", chain_id=chain.chain_id))
-    lines = [f"{r['kind']} {r['what']} (tx {r['tx_hash'][:14]}…): {_word(r)}" for r in results]
+    lines = [f"{r['kind']} {r['what']} (tx {r['tx_hash'][:14]}…): {_word(r)}"
+             + (f"; {cost_text(r)}" if r["cost_wei"] is not None else "") for r in results]
+    if any(r["cost_wei"] is not None for r in results):
+        lines.append(f"in all: {cost_text(_total(results))}")
     lines += notes
     lines += [c.text() for c in changes]
     if any(c.row.status in ("lost", "failed") for c in changes):
@@ -88,7 +96,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     elif left:
         lines.append(f"{left} still pending: run `ledger resume` again (with --key for a party's "
                      "key, --max-fee to allow a higher fee, --timeout to wait longer)")
-    emit(args, {"results": results, "pending": left, "notes": notes,
+    emit(args, {"results": results, "pending": left, "notes": notes, **_total(results),
                 "anchors_rechecked": [c.to_json() for c in changes]}, "\n".join(lines))
     return 75 if left else 0  # EX_TEMPFAIL, as for a step that times out
 
@@ -113,9 +121,21 @@ def _size(store: Any, o: Outcome) -> int | str:
     return "?" if row is None else int(row.size)
 
 
-def _result(kind: str, o: Outcome, what: str) -> dict[str, Any]:
+def _result(chain: Chain, kind: str, o: Outcome, what: str) -> dict[str, Any]:
+    """One driven transaction; a mined one (confirmed or reverted) with what it cost: the
+    attempt mined, which may be an earlier one than the latest (a replacement's)."""
+    receipt = mined_receipt(chain, o.row.hashes) if o.status in ("confirmed", "failed") else None
+    costs = tx_costs(chain, [receipt]) if receipt is not None else None
     return {"kind": kind, "id": o.row.id, "what": what, "status": o.status, "detail": o.detail,
-            "tx_hash": "0x" + o.row.tx_hash.hex()}
+            "tx_hash": "0x" + o.row.tx_hash.hex(),
+            "mined_tx_hash": costs["transactions"][0]["tx_hash"] if costs else None,
+            "gas_used": costs["gas_used"] if costs else None,
+            "cost_wei": costs["cost_wei"] if costs else None}
+
+
+def _total(results: list[dict[str, Any]]) -> dict[str, int]:
+    mined = [r for r in results if r["cost_wei"] is not None]
+    return {"gas_used": sum(r["gas_used"] for r in mined), "cost_wei": sum(r["cost_wei"] for r in mined)}
 
 
 def _word(r: dict[str, Any]) -> str:

@@ -48,7 +48,7 @@ from ledger.evidence.trust import dumps_trust_root
 
 __all__ = [
     "DEFAULT_ADMIN_DELAY", "DEFAULT_DEPOSIT_RATIO_BPS", "MANIFEST_FORMAT", "RULING_TITLES", "Deployment",
-    "DeploymentManifest", "EscrowDeployment", "ManifestEntry", "abi_sha256", "admin_timelock", "cost_of",
+    "DeploymentManifest", "EscrowDeployment", "ManifestEntry", "abi_sha256", "admin_timelock",
     "deploy_contract", "deploy_escrow", "deploy_evidence_log", "deployed", "escrow_client", "evidence_log",
     "hand_over_admin", "is_live", "live_matches", "manifest_path", "meta_evidence_uri", "read_manifest",
     "trust_root", "trust_root_path",
@@ -88,16 +88,6 @@ def is_live(chain: Chain, entry: ManifestEntry) -> bool:
     return bool(code) and hashlib.sha256(code).hexdigest() == entry.code_sha256
 
 
-def cost_of(chain: Chain, receipt: dict[str, Any]) -> int:
-    """What a mined transaction cost its sender, in wei (gas used x effective gas price)."""
-    price = receipt.get("effectiveGasPrice")
-    if price is None:  # pragma: no cover - every node here reports it
-        tx = chain.w3.eth.get_transaction(receipt["transactionHash"])
-        base = int(chain.w3.eth.get_block(receipt["blockNumber"]).get("baseFeePerGas", 0) or 0)
-        price = min(int(tx["maxFeePerGas"]), base + int(tx["maxPriorityFeePerGas"]))
-    return int(receipt["gasUsed"]) * int(price)
-
-
 def deploy_contract(
     chain: Chain, data_dir: Path | None, name: str, *args: Any, redeploy: bool = False
 ) -> Deployment:
@@ -127,7 +117,7 @@ def deploy_contract(
         block_number=int(receipt["blockNumber"]), block_hash="0x" + bytes(receipt["blockHash"]).hex(),
         deployer=sender.address, compiler=art.compiler, runtime_sha256=art.runtime_hash,
         code_sha256=hashlib.sha256(code).hexdigest(), abi_sha256=abi_sha256(name),
-        gas_used=int(receipt["gasUsed"]), cost_wei=cost_of(chain, receipt), reused=False,
+        gas_used=int(receipt["gasUsed"]), cost_wei=chain.cost(receipt).cost_wei, reused=False,
     )  # fmt: skip
     _logger.info("deployed %s at %s on chain %d (block %d)", name, dep.address, chain.chain_id,
                  dep.block_number)

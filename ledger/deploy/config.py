@@ -1,11 +1,10 @@
 """A deployment's configuration as the chain holds it, and its differences from the manifest.
 
 AccessControl does not enumerate a role's holders, so they are read from the contract's own
-``RoleGranted`` / ``RoleRevoked`` events since its deployment block, replayed in order, and
-each holder confirmed with ``hasRole`` at the block read (a holder an event names but
-``hasRole`` denies is not listed, and the reverse cannot happen: only those events change a
-role). Everything else is a view call: the panel's epoch, members, threshold and cost, the
-escrow's treasury and current terms, the timelock's delay.
+``RoleGranted`` events since its deployment block and each confirmed with ``hasRole``
+(`ledger.escrow.roles.Roles`: only a grant gives a role, so nobody is missed). Everything
+else is a view call: the panel's epoch, members, threshold and cost, the escrow's treasury
+and current terms, the timelock's delay.
 """
 
 from __future__ import annotations
@@ -14,46 +13,20 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
-from web3.contract import Contract
+from eth_utils import to_checksum_address
 
 from ledger.chain.rpc import Chain
 from ledger.deploy.manifest import Configuration, ManifestEntry, PanelConfig
+from ledger.escrow.roles import ROLE_CONTRACTS, Roles
 from ledger.escrow.types import Terms
 
-__all__ = ["ROLES", "config_differences", "read_configuration", "role_holders"]
+__all__ = ["config_differences", "read_configuration", "role_holders"]
 
-ADMIN_ROLE = bytes(32)
-LOG_CHUNK = 10_000  # blocks per eth_getLogs (public RPC endpoints refuse wider ranges)
-
-#: the roles of each contract, by the name the CLI and the manifest use
-ROLES: dict[str, dict[str, bytes]] = {
-    "EvidenceLog": {"admin": ADMIN_ROLE, "anchorer": keccak(text="ANCHORER_ROLE")},
-    "FulfillmentEscrow": {"admin": ADMIN_ROLE},
-    "PanelArbitrator": {"admin": ADMIN_ROLE},
-    "AdminTimelock": {"admin": ADMIN_ROLE, "proposer": keccak(text="PROPOSER_ROLE"),
-                      "executor": keccak(text="EXECUTOR_ROLE"), "canceller": keccak(text="CANCELLER_ROLE")},
-}
-
-
-def role_holders(chain: Chain, contract: Contract, name: str, from_block: int, block: int,
-                 ) -> dict[str, list[str]]:
-    """Every role of `contract` (a `name` of `ROLES`) and its holders at `block`."""
-    roles = ROLES[name]
-    by_id = {v: k for k, v in roles.items()}
-    seen: dict[bytes, set[str]] = {r: set() for r in roles.values()}
-    logs = []
-    for lo in range(from_block, block + 1, LOG_CHUNK):  # nodes cap the blocks one eth_getLogs spans
-        hi = min(lo + LOG_CHUNK - 1, block)
-        logs += [*contract.events.RoleGranted().get_logs(from_block=lo, to_block=hi),
-                 *contract.events.RoleRevoked().get_logs(from_block=lo, to_block=hi)]
-    for log in logs:
-        role = bytes(log["args"]["role"])
-        if role in seen:
-            seen[role].add(to_checksum_address(log["args"]["account"]))
-    return {by_id[role]: sorted(a for a in accounts
-                                if chain.call(contract.functions.hasRole(role, a), block=block))
-            for role, accounts in seen.items()}
+def role_holders(chain: Chain, name: str, address: str, from_block: int) -> dict[str, list[str]]:
+    """Every role of the contract `name` at `address` and its holders (sorted), from its
+    events since `from_block` confirmed with ``hasRole`` (`ledger.escrow.roles.Roles`)."""
+    roles = Roles(chain, name, chain.contract(name, address), from_block)
+    return {role: sorted(holders) for role, holders in roles.all_holders().items()}
 
 
 def _terms_json(t: Terms) -> dict[str, Any]:
@@ -70,9 +43,8 @@ def read_configuration(chain: Chain, contracts: Mapping[str, ManifestEntry], blo
     at = int(chain.w3.eth.block_number) if block is None else block
     roles: dict[str, dict[str, list[str]]] = {}
     for name, entry in sorted(contracts.items()):
-        if name in ROLES:
-            contract = chain.contract(name, entry.address)
-            roles[name] = role_holders(chain, contract, name, entry.block_number, at)
+        if name in ROLE_CONTRACTS:
+            roles[name] = role_holders(chain, name, entry.address, entry.block_number)
     panel = treasury = terms_id = terms = delay = None
     if "PanelArbitrator" in contracts:
         arb = chain.contract("PanelArbitrator", contracts["PanelArbitrator"].address)

@@ -30,17 +30,17 @@ from ledger.deploy import (
     Deployment,
     EscrowDeployment,
     abi_sha256,
-    cost_of,
     deploy_escrow,
     deploy_evidence_log,
     escrow_client,
     hand_over_admin,
     is_live,
 )
-from ledger.deploy.config import ROLES, config_differences, read_configuration
+from ledger.deploy.config import config_differences, read_configuration
 from ledger.deploy.manifest import Configuration, append_history, event, read_manifest
 from ledger.deploy.plan import DeployPlan, check_plan, conflicts, redeploy_set
 from ledger.errors import DeploymentError, LedgerError
+from ledger.escrow.roles import ADMIN_ROLE, Roles
 
 __all__ = ["DeployResult", "check_deployment", "refresh_configuration", "run_plan"]
 
@@ -59,7 +59,7 @@ def _send(chain: Chain, result: DeployResult, fn: Any, note: str) -> None:
     receipt = chain.transact(fn, chain.default_account)
     result.tx_hashes.append("0x" + bytes(receipt["transactionHash"]).hex())
     result.gas_used += int(receipt["gasUsed"])
-    result.cost_wei += cost_of(chain, receipt)
+    result.cost_wei += chain.cost(receipt).cost_wei
     result.notes.append(note)
 
 
@@ -143,7 +143,7 @@ def _separate_log_roles(chain: Chain, log: Deployment, plan: DeployPlan, result:
     me = chain.default_account.address
     if plan.anchorer is not None and to_checksum_address(plan.anchorer) != me:
         anchorer = to_checksum_address(plan.anchorer)
-        role = ROLES["EvidenceLog"]["anchorer"]
+        role = Roles(chain, "EvidenceLog", contract, log.block_number).role_id("anchorer")
         _send(chain, result, contract.functions.grantRole(role, anchorer),
               f"EvidenceLog anchorer role granted to {anchorer}")
         _send(chain, result, contract.functions.revokeRole(role, me),
@@ -159,7 +159,7 @@ def _grant_pending(chain: Chain, dep: Deployment, to: str, result: DeployResult)
     if who == me:
         return
     contract = chain.contract(dep.name, dep.address)
-    _send(chain, result, contract.functions.grantRole(ROLES[dep.name]["admin"], who),
+    _send(chain, result, contract.functions.grantRole(ADMIN_ROLE, who),
           f"{dep.name} admin role granted to {who}; the deployer {me} keeps its own until {who} accepts: "
           f"`ledger admin role accept --contract {dep.name} --key <its key>` (a multisig sends "
           f"revokeRole(DEFAULT_ADMIN_ROLE, {me}) to {dep.address})")

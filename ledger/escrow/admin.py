@@ -24,7 +24,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
-from ledger.errors import LedgerError
+from ledger.chain.rpc import Chain
+from ledger.errors import DeploymentError, LedgerError
 from ledger.escrow.calls import Call
 from ledger.escrow.client import EscrowClient
 
@@ -63,22 +64,36 @@ class Submitted:
     calls: list[str]
     operation: Operation | None = None
     tx_hashes: list[str] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # of the transactions sent
 
 
 class Admin:
     """The admin side of one deployment (see the module docstring).
 
     `sender` signs: the admin itself without a timelock; a proposer (to schedule and cancel)
-    or an executor (to execute) of the timelock otherwise.
+    or an executor (to execute) of the timelock otherwise. `contracts` names further contracts
+    whose calls it describes (the EvidenceLog); without an escrow (a log-only deployment) pass
+    `client` None and the `chain`.
     """
 
-    def __init__(self, client: EscrowClient, timelock: Contract | None, sender: LocalAccount,
-                 *, from_block: int = 0) -> None:
-        self.client = client
-        self.chain = client.chain
+    def __init__(self, client: EscrowClient | None, timelock: Contract | None, sender: LocalAccount,
+                 *, from_block: int = 0, chain: Chain | None = None,
+                 contracts: dict[str, Contract] | None = None) -> None:
+        self._client = client
+        on = client.chain if client is not None else chain
+        if on is None:
+            raise ValueError("Admin needs an escrow client or a chain")
+        self.chain: Chain = on
         self.timelock = timelock
         self.sender = sender
         self.from_block = from_block
+        self.contracts = dict(contracts or {})
+
+    @property
+    def client(self) -> EscrowClient:
+        if self._client is None:
+            raise DeploymentError("this deployment has no FulfillmentEscrow: run `ledger deploy` first")
+        return self._client
 
     # -- reading --------------------------------------------------------------------------
     @property
@@ -90,9 +105,10 @@ class Admin:
 
     def describe(self, target: str, data: bytes) -> str:
         """A call as `Contract.function(arg, ...)`, decoded with the escrow's or the panel's ABI."""
-        for name, contract in (("FulfillmentEscrow", self.client.escrow),
-                               ("PanelArbitrator", self.client.arbitrator),
-                               ("AdminTimelock", self.timelock)):
+        known = [("FulfillmentEscrow", self._client.escrow if self._client else None),
+                 ("PanelArbitrator", self._client.arbitrator if self._client else None),
+                 ("AdminTimelock", self.timelock), *self.contracts.items()]
+        for name, contract in known:
             if contract is None or to_checksum_address(target) != contract.address:
                 continue
             try:
@@ -145,17 +161,18 @@ class Admin:
                           f"{self._timelock().address}")
 
     # -- acting ---------------------------------------------------------------------------
-    def submit(self, calls: list[Call]) -> Submitted:
-        """Execute `calls` now (no timelock) or schedule them as one operation."""
+    def submit(self, calls: list[Call], *, at_once: bool = False) -> Submitted:
+        """Execute `calls` now (no timelock, or `at_once`: the sender itself holds the role the
+        calls need) or schedule them as one operation."""
         if not calls:
             raise ValueError("no admin calls to submit")
         shown = [self.describe(c.fn.address, c.calldata) for c in calls]
         tl = self.timelock
-        if tl is None:
-            receipts = [self.client.send(c, self.sender) for c in calls]
+        if tl is None or at_once:
+            receipts = [self.chain.transact(c.fn, self.sender, value=c.value) for c in calls]
             _logger.info("admin: executed %s", "; ".join(shown))
             hashes = ["0x" + bytes(r["transactionHash"]).hex() for r in receipts]
-            return Submitted(True, shown, tx_hashes=hashes)
+            return Submitted(True, shown, tx_hashes=hashes, receipts=receipts)
         targets: list[str] = [to_checksum_address(c.fn.address) for c in calls]
         values = [c.value for c in calls]
         payloads = [c.calldata for c in calls]
@@ -170,7 +187,7 @@ class Admin:
                      "; ".join(shown))
         op = Operation(op_id, targets, values, payloads, ZERO32, salt, ready_at, "pending", shown,
                        "0x" + bytes(receipt["transactionHash"]).hex())
-        return Submitted(False, shown, op, [op.scheduled_tx])
+        return Submitted(False, shown, op, [op.scheduled_tx], [receipt])
 
     def execute(self, op_id: bytes) -> dict[str, Any]:
         """Execute a ready operation (refused, with its time, while it is not ready)."""

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3.types import RPCEndpoint
 
 from ledger.chain.anvil import AnvilProcess
 from ledger.chain.rpc import connect
-from ledger.deploy.config import ROLES
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 
 pytestmark = pytest.mark.anvil
@@ -83,7 +83,8 @@ class Operator:
 
     def ok(self, *args: str, env: dict[str, str] | None = None) -> Any:
         proc = self.run(*args, "--json", env=env)
-        assert proc.returncode == 0, f"ledger {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
+        assert proc.returncode == 0, \
+            f"ledger {' '.join(args)} -> {proc.returncode}\n{proc.stdout}{proc.stderr}"
         assert "Traceback" not in proc.stderr
         return json.loads(proc.stdout)
 
@@ -108,7 +109,8 @@ def test_a_production_deployment_end_to_end(op: Operator) -> None:
                 "--threshold", "2", "--treasury", op.addr("cold"), "--admin-delay", "1h",
                 "--proposer", op.addr("safe"), "--executor", op.addr("safe"))
     assert dep["deployer"] == op.addr("deployer") and set(dep["contracts"]) == {
-        "EvidenceLog", "EscrowTermsRules", "EscrowBatcher", "PanelArbitrator", "FulfillmentEscrow", "AdminTimelock"}
+        "EvidenceLog", "EscrowTermsRules", "EscrowBatcher", "PanelArbitrator", "FulfillmentEscrow",
+        "AdminTimelock"}
     assert dep["gas_used"] > 0 and dep["cost_wei"] >= dep["gas_used"] * GWEI // 2 and dep["tx_hashes"]
     roles = dep["configuration"]["roles"]
     assert roles["EvidenceLog"] == {"anchorer": [op.addr("hot")],
@@ -117,6 +119,13 @@ def test_a_production_deployment_end_to_end(op: Operator) -> None:
     assert roles["FulfillmentEscrow"]["admin"] == roles["PanelArbitrator"]["admin"] == [timelock]
     assert roles["AdminTimelock"]["proposer"] == [op.addr("safe")]
     assert dep["configuration"]["treasury"] == op.addr("cold")
+    assert op.ok("deploy", "--check")["ok"]
+
+    # The safe proves its key and takes the log admin over: the deployer leaves.
+    op.ok("admin", "role", "accept", "--contract", "EvidenceLog", "--key", op.refs["safe"])
+    assert op.manifest()["configuration"]["roles"]["EvidenceLog"]["admin"] == [op.addr("safe")]
+    listed = op.ok("admin", "role", "list", "--contract", "EvidenceLog")
+    assert op.addr("deployer") not in json.dumps(listed) and op.addr("safe") in json.dumps(listed)
     assert op.ok("deploy", "--check")["ok"]
 
     # The deployer is no longer the anchorer: only the hot key anchors.
@@ -158,7 +167,7 @@ def test_a_production_deployment_end_to_end(op: Operator) -> None:
     log = op.chain.contract("EvidenceLog", after["EvidenceLog"])
     safe = op.keys["safe"]
     op.chain.accounts.insert(0, safe)
-    op.chain.transact(log.functions.grantRole(ROLES["EvidenceLog"]["anchorer"], op.addr("intruder")), safe,
+    op.chain.transact(log.functions.grantRole(keccak(text="ANCHORER_ROLE"), op.addr("intruder")), safe,
                       confirmations=1)
     drift = op.run("deploy", "--check", "--json")
     assert drift.returncode == 1, drift.stdout + drift.stderr

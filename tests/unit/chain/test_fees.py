@@ -8,8 +8,9 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
 
-from ledger.chain.fees import FeeCeiling, TxFees, bumped, fees_of, fresh, gwei, resign
+from ledger.chain.fees import FeeCeiling, TxFees, bumped, eth, fees_of, fresh, gwei, resign, tx_cost
 from ledger.chain.keys import dev_keys
+from ledger.chain.rpc import Chain
 from ledger.errors import LedgerError
 
 GWEI = 10**9
@@ -80,3 +81,34 @@ def test_resign_refuses_another_sender_key() -> None:
 
 def test_gwei_reads_well() -> None:
     assert (gwei(2 * GWEI), gwei(2_757_000_000), gwei(1)) == ("2 gwei", "2.757 gwei", "0.000000001 gwei")
+
+
+def test_a_transaction_costs_gas_used_times_the_effective_gas_price() -> None:
+    receipt = {"transactionHash": b"\x01" * 32, "gasUsed": 50_000, "blockNumber": 7,
+               "effectiveGasPrice": 3 * GWEI}
+    cost = tx_cost(receipt)
+    assert cost.cost_wei == 150_000 * GWEI and cost.to_json()["tx_hash"] == "0x" + "01" * 32
+    # Without effectiveGasPrice: EIP-1559's base fee + min(tip, max fee - base fee), or a legacy price.
+    bare = {k: v for k, v in receipt.items() if k != "effectiveGasPrice"}
+    block = {"baseFeePerGas": 10 * GWEI}
+    assert tx_cost(bare, {"maxFeePerGas": 12 * GWEI, "maxPriorityFeePerGas": 5 * GWEI}, block
+                   ).effective_gas_price == 12 * GWEI  # the max fee caps the tip
+    assert tx_cost(bare, {"maxFeePerGas": 30 * GWEI, "maxPriorityFeePerGas": GWEI}, block
+                   ).effective_gas_price == 11 * GWEI
+    assert tx_cost(bare, {"gasPrice": 4 * GWEI}, {}).effective_gas_price == 4 * GWEI
+    with pytest.raises(ValueError, match="effectiveGasPrice"):
+        tx_cost(bare)
+
+
+def test_eth_shows_wei_exactly() -> None:
+    assert eth(0) == "0 ETH" and eth(10**18) == "1 ETH" and eth(52_113 * GWEI) == "0.000052113 ETH"
+    assert eth(10**18 + 1) == "1.000000000000000001 ETH"
+
+
+def test_the_embedded_chain_reports_the_cost_it_charged(chain: Chain) -> None:
+    me = chain.default_account
+    before = chain.w3.eth.get_balance(me.address)
+    receipt = chain.send_eth(dev_keys()[1].address, 5, me)
+    cost = chain.cost(receipt)
+    assert cost.gas_used == 21_000 and cost.effective_gas_price > 0
+    assert chain.w3.eth.get_balance(me.address) == before - 5 - cost.cost_wei

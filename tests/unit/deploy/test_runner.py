@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
 from ledger.chain import rpc
 from ledger.chain.rpc import Chain
 from ledger.deploy import deployed, manifest_path, read_manifest, trust_root_path
-from ledger.deploy.config import ROLES
 from ledger.deploy.manifest import retired_trust_path
 from ledger.deploy.plan import DeployPlan
 from ledger.deploy.runner import check_deployment, run_plan
@@ -100,7 +100,7 @@ def test_check_reports_roles_and_settings_changed_outside_the_tool(chain: Chain,
     run_plan(chain, tmp_path, _plan(chain))
     log = deployed(chain, tmp_path, "EvidenceLog")
     intruder = _addr(chain, 6)
-    chain.transact(log.functions.grantRole(ROLES["EvidenceLog"]["anchorer"], intruder))
+    chain.transact(log.functions.grantRole(keccak(text="ANCHORER_ROLE"), intruder))
     escrow = deployed(chain, tmp_path, "FulfillmentEscrow")
     chain.transact(escrow.functions.setTreasury(intruder))
     drift = check_deployment(chain, tmp_path)
