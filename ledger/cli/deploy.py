@@ -53,7 +53,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return _check(args, chain, ddir)
     local = chain.kind in ("anvil", "embedded")
     panel = [address_of(chain, ref) for ref in args.panel] if args.panel else None
-    first = read_manifest(ddir, chain.chain_id) is None
+    manifest = read_manifest(ddir, chain.chain_id)
+    first = manifest is None or "FulfillmentEscrow" not in manifest.contracts  # the escrow's first deployment
     if not args.log_only and panel is None and first:
         if not local:
             raise ConfigError("deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
@@ -63,7 +64,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     def who(ref: str | None) -> str | None:
         return None if ref is None else address_of(chain, ref)
 
-    delay = args.admin_delay if args.admin_delay is not None else (0 if local else DEFAULT_ADMIN_DELAY)
+    # Not asked: the default on a first deployment; on a re-run, whatever is deployed.
+    delay = args.admin_delay if args.admin_delay is not None else \
+        ((0 if local else DEFAULT_ADMIN_DELAY) if first else None)
     plan = DeployPlan(
         log_only=args.log_only, panel=panel, threshold=args.threshold, arbitration_cost=args.arbitration_cost,
         treasury=who(args.treasury), deposit_ratio_bps=args.deposit_ratio, admin_delay=delay,
@@ -77,7 +80,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     deployments = result.deployments
     if not args.log_only:
         esc_admin = "AdminTimelock" in {d.name for d in deployments}
-        result.notes.append(f"admin changes wait {delay} s in the AdminTimelock (`ledger admin ...` "
+        wait = result.configuration.admin_delay if result.configuration else delay
+        result.notes.append(f"admin changes wait {wait} s in the AdminTimelock (`ledger admin ...` "
                             "schedules and executes them)" if esc_admin else
                             "admin changes apply at once (no timelock: for development; deploy with "
                             "--admin-delay on a shared network)")

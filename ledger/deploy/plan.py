@@ -44,7 +44,7 @@ class DeployPlan:
     arbitration_cost: int | None = None
     treasury: str | None = None
     deposit_ratio_bps: int | None = None
-    admin_delay: int = 0
+    admin_delay: int | None = 0  # None: as deployed (a re-run that does not ask)
     log_admin: str | None = None
     anchorer: str | None = None
     admin: str | None = None  # the escrow's and the panel's admin when there is no timelock
@@ -88,11 +88,11 @@ def check_plan(plan: DeployPlan) -> None:
         if not len(members) // 2 < threshold <= len(members):
             raise ConfigError(f"--threshold {threshold}: a panel of {len(members)} needs a strict majority "
                               f"({len(members) // 2 + 1}..{len(members)})")
-    if plan.admin_delay > 0 and plan.admin is not None:
+    if (plan.admin_delay or 0) > 0 and plan.admin is not None:
         raise ConfigError("--admin names the escrow's admin without a timelock; with --admin-delay the "
                           "AdminTimelock is the admin: name who schedules and executes with --proposer and "
                           "--executor")
-    if plan.admin_delay == 0 and (plan.proposers or plan.executors):
+    if plan.admin_delay == 0 and (plan.proposers or plan.executors):  # (None: a timelock may exist)
         raise ConfigError("--proposer/--executor need a timelock (--admin-delay): without one there is "
                           "nobody to propose to")
     unknown = sorted(set(plan.redeploy) - {*ALL_CONTRACTS, "*"})

@@ -17,6 +17,7 @@ AdminTimelock is a contract this run deployed, so the admin roles move to it at 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,10 @@ def run_plan(chain: Chain, data_dir: Path, plan: DeployPlan) -> DeployResult:
     names, notes = redeploy_set(plan, live, manifest)
     if manifest is not None:
         staying = {n: e for n, e in manifest.contracts.items() if live.get(n) and n not in names}
-        problems = conflicts(plan, read_configuration(chain, staying))
+        current = read_configuration(chain, staying)
+        problems = conflicts(plan, current)
+        if plan.admin_delay is None:  # not asked: the deployment's own
+            plan = dataclasses.replace(plan, admin_delay=current.admin_delay or 0)
         if problems:
             raise DeploymentError("this deployment is live and differs from what this run asks; nothing was "
                                   "sent:\n  " + "\n  ".join(problems))
@@ -111,7 +115,8 @@ def _deploy(chain: Chain, data_dir: Path, plan: DeployPlan, names: set[str], res
         esc = deploy_escrow(
             chain, data_dir, panel=panel, threshold=plan.threshold or len(panel) // 2 + 1,
             arbitration_cost=plan.arbitration_cost or 0, treasury=plan.treasury, deposit_ratio_bps=ratio,
-            admin_delay=plan.admin_delay, redeploy=names, proposers=plan.proposers, executors=plan.executors,
+            admin_delay=plan.admin_delay or 0, redeploy=names, proposers=plan.proposers,
+            executors=plan.executors,
         )  # fmt: skip
         result.deployments += esc.deployments
         client = escrow_client(chain, data_dir)
