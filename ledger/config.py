@@ -67,7 +67,8 @@ VARIABLES: tuple[Variable, ...] = (
              scope="tests"),
     Variable("LEDGER_REQUIRE_BROWSER", "fail (not skip) the HTML report test without chromium; "
              "`scripts/run test` sets it", scope="tests"),
-    Variable("LEDGER_STATEFUL_EXAMPLES", "examples of the stateful escrow test (default 15)", scope="tests"),
+    Variable("LEDGER_STATEFUL_EXAMPLES", "examples of the stateful escrow test (default 15 on the embedded "
+             "chain, 5 on anvil)", scope="tests"),
     Variable("LEDGER_STATEFUL_STEPS", "steps per example of the stateful escrow test (default 40)",
              scope="tests"),
     Variable("LEDGER_STATEFUL_LIVENESS_EVERY", "steps between liveness checks (default 8)", scope="tests"),

@@ -163,12 +163,29 @@ def test_a_production_deployment_end_to_end(op: Operator) -> None:
     assert moved.returncode == 2 and "--move-log" in moved.stderr
     assert op.ok("deploy", "--check")["ok"]
 
-    # Drift: the log admin (the safe, whose key could leak) grants the anchorer role outside the tool.
-    log = op.chain.contract("EvidenceLog", after["EvidenceLog"])
-    safe = op.keys["safe"]
-    op.chain.accounts.insert(0, safe)
-    op.chain.transact(log.functions.grantRole(keccak(text="ANCHORER_ROLE"), op.addr("intruder")), safe,
-                      confirmations=1)
+    # Moving the log, asked for twice: a bundle anchored in the old log still verifies with its
+    # kept trust file; the log is anchored anew into the new one, and new bundles verify there.
+    oid = next(r["order_id"] for r in sale if r["kind"] == "order")
+    op.ok("export", "--order", oid, "-o", str(op.home / "old.json"))
+    old_log = after["EvidenceLog"]
+    new = op.ok("deploy", "--redeploy", "EvidenceLog", "--move-log", "--anchorer", op.addr("hot"),
+                "--log-admin", op.addr("safe"))  # a new contract: its roles are separated again
+    assert new["address"] != old_log and not new["reused"]
+    kept = op.home / "trust" / f"{CHAIN_ID}-{old_log.lower()}.json"
+    op.ok("verify", str(op.home / "old.json"), "--trust", str(kept))
+    assert new["configuration"]["roles"]["EvidenceLog"]["anchorer"] == [op.addr("hot")]
+    op.ok("anchor", env=op.as_("hot"))
+    op.ok("export", "--order", oid, "-o", str(op.home / "new.json"))
+    op.ok("verify", str(op.home / "new.json"), "--trust", new["trust_root"])
+    stale = op.run("verify", str(op.home / "old.json"), "--trust", new["trust_root"], "--json")
+    assert stale.returncode != 0  # pinned to the new log, the old bundle is not taken on trust
+    assert op.ok("deploy", "--check")["ok"]
+
+    # Drift: the deployer, still the new log's admin until the safe accepts, grants the anchorer
+    # role outside the tool.
+    log = op.chain.contract("EvidenceLog", new["address"])
+    op.chain.transact(log.functions.grantRole(keccak(text="ANCHORER_ROLE"), op.addr("intruder")),
+                      op.keys["deployer"], confirmations=1)
     drift = op.run("deploy", "--check", "--json")
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert json.loads(drift.stdout)["differences"] == [

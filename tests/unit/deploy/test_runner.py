@@ -10,6 +10,7 @@ operations run against a contract whose ABI the local build no longer matches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from ledger._internal import solc
 from ledger.chain import rpc
 from ledger.chain.rpc import Chain
 from ledger.deploy import deployed, manifest_path, read_manifest, trust_root_path
@@ -127,6 +129,22 @@ def test_operations_match_the_deployed_code_and_abi_not_the_local_build(chain: C
     path.write_text(json.dumps(doc))
     with pytest.raises(DeploymentError, match="other code than was deployed there"):
         deployed(chain, tmp_path, "EvidenceLog")
+
+
+def test_a_source_edit_that_keeps_the_abi_does_not_stop_operations(chain: Chain, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-line comment changes the build's metadata hash, so its runtime code differs from
+    what is deployed: operations still find the contract (the chain holds the code the manifest
+    recorded, and the ABI is the same), and `--check` has nothing to report."""
+    run_plan(chain, tmp_path, _plan(chain, log_only=True))
+    arts = dict(solc.artifacts())
+    art = arts["EvidenceLog"]
+    edited = dataclasses.replace(art, runtime_bytecode=art.runtime_bytecode[:-1] + b"\x00")
+    code = bytes(chain.w3.eth.get_code(deployed(chain, tmp_path, "EvidenceLog").address))
+    assert art.matches_deployed(code) and not edited.matches_deployed(code)
+    monkeypatch.setattr(solc, "artifacts", lambda: {**arts, "EvidenceLog": edited})
+    assert deployed(chain, tmp_path, "EvidenceLog")
+    assert check_deployment(chain, tmp_path) == []
 
 
 def test_a_v1_manifest_is_read_and_upgraded_by_the_next_deploy(chain: Chain, tmp_path: Path) -> None:
