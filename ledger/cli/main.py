@@ -51,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "carrier": ("ledger.cli.escrow", "register or remove a carrier's signing address (admin)"),
     "token": ("ledger.cli.escrow", "allow or disallow an ERC-20 for new orders (admin)"),
     "admin": ("ledger.cli.admin", "admin changes (terms, deposit ratio, treasury, fees, arbitrator panel, "
-              "carriers, tokens): at once, or scheduled and executed through the admin timelock"),
+              "carriers, tokens, roles and their two-step handover, sweep): at once, or scheduled and "
+              "executed through the admin timelock"),
     "escrow": ("ledger.cli.escrow", "the escrow's books for a token (they must equal its balance) and terms"),
     "advance": ("ledger.cli.dev", "advance a development chain's clock (embedded, or anvil with chain id "
                 "31337; for tests and replays)"),
