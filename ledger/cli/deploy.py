@@ -25,6 +25,7 @@ from ledger.cli._common import (
 from ledger.deploy import (
     DEFAULT_ADMIN_DELAY,
     DEFAULT_DEPOSIT_RATIO_BPS,
+    is_live,
     manifest_path,
     read_manifest,
     trust_root_path,
@@ -54,8 +55,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     local = chain.kind in ("anvil", "embedded")
     panel = [address_of(chain, ref) for ref in args.panel] if args.panel else None
     manifest = read_manifest(ddir, chain.chain_id)
-    first = manifest is None or "FulfillmentEscrow" not in manifest.contracts  # the escrow's first deployment
-    if not args.log_only and panel is None and first:
+    live = {n: is_live(chain, e) for n, e in manifest.contracts.items()} if manifest else {}
+    # What this run deploys anew takes the defaults (a reset node redeploys what is gone).
+    new_panel = not live.get("PanelArbitrator") or "PanelArbitrator" in (args.redeploy or [])
+    new_timelock = not live.get("FulfillmentEscrow") and not live.get("AdminTimelock")
+    if not args.log_only and panel is None and new_panel:
         if not local:
             raise ConfigError("deploying the escrow on this network needs --panel ADDR,ADDR,... (the "
                               "arbitration panel) and --threshold N; or pass --log-only")
@@ -64,9 +68,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     def who(ref: str | None) -> str | None:
         return None if ref is None else address_of(chain, ref)
 
-    # Not asked: the default on a first deployment; on a re-run, whatever is deployed.
+    # Not asked: the default for an escrow deployed anew; otherwise whatever is deployed.
     delay = args.admin_delay if args.admin_delay is not None else \
-        ((0 if local else DEFAULT_ADMIN_DELAY) if first else None)
+        ((0 if local else DEFAULT_ADMIN_DELAY) if new_timelock else None)
     plan = DeployPlan(
         log_only=args.log_only, panel=panel, threshold=args.threshold, arbitration_cost=args.arbitration_cost,
         treasury=who(args.treasury), deposit_ratio_bps=args.deposit_ratio, admin_delay=delay,

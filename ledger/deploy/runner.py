@@ -40,7 +40,7 @@ from ledger.deploy import (
 from ledger.deploy.config import config_differences, read_configuration
 from ledger.deploy.manifest import Configuration, append_history, event, read_manifest
 from ledger.deploy.plan import DeployPlan, check_plan, conflicts, redeploy_set
-from ledger.errors import DeploymentError, LedgerError
+from ledger.errors import ConfigError, DeploymentError, LedgerError
 from ledger.escrow.roles import ADMIN_ROLE, Roles
 
 __all__ = ["DeployResult", "check_deployment", "refresh_configuration", "run_plan"]
@@ -70,6 +70,10 @@ def run_plan(chain: Chain, data_dir: Path, plan: DeployPlan) -> DeployResult:
     manifest = read_manifest(data_dir, chain.chain_id)
     live = {n: is_live(chain, e) for n, e in manifest.contracts.items()} if manifest else {}
     names, notes = redeploy_set(plan, live, manifest)
+    new_panel = "PanelArbitrator" in names or not live.get("PanelArbitrator")
+    if not plan.log_only and plan.panel is None and new_panel:
+        raise ConfigError("this run deploys the PanelArbitrator: it needs --panel ADDR,ADDR,... (the "
+                          "arbitration panel) and --threshold N; nothing was sent")
     if manifest is not None:
         staying = {n: e for n, e in manifest.contracts.items() if live.get(n) and n not in names}
         current = read_configuration(chain, staying)
@@ -205,7 +209,12 @@ def check_deployment(chain: Chain, data_dir: Path) -> list[str]:
         out.append("the manifest records no configuration (written by an older version): run `ledger deploy` "
                    "once to record it")
     else:
-        recorded = msgspec.structs.replace(manifest.configuration, roles={
-            n: r for n, r in manifest.configuration.roles.items() if n in live})
+        c = manifest.configuration  # what a gone contract held is reported once, with it, above
+        escrow = "FulfillmentEscrow" in live
+        recorded = msgspec.structs.replace(
+            c, roles={n: r for n, r in c.roles.items() if n in live},
+            panel=c.panel if "PanelArbitrator" in live else None,
+            treasury=c.treasury if escrow else None, terms_id=c.terms_id if escrow else None,
+            terms=c.terms if escrow else None, admin_delay=c.admin_delay if "AdminTimelock" in live else None)
         out += config_differences(recorded, read_configuration(chain, live))
     return out

@@ -190,3 +190,31 @@ def test_a_production_deployment_end_to_end(op: Operator) -> None:
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert json.loads(drift.stdout)["differences"] == [
         f"EvidenceLog anchorer: {op.addr('intruder')} holds the role on chain, the manifest does not list it"]
+
+
+def test_a_reset_local_node_is_redeployed_with_a_bare_redeploy(tmp_path: Path) -> None:
+    """After a reset, nothing in the manifest is live: a bare `--redeploy` deploys every contract
+    anew with the local defaults (a panel of dev accounts, no timelock), the log included (its
+    code is gone, so nothing is moved), and `--check` is clean again."""
+    node = AnvilProcess().start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env.update(LEDGER_HOME=str(tmp_path / "home"), LEDGER_RPC=node.url, LEDGER_MASTER_SECRET="b6" * 32)
+
+        def ledger(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "ledger", *args, "--json"], capture_output=True,
+                                  text=True, env=env, timeout=300)
+
+        first = json.loads(ledger("deploy").stdout)
+        port = node.port
+        node.stop()
+        node = AnvilProcess(port=port).start()
+        gone = ledger("deploy", "--check")
+        assert gone.returncode == 1 and len(json.loads(gone.stdout)["differences"]) == 5
+        redone = ledger("deploy", "--redeploy")
+        assert redone.returncode == 0, redone.stdout + redone.stderr
+        contracts = json.loads(redone.stdout)["contracts"]
+        assert set(contracts) == set(first["contracts"]) and not any(c["reused"] for c in contracts.values())
+        assert ledger("deploy", "--check").returncode == 0
+    finally:
+        node.stop()

@@ -25,7 +25,7 @@ from ledger.deploy import deployed, manifest_path, read_manifest, trust_root_pat
 from ledger.deploy.manifest import retired_trust_path
 from ledger.deploy.plan import DeployPlan
 from ledger.deploy.runner import check_deployment, run_plan
-from ledger.errors import DeploymentError
+from ledger.errors import ConfigError, DeploymentError
 
 
 @pytest.fixture
@@ -192,3 +192,15 @@ def test_a_deployer_without_ether_is_refused_before_anything_is_sent(chain: Chai
     with pytest.raises(DeploymentError, match="has no ether on chain"):
         run_plan(chain, tmp_path, _plan(chain, log_only=True))
     assert chain.w3.eth.block_number == block and read_manifest(tmp_path, chain.chain_id) is None
+
+
+def test_deploying_the_panel_without_members_is_refused_before_anything_is_sent(chain: Chain,
+                                                                                tmp_path: Path) -> None:
+    """A re-run that deploys the PanelArbitrator (the escrow's first deployment after a log-only
+    one, or one whose arbitrator is gone) needs its members: refused before the first
+    transaction, not half-way with a revert."""
+    run_plan(chain, tmp_path, _plan(chain, log_only=True))
+    block = chain.w3.eth.block_number
+    with pytest.raises(ConfigError, match="this run deploys the PanelArbitrator: it needs --panel"):
+        run_plan(chain, tmp_path, DeployPlan())
+    assert chain.w3.eth.block_number == block
