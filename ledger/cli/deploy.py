@@ -31,7 +31,7 @@ from ledger.deploy import (
     trust_root_path,
 )
 from ledger.deploy.plan import DeployPlan
-from ledger.deploy.runner import check_deployment, run_plan
+from ledger.deploy.runner import DeployResult, check_deployment, run_plan
 from ledger.errors import ConfigError
 
 __all__ = ["configure"]
@@ -80,7 +80,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         carriers=[address_of(chain, ref) for ref in args.carrier or []],
         redeploy=args.redeploy or [], move_log=args.move_log,
     )  # fmt: skip
-    result = run_plan(chain, ddir, plan)
+    return _deploy_out(args, chain, ddir, run_plan(chain, ddir, plan), delay)
+
+
+def _deploy_out(args: argparse.Namespace, chain: Any, ddir: Any, result: DeployResult, delay: int | None,
+                ) -> int:
+    """What `ledger deploy` did: each contract, the notes, the gas and ether spent, the trust file."""
     deployments = result.deployments
     if not args.log_only:
         esc_admin = "AdminTimelock" in {d.name for d in deployments}
