@@ -316,16 +316,16 @@ def admin_for(args: argparse.Namespace) -> Admin:
     return Admin(client, timelock, sender, from_block=block)
 
 
-def note_admin_change(args: argparse.Namespace, what: str, tx_hashes: list[str]) -> None:
+def note_admin_change(args: argparse.Namespace, chain: Chain, what: str, tx_hashes: list[str]) -> None:
     """An admin change took effect: the manifest's configuration is read again from the chain
     and the change noted in its history (so `ledger deploy --check` tells it from drift)."""
-    refresh_configuration(open_chain(args), data_dir(args), "admin change", what, tx_hashes)
+    refresh_configuration(chain, data_dir(args), "admin change", what, tx_hashes)
 
 
 def submitted_out(args: argparse.Namespace, done: Submitted, extra: dict[str, Any] | None = None,
                   *, chain: Chain) -> int:
     if done.executed:
-        note_admin_change(args, "; ".join(done.calls), done.tx_hashes)
+        note_admin_change(args, chain, "; ".join(done.calls), done.tx_hashes)
     costs = tx_costs(chain, done.receipts)
     payload: dict[str, Any] = {"executed": done.executed, "calls": done.calls,
                                "tx_hashes": done.tx_hashes, **costs, **(extra or {})}

@@ -150,7 +150,7 @@ def cmd_admin(args: argparse.Namespace) -> int:  # long function: one branch per
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
         done = {"execute": "executed", "cancel": "cancelled"}[what]
         if what == "execute":
-            note_admin_change(args, f"timelock operation {args.operation} executed", [tx])
+            note_admin_change(args, admin.chain, f"timelock operation {args.operation} executed", [tx])
         costs = tx_costs(admin.chain, [receipt])
         emit(args, {"operation": args.operation, done: True, "tx_hash": tx, **costs},
              f"operation {args.operation} {done} (tx {tx}; {cost_text(costs)})")

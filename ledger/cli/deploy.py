@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ledger._internal import jsondoc, solc
+from ledger.chain.fees import eth
 from ledger.cli._common import (
     KEYREF_HELP,
     add_json,
@@ -107,18 +108,14 @@ def _deploy_out(args: argparse.Namespace, chain: Any, ddir: Any, result: DeployR
     lines = [
         f"{d.name} {'already deployed' if d.reused else 'deployed'} at {d.address} on chain "
         f"{chain.chain_id} (tx {d.tx_hash}, block {d.block_number}"
-        + ("" if d.reused or d.gas_used is None else f", gas {d.gas_used:,}, {ether(d.cost_wei or 0)}") + ")"
+        + ("" if d.reused or d.gas_used is None else f", gas {d.gas_used:,}, {eth(d.cost_wei or 0)}") + ")"
         for d in deployments
     ]
     lines += [n for n in result.notes if n]
-    lines.append(f"spent {result.gas_used:,} gas, {ether(result.cost_wei)} (this run)")
+    lines.append(f"spent {result.gas_used:,} gas, {eth(result.cost_wei)} (this run)")
     lines.append(f"trust file for auditors: {trust} (they pin the log with `ledger verify --trust FILE`)")
     emit(args, payload, "\n".join(lines))
     return 0
-
-
-def ether(wei: int) -> str:
-    return f"{wei / 10**18:.9f}".rstrip("0").rstrip(".") + " ETH"
 
 
 def _check(args: argparse.Namespace, chain: Any, ddir: Any) -> int:

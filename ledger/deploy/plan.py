@@ -17,14 +17,14 @@ is gone (a reset node).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
 
 from ledger.deploy.manifest import Configuration, DeploymentManifest
 from ledger.errors import ConfigError, DeploymentError
 
-__all__ = ["ESCROW_CONTRACTS", "MAX_PANEL_SIZE", "DeployPlan", "check_plan", "conflicts", "redeploy_set"]
+__all__ = ["MAX_PANEL_SIZE", "DeployPlan", "check_plan", "conflicts", "redeploy_set"]
 
 MAX_PANEL_SIZE = 32  # PanelArbitrator.MAX_PANEL_SIZE
 ZERO = "0x" + "00" * 20
@@ -53,7 +53,6 @@ class DeployPlan:
     carriers: Sequence[str] = ()
     redeploy: Sequence[str] = ()  # contract names; "*": every contract whose code is not live
     move_log: bool = False
-    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 def _address(option: str, value: str) -> str:

@@ -190,7 +190,8 @@ def refresh_configuration(chain: Chain, data_dir: Path, what: str, detail: str, 
 
 def check_deployment(chain: Chain, data_dir: Path) -> list[str]:
     """Every difference between the manifest and the chain: a contract whose code is not what
-    was deployed (or is gone), a local build whose ABI differs from the deployed one, a role
+    was deployed (or is gone), or that its recorded deployment transaction did not create
+    (an impostor with the same code), a local build whose ABI differs from the deployed one, a role
     holder, the panel, the treasury, the terms or the admin delay changed outside the tool."""
     manifest = read_manifest(data_dir, chain.chain_id)
     if manifest is None:
@@ -201,6 +202,14 @@ def check_deployment(chain: Chain, data_dir: Path) -> list[str]:
     for name, entry in sorted(manifest.contracts.items()):
         if not is_live(chain, entry):
             out.append(f"{name} at {entry.address}: the chain holds other code there, or none")
+            continue
+        made = chain.receipt(bytes.fromhex(entry.tx_hash.removeprefix("0x")))
+        if made is None or made.get("contractAddress") != entry.address or \
+                int(made["blockNumber"]) != entry.block_number:
+            # Same code elsewhere is not the same contract: an edited manifest could name an
+            # impostor deployed by anyone (with its own roles and money).
+            out.append(f"{name} at {entry.address}: the manifest's deployment transaction {entry.tx_hash} "
+                       f"did not create it in block {entry.block_number}")
             continue
         live[name] = entry
         if entry.abi_sha256 is not None and entry.abi_sha256 != abi_sha256(name):

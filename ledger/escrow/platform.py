@@ -211,9 +211,7 @@ class Platform:
             try:
                 receipt = self.outbox.finish(Pending(a.id, a.tx_hash, a.raw_tx, action, a.tx_hashes[1:]),
                                              self.confirmations, self.timeout)
-            except StillPending:
-                raise
-            except ChainUnavailable:  # pragma: no cover - finish raises StillPending instead
+            except ChainUnavailable:  # StillPending included: not settled, so not retried either
                 raise
             except LedgerError as exc:  # reverted or abandoned: a new attempt goes ahead
                 self.chain.say(f"order {order_id}: the pending {action} did not take effect ({exc}); "

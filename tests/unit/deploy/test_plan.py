@@ -10,8 +10,9 @@ log without saying so; redeploying the arbitrator under a live escrow that names
 from __future__ import annotations
 
 import pytest
+from eth_utils import to_checksum_address as cs
 
-from ledger.deploy.manifest import Configuration, PanelConfig
+from ledger.deploy.manifest import Configuration, DeploymentManifest, ManifestEntry, PanelConfig
 from ledger.deploy.plan import DeployPlan, check_plan, conflicts, redeploy_set
 from ledger.errors import ConfigError, DeploymentError
 
@@ -45,21 +46,17 @@ def test_a_good_request_passes() -> None:
                           executors=[B], anchorer=C, log_admin=D, redeploy=["EvidenceLog"], move_log=True))
 
 
-def _live(**kw: object) -> Configuration:
-    base: dict[str, object] = {
-        "block_number": 9, "treasury": "0x" + "A1" * 20,
-        "roles": {"EvidenceLog": {"admin": [B], "anchorer": [C]}, "FulfillmentEscrow": {"admin": [B]},
-                  "PanelArbitrator": {"admin": [B]}},
-        "panel": PanelConfig(1, [A, B, C], 2, 0), "terms_id": 1,
-        "terms": {"deposit_ratio_bps": 2000}}
-    base.update(kw)
-    return Configuration(**base)  # type: ignore[arg-type]
+def _live() -> Configuration:
+    """A live deployment: panel A, B, C (2 of 3, free), treasury A, anchorer C, admin B."""
+    return Configuration(
+        block_number=9, treasury=cs(A), panel=PanelConfig(1, [cs(A), cs(B), cs(C)], 2, 0), terms_id=1,
+        terms={"deposit_ratio_bps": 2000},
+        roles={"EvidenceLog": {"admin": [cs(B)], "anchorer": [cs(C)]},
+               "FulfillmentEscrow": {"admin": [cs(B)]}, "PanelArbitrator": {"admin": [cs(B)]}})
 
 
 def test_a_re_run_asking_for_another_configuration_names_each_difference_and_its_command() -> None:
-    from eth_utils import to_checksum_address as cs
-    live = _live(roles={"EvidenceLog": {"admin": [cs(B)], "anchorer": [cs(C)]}},
-                 panel=PanelConfig(1, [cs(A), cs(B), cs(C)], 2, 0), treasury=cs(A))
+    live = _live()
     assert conflicts(DeployPlan(panel=[A, B, C], threshold=2, treasury=A, anchorer=C), live) == []
     found = conflicts(DeployPlan(panel=[A, B, D], threshold=3, arbitration_cost=5, treasury=D,
                                  deposit_ratio_bps=1000, anchorer=D), live)
@@ -76,7 +73,6 @@ def test_a_re_run_asking_for_another_configuration_names_each_difference_and_its
 
 
 def test_redeploys_that_would_break_the_deployment_are_refused() -> None:
-    from ledger.deploy.manifest import DeploymentManifest, ManifestEntry
     entry = ManifestEntry("FulfillmentEscrow", A, "0x", 1, "0x", A, "c", "h")
     manifest = DeploymentManifest("evidence-escrow/deployment/v2", 1, {"FulfillmentEscrow": entry})
     live = {"EvidenceLog": True, "FulfillmentEscrow": True, "PanelArbitrator": True, "AdminTimelock": True,

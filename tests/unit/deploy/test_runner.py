@@ -204,3 +204,19 @@ def test_deploying_the_panel_without_members_is_refused_before_anything_is_sent(
     with pytest.raises(ConfigError, match="this run deploys the PanelArbitrator: it needs --panel"):
         run_plan(chain, tmp_path, DeployPlan())
     assert chain.w3.eth.block_number == block
+
+
+def test_check_finds_an_impostor_with_the_same_code(chain: Chain, tmp_path: Path) -> None:
+    """Someone deploys the very same EvidenceLog (anchorer: themselves) and edits the manifest
+    to name it: the code matches, so only the deployment transaction tells them apart."""
+    run_plan(chain, tmp_path / "ours", _plan(chain, log_only=True))
+    theirs = run_plan(chain, tmp_path / "theirs", _plan(chain, log_only=True)).deployments[0]
+    path = manifest_path(tmp_path / "ours", chain.chain_id)
+    doc = json.loads(path.read_text())
+    doc["contracts"]["EvidenceLog"]["address"] = theirs.address
+    path.write_text(json.dumps(doc))
+    assert deployed(chain, tmp_path / "ours", "EvidenceLog").address == theirs.address  # same code
+    assert check_deployment(chain, tmp_path / "ours") == [
+        f"EvidenceLog at {theirs.address}: the manifest's deployment transaction "
+        f"{doc['contracts']['EvidenceLog']['tx_hash']} did not create it in block "
+        f"{doc['contracts']['EvidenceLog']['block_number']}"]
