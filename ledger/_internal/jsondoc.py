@@ -47,7 +47,7 @@ def _constant(name: str) -> Any:
 
 
 def load(
-    text: str | bytes, type_: type[T], *, source: str, what: str, fmt: str | None,
+    text: str | bytes, type_: type[T], *, source: str, what: str, fmt: str | tuple[str, ...] | None,
     error: type[LedgerError],
 ) -> T:
     """Parse `text` as a document of `type_` ("an evidence bundle" is `what`), or raise `error`."""
@@ -64,8 +64,9 @@ def load(
         raise error(f"{source}: duplicate key {exc.args[0]!r} (a document has one value per key)") from None
     except (ValueError, RecursionError) as exc:
         raise error(f"{source} is not JSON: {exc}") from None
-    if fmt is not None and (not isinstance(data, dict) or data.get("format") != fmt):
-        raise error(f"{source} is not {what} (format must be {fmt!r})")
+    formats = (fmt,) if isinstance(fmt, str) else fmt
+    if formats is not None and (not isinstance(data, dict) or data.get("format") not in formats):
+        raise error(f"{source} is not {what} (format must be {' or '.join(map(repr, formats))})")
     try:
         return msgspec.convert(data, type_, strict=True)
     except msgspec.ValidationError as exc:

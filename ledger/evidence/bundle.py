@@ -27,13 +27,16 @@ from ledger._internal.rfc3339 import parse_time_ns, rfc3339, ts_ns
 from ledger.errors import BundleError, InclusionProofError
 from ledger.evidence.bundle_format import (
     FORMAT,
+    FORMAT_V2,
     Bundle,
     BundleAnchor,
     BundleRecord,
+    Completeness,
     Selection,
     hex_bytes,
 )
-from ledger.evidence.bundle_head import pin_failures, verify_head_on_chain
+from ledger.evidence.bundle_head import index_failures, pin_failures, verify_head_on_chain
+from ledger.evidence.completeness import completeness_failures, completeness_for
 from ledger.evidence.leaf import committed_leaf, personal_commitment_of
 from ledger.evidence.master_secret import OrderKey
 from ledger.evidence.trust import Pin
@@ -70,8 +73,12 @@ def build_bundle(
     *,
     selection: Selection,
     disclose_personal: bool = False,
+    completeness: tuple[bytes, Completeness] | None = None,
+    paths: bool = True,
 ) -> Bundle:
-    """A bundle for `stored` records (all covered by the confirmed `anchor` row), in log order."""
+    """A bundle for `stored` records (all covered by the confirmed `anchor` row), in log order:
+    v2 with `completeness` (the index root and the proof, `completeness_for`), where each
+    record's inclusion path is optional (`paths`); v1 without."""
     tree = store.tree
     secret = store.secret
     out_records = []
@@ -82,7 +89,7 @@ def build_bundle(
         item = BundleRecord(
             index=r.index,
             leaf_hash=_h(r.leaf),
-            inclusion_proof=[_h(p) for p in tree.inclusion_proof(r.index, anchor.size)],
+            inclusion_proof=[_h(p) for p in tree.inclusion_proof(r.index, anchor.size)] if paths else None,
             record=r.public,
             salt=_h(secret.record_salt(r.order_id, r.id)),
         )
@@ -93,9 +100,13 @@ def build_bundle(
                 item.personal_salt = _h(secret.personal_salt(r.order_id, r.id))
         out_records.append(item)
         order_keys.setdefault(r.order_id, _h(secret.order_key(r.order_id)))
+    head = _head(anchor)
+    if completeness is not None:
+        head.index_root = _h(completeness[0])
     return Bundle(
-        format=FORMAT, generated_at=rfc3339(), selection=selection, anchor=_head(anchor),
-        records=out_records, order_keys=order_keys,
+        format=FORMAT if completeness is None else FORMAT_V2, generated_at=rfc3339(), selection=selection,
+        anchor=head, records=out_records, order_keys=order_keys,
+        completeness=None if completeness is None else completeness[1],
     )
 
 
@@ -109,8 +120,11 @@ def export_bundle(
     since: str | None = None,
     until: str | None = None,
     disclose_personal: bool = False,
+    paths: bool = False,
 ) -> tuple[Bundle, list[str]]:
-    """Select records and build a bundle against the latest confirmed head.
+    """Select records and build a bundle against the latest confirmed head: v2 (completeness
+    proven, each record's inclusion path only with `paths`) for one order or one merchant when
+    that head was anchored with its index root, v1 otherwise.
 
     Returns (bundle, ids of selected records left out because no confirmed head covers
     them yet).
@@ -139,12 +153,26 @@ def export_bundle(
         raise BundleError(
             f"none of the {len(selected)} matching record(s) is anchored yet: run `ledger anchor`"
         )
-    bundle = build_bundle(store, covered, anchor, selection=selection,
-                          disclose_personal=disclose_personal)
+    proof = _completeness(store, anchor, selection)
+    bundle = build_bundle(store, covered, anchor, selection=selection, disclose_personal=disclose_personal,
+                          completeness=proof, paths=paths or proof is None)
     _logger.info("exported a bundle of %d record(s) (%s) against head size %d on chain %d; "
                  "%d newer record(s) left out, not anchored yet", len(bundle.records),
                  jsondoc.to_json(selection) or "every record", anchor.size, chain_id, len(left_out))
     return bundle, left_out
+
+
+def _completeness(store: Any, anchor: Any, selection: Selection) -> tuple[bytes, Completeness] | None:
+    """The completeness proof of a one-order or one-merchant selection at the anchor's head, when
+    the head was anchored with its index root (None: a v1 bundle)."""
+    anchored = getattr(anchor, "index_root", None)
+    if anchored is None or (selection.order_id is None and selection.merchant_id is None):
+        return None
+    root, proof = completeness_for(store, selection, anchor.size)
+    if root != anchored:
+        raise BundleError(f"the store's index at size {anchor.size} has root {root.hex()}, but head "
+                          f"{anchor.size} was anchored with index root {anchored.hex()}: the store was altered")
+    return root, proof
 
 
 # --------------------------------------------------------------------------- verify
@@ -178,11 +206,21 @@ class Verdict:
     anchored_timestamp: int | None
     head_checked: bool  # asked the chain (not offline)
     pinned: bool  # the chain and the contract were both pinned
+    #: v2: what the completeness proof gets wrong (empty: proven); None: a v1 bundle, not proven
+    completeness_failures: list[str] | None = None
+
+    @property
+    def completeness(self) -> str:
+        """``proven`` (the records are all of the selection's as of the head), ``failed``, or
+        ``not proven`` (a v1 bundle: each record is in the log, but others may be missing)."""
+        if self.completeness_failures is None:
+            return "not proven"
+        return "failed" if self.completeness_failures else "proven"
 
     @property
     def status(self) -> str:
         """One of `STATUSES`."""
-        if self.head_failures or not all(r.ok for r in self.records):
+        if self.head_failures or self.completeness_failures or not all(r.ok for r in self.records):
             return "not_verified"
         if not self.head_checked:
             return "head_unchecked"
@@ -201,6 +239,8 @@ class Verdict:
             "tree_size": self.tree_size,
             "anchored_timestamp": self.anchored_timestamp,
             "head_failures": self.head_failures,
+            "completeness": self.completeness,
+            "completeness_failures": self.completeness_failures or [],
             "records": [
                 {"index": r.index, "id": r.record_id, "ok": r.ok, "failures": r.failures}
                 for r in self.records
@@ -289,6 +329,8 @@ def _proof_failures(item: BundleRecord, computed_leaf: bytes, stated_leaf: bytes
                     root: bytes) -> list[str]:
     """Step 5: the recomputed leaf must be in the tree at `index`. When it is not but the
     stated leaf is, the content was changed (already reported), not the proof."""
+    if item.inclusion_proof is None:  # v2: the record's leaf is bound through the index instead
+        return []
     proof = [hex_bytes(p) for p in item.inclusion_proof]
     try:
         verify_inclusion(computed_leaf, item.index, size, proof, root)
@@ -342,8 +384,12 @@ def verify_bundle(
     head_failures, timestamp = pin_failures(head, pin), None
     if w3 is not None and not head_failures:
         head_failures, timestamp = verify_head_on_chain(head, w3, pin)
+        if not head_failures and head.index_root is not None:
+            head_failures = index_failures(w3, head, hex_bytes(head.index_root))
+    complete = None if bundle.completeness is None else completeness_failures(bundle)
     verdict = Verdict(head_failures, records, head.chain_id, head.contract, size, timestamp,
-                      head_checked=w3 is not None, pinned=pin is not None and pin.complete)
+                      head_checked=w3 is not None, pinned=pin is not None and pin.complete,
+                      completeness_failures=complete)
     _logger.info("verified a bundle against head size %d on chain %d: %d/%d record(s) ok, "
                  "%d head failure(s): %s", size, head.chain_id, sum(r.ok for r in records),
                  len(records), len(head_failures), verdict.status)

@@ -26,11 +26,14 @@ from ledger._internal.rfc3339 import parse_time_ns
 from ledger.errors import BundleError
 
 __all__ = [
-    "FORMAT", "Address", "Bundle", "BundleAnchor", "BundleRecord", "Hex32", "Selection", "TxHash", "Uint",
+    "FORMAT", "FORMATS", "FORMAT_V2", "Address", "Completeness", "Bundle", "BundleAnchor", "BundleRecord", "Hex32", "Selection", "TxHash", "Uint",
     "check_address", "dumps_bundle", "hex_bytes", "load_bundle",
 ]
 
 FORMAT: Final = "evidence-escrow/bundle/v1"
+#: Bundles that also prove completeness against the log's index (docs/bundle.md, "Completeness").
+FORMAT_V2: Final = "evidence-escrow/bundle/v2"
+FORMATS: Final = (FORMAT, FORMAT_V2)
 
 #: 32 bytes as the exporter writes them: 64 lowercase hex digits, no 0x (leaf hashes, proof
 #: hashes, roots, salts, order keys, personal commitments). Any other spelling is malformed:
@@ -88,6 +91,7 @@ class BundleAnchor(DocumentStruct):
     block_number: Uint
     block_hash: TxHash
     block_timestamp: Uint
+    index_root: Hex32 | None = None  # v2: the completeness index's root anchored with the head
 
     def __post_init__(self) -> None:
         check_address(self.contract, "anchor.contract")
@@ -102,7 +106,7 @@ class BundleRecord(DocumentStruct):
 
     index: Uint
     leaf_hash: Hex32
-    inclusion_proof: list[Hex32]
+    inclusion_proof: list[Hex32] | None  # required in v1; in v2 optional (null when not exported)
     record: dict[str, Any]
     salt: Hex32
     personal_commitment: Hex32 | None = None
@@ -116,25 +120,71 @@ class BundleRecord(DocumentStruct):
             raise ValueError("personal data is disclosed without the personal_commitment it opens")
 
 
+#: A bucket entry: [leaf index, ts as unix nanoseconds, leaf hash].
+IndexEntry = tuple[Uint, Uint, Hex32]
+#: UTC day as written in a merchant's directory and buckets.
+Day = Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")]
+
+
+class Completeness(DocumentStruct):
+    """v2: the proof that the bundle's records are all the log holds for its selection."""
+
+    key: str  # "order:<order_id>" or "merchant:<merchant_id>"
+    shard: list[tuple[Hex32, Hex32]]  # the key's whole shard: (keyhash, value), increasing keyhash
+    shard_path: Annotated[list[Hex32], Meta(min_length=16, max_length=16)]  # audit path of the shard
+    entries: list[IndexEntry] | None = None  # an order key: its whole bucket
+    directory: list[tuple[Day, Uint, Hex32]] | None = None  # a merchant key: (day, count, digest)
+    days: dict[Day, list[IndexEntry]] | None = None  # a merchant key: the buckets of the selection's days
+
+    def __post_init__(self) -> None:
+        is_order = self.key.startswith("order:")
+        if not is_order and not self.key.startswith("merchant:"):
+            raise ValueError(f"completeness.key {self.key!r} is neither 'order:<id>' nor 'merchant:<id>'")
+        if is_order != (self.entries is not None) or is_order == (self.directory is not None) \
+                or is_order == (self.days is not None):
+            raise ValueError("completeness: an order key has `entries`; a merchant key has `directory` and `days`")
+
+
 class Bundle(DocumentStruct):
-    format: Literal["evidence-escrow/bundle/v1"]  # FORMAT, checked inside a case file too
+    format: Literal["evidence-escrow/bundle/v1", "evidence-escrow/bundle/v2"]  # FORMATS
     generated_at: str  # informational
     selection: Selection
     anchor: BundleAnchor
-    records: Annotated[list[BundleRecord], Meta(min_length=1)]
+    records: list[BundleRecord]  # v1: at least one
     order_keys: dict[str, Hex32] | None = None  # order id -> order key; optional (docs/bundle.md)
+    completeness: Completeness | None = None  # v2 only, and required there
 
     def __post_init__(self) -> None:
+        self._check_version()
         for i in range(1, len(self.records)):
             before, index = self.records[i - 1].index, self.records[i].index
             if index <= before:
                 raise ValueError(f"records[{i}].index {index} does not follow records[{i - 1}].index "
                                  f"{before}: records are in strictly increasing leaf index order")
 
+    def _check_version(self) -> None:
+        if self.format == FORMAT:
+            if not self.records:
+                raise ValueError("`$.records`: a v1 bundle has at least one record")
+            for i, r in enumerate(self.records):
+                if r.inclusion_proof is None:
+                    raise ValueError(f"`$.records[{i}].inclusion_proof` is required in a v1 bundle")
+            if self.completeness is not None or self.anchor.index_root is not None:
+                raise ValueError("`$.completeness` and `$.anchor.index_root` belong to v2 bundles only")
+            return
+        if self.completeness is None or self.anchor.index_root is None:
+            raise ValueError("a v2 bundle has `completeness` and `anchor.index_root`")
+        key = self.completeness.key
+        wanted = (f"order:{self.selection.order_id}" if self.selection.order_id is not None
+                  else f"merchant:{self.selection.merchant_id}" if self.selection.merchant_id is not None else None)
+        if key != wanted:
+            raise ValueError(f"completeness.key {key!r} is not the selection's ({wanted!r}): a v2 bundle "
+                             "selects one order, or one merchant")
+
 
 def load_bundle(text: str | bytes, source: str = "bundle") -> Bundle:
     """Parse a bundle (see the module docstring), or raise `BundleError`."""
-    return jsondoc.load(text, Bundle, source=source, what="an evidence bundle", fmt=FORMAT, error=BundleError)
+    return jsondoc.load(text, Bundle, source=source, what="an evidence bundle", fmt=FORMATS, error=BundleError)
 
 
 def dumps_bundle(bundle: Bundle) -> str:

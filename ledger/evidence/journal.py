@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS anchors (
     error TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    attempts TEXT NOT NULL DEFAULT '[]'  -- JSON: earlier attempts it replaced
+    attempts TEXT NOT NULL DEFAULT '[]', -- JSON: earlier attempts it replaced
+    index_root BLOB                      -- the completeness index root anchored with it (NULL: none)
 );"""
 
 _ACTIONS = f"""
@@ -220,6 +221,7 @@ class AnchorRow:
     gas_used: int | None
     error: str | None
     attempts: tuple[Attempt, ...] = field(default=())
+    index_root: bytes | None = None  # anchored with the head (anchorIndexed); None: plain anchor()
 
     @property
     def tx_hashes(self) -> tuple[bytes, ...]:
@@ -378,21 +380,21 @@ class JournalTables:
     # -- anchors ------------------------------------------------------------------------
     _ANCHOR_COLS = (
         "id, chain_id, contract, size, root, prev_size, status, sender, nonce, tx_hash, raw_tx,"
-        " block_number, block_hash, block_timestamp, gas_used, error, attempts"
+        " block_number, block_hash, block_timestamp, gas_used, error, attempts, index_root"
     )
 
     def record_sent_anchor(
         self, *, chain_id: int, contract: str, size: int, root: bytes, prev_size: int, sender: str,
-        nonce: int, tx_hash: bytes, raw_tx: bytes,
+        nonce: int, tx_hash: bytes, raw_tx: bytes, index_root: bytes | None = None,
     ) -> int:
         """Durably note a signed anchor transaction BEFORE it is broadcast."""
         with self._txn():
             cur = self.db.execute(
                 "INSERT INTO anchors(chain_id, contract, size, root, prev_size, status, sender,"
-                " nonce, tx_hash, raw_tx, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,'sent',?,?,?,?,?,?)",
+                " nonce, tx_hash, raw_tx, created_at, updated_at, index_root)"
+                " VALUES (?,?,?,?,?,'sent',?,?,?,?,?,?,?)",
                 (chain_id, contract, size, root, prev_size, sender, nonce, tx_hash, raw_tx,
-                 rfc3339(), rfc3339()),
+                 rfc3339(), rfc3339(), index_root),
             )
             return int(cur.lastrowid or 0)
 
@@ -405,11 +407,11 @@ class JournalTables:
                 where.append(f"{col} = ?")
                 args.append(val)
         q = f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE {' AND '.join(where)} ORDER BY id"
-        return [AnchorRow(*r[:16], _attempts(r[16])) for r in self.db.execute(q, args)]  # type: ignore[call-arg]
+        return [AnchorRow(*r[:16], _attempts(r[16]), r[17]) for r in self.db.execute(q, args)]  # type: ignore[call-arg]
 
     def anchor_row(self, anchor_id: int) -> AnchorRow | None:
         r = self.db.execute(f"SELECT {self._ANCHOR_COLS} FROM anchors WHERE id = ?", (anchor_id,)).fetchone()
-        return None if r is None else AnchorRow(*r[:16], _attempts(r[16]))  # type: ignore[call-arg]
+        return None if r is None else AnchorRow(*r[:16], _attempts(r[16]), r[17])  # type: ignore[call-arg]
 
     def action_row(self, action_id: int) -> ActionRow | None:
         r = self.db.execute(f"SELECT {self._ACTION_COLS} FROM escrow_actions WHERE id = ?",

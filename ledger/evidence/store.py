@@ -28,13 +28,14 @@ from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
 from ledger.evidence.journal import SCHEMA as _JOURNAL_SCHEMA
 from ledger.evidence.journal import JournalTables, NewAction, migrate_v2
+from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
 from ledger.evidence.model import Record
 
 _logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records
+SCHEMA_VERSION = 4  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -144,6 +145,8 @@ class Store(JournalTables):
         self.db.executescript(_SCHEMA)
         self._migrate()
         self.db.executescript(_JOURNAL_SCHEMA)
+        self.db.executescript(INDEX_SCHEMA)
+        self.index = LogIndex(self.db, self._txn)
         data_key = load_data_key(secret)
         self._check_meta(_key_fingerprint(data_key))
         self._tree: MerkleTree | None = None
@@ -152,14 +155,18 @@ class Store(JournalTables):
 
     # -- set-up -----------------------------------------------------------------
     def _migrate(self) -> None:
-        """Bring a schema-2 store to this version (its journals; records are unchanged)."""
+        """Bring a schema-2 or -3 store to this version (its journals; records are unchanged; the
+        completeness index is built from the records when first asked for)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] != "2":
+        if row is None or row[0] not in ("2", "3"):
             return
         with self._txn():
-            migrate_v2(self.db)
+            if row[0] == "2":
+                migrate_v2(self.db)  # rebuilds the anchors table with this version's columns
+            else:
+                self.db.execute("ALTER TABLE anchors ADD COLUMN index_root BLOB")
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
-        _logger.info("migrated %s from schema 2 to %d", self.path, SCHEMA_VERSION)
+        _logger.info("migrated %s from schema %s to %d", self.path, row[0], SCHEMA_VERSION)
 
     def _check_meta(self, data_key_fingerprint: str) -> None:
         rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -229,6 +236,10 @@ class Store(JournalTables):
             while chunk := cur.fetchmany(65536):
                 self._tree.extend(r[0] for r in chunk)
         return self._tree
+
+    def index_root(self, size: int) -> bytes:
+        """The completeness index's root over the first `size` leaves (`ledger.evidence.index`)."""
+        return self.index.root(size)
 
     # -- ingestion ------------------------------------------------------------------
     def ingest(self, records: Sequence[Record], *, source: str, progress: _Progress = None) -> IngestResult:

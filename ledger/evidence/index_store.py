@@ -1,0 +1,288 @@
+"""The store's completeness index (`ledger.evidence.index` has the rules): kept in the store's
+SQLite file beside the records, advanced to a head's size when that head is anchored, and
+able to answer for any earlier size, so a bundle proves completeness "as of head N".
+
+State (all derivable from the records table, so a store of an earlier version gains its
+index by one pass over the log):
+
+- ``index_keys``: every key with its count and value as of ``meta.index_size``;
+- ``index_days``: each merchant's days (count, chain digest);
+- ``index_shards``: each non-empty shard's hash; ``index_roots``: the root computed at each size.
+
+Records are append-only, so the index at size N is a function of the first N leaves; a size
+below ``index_size`` is answered by recomputing only the keys that records at N or later touch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.evidence.index import (
+    EMPTY_SHARD,
+    Entry,
+    TopTree,
+    bucket_digest,
+    day_of,
+    directory_value,
+    key_hash,
+    merchant_key,
+    order_key,
+    shard_hash,
+    shard_of,
+)
+
+__all__ = ["INDEX_SCHEMA", "KeyProof", "LogIndex"]
+
+INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS index_keys (
+    key TEXT PRIMARY KEY,                -- 'order:<id>' or 'merchant:<id>'
+    keyhash BLOB NOT NULL,
+    shard INTEGER NOT NULL,
+    count INTEGER NOT NULL,              -- records under the key
+    value BLOB NOT NULL                  -- an order's bucket digest; a merchant's directory value
+);
+CREATE INDEX IF NOT EXISTS index_keys_shard ON index_keys(shard, keyhash);
+CREATE TABLE IF NOT EXISTS index_days (
+    merchant TEXT NOT NULL,
+    day INTEGER NOT NULL,                -- UTC days since 1970-01-01
+    count INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (merchant, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_shards (shard INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS index_roots (size INTEGER PRIMARY KEY, root BLOB NOT NULL);
+"""
+
+_Days = dict[int, tuple[int, bytes]]  # day -> (count, digest)
+
+
+@dataclass
+class KeyProof:
+    """What a bundle needs to prove one key's value at one size."""
+
+    key: str
+    size: int
+    root: bytes  # the index root at `size`
+    shard: int
+    pairs: list[tuple[bytes, bytes]]  # the shard's (keyhash, value), sorted
+    path: list[bytes]  # the shard's audit path in the top tree
+    entries: list[Entry] = field(default_factory=list)  # an order's bucket
+    days: list[tuple[int, int, bytes]] = field(default_factory=list)  # a merchant's directory
+    day_entries: dict[int, list[Entry]] = field(default_factory=dict)  # a merchant's buckets asked for
+
+
+class LogIndex:
+    """The index of one store (its connection and transaction maker)."""
+
+    def __init__(self, db: sqlite3.Connection, txn: Callable[[], Any]) -> None:
+        self.db = db
+        self._txn = txn
+        self._top: TopTree | None = None
+        self._top_size = -1
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'index_size'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _tree(self, size: int) -> TopTree:
+        if self._top is None or self._top_size != size:
+            self._top = TopTree({int(s): bytes(h) for s, h in self.db.execute(
+                "SELECT shard, hash FROM index_shards")})
+            self._top_size = size
+        return self._top
+
+    def root(self, size: int) -> bytes:
+        """The index root of the log's first `size` leaves (advancing the kept index to `size`
+        when it is behind)."""
+        with self._txn():
+            current = self.size
+            if size > current:
+                self._advance(current, size)
+                current = size
+            row = self.db.execute("SELECT root FROM index_roots WHERE size = ?", (size,)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            root, _ = self._snapshot(size, current).root_and_path(None)
+            self.db.execute("INSERT INTO index_roots(size, root) VALUES (?, ?)", (size, root))
+            return root
+
+    def _records(self, where: str, args: Sequence[Any]) -> Iterable[tuple[int, str, str, int, bytes]]:
+        return self.db.execute(  # type: ignore[no-any-return]
+            f"SELECT idx, order_id, merchant_id, ts_ns, leaf FROM records WHERE {where} ORDER BY idx", args)
+
+    def _advance(self, start: int, end: int) -> None:  # long function: one pass, in the caller's transaction
+        """Extend the kept index from size `start` to `end` (inside the caller's transaction)."""
+        orders: dict[str, list[Entry]] = defaultdict(list)
+        merchants: dict[str, dict[int, list[Entry]]] = defaultdict(lambda: defaultdict(list))
+        for idx, oid, mid, ts, leaf in self._records("idx >= ? AND idx < ?", (start, end)):
+            e = (idx, ts, bytes(leaf))
+            orders[oid].append(e)
+            merchants[mid][day_of(ts)].append(e)
+        current = self._current(order_key(o) for o in orders)
+        upserts: list[tuple[str, bytes, int, int, bytes]] = []
+        for oid, entries in orders.items():
+            key = order_key(oid)
+            kh = key_hash(key)
+            count, value = current.get(key, (0, None))
+            upserts.append((key, kh, shard_of(kh), count + len(entries), bucket_digest(kh, entries, start=value)))
+        for mid, new_days in merchants.items():
+            key = merchant_key(mid)
+            kh = key_hash(key)
+            days = self._days(mid)
+            for day, entries in new_days.items():
+                count, digest = days.get(day, (0, None))
+                days[day] = (count + len(entries), bucket_digest(kh, entries, day, start=digest))
+            self.db.executemany("INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)",
+                                [(mid, d, *days[d]) for d in new_days])
+            upserts.append((key, kh, shard_of(kh), sum(c for c, _ in days.values()),
+                            directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))))
+        self.db.executemany(
+            "INSERT INTO index_keys(key, keyhash, shard, count, value) VALUES (?,?,?,?,?) ON CONFLICT(key)"
+            " DO UPDATE SET count = excluded.count, value = excluded.value", upserts)
+        touched = sorted({u[2] for u in upserts})
+        hashes = {s: shard_hash(pairs) for s, pairs in self._listings(touched).items()}
+        self.db.executemany("INSERT OR REPLACE INTO index_shards(shard, hash) VALUES (?, ?)",
+                            sorted(hashes.items()))
+        tree = self._tree(start)
+        tree.update(hashes)
+        self._top_size = end
+        root, _ = tree.root_and_path(None)
+        self.db.execute("INSERT OR REPLACE INTO index_roots(size, root) VALUES (?, ?)", (end, root))
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_size', ?)", (str(end),))
+
+    def _current(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        out: dict[str, tuple[int, bytes]] = {}
+        ks = list(keys)
+        for i in range(0, len(ks), 900):
+            part = ks[i : i + 900]
+            for key, count, value in self.db.execute(
+                    f"SELECT key, count, value FROM index_keys WHERE key IN ({','.join('?' * len(part))})", part):
+                out[key] = (int(count), bytes(value))
+        return out
+
+    def _days(self, merchant: str) -> _Days:
+        return {int(d): (int(c), bytes(g)) for d, c, g in self.db.execute(
+            "SELECT day, count, digest FROM index_days WHERE merchant = ?", (merchant,))}
+
+    def _listings(self, shards: Sequence[int]) -> dict[int, list[tuple[bytes, bytes]]]:
+        out: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in shards}
+        for i in range(0, len(shards), 900):
+            part = shards[i : i + 900]
+            for s, kh, value in self.db.execute(
+                    f"SELECT shard, keyhash, value FROM index_keys WHERE shard IN ({','.join('?' * len(part))})"
+                    " ORDER BY shard, keyhash", part):
+                out[int(s)].append((bytes(kh), bytes(value)))
+        return out
+
+    # -- answers at any size ---------------------------------------------------------------
+    def _snapshot(self, size: int, current: int) -> _Snapshot:
+        return _Snapshot(self, size, current)
+
+    def order_proof(self, order_id: str, size: int) -> KeyProof:
+        """An order's bucket at `size` and the proof of its value."""
+        with self._txn():
+            snap = self._prepare(size)
+            key = order_key(order_id)
+            entries = [(i, t, bytes(lf)) for i, _, _, t, lf in self._records("order_id = ? AND idx < ?",
+                                                                               (order_id, size))]
+            proof = snap.proof(key)
+        proof.entries = entries
+        return proof
+
+    def merchant_proof(self, merchant_id: str, size: int, since_ns: int | None, until_ns: int | None) -> KeyProof:
+        """A merchant's directory at `size`, the buckets of its days that overlap
+        [since_ns, until_ns), and the proof of its value."""
+        with self._txn():
+            snap = self._prepare(size)
+            key = merchant_key(merchant_id)
+            proof = snap.proof(key)
+            days = snap.days(merchant_id)
+            wanted = [d for d in sorted(days) if (since_ns is None or d >= day_of(since_ns))
+                      and (until_ns is None or d <= day_of(until_ns - 1))]
+            proof.days = [(d, *days[d]) for d in sorted(days)]
+            proof.day_entries = {d: [] for d in wanted}
+            if wanted:
+                lo, hi = wanted[0] * 86_400 * 10**9, (wanted[-1] + 1) * 86_400 * 10**9
+                for idx, _, _, ts, leaf in self._records("merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?",
+                                                         (merchant_id, lo, hi, size)):
+                    if day_of(ts) in proof.day_entries:
+                        proof.day_entries[day_of(ts)].append((idx, ts, bytes(leaf)))
+        return proof
+
+    def _prepare(self, size: int) -> _Snapshot:
+        current = self.size
+        if size > current:
+            self._advance(current, size)
+            current = size
+        return self._snapshot(size, current)
+
+
+class _Snapshot:
+    """The index at `size` seen through the kept index at `current` >= size: the keys that
+    records in [size, current) touched are recomputed from the records table."""
+
+    def __init__(self, index: LogIndex, size: int, current: int) -> None:
+        self.index, self.size = index, size
+        self.values: dict[bytes, tuple[int, bytes] | None] = {}  # keyhash -> (shard, value) | absent
+        self.merchant_days: dict[str, _Days] = {}
+        if size == current:
+            return
+        later = list(index._records("idx >= ? AND idx < ?", (size, current)))
+        for oid in {r[1] for r in later}:
+            kh = key_hash(order_key(oid))
+            entries = [(i, t, bytes(lf)) for i, _, _, t, lf in index._records("order_id = ? AND idx < ?",
+                                                                                (oid, size))]
+            self.values[kh] = (shard_of(kh), bucket_digest(kh, entries)) if entries else None
+        touched: dict[str, set[int]] = defaultdict(set)
+        for r in later:
+            touched[r[2]].add(day_of(r[3]))
+        for mid, changed in touched.items():
+            kh = key_hash(merchant_key(mid))
+            days = index._days(mid)
+            for day in changed:
+                lo, hi = day * 86_400 * 10**9, (day + 1) * 86_400 * 10**9
+                entries = [(i, t, bytes(lf)) for i, _, _, t, lf in index._records(
+                    "merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?", (mid, lo, hi, size))]
+                if entries:
+                    days[day] = (len(entries), bucket_digest(kh, entries, day))
+                else:
+                    days.pop(day, None)
+            self.merchant_days[mid] = days
+            self.values[kh] = (shard_of(kh), directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))
+                               ) if days else None
+
+    def listing(self, shard: int) -> list[tuple[bytes, bytes]]:
+        pairs = dict(self.index._listings([shard])[shard])
+        for kh, sv in self.values.items():
+            if shard_of(kh) != shard:
+                continue
+            if sv is None:
+                pairs.pop(kh, None)
+            else:
+                pairs[kh] = sv[1]
+        return sorted(pairs.items())
+
+    def root_and_path(self, prove: int | None) -> tuple[bytes, list[bytes]]:
+        changed = sorted({shard_of(kh) for kh in self.values})
+        changes = {}
+        for s in changed:
+            pairs = self.listing(s)
+            changes[s] = shard_hash(pairs) if pairs else EMPTY_SHARD
+        return self.index._tree(self.index.size).root_and_path(changes, prove)
+
+    def proof(self, key: str) -> KeyProof:
+        kh = key_hash(key)
+        shard = shard_of(kh)
+        root, path = self.root_and_path(shard)
+        return KeyProof(key, self.size, root, shard, self.listing(shard), path)
+
+    def days(self, merchant_id: str) -> _Days:
+        if merchant_id in self.merchant_days:
+            return self.merchant_days[merchant_id]
+        return self.index._days(merchant_id)
