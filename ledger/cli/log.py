@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from eth_utils import is_address, to_checksum_address
 from rich.console import Console
@@ -48,7 +48,8 @@ from ledger.errors import (
 from ledger.evidence.anchor import Anchorer
 from ledger.evidence.anchor_check import AnchorChange, Recheck, recheck_chain
 from ledger.evidence.bundle import Verdict, export_bundle, verify_bundle
-from ledger.evidence.bundle_format import dumps_bundle, load_bundle
+from ledger.evidence.bundle_format import Bundle, dumps_bundle, load_bundle
+from ledger.evidence.completeness import extends_failures
 from ledger.evidence.journal import AnchorRow
 from ledger.evidence.records import PackedRecords, read_jsonl
 from ledger.evidence.store import Batch, Store
@@ -270,7 +271,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         chain_id, contract = _anchor_target(store, node_chain)
         bundle, skipped = export_bundle(
             store, chain_id, contract, order_id=args.order, merchant_id=args.merchant,
-            since=args.since, until=args.until, disclose_personal=args.disclose_personal,
+            since=args.since, until=args.until, disclose_personal=args.disclose_personal, paths=args.paths,
         )
     text = dumps_bundle(bundle)
     if args.output == "-":
@@ -278,10 +279,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         write_output(args.output, text, "--output")
     msg = f"wrote {len(bundle.records)} record(s) to {args.output}"
+    msg += ("; completeness proven against the anchored index (bundle v2)" if bundle.completeness is not None
+            else "; completeness not proven (bundle v1: the head was anchored without an index, or the "
+            "selection is not one order or one merchant)")
     if skipped:
         msg += f"; {len(skipped)} newer record(s) not yet anchored were left out: run `ledger anchor`"
     if args.output != "-":
-        emit(args, {"output": args.output, "records": len(bundle.records),
+        emit(args, {"output": args.output, "records": len(bundle.records), "format": bundle.format,
                     "unanchored_left_out": skipped}, msg)
     else:
         console(stderr=True).print(msg)
@@ -346,11 +350,31 @@ def cmd_verify(args: argparse.Namespace) -> int:
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
         verdict = verify_bundle(bundle, w3, progress=advance, pin=pin)
+    extends = None if args.extends is None else _extends(args.extends, bundle, w3, pin)
     if args.json:
-        print(json.dumps(verdict.to_json(), indent=2))
+        out = verdict.to_json() if extends is None else {**verdict.to_json(), "extends": extends}
+        print(json.dumps(out, indent=2))
     else:
         print_verdict(verdict)
-    return VERIFY_EXIT[verdict.status]
+        if extends is not None:
+            for f in extends["failures"]:
+                console().print(f"[red]NOT EXTENDED[/red] {f}")
+            if not extends["failures"]:
+                console().print(f"[green]EXTENDS[/green] {args.extends}: nothing committed at its head "
+                                f"(size {extends['earlier_tree_size']}) vanished or changed")
+    status = verdict.status if extends is None or not extends["failures"] else "not_verified"
+    return VERIFY_EXIT[status]
+
+
+def _extends(path: str, later: Bundle, w3: Any, pin: Pin | None) -> dict[str, Any]:
+    """`--extends EARLIER`: the earlier bundle verified the same way, and the later one extends it."""
+    earlier = load_bundle(read_input(path, "--extends"), path)
+    verdict = verify_bundle(earlier, w3, pin=pin)
+    failures = [f"{path} is itself not verified (run `ledger verify {path}`)"] \
+        if verdict.status == "not_verified" else []
+    failures += extends_failures(earlier, later)
+    return {"bundle": path, "status": verdict.status, "earlier_tree_size": earlier.anchor.tree_size,
+            "failures": failures}
 
 
 def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
@@ -363,6 +387,14 @@ def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
         else:
             for f in r.failures:
                 out.print(f"[red]FAIL[/red] leaf {r.index} {r.record_id}: {f}")
+    for f in verdict.completeness_failures or []:
+        out.print(f"[red]INCOMPLETE[/red] {f}")
+    if verdict.completeness == "proven":
+        out.print(f"[green]COMPLETE[/green] these are all the records of the selection as of head size "
+                  f"{verdict.tree_size} (as committed by the anchored index)")
+    elif verdict.completeness == "not proven":
+        out.print("[yellow]COMPLETENESS NOT PROVEN[/yellow] (a v1 bundle: each record is in the log; "
+                  "whether others were left out is not shown)")
     good = sum(r.ok for r in verdict.records)
     out.print(
         f"{_STATUS_LINE[verdict.status]}: {good}/{len(verdict.records)} records; head size "
@@ -394,6 +426,9 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
                         help="RFC 3339 upper bound (exclusive) on record ts")
         sp.add_argument("--disclose-personal", action="store_true",
                         help="include decrypted personal fields and their salts (default: commitments only)")
+        sp.add_argument("--paths", action="store_true",
+                        help="also give each record's RFC 9162 inclusion path (a v2 bundle binds each record "
+                        "through the anchored index without them)")
         sp.add_argument("-o", "--output", default="-", help="bundle file (default stdout)")
         sp.set_defaults(func=cmd_export)
     elif name == "verify":
@@ -408,4 +443,7 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--offline", action="store_true",
                         help="check records and proofs against the bundle's own head; ask no node "
                         "(exit 3 when they hold: the head is not checked)")
+        sp.add_argument("--extends", metavar="EARLIER",
+                        help="an earlier v2 bundle of the same order or merchant: check that nothing it "
+                        "committed vanished or changed (exit 1 if something did)")
         sp.set_defaults(func=cmd_verify)

@@ -171,7 +171,8 @@ def _completeness(store: Any, anchor: Any, selection: Selection) -> tuple[bytes,
     root, proof = completeness_for(store, selection, anchor.size)
     if root != anchored:
         raise BundleError(f"the store's index at size {anchor.size} has root {root.hex()}, but head "
-                          f"{anchor.size} was anchored with index root {anchored.hex()}: the store was altered")
+                          f"{anchor.size} was anchored with index root {anchored.hex()}: the store was "
+                          "altered")
     return root, proof
 
 

@@ -26,7 +26,8 @@ from ledger._internal.rfc3339 import parse_time_ns
 from ledger.errors import BundleError
 
 __all__ = [
-    "FORMAT", "FORMATS", "FORMAT_V2", "Address", "Completeness", "Bundle", "BundleAnchor", "BundleRecord", "Hex32", "Selection", "TxHash", "Uint",
+    "FORMAT", "FORMATS", "FORMAT_V2", "Address", "Bundle", "BundleAnchor", "BundleRecord", "Completeness",
+    "Hex32", "Selection", "TxHash", "Uint",
     "check_address", "dumps_bundle", "hex_bytes", "load_bundle",
 ]
 
@@ -142,7 +143,8 @@ class Completeness(DocumentStruct):
             raise ValueError(f"completeness.key {self.key!r} is neither 'order:<id>' nor 'merchant:<id>'")
         if is_order != (self.entries is not None) or is_order == (self.directory is not None) \
                 or is_order == (self.days is not None):
-            raise ValueError("completeness: an order key has `entries`; a merchant key has `directory` and `days`")
+            raise ValueError("completeness: an order key has `entries`; a merchant key has `directory` and "
+                             "`days`")
 
 
 class Bundle(DocumentStruct):
@@ -175,8 +177,9 @@ class Bundle(DocumentStruct):
         if self.completeness is None or self.anchor.index_root is None:
             raise ValueError("a v2 bundle has `completeness` and `anchor.index_root`")
         key = self.completeness.key
-        wanted = (f"order:{self.selection.order_id}" if self.selection.order_id is not None
-                  else f"merchant:{self.selection.merchant_id}" if self.selection.merchant_id is not None else None)
+        sel = self.selection
+        wanted = (f"order:{sel.order_id}" if sel.order_id is not None
+                  else f"merchant:{sel.merchant_id}" if sel.merchant_id is not None else None)
         if key != wanted:
             raise ValueError(f"completeness.key {key!r} is not the selection's ({wanted!r}): a v2 bundle "
                              "selects one order, or one merchant")
@@ -184,7 +187,8 @@ class Bundle(DocumentStruct):
 
 def load_bundle(text: str | bytes, source: str = "bundle") -> Bundle:
     """Parse a bundle (see the module docstring), or raise `BundleError`."""
-    return jsondoc.load(text, Bundle, source=source, what="an evidence bundle", fmt=FORMATS, error=BundleError)
+    return jsondoc.load(text, Bundle, source=source, what="an evidence bundle", fmt=FORMATS,
+                        error=BundleError)
 
 
 def dumps_bundle(bundle: Bundle) -> str:

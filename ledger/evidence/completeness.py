@@ -47,8 +47,10 @@ def _entry_json(e: Entry) -> tuple[int, int, str]:
 
 
 def _bounds(selection: Selection) -> tuple[int | None, int | None]:
-    return (None if selection.since is None else max(parse_time_ns(selection.since), 0),
-            None if selection.until is None else max(parse_time_ns(selection.until), 0))
+    return (
+        None if selection.since is None else max(parse_time_ns(selection.since), 0),
+        None if selection.until is None else max(parse_time_ns(selection.until), 0),
+    )
 
 
 def completeness_for(store: Any, selection: Selection, size: int) -> tuple[bytes, Completeness]:
@@ -61,10 +63,16 @@ def completeness_for(store: Any, selection: Selection, size: int) -> tuple[bytes
     else:
         assert selection.merchant_id is not None
         p = store.index.merchant_proof(selection.merchant_id, size, since, until)
-        extra = {"directory": [(day_text(d), c, g.hex()) for d, c, g in p.days],
-                 "days": {day_text(d): [_entry_json(e) for e in es] for d, es in p.day_entries.items()}}
-    return p.root, Completeness(key=p.key, shard=[(k.hex(), v.hex()) for k, v in p.pairs],
-                                shard_path=[h.hex() for h in p.path], **extra)
+        extra = {
+            "directory": [(day_text(d), c, g.hex()) for d, c, g in p.days],
+            "days": {day_text(d): [_entry_json(e) for e in es] for d, es in p.day_entries.items()},
+        }
+    return p.root, Completeness(
+        key=p.key,
+        shard=[(k.hex(), v.hex()) for k, v in p.pairs],
+        shard_path=[h.hex() for h in p.path],
+        **extra,
+    )
 
 
 def _entries(raw: Sequence[tuple[int, int, str]]) -> list[Entry]:
@@ -76,8 +84,9 @@ def _value(c: Completeness, index_root: bytes, failures: list[str]) -> bytes | N
     kh = key_hash(c.key)
     shard = shard_of(kh)
     pairs = [(hex_bytes(k), hex_bytes(v)) for k, v in c.shard]
-    if any(shard_of(k) != shard for k, _ in pairs) or any(a[0] >= b[0] for a, b in zip(pairs, pairs[1:],
-                                                                                      strict=False)):
+    if any(shard_of(k) != shard for k, _ in pairs) or any(
+        a[0] >= b[0] for a, b in zip(pairs, pairs[1:], strict=False)
+    ):
         failures.append(f"completeness.shard: not the sorted listing of shard {shard} (key {c.key!r})")
         return None
     try:
@@ -86,8 +95,10 @@ def _value(c: Completeness, index_root: bytes, failures: list[str]) -> bytes | N
         failures.append(f"completeness.shard_path: {exc}")
         return None
     if got != index_root:
-        failures.append(f"index proof: the shard of {c.key!r} and its path lead to {got.hex()}, not to "
-                        f"anchor.index_root {index_root.hex()} (the listing or the path was altered)")
+        failures.append(
+            f"index proof: the shard of {c.key!r} and its path lead to {got.hex()}, not to "
+            f"anchor.index_root {index_root.hex()} (the listing or the path was altered)"
+        )
         return None
     return dict(pairs).get(kh)
 
@@ -105,22 +116,37 @@ def _expected(bundle: Bundle, c: Completeness, value: bytes | None, failures: li
         entries = _entries(c.entries)
         digest = bucket_digest(kh, entries) if entries else None
         if digest != value:
-            failures.append(f"index proof: the bucket of {c.key!r} ({len(entries)} entries) is not the one "
-                            f"committed at head {size} (" + ("it has no records there)" if value is None else
-                                                             "entries dropped, added, reordered or altered)"))
+            failures.append(
+                f"index proof: the bucket of {c.key!r} ({len(entries)} entries) is not the one "
+                f"committed at head {size} ("
+                + (
+                    "it has no records there)"
+                    if value is None
+                    else "entries dropped, added, reordered or altered)"
+                )
+            )
         bad = [e for e in entries if e[0] >= size]
         failures += [f"index proof: entry at leaf {e[0]} is beyond head size {size}" for e in bad]
         return [e for e in entries if inside(e[1])]
     return _merchant_expected(c, kh, value, inside, since, until, failures)
 
 
-def _merchant_expected(c: Completeness, kh: bytes, value: bytes | None, inside: Any, since: int | None,
-                       until: int | None, failures: list[str]) -> list[Entry]:
+def _merchant_expected(
+    c: Completeness,
+    kh: bytes,
+    value: bytes | None,
+    inside: Any,
+    since: int | None,
+    until: int | None,
+    failures: list[str],
+) -> list[Entry]:
     assert c.directory is not None and c.days is not None
     directory = [(_day_number(d), n, hex_bytes(g)) for d, n, g in c.directory]
     if (directory_value(kh, directory) if directory else None) != value:
-        failures.append(f"index proof: the directory of {c.key!r} ({len(directory)} days) is not the one "
-                        "committed (days dropped, added or altered)")
+        failures.append(
+            f"index proof: the directory of {c.key!r} ({len(directory)} days) is not the one "
+            "committed (days dropped, added or altered)"
+        )
     committed = {d: (n, g) for d, n, g in directory}
     lo = None if since is None else day_of(since)
     hi = None if until is None else day_of(until - 1) if until > 0 else -1
@@ -130,13 +156,17 @@ def _merchant_expected(c: Completeness, kh: bytes, value: bytes | None, inside: 
     for day in wanted:
         n, digest = committed[day]
         if day not in given:
-            failures.append(f"range cut short: day {day_text(day)} ({n} record(s) of {c.key!r}) is inside the "
-                            "selection but its bucket is not in the bundle")
+            failures.append(
+                f"range cut short: day {day_text(day)} ({n} record(s) of {c.key!r}) is inside the "
+                "selection but its bucket is not in the bundle"
+            )
             continue
         entries = given[day]
         if len(entries) != n or bucket_digest(kh, entries, day) != digest:
-            failures.append(f"index proof: the bucket of {day_text(day)} is not the committed one "
-                            f"({len(entries)} entries given, {n} committed)")
+            failures.append(
+                f"index proof: the bucket of {day_text(day)} is not the committed one "
+                f"({len(entries)} entries given, {n} committed)"
+            )
         out += [e for e in entries if inside(e[1])]
     for day in sorted(set(given) - set(wanted)):
         failures.append(f"completeness.days: day {day_text(day)} is not a committed day inside the selection")
@@ -165,22 +195,30 @@ def _match(bundle: Bundle, key: str, expected: list[Entry]) -> list[str]:
     for idx, _, leaf in expected:
         r = by_index.get(idx)
         if r is None:
-            failures.append(f"record dropped: the committed bucket of {key!r} has leaf {idx} ({leaf.hex()}) "
-                            "inside the selection, the bundle does not disclose it")
+            failures.append(
+                f"record dropped: the committed bucket of {key!r} has leaf {idx} ({leaf.hex()}) "
+                "inside the selection, the bundle does not disclose it"
+            )
         elif hex_bytes(r.leaf_hash) != leaf:
-            failures.append(f"record replaced: leaf {idx} is {leaf.hex()} in the committed bucket of {key!r}, "
-                            f"the bundle states {r.leaf_hash} (another version of the record)")
+            failures.append(
+                f"record replaced: leaf {idx} is {leaf.hex()} in the committed bucket of {key!r}, "
+                f"the bundle states {r.leaf_hash} (another version of the record)"
+            )
     for r in bundle.records:
         if r.index in wanted:
             continue
         moved = by_leaf.get(hex_bytes(r.leaf_hash))
         rid = r.record.get("id")
         if moved is not None:
-            failures.append(f"record moved: {rid!r} is at leaf {moved[0]} in the committed bucket, the "
-                            f"bundle places it at {r.index}")
+            failures.append(
+                f"record moved: {rid!r} is at leaf {moved[0]} in the committed bucket, the "
+                f"bundle places it at {r.index}"
+            )
         else:
-            failures.append(f"record added from elsewhere: leaf {r.index} ({rid!r}) is not in the committed "
-                            f"bucket of {key!r} inside the selection")
+            failures.append(
+                f"record added from elsewhere: leaf {r.index} ({rid!r}) is not in the committed "
+                f"bucket of {key!r} inside the selection"
+            )
     return failures
 
 
@@ -197,8 +235,10 @@ def extends_failures(earlier: Bundle, later: Bundle) -> list[str]:
     if a.key != b.key:
         failures.append(f"the bundles are of different keys ({a.key!r}, {b.key!r})")
     if later.anchor.tree_size < earlier.anchor.tree_size:
-        failures.append(f"the later bundle's head ({later.anchor.tree_size}) is smaller than the earlier's "
-                        f"({earlier.anchor.tree_size})")
+        failures.append(
+            f"the later bundle's head ({later.anchor.tree_size}) is smaller than the earlier's "
+            f"({earlier.anchor.tree_size})"
+        )
     if failures:
         return failures
     size = earlier.anchor.tree_size
@@ -213,9 +253,12 @@ def _prefix_failures(what: str, old: list[Entry], new: list[Entry], size: int) -
         return []
     gone = [e for e in old if e not in kept]
     added = [e for e in kept if e not in old]
-    out = [f"{what}: leaf {e[0]} ({e[2].hex()}) was there at head {size} and is gone or changed" for e in gone]
-    return out + [f"{what}: leaf {e[0]} appears below the earlier head {size}, which did not have it"
-                  for e in added]
+    out = [
+        f"{what}: leaf {e[0]} ({e[2].hex()}) was there at head {size} and is gone or changed" for e in gone
+    ]
+    return out + [
+        f"{what}: leaf {e[0]} appears below the earlier head {size}, which did not have it" for e in added
+    ]
 
 
 def _days_extend(a: Completeness, b: Completeness, size: int) -> list[str]:
@@ -228,9 +271,12 @@ def _days_extend(a: Completeness, b: Completeness, size: int) -> list[str]:
         elif d in a.days and d in b.days:
             failures += _prefix_failures(f"{a.key} day {d}", _entries(a.days[d]), _entries(b.days[d]), size)
         elif later_dir[d][0] < n:
-            failures.append(f"{a.key}: day {d} had {n} record(s) at head {size}, the later head only "
-                            f"{later_dir[d][0]}")
+            failures.append(
+                f"{a.key}: day {d} had {n} record(s) at head {size}, the later head only {later_dir[d][0]}"
+            )
         elif later_dir[d] != (n, g) and d in a.days:
-            failures.append(f"{a.key}: day {d} changed after head {size} and the later bundle does not "
-                            "carry its bucket: export it with a range covering that day to compare")
+            failures.append(
+                f"{a.key}: day {d} changed after head {size} and the later bundle does not "
+                "carry its bucket: export it with a range covering that day to compare"
+            )
     return failures

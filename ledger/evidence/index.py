@@ -29,8 +29,20 @@ from collections.abc import Iterable, Sequence
 from ledger._internal.merkle import leaf_hash, node_hash, root_from_inclusion
 
 __all__ = [
-    "DAY_NS", "SHARDS", "SHARD_LEVELS", "Entry", "bucket_digest", "day_of", "directory_value", "key_hash",
-    "merchant_key", "order_key", "root_from_shard", "shard_hash", "shard_of", "TopTree",
+    "DAY_NS",
+    "SHARDS",
+    "SHARD_LEVELS",
+    "Entry",
+    "bucket_digest",
+    "day_of",
+    "directory_value",
+    "key_hash",
+    "merchant_key",
+    "order_key",
+    "root_from_shard",
+    "shard_hash",
+    "shard_of",
+    "TopTree",
 ]
 
 VERSION = "evidence-escrow/index/v1"
@@ -79,8 +91,9 @@ def bucket_step(digest: bytes, index: int, ts_ns: int, leaf: bytes) -> bytes:
     return hashlib.sha256(digest + index.to_bytes(8, "big") + ts_ns.to_bytes(8, "big") + leaf).digest()
 
 
-def bucket_digest(keyhash: bytes, entries: Iterable[Entry], day: int | None = None,
-                  start: bytes | None = None) -> bytes:
+def bucket_digest(
+    keyhash: bytes, entries: Iterable[Entry], day: int | None = None, start: bytes | None = None
+) -> bytes:
     """The chain digest of a bucket's entries (continuing from `start` when given)."""
     d = bucket_start(keyhash, day) if start is None else start
     for index, ts, leaf in entries:
@@ -132,21 +145,27 @@ class TopTree:
             return overlay[height][pos]
         return self.levels[height].get(pos, _EMPTY[height])
 
-    def _rehash(self, shards: dict[int, bytes], into: list[dict[int, bytes]],
-                overlay: list[dict[int, bytes]] | None) -> None:
+    def _rehash(
+        self, shards: dict[int, bytes], into: list[dict[int, bytes]], overlay: list[dict[int, bytes]] | None
+    ) -> None:
         into[0].update({s: leaf_hash(h) for s, h in shards.items()})
         changed = set(shards)
         for height in range(SHARD_LEVELS):
             changed = {p >> 1 for p in changed}
-            into[height + 1].update({p: node_hash(self._node(height, 2 * p, overlay),
-                                                  self._node(height, 2 * p + 1, overlay)) for p in changed})
+            into[height + 1].update(
+                {
+                    p: node_hash(self._node(height, 2 * p, overlay), self._node(height, 2 * p + 1, overlay))
+                    for p in changed
+                }
+            )
 
     def update(self, shards: dict[int, bytes]) -> None:
         """Set these shards' hashes (in place)."""
         self._rehash(shards, self.levels, None)
 
-    def root_and_path(self, changes: dict[int, bytes] | None = None,
-                      prove: int | None = None) -> tuple[bytes, list[bytes]]:
+    def root_and_path(
+        self, changes: dict[int, bytes] | None = None, prove: int | None = None
+    ) -> tuple[bytes, list[bytes]]:
         """The root, with `changes` applied on a copy (the tree itself is untouched), and the
         audit path of shard `prove` (leaf side first) in that tree."""
         overlay: list[dict[int, bytes]] = [{} for _ in range(SHARD_LEVELS + 1)]

@@ -92,8 +92,9 @@ class LogIndex:
 
     def _tree(self, size: int) -> TopTree:
         if self._top is None or self._top_size != size:
-            self._top = TopTree({int(s): bytes(h) for s, h in self.db.execute(
-                "SELECT shard, hash FROM index_shards")})
+            self._top = TopTree(
+                {int(s): bytes(h) for s, h in self.db.execute("SELECT shard, hash FROM index_shards")}
+            )
             self._top_size = size
         return self._top
 
@@ -113,8 +114,9 @@ class LogIndex:
             return root
 
     def _records(self, where: str, args: Sequence[Any]) -> Iterable[tuple[int, str, str, int, bytes]]:
-        return self.db.execute(  # type: ignore[no-any-return]
-            f"SELECT idx, order_id, merchant_id, ts_ns, leaf FROM records WHERE {where} ORDER BY idx", args)
+        return self.db.execute(
+            f"SELECT idx, order_id, merchant_id, ts_ns, leaf FROM records WHERE {where} ORDER BY idx", args
+        )
 
     def _advance(self, start: int, end: int) -> None:  # long function: one pass, in the caller's transaction
         """Extend the kept index from size `start` to `end` (inside the caller's transaction)."""
@@ -130,7 +132,9 @@ class LogIndex:
             key = order_key(oid)
             kh = key_hash(key)
             count, value = current.get(key, (0, None))
-            upserts.append((key, kh, shard_of(kh), count + len(entries), bucket_digest(kh, entries, start=value)))
+            upserts.append(
+                (key, kh, shard_of(kh), count + len(entries), bucket_digest(kh, entries, start=value))
+            )
         for mid, new_days in merchants.items():
             key = merchant_key(mid)
             kh = key_hash(key)
@@ -138,17 +142,29 @@ class LogIndex:
             for day, entries in new_days.items():
                 count, digest = days.get(day, (0, None))
                 days[day] = (count + len(entries), bucket_digest(kh, entries, day, start=digest))
-            self.db.executemany("INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)",
-                                [(mid, d, *days[d]) for d in new_days])
-            upserts.append((key, kh, shard_of(kh), sum(c for c, _ in days.values()),
-                            directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)",
+                [(mid, d, *days[d]) for d in new_days],
+            )
+            upserts.append(
+                (
+                    key,
+                    kh,
+                    shard_of(kh),
+                    sum(c for c, _ in days.values()),
+                    directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items()))),
+                )
+            )
         self.db.executemany(
             "INSERT INTO index_keys(key, keyhash, shard, count, value) VALUES (?,?,?,?,?) ON CONFLICT(key)"
-            " DO UPDATE SET count = excluded.count, value = excluded.value", upserts)
+            " DO UPDATE SET count = excluded.count, value = excluded.value",
+            upserts,
+        )
         touched = sorted({u[2] for u in upserts})
         hashes = {s: shard_hash(pairs) for s, pairs in self._listings(touched).items()}
-        self.db.executemany("INSERT OR REPLACE INTO index_shards(shard, hash) VALUES (?, ?)",
-                            sorted(hashes.items()))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO index_shards(shard, hash) VALUES (?, ?)", sorted(hashes.items())
+        )
         tree = self._tree(start)
         tree.update(hashes)
         self._top_size = end
@@ -162,21 +178,28 @@ class LogIndex:
         for i in range(0, len(ks), 900):
             part = ks[i : i + 900]
             for key, count, value in self.db.execute(
-                    f"SELECT key, count, value FROM index_keys WHERE key IN ({','.join('?' * len(part))})", part):
+                f"SELECT key, count, value FROM index_keys WHERE key IN ({','.join('?' * len(part))})", part
+            ):
                 out[key] = (int(count), bytes(value))
         return out
 
     def _days(self, merchant: str) -> _Days:
-        return {int(d): (int(c), bytes(g)) for d, c, g in self.db.execute(
-            "SELECT day, count, digest FROM index_days WHERE merchant = ?", (merchant,))}
+        return {
+            int(d): (int(c), bytes(g))
+            for d, c, g in self.db.execute(
+                "SELECT day, count, digest FROM index_days WHERE merchant = ?", (merchant,)
+            )
+        }
 
     def _listings(self, shards: Sequence[int]) -> dict[int, list[tuple[bytes, bytes]]]:
         out: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in shards}
         for i in range(0, len(shards), 900):
             part = shards[i : i + 900]
             for s, kh, value in self.db.execute(
-                    f"SELECT shard, keyhash, value FROM index_keys WHERE shard IN ({','.join('?' * len(part))})"
-                    " ORDER BY shard, keyhash", part):
+                f"SELECT shard, keyhash, value FROM index_keys WHERE shard IN ({','.join('?' * len(part))})"
+                " ORDER BY shard, keyhash",
+                part,
+            ):
                 out[int(s)].append((bytes(kh), bytes(value)))
         return out
 
@@ -189,13 +212,17 @@ class LogIndex:
         with self._txn():
             snap = self._prepare(size)
             key = order_key(order_id)
-            entries = [(i, t, bytes(lf)) for i, _, _, t, lf in self._records("order_id = ? AND idx < ?",
-                                                                               (order_id, size))]
+            entries = [
+                (i, t, bytes(lf))
+                for i, _, _, t, lf in self._records("order_id = ? AND idx < ?", (order_id, size))
+            ]
             proof = snap.proof(key)
         proof.entries = entries
         return proof
 
-    def merchant_proof(self, merchant_id: str, size: int, since_ns: int | None, until_ns: int | None) -> KeyProof:
+    def merchant_proof(
+        self, merchant_id: str, size: int, since_ns: int | None, until_ns: int | None
+    ) -> KeyProof:
         """A merchant's directory at `size`, the buckets of its days that overlap
         [since_ns, until_ns), and the proof of its value."""
         with self._txn():
@@ -203,14 +230,19 @@ class LogIndex:
             key = merchant_key(merchant_id)
             proof = snap.proof(key)
             days = snap.days(merchant_id)
-            wanted = [d for d in sorted(days) if (since_ns is None or d >= day_of(since_ns))
-                      and (until_ns is None or d <= day_of(until_ns - 1))]
+            wanted = [
+                d
+                for d in sorted(days)
+                if (since_ns is None or d >= day_of(since_ns))
+                and (until_ns is None or d <= day_of(until_ns - 1))
+            ]
             proof.days = [(d, *days[d]) for d in sorted(days)]
             proof.day_entries = {d: [] for d in wanted}
             if wanted:
                 lo, hi = wanted[0] * 86_400 * 10**9, (wanted[-1] + 1) * 86_400 * 10**9
-                for idx, _, _, ts, leaf in self._records("merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?",
-                                                         (merchant_id, lo, hi, size)):
+                for idx, _, _, ts, leaf in self._records(
+                    "merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?", (merchant_id, lo, hi, size)
+                ):
                     if day_of(ts) in proof.day_entries:
                         proof.day_entries[day_of(ts)].append((idx, ts, bytes(leaf)))
         return proof
@@ -236,8 +268,10 @@ class _Snapshot:
         later = list(index._records("idx >= ? AND idx < ?", (size, current)))
         for oid in {r[1] for r in later}:
             kh = key_hash(order_key(oid))
-            entries = [(i, t, bytes(lf)) for i, _, _, t, lf in index._records("order_id = ? AND idx < ?",
-                                                                                (oid, size))]
+            entries = [
+                (i, t, bytes(lf))
+                for i, _, _, t, lf in index._records("order_id = ? AND idx < ?", (oid, size))
+            ]
             self.values[kh] = (shard_of(kh), bucket_digest(kh, entries)) if entries else None
         touched: dict[str, set[int]] = defaultdict(set)
         for r in later:
@@ -247,15 +281,22 @@ class _Snapshot:
             days = index._days(mid)
             for day in changed:
                 lo, hi = day * 86_400 * 10**9, (day + 1) * 86_400 * 10**9
-                entries = [(i, t, bytes(lf)) for i, _, _, t, lf in index._records(
-                    "merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?", (mid, lo, hi, size))]
+                entries = [
+                    (i, t, bytes(lf))
+                    for i, _, _, t, lf in index._records(
+                        "merchant_id = ? AND ts_ns >= ? AND ts_ns < ? AND idx < ?", (mid, lo, hi, size)
+                    )
+                ]
                 if entries:
                     days[day] = (len(entries), bucket_digest(kh, entries, day))
                 else:
                     days.pop(day, None)
             self.merchant_days[mid] = days
-            self.values[kh] = (shard_of(kh), directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))
-                               ) if days else None
+            self.values[kh] = (
+                (shard_of(kh), directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items()))))
+                if days
+                else None
+            )
 
     def listing(self, shard: int) -> list[tuple[bytes, bytes]]:
         pairs = dict(self.index._listings([shard])[shard])

@@ -26,9 +26,9 @@ from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
 from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
+from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex
 from ledger.evidence.journal import SCHEMA as _JOURNAL_SCHEMA
 from ledger.evidence.journal import JournalTables, NewAction, migrate_v2
-from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
 from ledger.evidence.model import Record

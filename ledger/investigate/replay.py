@@ -443,6 +443,8 @@ def _check_evidence(
     problems = verdicts.get(rid, []) if isinstance(rid, str) else []
     if problems:
         return label, False, f"record {rid}: " + "; ".join(problems)
+    if item.inclusion_proof is None:
+        return label, False, f"record {rid}: the case gives no inclusion path for it"
     proof = [hex_bytes(p) for p in item.inclusion_proof]
     on_chain = replayer.chain.call(replayer.log.functions.verifyInclusion(
         item.index, leaf, head.tree_size, hex_bytes(head.root), proof))

@@ -30,6 +30,7 @@ from ledger.evidence.store import Store
 
 # -- a naive index, written from docs/bundle.md "Completeness" without the module's helpers --
 
+
 def _sha(*parts: bytes) -> bytes:
     return hashlib.sha256(b"".join(parts)).digest()
 
@@ -57,9 +58,12 @@ def naive_root(rows: list[tuple[int, str, str, int, bytes]]) -> bytes:
         values[kh] = chain(_sha(_tag("order"), kh), entries)
     for mid, days in by_merchant.items():
         kh = _sha(_tag("key"), ("merchant:" + mid).encode())
-        directory = b"".join(day.to_bytes(4, "big") + len(e).to_bytes(8, "big")
-                             + chain(_sha(_tag("day"), kh, day.to_bytes(4, "big")), e)
-                             for day, e in sorted(days.items()))
+        directory = b"".join(
+            day.to_bytes(4, "big")
+            + len(e).to_bytes(8, "big")
+            + chain(_sha(_tag("day"), kh, day.to_bytes(4, "big")), e)
+            for day, e in sorted(days.items())
+        )
         values[kh] = _sha(_tag("directory"), kh, directory)
     shards: dict[int, list[bytes]] = defaultdict(list)
     for kh in sorted(values):
@@ -73,8 +77,12 @@ def naive_root(rows: list[tuple[int, str, str, int, bytes]]) -> bytes:
 
 
 def _rows(store: Store, size: int) -> list[tuple[int, str, str, int, bytes]]:
-    return [(i, o, m, t, bytes(lf)) for i, o, m, t, lf in store.db.execute(
-        "SELECT idx, order_id, merchant_id, ts_ns, leaf FROM records WHERE idx < ?", (size,))]
+    return [
+        (i, o, m, t, bytes(lf))
+        for i, o, m, t, lf in store.db.execute(
+            "SELECT idx, order_id, merchant_id, ts_ns, leaf FROM records WHERE idx < ?", (size,)
+        )
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +111,9 @@ def test_top_tree_agrees_with_a_full_merkle_tree() -> None:
     assert changed != root and top.root_and_path(None)[0] == root
 
 
-def test_the_kept_index_agrees_with_the_naive_one_at_every_size(tmp_path: Path,
-                                                               sale: list[dict[str, Any]]) -> None:
+def test_the_kept_index_agrees_with_the_naive_one_at_every_size(
+    tmp_path: Path, sale: list[dict[str, Any]]
+) -> None:
     store = _store(tmp_path)
     records = [parse_record(o) for o in sale]
     cuts = [0, 7, 50, 51, len(records) // 2, len(records)]
@@ -124,8 +133,9 @@ def test_the_kept_index_agrees_with_the_naive_one_at_every_size(tmp_path: Path,
 @settings(max_examples=25, deadline=None)
 @given(st.data())
 def test_proofs_at_any_size_lead_to_the_root(tmp_path_factory: Any, data: st.DataObject) -> None:
-    sale = generate_flash_sale(seed=data.draw(st.integers(0, 10**6)), orders=12, merchants=2,
-                               start="2026-11-11T23:00:00Z")
+    sale = generate_flash_sale(
+        seed=data.draw(st.integers(0, 10**6)), orders=12, merchants=2, start="2026-11-11T23:00:00Z"
+    )
     store = _store(tmp_path_factory.mktemp("idx"))
     records = [parse_record(o) for o in sale]
     n = len(records)
