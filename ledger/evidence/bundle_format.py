@@ -107,9 +107,9 @@ class BundleRecord(DocumentStruct):
 
     index: Uint
     leaf_hash: Hex32
-    inclusion_proof: list[Hex32] | None  # required in v1; in v2 optional (null when not exported)
     record: dict[str, Any]
     salt: Hex32
+    inclusion_proof: list[Hex32] | None = None  # required in v1; optional in v2 (`ledger export --paths`)
     personal_commitment: Hex32 | None = None
     personal: dict[str, Any] | None = None
     personal_salt: Hex32 | None = None

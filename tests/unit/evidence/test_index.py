@@ -160,3 +160,37 @@ def test_proofs_at_any_size_lead_to_the_root(tmp_path_factory: Any, data: st.Dat
     assert mproof.root == root and root_from_shard(mproof.shard, mproof.pairs, mproof.path) == root
     assert sum(len(e) for e in mproof.day_entries.values()) == sum(1 for r in rows if r[2] == merchant)
     assert (key_hash(merchant_key(merchant)) in dict(mproof.pairs)) == bool(mproof.days)
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "bundle.md"
+
+
+def _doc_block(name: str) -> str:
+    import re
+
+    m = re.search(rf"<!-- example:{name} -->\s*```[a-z]*\n(.*?)\n```", DOC.read_text(encoding="utf-8"), re.S)
+    assert m, f"docs/bundle.md has no example block {name!r}"
+    return m.group(1)
+
+
+def test_the_worked_example_of_docs_bundle_md_with_hashlib_alone() -> None:
+    """Follow the doc's recipe (no ledger code) and get every value it states."""
+    import json
+
+    key = _doc_block("index-key")
+    kh = _sha(b"evidence-escrow/index/v1/key\0", key.encode())
+    assert kh.hex() == _doc_block("index-keyhash")
+    d = _sha(b"evidence-escrow/index/v1/order\0", kh)
+    for idx, ts, leaf in json.loads(_doc_block("index-entries")):
+        d = _sha(d, idx.to_bytes(8, "big"), ts.to_bytes(8, "big"), bytes.fromhex(leaf))
+    assert d.hex() == _doc_block("index-value")
+    shard = _sha(b"evidence-escrow/index/v1/shard\0", kh, d)
+    assert shard.hex() == _doc_block("index-shard-hash")
+    empty = _sha(b"\0", _sha(b"evidence-escrow/index/v1/shard\0"))
+    level = [empty] * SHARDS
+    level[int.from_bytes(kh[:2], "big")] = _sha(b"\0", shard)
+    while len(level) > 1:
+        level = [_sha(b"\1", level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    assert level[0].hex() == _doc_block("index-root")
+    # and the module agrees
+    assert key_hash(key) == kh and TopTree({shard_of(kh): shard}).root_and_path()[0] == level[0]
