@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
@@ -72,7 +73,7 @@ def bench_ours(path: Path, n: int, batch: int, chain: Any, log: Any, workdir: Pa
     secret = MasterSecret.generate()
     store = Store(workdir / f"bench-{n}.sqlite3", secret)
     anchorer = Anchorer(store, chain, log)
-    t_parse = t_ingest = t_anchor = 0.0
+    t_parse = t_ingest = t_anchor = cpu_index = 0.0
     gas: list[int] = []
     anchor_times: list[float] = []
     gc.collect()
@@ -84,6 +85,9 @@ def bench_ours(path: Path, n: int, batch: int, chain: Any, log: Any, workdir: Pa
         t = time.perf_counter()
         store.ingest(recs, source=f"batch-{i}")
         t_ingest += time.perf_counter() - t
+        c = time.process_time()
+        store.index_root(store.size)  # the completeness index (anchor would compute it anyway)
+        cpu_index += time.process_time() - c
         t = time.perf_counter()
         out = anchorer.anchor()
         dt = time.perf_counter() - t
@@ -94,6 +98,7 @@ def bench_ours(path: Path, n: int, batch: int, chain: Any, log: Any, workdir: Pa
     total = time.perf_counter() - t0
     tree = store.tree
     assert tree.size == n
+    completeness = bench_completeness(store, chain.chain_id, log.address)
     store.close()
     return {
         "records": n,
@@ -107,8 +112,38 @@ def bench_ours(path: Path, n: int, batch: int, chain: Any, log: Any, workdir: Pa
         "gas_per_anchor_max": max(gas),
         "gas_per_record": sum(gas) / n,
         "anchor_seconds_mean": statistics.mean(anchor_times),
+        "index_cpu_us_per_record": cpu_index / n * 1e6,
+        "completeness": completeness,
         "tree": tree,
     }
+
+
+def bench_completeness(store: Any, chain_id: int, contract: str) -> dict[str, Any]:
+    """v2 bundles at this size: the largest order's and the largest merchant's, their sizes,
+    the proof overhead per record, export and offline verification times."""
+    from ledger.evidence.bundle import export_bundle, verify_bundle
+    from ledger.evidence.bundle_format import dumps_bundle, load_bundle
+
+    def one(**sel: str) -> dict[str, Any]:
+        t = time.perf_counter()
+        bundle, _ = export_bundle(store, chain_id, contract, **sel)
+        export_s = time.perf_counter() - t
+        text = dumps_bundle(bundle).encode()
+        c = bundle.completeness
+        proof = len(json.dumps(msgspec.to_builtins(c), separators=(",", ":"))) if c is not None else 0
+        t = time.perf_counter()
+        verdict = verify_bundle(load_bundle(text), None)
+        verify_s = time.perf_counter() - t
+        assert verdict.completeness == "proven", verdict.completeness_failures
+        n = len(bundle.records)
+        return {"records": n, "bytes": len(text), "proof_bytes": proof, "proof_bytes_per_record": proof / n,
+                "shard_keys": len(c.shard) if c else 0, "export_s": export_s, "verify_s": verify_s}
+
+    order = store.db.execute("SELECT order_id FROM records GROUP BY order_id ORDER BY COUNT(*) DESC"
+                             " LIMIT 1").fetchone()[0]
+    merchant = store.db.execute("SELECT merchant_id FROM records GROUP BY merchant_id ORDER BY COUNT(*) DESC"
+                                " LIMIT 1").fetchone()[0]
+    return {"order": one(order_id=order), "merchant": one(merchant_id=merchant)}
 
 
 def bench_proof_verify(tree: MerkleTree, count: int) -> dict[str, Any]:
@@ -190,6 +225,10 @@ def bench_naive(chain: Any, sample: int) -> dict[str, Any]:
     return {"sample": sample, "records_per_s": sample / dt, "gas_per_record": statistics.mean(gas)}
 
 
+def _c(r: dict[str, Any], which: str) -> dict[str, Any]:
+    return r["ours"]["completeness"][which]  # type: ignore[no-any-return]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -247,6 +286,14 @@ def main() -> int:
         ("  of which parse+validate s", lambda r: f"{r['ours']['parse_validate_s']:.2f}"),
         ("  of which store (salts, hash, encrypt, SQLite) s", lambda r: f"{r['ours']['ingest_s']:.2f}"),
         ("  of which anchor txs s", lambda r: f"{r['ours']['anchor_s']:.2f}"),
+        ("completeness index CPU µs/record", lambda r: f"{r['ours']['index_cpu_us_per_record']:.2f}"),
+        ("largest order's v2 bundle: records / KB",
+         lambda r: f"{_c(r, 'order')['records']} / {_c(r, 'order')['bytes'] / 1e3:.1f}"),
+        ("  its shard: keys (grows with the log)", lambda r: f"{_c(r, 'order')['shard_keys']}"),
+        ("largest merchant's v2 bundle: records", lambda r: f"{_c(r, 'merchant')['records']:,}"),
+        ("  proof bytes per record", lambda r: f"{_c(r, 'merchant')['proof_bytes_per_record']:.1f}"),
+        ("  export s / verify (offline) s",
+         lambda r: f"{_c(r, 'merchant')['export_s']:.2f} / {_c(r, 'merchant')['verify_s']:.2f}"),
         ("(c) hashing limit records/s", lambda r: f"{r['hash_limit']['records_per_s']:,.0f}"),
         ("    ours is slower than (c) by", lambda r: f"{r['ours_vs_hash_limit']:.2f}x"),
         ("(a) naive: one tx per record, records/s", lambda r: f"{r['naive']['records_per_s']:,.1f}"),

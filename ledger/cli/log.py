@@ -346,11 +346,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ConfigError("--offline asks no node: drop --rpc")
     bundle = load_bundle(read_input(args.bundle, "BUNDLE"), args.bundle)
     pin = verify_pin(args)
-    w3 = None if args.offline else connect(rpc_url(args)).w3
+    if args.figures and args.offline:
+        raise ConfigError("--figures reads the escrow's events from the chain: drop --offline")
+    if not args.figures and (args.since or args.until or args.escrow):
+        raise ConfigError("--since, --until and --escrow go with --figures")
+    chain = None if args.offline else connect(rpc_url(args))
+    w3 = None if chain is None else chain.w3
     show = not args.json and sys.stderr.isatty()
     with progress_bar(show, f"verify {args.bundle}", len(bundle.records)) as advance:
         verdict = verify_bundle(bundle, w3, progress=advance, pin=pin)
     extends = None if args.extends is None else _extends(args.extends, bundle, w3, pin)
+    if args.figures:
+        assert chain is not None
+        return _figures(args, bundle, verdict, chain)
     if args.json:
         out = verdict.to_json() if extends is None else {**verdict.to_json(), "extends": extends}
         print(json.dumps(out, indent=2))
@@ -364,6 +372,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                 f"(size {extends['earlier_tree_size']}) vanished or changed")
     status = verdict.status if extends is None or not extends["failures"] else "not_verified"
     return VERIFY_EXIT[status]
+
+
+def _figures(args: argparse.Namespace, bundle: Bundle, verdict: Verdict, chain: Chain) -> int:
+    """`--figures`: the merchant report `ledger audit --merchant` would print, from the bundle."""
+    from ledger.deploy import escrow_client
+    from ledger.escrow.client import EscrowClient
+    from ledger.investigate import audit
+    from ledger.investigate.bundle_figures import bundle_figures
+
+    if args.escrow is not None and not is_address(args.escrow):
+        raise ConfigError(f"--escrow {args.escrow!r} is not an address")
+    client = (EscrowClient.at(chain, to_checksum_address(args.escrow)) if args.escrow
+              else escrow_client(chain, data_dir(args)))
+    pin = verify_pin(args)
+    start = pin.root.deployment_block if pin is not None and pin.root is not None else 0
+    report = bundle_figures(bundle, verdict, client, since=args.since, until=args.until, from_block=start)
+    if args.json:
+        sys.stdout.write(audit.render_json(report))
+    else:
+        print_verdict(verdict)
+        Console(highlight=False).print(audit.render_text(report))
+    return 0 if report.ok else 1
 
 
 def _extends(path: str, later: Bundle, w3: Any, pin: Pin | None) -> dict[str, Any]:
@@ -446,4 +476,14 @@ def configure(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--extends", metavar="EARLIER",
                         help="an earlier v2 bundle of the same order or merchant: check that nothing it "
                         "committed vanished or changed (exit 1 if something did)")
+        sp.add_argument("--figures", action="store_true",
+                        help="a v2 merchant bundle: recompute the lender's figures (as `ledger audit "
+                        "--merchant --json`) from the bundle and the chain alone")
+        sp.add_argument("--escrow", metavar="ADDRESS",
+                        help="--figures: the FulfillmentEscrow (default: the data dir's deployment manifest)")
+        sp.add_argument("--since", metavar="TS", type=time_bound,
+                        help="--figures: orders whose order record is at or after TS (default: the "
+                        "bundle's since)")
+        sp.add_argument("--until", metavar="TS", type=time_bound,
+                        help="--figures: orders whose order record is before TS")
         sp.set_defaults(func=cmd_verify)

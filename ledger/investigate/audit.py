@@ -339,7 +339,7 @@ class Auditor:
     ) -> tuple[list[Order], list[Flag]]:
         """Verify and cross-check these orders (their stored records and the platform's
         actions on them, by order id); returns them and the general flags."""
-        ids = {oid: funded_escrow_id(actions.get(oid, []), self.client.address) for oid in stored}
+        ids = self._escrow_ids(stored, actions)
         events = self.order_events(ids)
         orders = [Order(oid, [Rec(r, times.ts_ns(r.ts)) for r in recs], events[oid], escrow_id=ids[oid])
                   for oid, recs in stored.items()]
@@ -356,6 +356,15 @@ class Auditor:
             _logger.debug("getOrder(%s): %s", _hex(o.escrow_id), info.state.name)
             o.info = None if info.state is OrderState.NONE else info
         return orders, flags
+
+    def _escrow_ids(self, stored: dict[str, list[StoredRecord]],
+                    actions: dict[str, list[ActionRow]]) -> dict[str, bytes | None]:
+        """Each order's escrow order id: the one the platform's own ``fund`` action offered."""
+        return {oid: funded_escrow_id(actions.get(oid, []), self.client.address) for oid in stored}
+
+    def _addresses(self, actions: dict[str, list[ActionRow]], orders: Sequence[Order]) -> list[str]:
+        """The merchant's chain addresses: those its fund offers name."""
+        return _offered_addresses(actions)
 
     def _cross_check(self, o: Order, actions: Sequence[ActionRow]) -> list[Flag]:
         """The store against itself and the chain: merchant ids, fund offers, actions."""
@@ -447,7 +456,7 @@ class Auditor:
         actions = {oid: self._actions(oid) for oid in opened}
         anchor = self._anchor()
         orders, flags = self._orders(in_scope, actions, anchor, Selection(audit="merchant"))
-        addresses = _offered_addresses(actions)
+        addresses = self._addresses(actions, orders)
         for o in orders:
             if o.funded is None:
                 continue
