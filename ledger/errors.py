@@ -96,7 +96,8 @@ class RecordProblem:
 
 
 class ConflictError(LedgerError, ValueError):
-    """A record id already in the log arrived with different content (possible tampering)."""
+    """Input records contradict the log or each other: a record id already in the log arrived
+    with different content (possible tampering), or a record's order belongs to another merchant."""
 
     def __init__(self, problems: list[RecordProblem]) -> None:
         self.problems = problems

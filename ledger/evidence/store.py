@@ -4,7 +4,9 @@ Durability: WAL journal with ``synchronous=FULL``; a batch is acknowledged only 
 its transaction commits, so ``kill -9`` at any instant loses no acknowledged record.
 Ingestion is atomic (one transaction per call, however many batches: all records or none)
 and idempotent (an identical record already in the log is skipped; the same id with other
-content is a conflict and nothing is stored).
+content is a conflict and nothing is stored). An order belongs to one merchant: a new record
+whose ``merchant_id`` is not that of its order's first record (in the log, held by a pending
+escrow step, or earlier in the same call) is a conflict too.
 
 Personal fields are stored AES-GCM encrypted; everything else is the record's canonical
 public JSON plus its leaf hash. Salts are never stored: they are re-derived from the
@@ -98,6 +100,17 @@ class _Row(NamedTuple):
     personal: bytes | None
     personal_commitment: bytes | None
     leaf: bytes
+
+
+class _Owner(NamedTuple):
+    """The merchant an order belongs to, and the record that says so: the order's first record
+    in the log before this call (`leaf` set, `origin` its batch id), else its first one held by
+    a pending escrow step, else its first one in this call (`origin` names where it came from)."""
+
+    merchant_id: str
+    record_id: str
+    leaf: int | None
+    origin: str | int
 
 
 @dataclass(frozen=True)
@@ -252,8 +265,9 @@ class Store(JournalTables):
 
         A record identical to one in the log, or in an earlier batch, is skipped. A record
         whose id is there with other content, or is held by an escrow step awaiting its
-        transaction (`hold`), is a conflict: every conflict is listed in one ConflictError,
-        naming what differs, and nothing is stored.
+        transaction (`hold`), is a conflict; so is one whose order belongs to another merchant
+        (`_owner_problems`): every conflict is listed in one ConflictError, naming what
+        differs, and nothing is stored.
         """
         extend_tree = self._tree is not None and self._tree.size == self.size
         with paused_gc(), self._txn():
@@ -272,13 +286,17 @@ class Store(JournalTables):
         before its transaction is broadcast; returns the step's id. The records enter the log
         only when the step is marked ``confirmed`` (`ledger.evidence.journal`). A record already
         in the log identically is not held again; one there with other content, or held by
-        another pending step, is a conflict and nothing is stored."""
+        another pending step, or of an order that belongs to another merchant, is a conflict
+        and nothing is stored."""
         rows = [self._row(r) for r in records]
+        source = f"escrow:{action.action}"
         with self._txn():
             existing = self._existing_leaves([row.id for row in rows])
-            conflicts = [self._conflict(f"escrow:{action.action}", row, {}) for row in rows
+            conflicts = [self._conflict(source, row, {}) for row in rows
                          if row.id in existing and existing[row.id] != row.leaf]
-            conflicts += self._held_conflicts(f"escrow:{action.action}", [row.id for row in rows])
+            conflicts += self._held_conflicts(source, [row.id for row in rows])
+            conflicts += self._owner_problems(source, [row for row in rows if row.id not in existing],
+                                              self.size, {}, self._held_owners())
             if conflicts:
                 raise ConflictError(conflicts)
             (action_id,) = self.note_actions([action])
@@ -336,7 +354,8 @@ class Store(JournalTables):
     ) -> tuple[list[IngestResult], list[bytes], list[RecordProblem]]:
         """Insert the batches' new records in chunks (inside the caller's transaction); a
         conflict is collected, and the caller rolls everything back."""
-        size = self.size
+        size = start = self.size
+        held = self._held_owners()
         results: list[IngestResult] = []
         leaves: list[bytes] = []
         conflicts: list[RecordProblem] = []
@@ -356,6 +375,7 @@ class Store(JournalTables):
                 conflicts += [self._conflict(b.source, row, this_call) for row in rows
                               if row.id in existing and existing[row.id] != row.leaf]
                 conflicts += self._held_conflicts(b.source, [row.id for row in fresh])
+                conflicts += self._owner_problems(b.source, fresh, start, this_call, held)
                 self.db.executemany(
                     "INSERT INTO records(idx, id, kind, order_id, merchant_id, ts, ts_ns, public,"
                     " personal, personal_commitment, leaf, batch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -389,6 +409,64 @@ class Store(JournalTables):
                       f"{stored_from}; {differ}): possible tampering. Logged records never "
                       "change: another event needs its own id")
         return RecordProblem(source, None, row.id, None, reason)
+
+    def _owner_problems(self, source: str, rows: Sequence[_Row], start: int, this_call: dict[int, str],
+                        held: dict[str, _Owner]) -> list[RecordProblem]:
+        """A problem for each of `rows` (new records from `source`, not yet stored) whose order
+        belongs to another merchant (`_owners`); an order first met in `rows` belongs to the
+        merchant of its first record there."""
+        if not rows:
+            return []
+        owners = self._owners(list(dict.fromkeys(row.order_id for row in rows)), start, this_call, held)
+        problems = []
+        for row in rows:
+            owner = owners.get(row.order_id)
+            if owner is None:
+                owners[row.order_id] = _Owner(row.merchant_id, row.id, None, source)
+            elif owner.merchant_id != row.merchant_id:
+                problems.append(RecordProblem(source, None, row.id, "merchant_id", (
+                    f"order {row.order_id!r} belongs to merchant {owner.merchant_id!r} "
+                    f"({self._owner_text(owner)}); this record says {row.merchant_id!r}: an order "
+                    "belongs to exactly one merchant")))
+        return problems
+
+    def _owners(self, order_ids: list[str], start: int, this_call: dict[int, str],
+                held: dict[str, _Owner]) -> dict[str, _Owner]:
+        """The `_Owner` of each of `order_ids` that has one: the first record of each in the log
+        (leaves from `start` on were stored by this call, from the batches `this_call` names),
+        else `held`'s. One query: the ids go in as one JSON array (ids are ASCII), each is one
+        seek in the covering index on order_id, then one row read per order found."""
+        owners: dict[str, _Owner] = {}
+        rows = self.db.execute(
+            "SELECT order_id, merchant_id, id, idx, batch FROM records WHERE idx IN (SELECT MIN(idx) FROM"
+            " records WHERE order_id IN (SELECT value FROM json_each(?)) GROUP BY order_id)",
+            (json.dumps(order_ids),))
+        for oid, mid, rid, idx, batch in rows:
+            if idx < start:
+                owners[oid] = _Owner(mid, rid, idx, batch)
+            elif oid not in held:
+                owners[oid] = _Owner(mid, rid, None, this_call[batch])
+        if held:
+            owners.update({oid: held[oid] for oid in order_ids if oid in held and oid not in owners})
+        return owners
+
+    def _held_owners(self) -> dict[str, _Owner]:
+        """The `_Owner` of each order with records held by a pending escrow step (its first one)."""
+        if self.db.execute("SELECT 1 FROM held_records LIMIT 1").fetchone() is None:
+            return {}
+        owners: dict[str, _Owner] = {}
+        for oid, mid, rid, aid, act in self.db.execute(
+                "SELECT h.order_id, h.merchant_id, h.id, a.id, a.action FROM escrow_actions a"
+                " JOIN held_records h ON h.action = a.id WHERE a.status = 'sent' ORDER BY a.id, h.seq"):
+            owners.setdefault(oid, _Owner(mid, rid, None, f"escrow step #{aid} ({act}), held until its "
+                                                           "transaction is confirmed"))
+        return owners
+
+    def _owner_text(self, owner: _Owner) -> str:
+        if owner.leaf is None:
+            return f"record {owner.record_id!r}, from {owner.origin}"
+        (source,) = self.db.execute("SELECT source FROM batches WHERE id = ?", (owner.origin,)).fetchone()
+        return f"record {owner.record_id!r}, leaf {owner.leaf}, from {source}"
 
     def _existing_leaves(self, ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}

@@ -159,6 +159,10 @@ def _set_up(work: Path) -> dict[str, str]:  # long function: the module's whole 
     write("conflict.jsonl", jsonl(dict(pay, amount=pay["amount"] + 1)))
     write("fresh.jsonl", jsonl(fresh))
     write("fresh-other.jsonl", jsonl(dict(fresh, amount=fresh["amount"] + 1)))
+    write("other-merchant.jsonl", jsonl(dict(pay, id=pay["order_id"] + ":pay2", merchant_id="M-OTHER")))
+    write("fresh-other-merchant.jsonl", jsonl(dict(fresh, id="X1:pay2", merchant_id="M-OTHER")))
+    write("two-merchants.jsonl", jsonl(dict(fresh, id="X9:pay", order_id="X9"),
+                                       dict(fresh, id="X9:pay2", order_id="X9", merchant_id="M-OTHER")))
     write("float.jsonl", jsonl(dict(fresh, amount=12.5)))
     write("kind.jsonl", jsonl({"id": "x1", "kind": "teleport"}))
     write("late.jsonl", jsonl(dict(fresh, ts="2262-04-11T23:47:16.854775808Z")))
@@ -204,7 +208,7 @@ def _set_up(work: Path) -> dict[str, str]:  # long function: the module's whole 
     write("case-unknown-field.json", json.dumps({**case, "extra": 1}))
     write("case-format.json", json.dumps({**case, "format": "evidence-escrow/case/v0"}))
     return {"shipped": shipped, "funded": funded, "merchant": order["merchant_id"], "pay": pay["id"],
-            "work": str(work), "case": CASE}
+            "pay_order": pay["order_id"], "work": str(work), "case": CASE}
 
 
 # ------------------------------------------------------------------------------ the cases
@@ -225,6 +229,19 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
      ["{pay}", "differing: amount", "nothing was stored"]),
     ("ingest-files-disagree", ["ingest", f"{W}/fresh.jsonl", f"{W}/fresh-other.jsonl"], b"",
      ["fresh-other.jsonl", "'X1:pay'", "also in", "fresh.jsonl", "differing: amount"]),
+    ("ingest-other-merchant", ["ingest", f"{W}/other-merchant.jsonl"], b"",
+     ["other-merchant.jsonl: record '{pay_order}:pay2' field 'merchant_id'",
+      "order '{pay_order}' belongs to merchant '{merchant}' (record '{pay_order}:order', leaf ",
+      "from {work}/sale.jsonl); this record says 'M-OTHER'", "nothing was stored"]),
+    ("ingest-files-two-merchants", ["ingest", f"{W}/fresh.jsonl", f"{W}/fresh-other-merchant.jsonl"], b"",
+     ["fresh-other-merchant.jsonl: record 'X1:pay2' field 'merchant_id'",
+      "order 'X1' belongs to merchant '{merchant}' (record 'X1:pay', from {work}/fresh.jsonl); this record "
+      "says 'M-OTHER'", "nothing was stored"]),
+    ("ingest-file-two-merchants", ["ingest", f"{W}/two-merchants.jsonl"], b"",
+     ["record 'X9:pay2' field 'merchant_id'", "order 'X9' belongs to merchant '{merchant}' (record 'X9:pay'",
+      "this record says 'M-OTHER'"]),
+    ("ingest-other-merchant-json", ["ingest", f"{W}/other-merchant.jsonl", "--json"], b"",
+     ['"field": "merchant_id"', '"record_id": "{pay_order}:pay2"', "this record says 'M-OTHER'"]),
     ("ingest-float", ["ingest", f"{W}/float.jsonl"], b"", ["float.jsonl:1", "field 'amount'", "float money"]),
     ("ingest-kind", ["ingest", f"{W}/kind.jsonl"], b"",
      ["kind.jsonl:1: record 'x1' field 'kind'", "unknown kind 'teleport'"]),
@@ -518,7 +535,8 @@ def test_bad_input_exits_2_naming_what_and_why_and_changes_nothing(
 
 
 @pytest.mark.parametrize("case", ["open-price-negative", "open-record-missing", "deposit-negative",
-                                  "replay-arg-hex", "open-literal-key", "show-unknown"])
+                                  "replay-arg-hex", "open-literal-key", "show-unknown",
+                                  "ingest-other-merchant"])
 def test_a_real_process_exits_2_with_one_line_and_no_traceback(world: World, case: str) -> None:
     """What the reviewer ran, as a process: exit 2, the reason on stderr, no traceback."""
     argv, stdin, needles = next(c[1:] for c in CASES if c[0] == case)
@@ -528,3 +546,19 @@ def test_a_real_process_exits_2_with_one_line_and_no_traceback(world: World, cas
     err = proc.stderr.decode()
     assert proc.returncode == 2 and "Traceback" not in err and KEY[2:] not in err
     assert all(_fill(n, names) in err for n in needles), err
+
+
+def test_a_correct_file_ingests_again_and_every_order_keeps_one_merchant(world: World) -> None:
+    """The one-merchant rule refuses nothing a correct file holds: ingesting it again stores nothing
+    and refuses nothing, and no order in the store (escrow steps' records included) has two merchants."""
+    sale = world.work / "sale.jsonl"
+    [again] = ok("ingest", str(sale))["files"]
+    assert (again["stored"], again["skipped"]) == (0, len(sale.read_bytes().splitlines()))
+    db = sqlite3.connect(f"file:{world.home / 'evidence.sqlite3'}?mode=ro", uri=True)
+    try:
+        mixed = db.execute("SELECT order_id FROM (SELECT order_id, merchant_id FROM records UNION SELECT"
+                           " order_id, merchant_id FROM held_records) GROUP BY order_id"
+                           " HAVING COUNT(*) > 1").fetchall()
+    finally:
+        db.close()
+    assert mixed == []
