@@ -230,6 +230,14 @@ class Store(JournalTables):
                 self._tree.extend(r[0] for r in chunk)
         return self._tree
 
+    def index_root(self, size: int) -> bytes:
+        """The root of the verifiable index (by order and by merchant) of the first `size` leaves,
+        committed on chain beside the head of that size (EvidenceLog.anchorIndexed).
+
+        STUB: a placeholder value until the real index lands (issue 11); it commits to nothing.
+        """
+        return hashlib.sha256(b"stub" + size.to_bytes(8, "big")).digest()
+
     # -- ingestion ------------------------------------------------------------------
     def ingest(self, records: Sequence[Record], *, source: str, progress: _Progress = None) -> IngestResult:
         """Store one validated batch atomically (see `ingest_batches`)."""
