@@ -2,9 +2,10 @@
 through that remembers every answer and can be made to lie.
 
 The chain holds the platform's EvidenceLog (its trust file written by `deploy_evidence_log`)
-with a small flash sale anchored in two heads, and what an attacker can do beside it: an
-impostor EvidenceLog that anchored the very same head, a failed anchoring transaction, a
-failed deployment, and a contract that is not an EvidenceLog. Once built the chain never
+with a small flash sale anchored in two heads (by the Anchorer, so each with its index root),
+and what an attacker can do beside it: an impostor EvidenceLog that anchored the very same head
+(with anchor(): no index root), a failed anchoring transaction, a failed deployment, and a
+contract that is not an EvidenceLog. Once built the chain never
 changes, so the node double answers each distinct request from memory: hundreds of
 verifications cost about as much as one.
 """
@@ -88,6 +89,7 @@ class World:
     failed_anchor: str  # a reverted anchor() call to the platform's log
     failed_deployment: str  # an EvidenceLog deployment that ran out of gas
     not_a_log: str  # a contract that is not an EvidenceLog
+    index_roots: dict[int, bytes]  # tree size -> the index root committed with the head of that size
 
     @property
     def pin(self) -> Pin:
@@ -120,6 +122,7 @@ def build_world(tmp: Path) -> World:
     bundle, left_out = export_bundle(store, chain.chain_id, log.address, order_id=str(row[0]),
                                      disclose_personal=True)
     assert not left_out and bundle.anchor.tree_size == latest.size
+    index_roots = {a.size: store.index_root(a.size) for a in (first, latest)}
     store.close()
     return World(
         chain=chain, node=node_double(chain), bundle=bundle, text=dumps_bundle(bundle),
@@ -130,5 +133,5 @@ def build_world(tmp: Path) -> World:
                  "block_timestamp": first.block_timestamp},
         failed_anchor="0x" + bytes(failed_anchor["transactionHash"]).hex(),
         failed_deployment="0x" + bytes(failed_deployment["transactionHash"]).hex(),
-        not_a_log=not_a_log.address,
+        not_a_log=not_a_log.address, index_roots=index_roots,
     )  # fmt: skip
