@@ -22,6 +22,9 @@ import {RFC9162} from "./lib/RFC9162.sol";
 ///   a root is only trusted here together with the size it was anchored with.
 /// - The contract checks structure, not content: it proves that anchored heads extend each
 ///   other, not that the anchorer put honest records in the log.
+/// - {anchorIndexed} commits to an index root by its HeadIndexed event only (no storage): the
+///   pair (head, index root) is proven by the receipt of the head's one anchoring transaction.
+///   The index root's content is the anchorer's claim, checked off chain like the records.
 contract EvidenceLog is IEvidenceLog, AccessControl {
     /// @inheritdoc IEvidenceLog
     bytes32 public constant ANCHORER_ROLE = keccak256("ANCHORER_ROLE");
@@ -52,6 +55,24 @@ contract EvidenceLog is IEvidenceLog, AccessControl {
         external
         onlyRole(ANCHORER_ROLE)
     {
+        _anchor(size, root, consistencyProof);
+    }
+
+    /// @inheritdoc IEvidenceLog
+    function anchorIndexed(
+        uint64 size,
+        bytes32 root,
+        bytes32 indexRoot,
+        bytes32[] calldata consistencyProof
+    ) external onlyRole(ANCHORER_ROLE) {
+        if (indexRoot == bytes32(0)) revert EvidenceLogZeroIndexRoot(size, root);
+        _anchor(size, root, consistencyProof);
+        emit HeadIndexed(size, root, indexRoot);
+    }
+
+    /// @dev The one place a head is accepted, for {anchor} and {anchorIndexed}: checks that
+    /// (size, root) extends the latest head, stores it and emits HeadAnchored.
+    function _anchor(uint64 size, bytes32 root, bytes32[] calldata consistencyProof) private {
         if (size == 0 || root == bytes32(0)) revert EvidenceLogInvalidHead(size, root);
         bytes32 previousRoot = _latestRoot;
         HeadInfo memory previous = _heads[previousRoot];

@@ -15,6 +15,18 @@ interface IEvidenceLog {
         uint64 indexed size, bytes32 indexed root, uint64 previousSize, address indexed anchorer
     );
 
+    /// @notice Emitted by {anchorIndexed} right after the HeadAnchored of the same head: the
+    /// head (size, root) was anchored together with this index root.
+    /// @dev The commitment is this event, in the receipt of the transaction that anchored the
+    /// head; nothing is stored. A size is anchored at most once (sizes strictly grow), so the
+    /// contract emits at most one HeadIndexed per size in its whole history, and never one for
+    /// a head anchored with {anchor}.
+    /// @param size Number of leaves of the anchored head.
+    /// @param root RFC 9162 root of the anchored head.
+    /// @param indexRoot Root of the verifiable index of the log's first `size` leaves (by
+    /// order and by merchant), as the anchorer computed it.
+    event HeadIndexed(uint64 indexed size, bytes32 indexed root, bytes32 indexRoot);
+
     /// @notice Thrown when a head has size 0 or root 0 (the empty log is never anchored).
     error EvidenceLogInvalidHead(uint64 size, bytes32 root);
 
@@ -24,6 +36,10 @@ interface IEvidenceLog {
     /// @notice Thrown when the consistency proof does not show that the new head extends the
     /// latest anchored head (for the first head: when the proof is not empty).
     error EvidenceLogInvalidConsistencyProof(uint64 oldSize, uint64 newSize);
+
+    /// @notice Thrown when anchorIndexed is given an index root of 0, which would commit to no
+    /// index (a head without an index is anchored with anchor).
+    error EvidenceLogZeroIndexRoot(uint64 size, bytes32 root);
 
     /// @notice Role allowed to anchor heads: keccak256("ANCHORER_ROLE").
     /// @return The role identifier.
@@ -36,6 +52,28 @@ interface IEvidenceLog {
     /// @param root RFC 9162 root of the new head.
     /// @param consistencyProof Consistency proof from the latest head to the new one.
     function anchor(uint64 size, bytes32 root, bytes32[] calldata consistencyProof) external;
+
+    /// @notice Anchors the head (size, root) exactly as {anchor} does, and commits to the root
+    /// of the log's verifiable index at that head by emitting HeadIndexed(size, root, indexRoot)
+    /// right after HeadAnchored.
+    /// @dev Why the event alone binds the pair: a size can be anchored only once (each new head
+    /// must be larger than the latest), so (size, root) has exactly one anchoring transaction,
+    /// and its receipt holds at most one HeadIndexed for that size. Anchoring the same size
+    /// again to attach another index root reverts with EvidenceLogNotExtending. A verifier takes
+    /// the receipt of the transaction that emitted HeadAnchored(size, root) from this contract
+    /// and reads the HeadIndexed(size, root, _) beside it; none there means the head was
+    /// anchored with {anchor} and no index was committed. As for the log's records, the
+    /// contract checks that an index root is given, not what it commits to. Only ANCHORER_ROLE.
+    /// @param size Number of leaves of the new head, larger than the latest head's.
+    /// @param root RFC 9162 root of the new head.
+    /// @param indexRoot Root of the log's verifiable index at this head; not 0.
+    /// @param consistencyProof Consistency proof from the latest head to the new one.
+    function anchorIndexed(
+        uint64 size,
+        bytes32 root,
+        bytes32 indexRoot,
+        bytes32[] calldata consistencyProof
+    ) external;
 
     /// @notice Whether the head (size, root) was anchored, and when.
     /// @param size Number of leaves of the head.

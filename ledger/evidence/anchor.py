@@ -3,8 +3,10 @@
 Protocol (each step durable before the next):
 1. Read the chain's latest head; check that the local tree has exactly that root at that
    size (otherwise the local log and the chain disagree: stop, never paper over it).
-2. Build and sign ``anchor(size, root, consistencyProof)`` with an explicit nonce; store the
-   signed transaction (status ``sent``) and commit, *then* broadcast it.
+2. Build and sign ``anchorIndexed(size, root, indexRoot, consistencyProof)`` (the head and the
+   root of the log's verifiable index at that size, `Store.index_root`; plain ``anchor`` on an
+   EvidenceLog deployed before anchorIndexed existed, with a warning) with an explicit nonce;
+   store the signed transaction (status ``sent``) and commit, *then* broadcast it.
 3. Wait for the configured confirmations on a canonical block; mark it ``confirmed``.
 
 Steps 2 and 3, and the resumption of a ``sent`` row after a crash (await it, or re-broadcast
@@ -22,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import to_checksum_address
 from web3.contract import Contract
@@ -33,11 +36,16 @@ from ledger.evidence.anchor_check import AnchorChange, recheck_anchors
 from ledger.evidence.journal import AnchorRow
 from ledger.evidence.store import Store
 
-__all__ = ["AnchorJournal", "AnchorOutcome", "Anchorer", "Head", "chain_head"]
+__all__ = ["INDEXED_LOG_INTERFACE_ID", "AnchorJournal", "AnchorOutcome", "Anchorer", "Head", "chain_head",
+           "has_anchor_indexed"]
 
 _logger = logging.getLogger(__name__)
 
 _ANCHOR_FACTS = ("block_number", "block_hash", "block_timestamp", "gas_used", "error", "tx_hash")
+
+#: ERC-165 id of IEvidenceLog since anchorIndexed (the XOR of its function selectors; the tests
+#: recompute it from the build). An EvidenceLog deployed before answers false for it.
+INDEXED_LOG_INTERFACE_ID = bytes.fromhex("79d98ad8")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,12 @@ class AnchorOutcome:
 def chain_head(chain: Chain, log: Contract) -> Head:
     size, root, _, _ = chain.call(log.functions.latestHead())
     return Head(int(size), bytes(root))
+
+
+def has_anchor_indexed(chain: Chain, log: Contract) -> bool:
+    """Whether the EvidenceLog at `log` has anchorIndexed (ERC-165: it supports the current
+    IEvidenceLog), as opposed to one deployed by an older version, which only has anchor."""
+    return bool(chain.call(log.functions.supportsInterface(INDEXED_LOG_INTERFACE_ID)))
 
 
 class AnchorJournal:
@@ -153,13 +167,14 @@ class Anchorer:
                 return AnchorOutcome(None, previous, len(settled), None, None, None, settled, changes)
             root = tree.root(size)
             proof = tree.consistency_proof(previous.size, size) if previous.size else []
-            fn = self.log.functions.anchor(size, root, proof)
+            fn, index_root = self._anchor_call(size, root, proof)
             sender = self.chain.default_account
             with self.outbox.signing(sender) as nonce:
                 raw, tx_hash, nonce = self.chain.build_signed(fn, sender, nonce=nonce, context="anchor")
                 anchor_id = self.store.record_sent_anchor(
                     chain_id=self.chain.chain_id, contract=self.contract, size=size, root=root,
                     prev_size=previous.size, sender=sender.address, nonce=nonce, tx_hash=tx_hash, raw_tx=raw,
+                    index_root=index_root,
                 )  # fmt: skip
                 _logger.info("anchoring head size %d root %s (from size %d)", size, root.hex(), previous.size)
                 if before_broadcast is not None:
@@ -172,6 +187,21 @@ class Anchorer:
                 Head(size, root), previous, len(settled), int(receipt["gasUsed"]), tx_hash,
                 int(receipt["blockNumber"]), settled, changes,
             )
+
+    def _anchor_call(self, size: int, root: bytes, proof: list[bytes]) -> tuple[Any, bytes | None]:
+        """The call that anchors (size, root) and the index root it commits: anchorIndexed with the
+        index root of that size, or, on an EvidenceLog too old to have it, anchor (the head alone,
+        with a warning; None)."""
+        if has_anchor_indexed(self.chain, self.log):
+            index_root = self.store.index_root(size)
+            _logger.info("committing index root %s with head size %d", index_root.hex(), size)
+            return self.log.functions.anchorIndexed(size, root, index_root, proof), index_root
+        _logger.warning(
+            "the EvidenceLog at %s has no anchorIndexed (deployed by an older version): head size %d is "
+            "anchored with anchor(), without the root of its index, so completeness proofs are not "
+            "possible for this log until it is redeployed (`ledger deploy --redeploy EvidenceLog "
+            "--move-log`)", self.contract, size)
+        return self.log.functions.anchor(size, root, proof), None
 
     def _exclusive(self) -> contextlib.AbstractContextManager[bool]:
         """One anchoring run per log at a time across processes on this data directory: a

@@ -121,10 +121,12 @@ def export_bundle(
     until: str | None = None,
     disclose_personal: bool = False,
     paths: bool = False,
+    completeness: bool = True,
 ) -> tuple[Bundle, list[str]]:
     """Select records and build a bundle against the latest confirmed head: v2 (completeness
     proven, each record's inclusion path only with `paths`) for one order or one merchant when
-    that head was anchored with its index root, v1 otherwise.
+    that head was anchored with its index root, v1 otherwise (or with `completeness` False, for a
+    verifier that reads v1 only).
 
     Returns (bundle, ids of selected records left out because no confirmed head covers
     them yet).
@@ -153,7 +155,7 @@ def export_bundle(
         raise BundleError(
             f"none of the {len(selected)} matching record(s) is anchored yet: run `ledger anchor`"
         )
-    proof = _completeness(store, anchor, selection)
+    proof = _completeness(store, anchor, selection) if completeness else None
     bundle = build_bundle(store, covered, anchor, selection=selection, disclose_personal=disclose_personal,
                           completeness=proof, paths=paths or proof is None)
     _logger.info("exported a bundle of %d record(s) (%s) against head size %d on chain %d; "

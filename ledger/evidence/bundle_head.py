@@ -20,7 +20,8 @@ from ledger.errors import ChainUnavailable
 from ledger.evidence.bundle_format import BundleAnchor, hex_bytes
 from ledger.evidence.trust import Pin, TrustRoot
 
-__all__ = ["EVIDENCE_LOG_VERIFY_ABI", "deployment_failures", "pin_failures", "verify_head_on_chain"]
+__all__ = ["EVIDENCE_LOG_VERIFY_ABI", "deployment_failures", "index_failures", "pin_failures",
+           "verify_head_on_chain"]
 
 T = TypeVar("T")
 
@@ -46,6 +47,16 @@ EVIDENCE_LOG_VERIFY_ABI: list[dict[str, Any]] = [
             {"name": "root", "type": "bytes32", "indexed": True},
             {"name": "previousSize", "type": "uint64", "indexed": False},
             {"name": "anchorer", "type": "address", "indexed": True},
+        ],
+    },
+    {
+        "type": "event",
+        "name": "HeadIndexed",
+        "anonymous": False,
+        "inputs": [
+            {"name": "size", "type": "uint64", "indexed": True},
+            {"name": "root", "type": "bytes32", "indexed": True},
+            {"name": "indexRoot", "type": "bytes32", "indexed": False},
         ],
     },
 ]
@@ -167,5 +178,38 @@ def _block_failures(w3: Any, head: BundleAnchor) -> list[str]:
             + _differs("anchor.block_timestamp", head.block_timestamp, where, int(block["timestamp"])))
 
 
-def index_failures(w3: Any, head: BundleAnchor, index_root: bytes) -> list[str]:  # placeholder until merge
-    return []
+def index_failures(w3: Any, head: BundleAnchor, index_root: bytes) -> list[str]:
+    """The head was anchored together with `index_root`: the receipt of anchor.tx_hash holds
+    HeadIndexed(tree_size, root, index_root) emitted by anchor.contract.
+
+    EvidenceLog stores no index root; its anchorIndexed emits HeadIndexed beside HeadAnchored in
+    the head's one anchoring transaction (a size is anchored only once, so no other transaction
+    can attach another index root to the head). That the transaction is the head's canonical
+    anchoring is `verify_head_on_chain`'s to check; this adds only the index root.
+    """
+    tx, stated = head.tx_hash, bytes(index_root).hex()
+    field = f"anchor.index_root: the bundle states {stated}"
+    receipt = _ask("the anchoring transaction's receipt", lambda: w3.eth.get_transaction_receipt(tx))
+    if receipt is None:
+        return [f"{field}, but anchor.tx_hash {tx} is not a transaction of chain {head.chain_id}"]
+    if int(receipt["status"]) != 1:
+        return [f"{field}, but anchor.tx_hash {tx} failed (receipt status {receipt['status']}): it "
+                "committed nothing"]
+    log = w3.eth.contract(address=head.contract, abi=EVIDENCE_LOG_VERIFY_ABI)
+    root = hex_bytes(head.root)
+
+    def this_head(event: Any) -> bool:
+        args = event["args"]
+        return bool(event["address"] == head.contract and int(args["size"]) == head.tree_size
+                    and bytes(args["root"]) == root)
+
+    committed = [bytes(ev["args"]["indexRoot"]).hex()
+                 for ev in log.events.HeadIndexed().process_receipt(receipt, errors=DISCARD) if this_head(ev)]
+    if committed:
+        return [] if committed == [stated] else [
+            f"{field}, the anchoring transaction committed {', '.join(committed)}"]
+    if any(this_head(ev) for ev in log.events.HeadAnchored().process_receipt(receipt, errors=DISCARD)):
+        return [f"{field}, the anchoring transaction committed no index (anchored with anchor(), not "
+                "anchorIndexed)"]
+    return [f"{field}, but anchor.tx_hash {tx} committed no index for head ({head.tree_size}, {head.root}) "
+            f"on {head.contract}: it did not anchor that head"]

@@ -10,6 +10,7 @@ import pytest
 from eth_utils import function_abi_to_4byte_selector, keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from web3.logs import DISCARD
 
 from ledger._internal import solc
 from ledger._internal.merkle import (
@@ -290,6 +291,110 @@ def test_supports_interface(chain: Any, evidence_log: Any) -> None:
     assert not chain.call(evidence_log.functions.supportsInterface(b"\xff\xff\xff\xff"))
 
 
+# -- anchorIndexed: the same head, and a committed index root ------------------------
+
+
+def _index(size: int) -> bytes:
+    return hashlib.sha256(b"index root %d" % size).digest()
+
+
+def _anchor_indexed(chain: Any, log: Any, size: int, old: int = 0, index: bytes | None = None,
+                    sender: Any = None) -> dict[str, Any]:
+    proof = TREE.consistency_proof(old, size) if old else []
+    index = _index(size) if index is None else index
+    return chain.transact(log.functions.anchorIndexed(size, TREE.root(size), index, proof), sender)
+
+
+def test_anchor_indexed_emits_head_anchored_then_head_indexed(chain: Any, evidence_log: Any) -> None:
+    log = evidence_log
+    for old, size in [(0, 5), (5, 9)]:
+        receipt = _anchor_indexed(chain, log, size, old)
+        (anchored,) = log.events.HeadAnchored().process_receipt(receipt, errors=DISCARD)
+        (indexed,) = log.events.HeadIndexed().process_receipt(receipt, errors=DISCARD)
+        assert dict(anchored["args"]) == {"size": size, "root": TREE.root(size), "previousSize": old,
+                                          "anchorer": chain.accounts[0].address}
+        assert dict(indexed["args"]) == {"size": size, "root": TREE.root(size), "indexRoot": _index(size)}
+        assert anchored["address"] == indexed["address"] == log.address
+        assert (len(receipt["logs"]), anchored["logIndex"] + 1) == (2, indexed["logIndex"])
+        block = chain.w3.eth.get_block(receipt["blockNumber"])
+        assert chain.call(log.functions.anchoredAt(size, TREE.root(size))) == [
+            True, block["timestamp"], block["number"]]
+    assert chain.call(log.functions.latestHead())[:2] == [9, TREE.root(9)]
+    assert chain.call(log.functions.headCount()) == 2
+    plain = _anchor(chain, log, 12, old=9)  # anchor() commits no index
+    assert log.events.HeadIndexed().process_receipt(plain, errors=DISCARD) == ()
+
+
+def test_anchor_indexed_refusals_leave_the_head_unchanged(chain: Any, evidence_log: Any) -> None:
+    log = evidence_log
+    zero = b"\x00" * 32
+    _reverts("EvidenceLogZeroIndexRoot",
+             lambda: _anchor_indexed(chain, log, 5, index=zero), size=5, root=_hex(TREE.root(5)))
+    _anchor_indexed(chain, log, 5)
+    head = chain.call(log.functions.latestHead())
+    _reverts("EvidenceLogZeroIndexRoot",
+             lambda: _anchor_indexed(chain, log, 9, old=5, index=zero), size=9, root=_hex(TREE.root(9)))
+    stranger = chain.accounts[1]
+    _reverts("AccessControlUnauthorizedAccount",
+             lambda: _anchor_indexed(chain, log, 9, old=5, sender=stranger),
+             account=stranger.address, neededRole=_hex(ANCHORER_ROLE))
+    _reverts("EvidenceLogInvalidHead",
+             lambda: chain.transact(log.functions.anchorIndexed(9, zero, _index(9), [])), size=9,
+             root=_hex(zero))
+    assert chain.call(log.functions.latestHead()) == head
+    other = chain.accounts[2]  # a granted anchorer may
+    chain.transact(log.functions.grantRole(ANCHORER_ROLE, other.address))
+    receipt = _anchor_indexed(chain, log, 9, 5, sender=other)
+    (event,) = log.events.HeadAnchored().process_receipt(receipt, errors=DISCARD)
+    assert event["args"]["anchorer"] == other.address
+
+
+def test_mixing_anchor_and_anchor_indexed_keeps_the_consistency_rule(chain: Any, evidence_log: Any) -> None:
+    log = evidence_log
+    _anchor(chain, log, 3)
+    _anchor_indexed(chain, log, 7, old=3)
+    proof = TREE.consistency_proof(7, 11)
+    for bad in (TREE.consistency_proof(3, 11), proof[:-1], [_flip(proof[0], 9)] + proof[1:], []):
+        _reverts("EvidenceLogInvalidConsistencyProof",
+                 lambda bad=bad: chain.transact(log.functions.anchor(11, TREE.root(11), bad)),
+                 oldSize=7, newSize=11)
+        _reverts("EvidenceLogInvalidConsistencyProof",
+                 lambda bad=bad: chain.transact(log.functions.anchorIndexed(11, TREE.root(11), _index(11),
+                                                                            bad)),
+                 oldSize=7, newSize=11)
+    _anchor(chain, log, 11, old=7)
+    _reverts("EvidenceLogNotExtending", lambda: _anchor_indexed(chain, log, 10, old=7),
+             oldSize=11, newSize=10)
+    _anchor_indexed(chain, log, 300, old=11)
+    assert chain.call(log.functions.headCount()) == 4
+    assert chain.call(log.functions.latestHead())[:2] == [300, TREE.root(300)]
+    for size in (3, 7, 11, 300):
+        assert chain.call(log.functions.anchoredAt(size, TREE.root(size)))[0]
+
+
+def test_no_second_index_root_can_be_attached_to_an_anchored_head(chain: Any, evidence_log: Any) -> None:
+    """The attack: re-anchor a head (with the anchorer's key, or after it) to make the chain show
+    another index root for it. Every size is anchored once, so it reverts, whether the head was
+    anchored with an index, without one, or is no longer the latest."""
+    log = evidence_log
+    _anchor_indexed(chain, log, 5)
+    forged = _index(666)
+    for size, old in [(5, 0), (5, 5)]:
+        proof = TREE.consistency_proof(old, size) if old else []
+        _reverts("EvidenceLogNotExtending",
+                 lambda size=size, proof=proof: chain.transact(
+                     log.functions.anchorIndexed(size, TREE.root(size), forged, proof)),
+                 oldSize=5, newSize=5)
+    _anchor(chain, log, 9, old=5)  # a head with no index: none can be added to it either
+    for size in (5, 9):
+        _reverts("EvidenceLogNotExtending",
+                 lambda size=size: chain.transact(log.functions.anchorIndexed(size, TREE.root(size), forged,
+                                                                              [])),
+                 oldSize=9, newSize=size)
+    events = log.events.HeadIndexed().get_logs(from_block=0)
+    assert [(e["args"]["size"], e["args"]["indexRoot"]) for e in events] == [(5, _index(5))]
+
+
 # -- property: random growth accepts, every mutated proof rejects --------------------
 
 
@@ -336,16 +441,27 @@ GAS_CASES = [
 
 def test_anchor_gas_is_bounded(chain: Any, evidence_log: Any,
                                capsys: pytest.CaptureFixture[str]) -> None:
+    """anchor and anchorIndexed alike: the same worst cases, each on a fresh log."""
     report = []
     for m, n in GAS_CASES:
         tree = SyntheticTree(n, m)
         old_root, new_root, proof = tree.root(m), tree.root(n), tree.consistency_proof(m, n)
         verify_consistency(m, n, old_root, new_root, proof)
-        log = chain.deploy("EvidenceLog", chain.accounts[0].address)
-        first = chain.transact(log.functions.anchor(m, old_root, []))["gasUsed"]
-        grow = chain.transact(log.functions.anchor(n, new_root, proof))["gasUsed"]
-        assert first <= GAS_BOUND
-        assert grow <= GAS_BOUND, (m, n, len(proof), grow)
-        report.append(f"{m}->{n}: proof {len(proof)}, first anchor {first}, grow {grow}")
+        gas = {}
+        for name in ("anchor", "anchorIndexed"):
+            log = chain.deploy("EvidenceLog", chain.accounts[0].address)
+
+            def call(size: int, root: bytes, proof: list[bytes], name: str = name, log: Any = log) -> Any:
+                index = (_index(size),) if name == "anchorIndexed" else ()
+                return getattr(log.functions, name)(size, root, *index, proof)
+
+            first = chain.transact(call(m, old_root, []))["gasUsed"]
+            grow = chain.transact(call(n, new_root, proof))["gasUsed"]
+            assert first <= GAS_BOUND, (name, m, first)
+            assert grow <= GAS_BOUND, (name, m, n, len(proof), grow)
+            gas[name] = (first, grow)
+        (a_first, a_grow), (i_first, i_grow) = gas["anchor"], gas["anchorIndexed"]
+        report.append(f"{m}->{n}: proof {len(proof)}, first anchor {a_first} / indexed {i_first}, "
+                      f"grow {a_grow} / indexed {i_grow} (+{i_grow - a_grow})")
     with capsys.disabled():
-        print(f"\n[{chain.kind}] anchor gas:\n  " + "\n  ".join(report))
+        print(f"\n[{chain.kind}] gas, anchor / anchorIndexed:\n  " + "\n  ".join(report))

@@ -68,13 +68,13 @@ def test_bundle_verifies_and_every_lie_is_named(setup, tmp_path) -> None:  # typ
     chain, log, store, _ = setup
     order = _order_with_personal(store)
     bundle, left_out = export_bundle(store, chain.chain_id, log.address, order_id=order,
-                                     disclose_personal=True)
-    assert left_out == []
+                                     disclose_personal=True, paths=True)
+    assert left_out == [] and bundle.completeness is not None
     kinds = {item.record["kind"] for item in bundle.records}
     assert {"order", "payment"} <= kinds
     pin = Pin.of(read_trust_root(trust_root_path(tmp_path, chain.chain_id)))
     verdict = verify_bundle(bundle, chain.w3, pin=pin)
-    assert verdict.ok, verdict.to_json()
+    assert verdict.ok and verdict.completeness == "proven", verdict.to_json()
     # round trip through JSON text keeps it valid
     assert verify_bundle(load_bundle(dumps_bundle(bundle)), chain.w3, pin=pin).ok
     # the same bundle without a pin: everything holds, but nothing says the contract is the log's

@@ -2,9 +2,10 @@
 through that remembers every answer and can be made to lie.
 
 The chain holds the platform's EvidenceLog (its trust file written by `deploy_evidence_log`)
-with a small flash sale anchored in two heads, and what an attacker can do beside it: an
-impostor EvidenceLog that anchored the very same head, a failed anchoring transaction, a
-failed deployment, and a contract that is not an EvidenceLog. Once built the chain never
+with a small flash sale anchored in two heads (by the Anchorer, so each with its index root),
+and what an attacker can do beside it: an impostor EvidenceLog that anchored the very same head
+(with anchor(): no index root), a failed anchoring transaction, a failed deployment, and a
+contract that is not an EvidenceLog. Once built the chain never
 changes, so the node double answers each distinct request from memory: hundreds of
 verifications cost about as much as one.
 """
@@ -84,10 +85,12 @@ class World:
     text: str  # the bundle as `ledger export` writes it
     trust: TrustRoot  # the trust file `ledger deploy` wrote
     impostor: dict[str, Any]  # anchor fields of an impostor EvidenceLog that anchored the same head
+    plain: dict[str, Any]  # ... of another that anchored it with anchor(), without an index root
     earlier: dict[str, Any]  # anchor fields of the platform's first (smaller) head
     failed_anchor: str  # a reverted anchor() call to the platform's log
     failed_deployment: str  # an EvidenceLog deployment that ran out of gas
     not_a_log: str  # a contract that is not an EvidenceLog
+    index_roots: dict[int, bytes]  # tree size -> the index root committed with the head of that size
 
     @property
     def pin(self) -> Pin:
@@ -106,9 +109,12 @@ def build_world(tmp: Path) -> World:
         store.ingest(rec.parse_jsonl(to_jsonl(part), source="sale.jsonl"), source="sale.jsonl")
         anchorer.anchor()
     first, latest = sorted(store.anchors(status="confirmed"), key=lambda a: a.size)
-    # Anyone can deploy an EvidenceLog and anchor any head on it: the impostor's first head.
+    # Anyone can deploy an EvidenceLog and anchor any head (and index root) on it: the impostor's first head.
     impostor = chain.deploy("EvidenceLog", attacker.address, sender=attacker)
-    impostor_receipt = chain.transact(impostor.functions.anchor(latest.size, latest.root, []), attacker)
+    impostor_receipt = chain.transact(impostor.functions.anchorIndexed(
+        latest.size, latest.root, store.index_root(latest.size), []), attacker)
+    plain = chain.deploy("EvidenceLog", attacker.address, sender=attacker)  # ... or with anchor(): no index
+    plain_receipt = chain.transact(plain.functions.anchor(latest.size, latest.root, []), attacker)
     failed_anchor = chain.send(log.functions.anchor(latest.size + 1, b"\x01" * 32, []), attacker, gas=200_000)
     art = solc.artifacts()["EvidenceLog"]
     factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
@@ -118,17 +124,19 @@ def build_world(tmp: Path) -> World:
     row = store.db.execute("SELECT order_id FROM records GROUP BY order_id HAVING SUM(personal IS NOT NULL) "
                            "ORDER BY COUNT(*) DESC, order_id LIMIT 1").fetchone()
     bundle, left_out = export_bundle(store, chain.chain_id, log.address, order_id=str(row[0]),
-                                     disclose_personal=True)
+                                     disclose_personal=True, completeness=False)  # v1: the mutants' format
     assert not left_out and bundle.anchor.tree_size == latest.size
+    index_roots = {a.size: store.index_root(a.size) for a in (first, latest)}
     store.close()
     return World(
         chain=chain, node=node_double(chain), bundle=bundle, text=dumps_bundle(bundle),
         trust=read_trust_root(trust_root_path(tmp, chain.chain_id)),
         impostor={"contract": impostor.address, **anchoring(impostor_receipt, chain.w3)},
+        plain={"contract": plain.address, **anchoring(plain_receipt, chain.w3)},
         earlier={"tree_size": first.size, "root": first.root.hex(), "tx_hash": "0x" + first.tx_hash.hex(),
                  "block_number": first.block_number, "block_hash": "0x" + (first.block_hash or b"").hex(),
                  "block_timestamp": first.block_timestamp},
         failed_anchor="0x" + bytes(failed_anchor["transactionHash"]).hex(),
         failed_deployment="0x" + bytes(failed_deployment["transactionHash"]).hex(),
-        not_a_log=not_a_log.address,
+        not_a_log=not_a_log.address, index_roots=index_roots,
     )  # fmt: skip

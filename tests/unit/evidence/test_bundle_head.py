@@ -13,10 +13,12 @@ from typing import Any
 import msgspec
 import pytest
 from eth_abi import encode
+from eth_utils import keccak
 
 from ledger.errors import ChainUnavailable
 from ledger.evidence.bundle import Verdict, verify_bundle
 from ledger.evidence.bundle_format import Bundle
+from ledger.evidence.bundle_head import index_failures
 from ledger.evidence.trust import Pin, TrustRoot
 from tests.unit.evidence.chain_bundle import World, build_world
 
@@ -279,3 +281,89 @@ def test_a_node_that_fails_mid_way_is_no_verdict(world: World) -> None:
 def test_the_trust_root_is_what_deploy_wrote(world: World, tmp_path: Path) -> None:
     assert isinstance(world.trust, TrustRoot) and world.trust.contract == world.bundle.anchor.contract
     assert world.trust.deployer == world.chain.default_account.address
+
+
+# -- the index root committed with the head (HeadIndexed) --------------------------------------
+
+HEAD_INDEXED = "0x" + keccak(text="HeadIndexed(uint64,bytes32,bytes32)").hex()
+
+
+def _index_failures(world: World, index_root: bytes, **anchor: Any) -> list[str]:
+    head = copy.deepcopy(world.bundle.anchor)
+    for name, value in anchor.items():
+        setattr(head, name, value)
+    return index_failures(world.node.w3, head, index_root)
+
+
+def test_the_index_root_anchored_with_the_head_checks_out(world: World) -> None:
+    head = world.bundle.anchor
+    assert _index_failures(world, world.index_roots[head.tree_size]) == []
+    earlier = world.earlier
+    assert _index_failures(world, world.index_roots[earlier["tree_size"]], **earlier) == []
+
+
+def test_another_index_root_is_refused_naming_both(world: World) -> None:
+    committed = world.index_roots[world.bundle.anchor.tree_size]
+    for stated in (b"\x44" * 32, world.index_roots[world.earlier["tree_size"]], b"\x00" * 32):
+        assert _index_failures(world, stated) == [
+            f"anchor.index_root: the bundle states {stated.hex()}, the anchoring transaction committed "
+            f"{committed.hex()}"]
+
+
+def test_a_head_anchored_with_anchor_has_no_index(world: World) -> None:
+    """A log that anchored the same head with anchor(): no index root was ever committed."""
+    stated = world.index_roots[world.bundle.anchor.tree_size]
+    assert _index_failures(world, stated, **world.plain) == [
+        f"anchor.index_root: the bundle states {stated.hex()}, the anchoring transaction committed no index "
+        "(anchored with anchor(), not anchorIndexed)"]
+
+
+def test_the_index_root_of_another_transaction_does_not_count(world: World) -> None:
+    """The earlier head's transaction committed an index root, but for the earlier head."""
+    head, stated = world.bundle.anchor, world.index_roots[world.earlier["tree_size"]]
+    cases = {
+        world.earlier["tx_hash"]: f"committed no index for head ({head.tree_size}, {head.root}) on "
+                                  f"{head.contract}: it did not anchor that head",
+        world.failed_anchor: "failed (receipt status 0): it committed nothing",
+        "0x" + "cd" * 32: f"is not a transaction of chain {head.chain_id}",
+    }
+    for tx, why in cases.items():
+        assert _index_failures(world, stated, tx_hash=tx) == [
+            f"anchor.index_root: the bundle states {stated.hex()}, but anchor.tx_hash {tx} {why}"]
+
+
+def _edit_head_indexed(world: World, edit: Any) -> None:
+    """The node changes (or drops: `edit` returns None) the HeadIndexed log of the bundle's
+    anchoring transaction, and nothing else."""
+    def lie(params: Any, receipt: Any) -> Any:
+        if params[0] != world.bundle.anchor.tx_hash:
+            return receipt
+        logs = [log if log["topics"][0] != HEAD_INDEXED else edit(dict(log)) for log in receipt["logs"]]
+        assert len(receipt["logs"]) == 2 and any(log["topics"][0] == HEAD_INDEXED for log in receipt["logs"])
+        return {**receipt, "logs": [log for log in logs if log is not None]}
+
+    world.node.lies["eth_getTransactionReceipt"] = lie
+
+
+INDEX_LIES: dict[str, tuple[Any, str]] = {
+    # how the HeadIndexed log is changed, the failure it must cause
+    "dropped": (lambda log: None, "committed no index (anchored with anchor(), not anchorIndexed)"),
+    "another index root": (lambda log: {**log, "data": "0x" + "55" * 32},
+                           "committed " + "55" * 32),
+    "emitted by another contract": (lambda log: {**log, "address": "0x" + "11" * 20},
+                                    "committed no index (anchored with anchor(), not anchorIndexed)"),
+    "for another size": (lambda log: {**log, "topics": [log["topics"][0], "0x" + "00" * 31 + "01",
+                                                        log["topics"][2]]},
+                         "committed no index (anchored with anchor(), not anchorIndexed)"),
+    "for another root": (lambda log: {**log, "topics": [*log["topics"][:2], "0x" + "22" * 32]},
+                         "committed no index (anchored with anchor(), not anchorIndexed)"),
+}
+
+
+@pytest.mark.parametrize("name", list(INDEX_LIES))
+def test_each_part_of_head_indexed_is_checked(world: World, name: str) -> None:
+    edit, why = INDEX_LIES[name]
+    _edit_head_indexed(world, edit)
+    stated = world.index_roots[world.bundle.anchor.tree_size]
+    assert _index_failures(world, stated) == [
+        f"anchor.index_root: the bundle states {stated.hex()}, the anchoring transaction {why}"]
