@@ -172,7 +172,38 @@ class _Run:
         books_ok = escrow.balances["escrow_balance"] == sum(
             escrow.balances[k] for k in ("escrowed", "deposits", "reserve", "fees", "credits"))
         return escrow, {"pledged_bundle": str(pledged_path), "pledged_bundle_verified": pledged_ok,
-                        "cited_evidence_in_bundle": cited_ok, "books_balanced": books_ok}
+                        "cited_evidence_in_bundle": cited_ok, "books_balanced": books_ok,
+                        **self.lender_view(store, log, escrow)}
+
+    def lender_view(self, store: Store, log: Contract, escrow: EscrowDemo) -> dict[str, Any]:
+        """Step 12: the pledged order's merchant as its lender sees it: a complete merchant bundle
+        of the escrow day, and the figures recomputed from it and the chain alone (that they equal
+        `ledger audit --merchant`'s is tests/integration/test_audit.py's to show)."""
+        from ledger.escrow.client import EscrowClient
+        from ledger.investigate.audit import render_json
+        from ledger.investigate.bundle_figures import bundle_figures
+
+        t = time.perf_counter()
+        pledged = store.records_for_order(escrow.pledged_order)
+        merchant, day = pledged[0].merchant_id, pledged[0].ts[:10] + "T00:00:00Z"
+        bundle, _ = export_bundle(store, self.chain.chain_id, log.address, merchant_id=merchant, since=day)
+        path = self.out_dir / f"bundle-merchant-{merchant}.json"
+        path.write_text(dumps_bundle(bundle))
+        verdict = self.verify(bundle)
+        client = EscrowClient.at(self.chain, escrow.escrow, escrow.arbitrator)
+        report = json.loads(render_json(bundle_figures(bundle, verdict, client)))
+        self.timed("lender view", t)
+        f = report["figures"]
+        pledges = f["pledged_receivables"]["items"]
+        self.console.print(
+            f"[bold]12.[/bold] lender's view of merchant {merchant} since {day}: {len(bundle.records)} "
+            f"records in {path}, completeness {verdict.completeness}; from the bundle and the chain alone: "
+            f"{f['orders']['count']} orders ({f['orders']['escrowed']} escrowed), pledged: "
+            + ", ".join(f"{p['order_id']} {p['state']}, {p['paid_to_lender']:,} paid to {p['lender'][:10]}…"
+                        for p in pledges))
+        ok = verdict.ok and verdict.completeness == "proven" and report["ok"] and bool(pledges)
+        return {"merchant_bundle": str(path), "merchant_bundle_complete": verdict.completeness == "proven",
+                "lender_figures": ok}
 
     def summary(self, escrow: EscrowDemo, counts: dict[str, int], checks: dict[str, Any]) -> None:
         """The tables and totals printed at the end."""
@@ -237,6 +268,7 @@ def run_demo(
     run.summary(escrow, counts, checks)
     success = (checks["bundle_verified"] and checks["tampered_rejected"] and checks["pledged_bundle_verified"]
                and checks["cited_evidence_in_bundle"] and checks["books_balanced"]
+               and checks["lender_figures"]
                and "EscrowTrackingReused" in escrow.rejected)
     if as_json:
         print(json.dumps({
@@ -249,7 +281,8 @@ def run_demo(
                 "orders": escrow.orders, "empty_parcel_rejected": escrow.rejected,
                 "pledged_order": escrow.pledged_order,
                 **{k: checks[k] for k in ("pledged_bundle", "pledged_bundle_verified",
-                                          "cited_evidence_in_bundle")},
+                                          "cited_evidence_in_bundle", "merchant_bundle",
+                                          "merchant_bundle_complete", "lender_figures")},
                 "balances": escrow.balances, "books_balanced": checks["books_balanced"],
                 "gas": {k: sum(v) // len(v) for k, v in escrow.gas.items()},
             },

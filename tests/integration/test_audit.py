@@ -26,7 +26,7 @@ import pytest
 from ledger._internal.merkle import verify_inclusion
 from ledger.chain import rpc
 from ledger.config import settings
-from ledger.deploy import deploy_escrow, deploy_evidence_log
+from ledger.deploy import deploy_escrow, deploy_evidence_log, trust_root_path
 from ledger.dev.flash_sale import generate_flash_sale
 from ledger.escrow.client import EscrowClient
 from ledger.escrow.platform import Platform
@@ -474,6 +474,19 @@ def _cli_flow(tmp_path: Path, chain: Any, url: str, orders: list[dict[str, Any]]
             z, 10**17, a[6].address)
         assert got["chain"]["evidence_log"] == log_dep.address
 
+        # the lender's side, as separate processes: a complete merchant bundle, its figures
+        bundle = tmp_path / "merchant.json"
+        run(["export", "--merchant", mid, "-o", str(bundle)], env)
+        trust = str(trust_root_path(home, chain.chain_id))
+        lender = json.loads(run(["verify", str(bundle), "--trust", trust, "--figures", "--escrow",
+                                 esc.escrow.address, "--json"], env).stdout)
+        for key in ("figures", "orders", "timeline", "flags", "counts", "ok", "merchant", "anchor"):
+            assert lender[key] == got[key], key
+        shown = run(["verify", str(bundle), "--trust", trust, "--figures"], env)
+        assert "COMPLETE" in shown.stdout and "VERIFIED" in shown.stdout
+        res = run(["verify", str(bundle), "--offline", "--figures"], env, check=False)
+        assert res.returncode == 2 and "drop --offline" in res.stderr
+
         page = tmp_path / "x.html"
         shown = run(["audit", "--order", x, "--html", str(page)], env)
         assert "Timeline" in shown.stdout and "all checks passed" in shown.stdout
@@ -730,3 +743,65 @@ def test_an_anchor_the_chain_lost_is_never_the_audits_head(history, escrow_env) 
     assert report["anchor"]["tree_size"] == h.anchored_size and report["counts"]["unanchored"] == 2
     lost = [a for a in h.store.anchors() if a.status == "lost"]
     assert len(lost) == 1 and lost[0].size == h.store.size
+
+
+# --------------------------------------------------------------------------- a lender's own figures
+
+
+def test_a_lenders_figures_from_a_complete_bundle_equal_the_audits(history, escrow_env) -> None:  # type: ignore[no-untyped-def]
+    """`bundle_figures` over a v2 merchant bundle and the chain gives the audit's report to the unit
+    (whole history, and a window of orders), and refuses a bundle that is not complete."""
+    import msgspec
+
+    from ledger.errors import AuditError
+    from ledger.investigate.bundle_figures import bundle_figures
+
+    h, e = history, escrow_env
+    log = e.chain.contract("EvidenceLog", h.auditor.log_address)
+    Anchorer(h.store, e.chain, log).anchor()  # F's delivery too: the lender sees what is anchored
+    pin = Pin(e.chain.chain_id, log.address)
+    bundle, _ = export_bundle(h.store, e.chain.chain_id, log.address, merchant_id=h.merchant_id)
+    verdict = verify_bundle(bundle, e.chain.w3, pin=pin)
+    assert verdict.ok and verdict.completeness == "proven", verdict.to_json()
+
+    def same(since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        audit = _doc(h.auditor.merchant_report(h.merchant_id, since, until))
+        lender = _doc(bundle_figures(bundle, verdict, e.client, since=since, until=until))
+        for doc in (audit, lender):
+            doc.pop("generated_at")
+        assert lender == audit
+        return lender
+
+    whole = same()
+    assert (whole["figures"]["orders"]["count"], whole["figures"]["orders"]["escrowed"]) == (7, 7)
+    assert whole["ok"] and whole["figures"]["pledged_receivables"]["items"]
+    a_opened = h.store.record_by_id(f"{h.ids['A']}:order")
+    assert a_opened is not None
+    after_a = rfc3339_after(a_opened.ts)
+    window = same(since=after_a)  # A opened a minute before the others: six orders
+    assert window["figures"]["orders"]["count"] == 6
+    assert same(until=after_a)["figures"]["orders"]["count"] == 1
+
+    # what a lender refuses: a record left out, a bundle cut short at its end, a v1 bundle
+    refund = next(i for i, r in enumerate(bundle.records) if r.record["kind"] == "return")
+    kept = [r for i, r in enumerate(bundle.records) if i != refund]
+    dropped = msgspec.structs.replace(bundle, records=kept)
+    bad = verify_bundle(dropped, e.chain.w3, pin=pin)
+    assert bad.completeness == "failed" and bad.completeness_failures[0].startswith("record dropped")
+    with pytest.raises(AuditError, match="not verified"):
+        bundle_figures(dropped, bad, e.client)
+    cut, _ = export_bundle(h.store, e.chain.chain_id, log.address, merchant_id=h.merchant_id,
+                           until="2099-01-01T00:00:00Z")
+    with pytest.raises(AuditError, match="export it without --until"):
+        bundle_figures(cut, verify_bundle(cut, e.chain.w3, pin=pin), e.client)
+    v1, _ = export_bundle(h.store, e.chain.chain_id, log.address, merchant_id=h.merchant_id,
+                          completeness=False)
+    with pytest.raises(AuditError, match="v2 merchant bundle"):
+        bundle_figures(v1, verify_bundle(v1, e.chain.w3, pin=pin), e.client)
+
+
+def rfc3339_after(ts: str) -> str:
+    """One second after `ts`, as RFC 3339."""
+    from ledger._internal.rfc3339 import parse_time_ns, rfc3339
+
+    return rfc3339((parse_time_ns(ts) // 10**9) + 1)
