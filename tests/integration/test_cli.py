@@ -59,6 +59,9 @@ def test_cli_flow_ingest_anchor_export_verify(tmp_path: Path, env: dict[str, str
     assert out["log_size"] == half
     a1 = json.loads(run(["anchor", "--json"], env).stdout)
     assert a1["anchored"] and a1["size"] == half and a1["previous_size"] == 0
+    merchant = sale[0]["merchant_id"]
+    early = tmp_path / "merchant-early.json"
+    run(["export", "--merchant", merchant, "--since", START, "-o", str(early)], env)
     run(["ingest", str(tmp_path / "b.jsonl")], env)
     a2 = json.loads(run(["anchor", "--json"], env).stdout)
     assert a2["size"] == len(sale) and a2["previous_size"] == half and a2["gas_used"] <= 100_000
@@ -87,12 +90,23 @@ def test_cli_flow_ingest_anchor_export_verify(tmp_path: Path, env: dict[str, str
     bad = run(["verify", str(bad_path), "--trust", trust], env, check=False)
     assert bad.returncode == 1
     assert "tampered content" in bad.stdout and victim["id"] in bad.stdout
+    assert "COMPLETE" in human.stdout and json.loads(ok.stdout)["completeness"] == "proven"
+    dropped = json.loads(bundle_path.read_text())
+    gone = dropped["records"].pop(1)
+    bad_path.write_text(json.dumps(dropped))
+    bad = run(["verify", str(bad_path), "--trust", trust], env, check=False)
+    assert bad.returncode == 1 and "INCOMPLETE record dropped" in bad.stdout
+    assert f"has leaf {gone['index']}" in bad.stdout
 
-    merchant = sale[0]["merchant_id"]
     mb = tmp_path / "merchant.json"
     run(["export", "--merchant", merchant, "--since", START, "-o", str(mb)], env)
     assert run(["verify", str(mb), "--trust", trust], env).returncode == 0
     assert {r["record"]["merchant_id"] for r in json.loads(mb.read_text())["records"]} == {merchant}
+    # the later bundle extends the earlier one; the earlier does not extend the later
+    grown = run(["verify", str(mb), "--trust", trust, "--extends", str(early), "--json"], env)
+    assert json.loads(grown.stdout)["extends"]["failures"] == []
+    back = run(["verify", str(early), "--trust", trust, "--extends", str(mb)], env, check=False)
+    assert back.returncode == 1 and "NOT EXTENDED" in back.stdout
 
 
 def test_cli_verify_exit_codes(tmp_path: Path, env: dict[str, str]) -> None:
