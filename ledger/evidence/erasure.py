@@ -8,9 +8,9 @@ index and the figures' counts need (leaf index, id, kind, order_id, merchant_id,
 held for failed or abandoned escrow steps of the order are deleted; and an ``erasure`` record
 naming every erased leaf (`erasure_record`) is appended through the ingest path, salted with the
 fresh key, to be anchored by the next `ledger anchor`. Then SQLite is made to forget (`forget`):
-the connection runs with ``secure_delete`` (deleted and overwritten bytes are zeroed), the WAL is
-checkpointed and truncated, the file is rebuilt by VACUUM (no free page or stale cell of an
-earlier write survives), and the WAL is truncated again.
+the connection runs with ``secure_delete`` (deleted and overwritten bytes are zeroed), the file is
+rebuilt by VACUUM (no free page or stale cell of an earlier write survives), and the WAL is
+checkpointed and truncated to nothing.
 
 From then on no record of the order enters the log again (`erased_problem`): not its records
 re-ingested from an old file, not an escrow step.
@@ -39,6 +39,7 @@ __all__ = ["ERASURE_KIND", "ERASURE_SOURCE", "MAX_ERASED", "Erasing", "Erasure",
 _logger = logging.getLogger(__name__)
 
 ERASURE_SOURCE = "ledger erase"  # the batch source of erasure records
+_CHECKPOINT_WAIT_MS = 2000  # how long the WAL checkpoint after an erasure waits for readers
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,17 @@ class Erasing:
                              "of the log: this order cannot be erased under it")
 
     def forget(self) -> bool:
-        """Make the SQLite files forget what was deleted or overwritten: checkpoint and truncate the
-        WAL, rebuild the file (VACUUM: no free page or stale cell survives), truncate the WAL again.
+        """Make the SQLite files forget what was deleted or overwritten: rebuild the file (VACUUM: no
+        free page or stale cell of an earlier write survives), then checkpoint and truncate the WAL.
         True when the WAL was emptied; False when another connection still reads an older
         snapshot (its pages stay in the WAL until a later checkpoint: run `ledger erase` again)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.execute("VACUUM")
-        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        timeout = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")  # a reader is not waited for long
+        try:
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
         if busy:
             _logger.warning("another connection holds the store's WAL: the erased pages leave it at the next "
                             "checkpoint")

@@ -62,7 +62,7 @@ def _personal_check(kind: str) -> Check:
     allowed = PERSONAL_FIELDS[kind]
     text = text_check(MAX_PERSONAL_CHARS)
     fields = {name: text for name in allowed}
-    listing = ", ".join(allowed)
+    listing = ", ".join(allowed) or "none (this kind has no personal fields)"
     allowed_set = frozenset(allowed)
     obj = object_check(fields, ())
 
