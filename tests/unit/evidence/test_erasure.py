@@ -383,9 +383,9 @@ def test_bundles_of_the_erased_order_and_of_another_verify(store: Store, sale: l
     bundle = load_bundle(dumps_bundle(bundle))
     verdict = verify_bundle(bundle, None)
     assert (verdict.status, verdict.completeness) == ("head_unchecked", "proven")
+    erased = [(i, rid, "2026-12-01T09:00:00Z", []) for i, rid in done.erased]
     assert [(r.index, r.record_id, r.erased_at, r.failures) for r in verdict.records] == [
-        *((i, rid, "2026-12-01T09:00:00Z", []) for i, rid in done.erased), (done.erasure_index, done.erasure_id,
-                                                                          None, [])]
+        *erased, (done.erasure_index, done.erasure_id, None, [])]
     assert [e.leaf_hash for e in bundle.records[:-1]] == [e.leaf_hash for e in early_erased.records]
     assert all(e.record is None and e.salt is None for e in bundle.records[:-1])
     later_other, _ = export_bundle(store, CHAIN_ID, CONTRACT, order_id=other, disclose_personal=True)
