@@ -27,23 +27,12 @@ from ledger.evidence.journal import NewAction
 from ledger.evidence.master_secret import MasterSecret
 from ledger.evidence.records import parse_jsonl, parse_record
 from ledger.evidence.store import Store
+from tests.unit.evidence.bundle_data import CHAIN_ID, CONTRACT
+from tests.unit.evidence.bundle_data import paper_anchor as anchor
 
 SECRET = MasterSecret.from_hex("c5" * 32)
-CHAIN_ID = 31337
-CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 START = "2026-11-11T22:00:00Z"
 KEPT = ("id", "kind", "order_id", "merchant_id", "ts")  # what an erased record keeps
-
-
-def anchor(store: Store, n: int) -> None:
-    """Record the store's whole log as anchored with its index and confirmed (on paper: no chain)."""
-    size = store.size
-    anchor_id = store.record_sent_anchor(
-        chain_id=CHAIN_ID, contract=CONTRACT, size=size, root=store.tree.root(size), prev_size=0,
-        sender="0x" + "00" * 20, nonce=n, tx_hash=bytes([n + 1]) * 32, raw_tx=b"",
-        index_root=store.index_root(size))  # fmt: skip
-    store.mark_anchor(anchor_id, "confirmed", block_number=5 + n, block_hash=bytes([n + 2]) * 32,
-                      block_timestamp=1795590813 + n, gas_used=50_000)
 
 
 @pytest.fixture(scope="module")
