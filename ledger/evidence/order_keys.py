@@ -38,6 +38,7 @@ __all__ = ["KEY_VERSIONS", "SCHEMA", "WRAP_AAD_PREFIX", "KeyState", "OrderKeys",
 
 KEY_VERSIONS = (1, 2)
 WRAP_VERSION = 2  # the first byte of a wrapped key
+_WRAP_BYTE = bytes((WRAP_VERSION,))
 WRAP_AAD_PREFIX = b"evidence-escrow/order-key/v2\x00"
 _NONCE_LEN = 12
 _KEY_LEN = 32
@@ -57,12 +58,12 @@ CREATE TABLE IF NOT EXISTS order_keys (
 """
 
 
-def wrap_order_key(wrap_key: bytes, order_id: str, key: bytes, nonce: bytes | None = None) -> bytes:
+def wrap_order_key(wrap_key: bytes | AESGCM, order_id: str, key: bytes, nonce: bytes | None = None) -> bytes:
     """``0x02 || nonce || AES-256-GCM(wrap_key, nonce, key, aad)`` (see the module docstring);
     `nonce` is random unless given (the worked example of docs/records.md gives one)."""
     nonce = os.urandom(_NONCE_LEN) if nonce is None else nonce
-    aad = WRAP_AAD_PREFIX + order_id.encode("utf-8")
-    return bytes((WRAP_VERSION,)) + nonce + AESGCM(wrap_key).encrypt(nonce, key, aad)
+    aead = wrap_key if isinstance(wrap_key, AESGCM) else AESGCM(wrap_key)
+    return _WRAP_BYTE + nonce + aead.encrypt(nonce, key, WRAP_AAD_PREFIX + order_id.encode("utf-8"))
 
 
 def unwrap_order_key(aead: AESGCM, order_id: str, wrapped: bytes) -> bytes:
@@ -126,8 +127,12 @@ class OrderKeys:
         if not self._db.in_transaction:
             with self._txn():  # again under the write lock: another process may have created it
                 return self.states(ids, create=True)
+        rows = []
         for oid in missing:
-            found[oid] = self._create(oid)
+            wrapped, key = self._new_key(oid)
+            rows.append((oid, wrapped))
+            found[oid] = KeyState(oid, 2, key)
+        self._db.executemany("INSERT INTO order_keys(order_id, version, wrapped) VALUES (?, 2, ?)", rows)
         return found
 
     def _state(self, order_id: str, version: int, wrapped: bytes | None, erased_at: str | None,
@@ -152,16 +157,10 @@ class OrderKeys:
 
     def _new_key(self, order_id: str) -> tuple[bytes, OrderKey]:
         raw = os.urandom(_KEY_LEN)
-        wrapped = wrap_order_key(self._secret.wrap_key, order_id, raw)
+        wrapped = wrap_order_key(self._aead, order_id, raw)
         key = OrderKey(raw)
         self._remember(order_id, wrapped, key)
         return wrapped, key
-
-    def _create(self, order_id: str) -> KeyState:
-        wrapped, key = self._new_key(order_id)
-        self._db.execute("INSERT INTO order_keys(order_id, version, wrapped) VALUES (?, 2, ?)",
-                         (order_id, wrapped))
-        return KeyState(order_id, 2, key)
 
     def destroy(self, order_id: str, *, at: str, erasure_id: str) -> KeyState:
         """Erase the order's key (inside the caller's transaction): its wrapped key is overwritten

@@ -151,7 +151,6 @@ class Store(JournalTables, Erasing):
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory
-        self.db.execute("PRAGMA secure_delete=ON")  # what is deleted or overwritten is zeroed on disk
         self.db.executescript(_SCHEMA)
         self.db.executescript(_ORDER_KEYS_SCHEMA)
         self._migrate()
