@@ -54,8 +54,8 @@ def _text(done: Erasure) -> str:
         lines.append("its order key was version 1 (derived from the master secret): whoever holds the master "
                      "secret and a leaf hash could still test guesses of an erased record (docs/erasure.md)")
     lines.append("the store file was rebuilt (VACUUM) and its WAL emptied" if done.forgotten else
-                 "another process holds the store's WAL: run `ledger erase` again once it is done, so that "
-                 "the WAL forgets the erased pages")
+                 f"{done.not_forgotten}: the store's files may still hold erased pages; run `ledger erase` "
+                 "again once that is resolved (it erases nothing more, and makes SQLite forget)")
     return "\n".join(lines)
 
 

@@ -53,14 +53,19 @@ class Erasure:
     erased: list[tuple[int, str]]  # (leaf index, record id) of every record whose content is gone
     key_version: int  # of the destroyed key: 2 (salts unrecoverable) or 1 (the master secret derives it)
     already: bool = False  # the order was erased before; nothing was done now
-    forgotten: bool = True  # the WAL was emptied after VACUUM (False: a reader held it; run again)
+    not_forgotten: str | None = None  # why the file was not rebuilt or the WAL not emptied (None: done)
+
+    @property
+    def forgotten(self) -> bool:
+        """The file was rebuilt and its WAL emptied (else run `ledger erase` again: `not_forgotten`)."""
+        return self.not_forgotten is None
 
     def to_json(self) -> dict[str, Any]:
         return {"order_id": self.order_id, "erased_at": self.erased_at, "erasure_record": self.erasure_id,
                 "erasure_index": self.erasure_index, "already_erased": self.already,
                 "erased": [{"index": i, "id": rid} for i, rid in self.erased],
                 "key_version": self.key_version, "salts_recoverable": self.key_version == 1,
-                "wal_emptied": self.forgotten}
+                "wal_emptied": self.forgotten, "not_forgotten": self.not_forgotten}
 
 
 def erasure_id(order_id: str) -> str:
@@ -138,7 +143,7 @@ class Erasing:
                     result = self._already(order_id, done)
                 else:
                     result = self._erase_now(order_id, reason=reason, operator=operator, at=at or rfc3339())
-            return dataclasses.replace(result, forgotten=self.forget())
+            return dataclasses.replace(result, not_forgotten=self.forget())
         finally:
             # off again: on the ingest hot path it zeroes every index row it rewrites (about 15% of
             # the cost per record), and VACUUM after an erasure rewrites the whole file anyway
@@ -189,12 +194,16 @@ class Erasing:
             raise StoreError(f"the erasure record's id {erasure_id(order_id)!r} is already leaf {taken[0]} "
                              "of the log: this order cannot be erased under it")
 
-    def forget(self) -> bool:
+    def forget(self) -> str | None:
         """Make the SQLite files forget what was deleted or overwritten: rebuild the file (VACUUM: no
         free page or stale cell of an earlier write survives), then checkpoint and truncate the WAL.
-        True when the WAL was emptied; False when another connection still reads an older
-        snapshot (its pages stay in the WAL until a later checkpoint: run `ledger erase` again)."""
-        self.db.execute("VACUUM")
+        None when done; else why not (another connection still reads an older snapshot, whose
+        pages stay in the WAL until a later checkpoint; VACUUM failed): run `ledger erase` again."""
+        try:
+            self.db.execute("VACUUM")
+        except sqlite3.Error as exc:  # e.g. no room for its temporary copy: the erasure itself stands
+            _logger.warning("VACUUM after an erasure failed: %s", exc)
+            return f"SQLite could not rebuild the file ({exc})"
         timeout = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
         self.db.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")  # a reader is not waited for long
         try:
@@ -204,4 +213,5 @@ class Erasing:
         if busy:
             _logger.warning("another connection holds the store's WAL: the erased pages leave it at the next "
                             "checkpoint")
-        return not busy
+            return "another process reads the store: its WAL still holds earlier pages"
+        return None

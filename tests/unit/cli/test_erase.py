@@ -76,7 +76,7 @@ def test_the_json_names_everything_and_the_operator_defaults_to_the_login(home: 
     doc = json.loads(out)
     assert status == 0 and set(doc) == {
         "order_id", "erased_at", "erasure_record", "erasure_index", "already_erased", "erased", "key_version",
-        "salts_recoverable", "wal_emptied", "next"}
+        "salts_recoverable", "wal_emptied", "not_forgotten", "next"}
     with Store(home / "evidence.sqlite3", MasterSecret.from_hex(SECRET)) as store:
         record = store.record_by_id(doc["erasure_record"])
     assert record is not None and record.public["operator"] == getpass.getuser()

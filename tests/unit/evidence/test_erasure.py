@@ -377,3 +377,31 @@ def test_bundles_of_the_erased_order_and_of_another_verify(store: Store, sale: l
     assert later_other.order_keys == early_other.order_keys
     # what was disclosed before cannot be recalled: the earlier bundle still verifies
     assert verify_bundle(early_erased, None).status == "head_unchecked"
+
+
+class _NoRoomForVacuum:
+    """The store's connection, but VACUUM fails as it does when its temporary copy finds no room."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "VACUUM":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def test_a_failed_vacuum_is_reported_and_the_erasure_stands(store: Store, sale: list[dict[str, Any]]) -> None:
+    oid = _victim(sale)
+    real = store.db
+    store.db = _NoRoomForVacuum(real)  # type: ignore[assignment]
+    done = store.erase(oid, reason="r", operator="o")
+    assert not done.forgotten
+    assert done.not_forgotten == "SQLite could not rebuild the file (database or disk is full)"
+    assert done.to_json()["wal_emptied"] is False and store.erasure_of(oid) is not None
+    store.db = real
+    again = store.erase(oid, reason="r", operator="o")
+    assert again.already and again.forgotten
