@@ -200,3 +200,100 @@ def test_a_malformed_erased_entry_is_refused_as_a_document(
     change(doc)
     with pytest.raises(BundleError, match=message):
         load_bundle(json.dumps(doc))
+
+
+# --------------------------------------------------------------------------- the page, independently
+
+
+def _v1_bundles(tmp: Path) -> list[bytes]:
+    """v1 bundles with erased entries (heads anchored without an index, as `ledger anchor` does
+    today): an order's, and a merchant range's that carries the erasure record in `erasures`."""
+    store = Store(tmp / "v1.sqlite3", MasterSecret.from_hex("c6" * 32))
+    sale = generate_flash_sale(seed=6, orders=6, merchants=1, start="2026-11-11T22:00:00Z")
+    store.ingest([parse_record(o) for o in sale], source="sale.jsonl")
+    victim = sale[0]["order_id"]
+    store.erase(victim, reason="r", operator="o", at=AT)
+    size = store.size
+    anchor_id = store.record_sent_anchor(
+        chain_id=CHAIN_ID, contract=CONTRACT, size=size, root=store.tree.root(size), prev_size=0,
+        sender="0x" + "00" * 20, nonce=0, tx_hash=b"\x01" * 32, raw_tx=b"")  # fmt: skip
+    store.mark_anchor(anchor_id, "confirmed", block_number=5, block_hash=b"\x02" * 32,
+                      block_timestamp=1795590813, gas_used=1)
+    out = []
+    for selection in ({"order_id": victim},
+                      {"merchant_id": sale[0]["merchant_id"], "until": "2026-11-30T00:00:00Z"}):
+        bundle, _ = export_bundle(store, CHAIN_ID, CONTRACT, **selection)  # type: ignore[arg-type]
+        assert bundle.format == "evidence-escrow/bundle/v1"
+        out.append(dumps_bundle(bundle).encode())
+    store.close()
+    return out
+
+
+def _mutants(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every member of every erased entry, of the erasure record's entry and of `erasures`, changed
+    every way; and the entries themselves dropped, moved or duplicated."""
+    out: list[dict[str, Any]] = []
+
+    def each(path: list[Any]) -> None:
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        value = parent[path[-1]]
+        changes: list[Any] = [None, "x", 0, 1.5, True, [], {}]
+        if isinstance(value, str):
+            changes += [value[:-1] + ("0" if value[-1] != "0" else "1"), value.upper(), value + " "]
+        if isinstance(value, int) and not isinstance(value, bool):
+            changes += [value + 1, value - 1, str(value)]
+        for new in changes:
+            m = json.loads(json.dumps(doc))
+            target = m
+            for p in path[:-1]:
+                target = target[p]
+            target[path[-1]] = new
+            out.append(m)
+        if isinstance(parent, dict):
+            m = json.loads(json.dumps(doc))
+            target = m
+            for p in path[:-1]:
+                target = target[p]
+            del target[path[-1]]
+            out.append(m)
+        if isinstance(value, dict):
+            for k in value:
+                each([*path, k])
+        if isinstance(value, list):
+            for i in range(len(value)):
+                each([*path, i])
+
+    lists = [("records", i) for i, e in enumerate(doc["records"])
+             if "erased" in e or e["record"].get("kind") == "erasure"]
+    lists += [("erasures", i) for i in range(len(doc.get("erasures", [])))]
+    for where, i in lists:
+        each([where, i])
+        for drop in (True, False):
+            m = json.loads(json.dumps(doc))
+            entry = m[where].pop(i)
+            if not drop:  # moved to the other list
+                m.setdefault("erasures" if where == "records" else "records", []).append(entry)
+            out.append(m)
+    return out
+
+
+def test_the_reference_verifier_agrees_on_every_mutant_of_erased_bundles(tmp_path: Path) -> None:
+    from tests.unit.evidence import reference_verifier
+
+    seen: set[str] = set()
+    for text in _v1_bundles(tmp_path):
+        doc = json.loads(text)
+        for m in [doc, *_mutants(doc)]:
+            data = json.dumps(m).encode()
+            try:
+                v = verify_bundle(load_bundle(data), None)
+                ours = (v.status, frozenset(i for i, r in enumerate(v.records) if r.failures))
+            except BundleError:
+                ours = ("malformed", frozenset())
+            ref = reference_verifier.verify(data, None)
+            theirs = (ref.status, frozenset(ref.failed_records) if ref.status != "malformed" else frozenset())
+            assert ours == theirs, (json.dumps(m)[:2000], ours, theirs)
+            seen.add(ours[0])
+    assert seen == {"malformed", "not_verified", "head_unchecked"}
