@@ -37,8 +37,9 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("LEDGER_MASTER_SECRET", "32-byte master secret (64 hex): record salts (HKDF per order, then "
-             "per record) and the at-rest key for personal fields", secret=True),
+    Variable("LEDGER_MASTER_SECRET", "32-byte master secret (64 hex): the key that wraps each order's "
+             "random key (salts derive from it per record), and the at-rest key for personal fields",
+             secret=True),
     Variable("LEDGER_MASTER_SECRET_FILE", "instead: a file (mode 0600) holding the master secret"),
     Variable("LEDGER_DATA_KEY", "optional separate AES-256-GCM key (64 hex) for personal fields",
              secret=True),

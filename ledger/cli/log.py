@@ -412,7 +412,10 @@ def print_verdict(verdict: Verdict, out: Console | None = None) -> None:
     for f in verdict.head_failures:
         out.print(f"[red]HEAD FAIL[/red] {f}")
     for r in verdict.records:
-        if r.ok:
+        if r.ok and r.erased_at is not None:
+            out.print(f"[cyan]ERASED[/cyan] leaf {r.index} {r.record_id}: erased on {r.erased_at} (its "
+                      "content is gone; its existence and position are proven)")
+        elif r.ok:
             out.print(f"[green]OK[/green]   leaf {r.index} {r.record_id}")
         else:
             for f in r.failures:

@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("ledger.cli.log", "export a self-contained evidence bundle (JSON)"),
     "verify": ("ledger.cli.log", "verify an evidence bundle against the chain and a trust root (exit 0 only "
                "if all verified)"),
+    "erase": ("ledger.cli.erase", "erase an order's content and key (GDPR art. 17, PIPL art. 47); its leaves "
+              "stay provable and the erasure is itself a record of the log"),
     "order": ("ledger.cli.escrow", "escrowed orders: offer (to sign in a wallet), open, ship, deliver, "
               "confirm, release, refund, cancel, returns, show"),
     "dispute": ("ledger.cli.escrow", "disputes: open, evidence, vote (panel), default, timeout"),

@@ -52,6 +52,8 @@ def tamper(bundle: Bundle) -> tuple[Bundle, str]:
     bad = copy.deepcopy(bundle)
     for item in bad.records:
         record = item.record
+        if record is None:  # an erased entry
+            continue
         for key in ("amount", "total", "tracking_number", "rating"):
             if key in record:
                 old = record[key]

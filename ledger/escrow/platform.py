@@ -122,6 +122,9 @@ class Platform:
         found = [r for r in self.store.records_for_order(order_id) if r.kind == "order"]
         if not found:
             raise LedgerError(f"order {order_id!r} has no order record in the log")
+        if found[0].erased is not None:
+            raise LedgerError(f"order {order_id!r} was erased on {found[0].erased[0]}: no escrow step can "
+                              "cite its evidence any more")
         return found[0]
 
     def escrow_id(self, order_id: str) -> bytes:

@@ -32,6 +32,7 @@ from ledger.evidence.bundle_format import (
     BundleAnchor,
     BundleRecord,
     Completeness,
+    Erased,
     Selection,
     hex_bytes,
 )
@@ -78,36 +79,62 @@ def build_bundle(
 ) -> Bundle:
     """A bundle for `stored` records (all covered by the confirmed `anchor` row), in log order:
     v2 with `completeness` (the index root and the proof, `completeness_for`), where each
-    record's inclusion path is optional (`paths`); v1 without."""
+    record's inclusion path is optional (`paths`); v1 without. A record of an erased order is an
+    erased entry; the erasure records they cite and `stored` lacks go to `erasures`."""
     tree = store.tree
-    secret = store.secret
-    out_records = []
-    order_keys: dict[str, str] = {}
+    keys = store.keys.states([r.order_id for r in stored], create=False)
+    ids = {r.id for r in stored}
+
+    def path(index: int) -> list[str]:
+        return [_h(p) for p in tree.inclusion_proof(index, anchor.size)]
+
+    out_records, cited = [], {}
     for r in sorted(stored, key=lambda r: r.index):
         if r.index >= anchor.size:
             raise BundleError(f"record {r.id!r} (leaf {r.index}) is not covered by head {anchor.size}")
-        item = BundleRecord(
-            index=r.index,
-            leaf_hash=_h(r.leaf),
-            inclusion_proof=[_h(p) for p in tree.inclusion_proof(r.index, anchor.size)] if paths else None,
-            record=r.public,
-            salt=_h(secret.record_salt(r.order_id, r.id)),
-        )
-        if r.personal_commitment is not None:
-            item.personal_commitment = _h(r.personal_commitment)
-            if disclose_personal:
-                item.personal = store.personal(r)
-                item.personal_salt = _h(secret.personal_salt(r.order_id, r.id))
+        if r.erased is not None:
+            mark = Erased(at=r.erased[0], record_id=r.erased[1])
+            out_records.append(BundleRecord(index=r.index, leaf_hash=_h(r.leaf),
+                                            inclusion_proof=path(r.index) if paths else None, erased=mark))
+            cited[r.erased[1]] = r.order_id
+            continue
+        item = _disclosed(store, r, keys[r.order_id].key, path(r.index) if paths else None, disclose_personal)
         out_records.append(item)
-        order_keys.setdefault(r.order_id, _h(secret.order_key(r.order_id)))
+    erasures = [_erasure_entry(store, rid, oid, anchor.size, keys[oid].key, path)
+                for rid, oid in sorted(cited.items()) if rid not in ids]
     head = _head(anchor)
     if completeness is not None:
         head.index_root = _h(completeness[0])
     return Bundle(
         format=FORMAT if completeness is None else FORMAT_V2, generated_at=rfc3339(), selection=selection,
-        anchor=head, records=out_records, order_keys=order_keys,
-        completeness=None if completeness is None else completeness[1],
+        anchor=head, records=out_records,
+        order_keys={r.order_id: _h(keys[r.order_id].key.key) for r in stored},
+        completeness=None if completeness is None else completeness[1], erasures=erasures or None,
     )
+
+
+def _disclosed(store: Any, r: Any, key: OrderKey, path: list[str] | None,
+               disclose_personal: bool) -> BundleRecord:
+    """The entry of a record with its content: public fields, salt and, when asked, personal fields."""
+    item = BundleRecord(index=r.index, leaf_hash=_h(r.leaf), inclusion_proof=path, record=r.public,
+                        salt=_h(key.record_salt(r.id)))
+    if r.personal_commitment is not None:
+        item.personal_commitment = _h(r.personal_commitment)
+        if disclose_personal:
+            item.personal = store.personal(r)
+            item.personal_salt = _h(key.personal_salt(r.id))
+    return item
+
+
+def _erasure_entry(store: Any, record_id: str, order_id: str, size: int, key: OrderKey,
+                   path: Callable[[int], list[str]]) -> BundleRecord:
+    """The erasure record erased entries cite, with its inclusion path (it is outside the selection)."""
+    r = store.record_by_id(record_id)
+    if r is None or r.index >= size:
+        where = "is missing from the store" if r is None else f"(leaf {r.index}) is not anchored yet"
+        raise BundleError(f"order {order_id!r} was erased; its erasure record {record_id!r} {where}: a "
+                          "bundle shows the erasure only with it (run `ledger anchor`)")
+    return _disclosed(store, r, key, path(r.index), False)
 
 
 def export_bundle(
@@ -189,8 +216,9 @@ STATUSES = ("not_verified", "head_unchecked", "unpinned", "verified")
 @dataclass
 class RecordVerdict:
     index: int
-    record_id: str | None  # None when the record's id is not a string
+    record_id: str | None  # None when the record's id is not a string (erased: as its erasure names it)
     failures: list[str] = field(default_factory=list)
+    erased_at: str | None = None  # an erased entry: when its content was erased (its erasure record's ts)
 
     @property
     def ok(self) -> bool:
@@ -245,8 +273,8 @@ class Verdict:
             "completeness": self.completeness,
             "completeness_failures": self.completeness_failures or [],
             "records": [
-                {"index": r.index, "id": r.record_id, "ok": r.ok, "failures": r.failures}
-                for r in self.records
+                {"index": r.index, "id": r.record_id, "ok": r.ok, "failures": r.failures,
+                 "erased": r.erased_at} for r in self.records
             ],
         }
 
@@ -254,24 +282,87 @@ class Verdict:
 def verify_records(
     bundle: Bundle, progress: Callable[[int], None] | None = None
 ) -> tuple[list[RecordVerdict], int, bytes]:
-    """Offline part: leaves, inclusion proofs and the selection against the bundle's own head."""
+    """Offline part: leaves, inclusion proofs and the selection against the bundle's own head;
+    an erased entry against the erasure record it cites (`_verify_erased`)."""
     size, root = bundle.anchor.tree_size, hex_bytes(bundle.anchor.root)
     order_keys = bundle.order_keys or {}
+    found: dict[int, RecordVerdict] = {}
+    cited: dict[str, tuple[BundleRecord, RecordVerdict]] = {}  # record id -> a disclosed record's entry
+    for item in bundle.records:
+        if item.erased is None:
+            assert item.record is not None  # BundleRecord.__post_init__
+            found[item.index] = v = _verify_one(item, size, root, order_keys)
+            v.failures.extend(_selection_failures(item.record, bundle.selection))
+            cited.setdefault(v.record_id or "", (item, v))
+    for item in bundle.erasures or ():
+        v = _verify_one(item, size, root, order_keys)
+        cited.setdefault(v.record_id or "", (item, v))
     verdicts: list[RecordVerdict] = []
     for item in bundle.records:
-        verdict = _verify_one(item, size, root, order_keys)
-        verdict.failures.extend(_selection_failures(item.record, bundle.selection))
+        verdict = found.get(item.index) or _verify_erased(item, cited, size, root, bundle.selection)
         _logger.debug("leaf %d (record %s): %s", verdict.index, verdict.record_id,
-                      "; ".join(verdict.failures) or "ok")
+                      "; ".join(verdict.failures) or ("erased" if verdict.erased_at else "ok"))
         verdicts.append(verdict)
         if progress is not None:
             progress(1)
     return verdicts, size, root
 
 
+def _verify_erased(item: BundleRecord, cited: dict[str, tuple[BundleRecord, RecordVerdict]], size: int,
+                   root: bytes, selection: Selection) -> RecordVerdict:
+    """Steps E1-E4 of docs/bundle.md for an erased entry: the erasure record it cites is in the
+    bundle, verifies, is an erasure record of the selection logged after the entry, names the
+    entry's index and leaf hash, and was written at `erased.at`."""
+    mark = item.erased
+    assert mark is not None
+    v = RecordVerdict(item.index, None, erased_at=mark.at)
+    entry, er_v = cited.get(mark.record_id, (None, None))
+    er = entry.record if entry is not None else None
+    if entry is None or er is None or er_v is None:
+        v.failures.append(f"erased without proof: the bundle holds no erasure record {mark.record_id!r} (an "
+                          "entry is erased only by an erasure record of the log naming its leaf)")
+    elif er.get("kind") != "erasure":
+        v.failures.append(f"erased without proof: {mark.record_id!r} is a {er.get('kind')!r} record, not an "
+                          "erasure record")
+    elif er_v.failures:
+        v.failures.append(f"erased without proof: its erasure record {mark.record_id!r} (leaf {entry.index}) "
+                          "does not verify")
+    else:
+        v.record_id, problems = _named(er, entry.index, item)
+        v.failures += problems
+        if er.get("ts") != mark.at:
+            v.failures.append(f"wrong erasure time: erased.at {mark.at} is not the erasure record's ts "
+                              f"{_member(er, 'ts')}")
+        v.failures += [f"outside the selection: the erasure record's {name} is {_member(er, name)}, "
+                       f"selection.{name} is {wanted!r}" for name in ("order_id", "merchant_id")
+                       if (wanted := getattr(selection, name)) is not None and er.get(name) != wanted]
+    leaf = hex_bytes(item.leaf_hash)
+    v.failures.extend(_proof_failures(item, leaf, leaf, size, root))
+    return v
+
+
+def _named(erasure: dict[str, Any], erasure_index: int, item: BundleRecord) -> tuple[str | None, list[str]]:
+    """(the erased record's id as the erasure record names it, what is wrong with the naming)."""
+    listed = erasure.get("erased")
+    named = [e for e in listed if isinstance(e, dict) and e.get("index") == item.index] \
+        if isinstance(listed, list) else []
+    rid = named[0].get("id") if named and isinstance(named[0].get("id"), str) else None
+    who = f"erased without proof: erasure record {erasure.get('id')!r}"
+    if not named:
+        return None, [f"{who} does not name leaf {item.index}"]
+    problems = []
+    if named[0].get("leaf") != item.leaf_hash:
+        problems.append(f"{who} names leaf {item.index} as {named[0].get('leaf')}, the bundle states "
+                        f"{item.leaf_hash}")
+    if erasure_index <= item.index:
+        problems.append(f"{who} is leaf {erasure_index}; an erasure erases only records logged before it")
+    return rid, problems
+
+
 def _verify_one(item: BundleRecord, size: int, root: bytes, order_keys: dict[str, str]) -> RecordVerdict:
     """Steps 1-5 of docs/bundle.md for one record entry; every failure is named."""
     record = item.record
+    assert record is not None and item.salt is not None  # not erased (BundleRecord.__post_init__)
     rid = record.get("id") if isinstance(record.get("id"), str) else None
     v = RecordVerdict(item.index, rid)
     if "salt" in record or "personal_commitment" in record:

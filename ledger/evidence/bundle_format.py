@@ -27,7 +27,7 @@ from ledger.errors import BundleError
 
 __all__ = [
     "FORMAT", "FORMATS", "FORMAT_V2", "Address", "Bundle", "BundleAnchor", "BundleRecord", "Completeness",
-    "Hex32", "Selection", "TxHash", "Uint",
+    "Erased", "Hex32", "Selection", "TxHash", "Uint",
     "check_address", "dumps_bundle", "hex_bytes", "load_bundle",
 ]
 
@@ -98,23 +98,46 @@ class BundleAnchor(DocumentStruct):
         check_address(self.contract, "anchor.contract")
 
 
+class Erased(DocumentStruct):
+    """An erased entry's claim: the log's erasure record `record_id` destroyed its content at `at`."""
+
+    at: str  # RFC 3339: the erasure record's ts
+    record_id: str  # the erasure record's id (in `records` or in `erasures`)
+
+    def __post_init__(self) -> None:
+        try:
+            parse_time_ns(self.at)
+        except ValueError as exc:
+            raise ValueError(f"erased.at: {exc}") from None
+
+
 class BundleRecord(DocumentStruct):
-    """One disclosed record with its salt and inclusion proof.
+    """One disclosed record with its salt and inclusion proof, or one erased leaf (`erased`).
 
     `record` holds the record's public fields as committed; it stays plain JSON because
     the verifier recomputes the leaf from exactly what is there (a changed field is a
-    verification failure of this record, not a malformed bundle)."""
+    verification failure of this record, not a malformed bundle). An erased entry has no
+    `record`, `salt` or personal members: only its index, its leaf hash and the erasure."""
 
     index: Uint
     leaf_hash: Hex32
-    record: dict[str, Any]
-    salt: Hex32
+    record: dict[str, Any] | None = None  # required unless erased
+    salt: Hex32 | None = None  # required unless erased
     inclusion_proof: list[Hex32] | None = None  # required in v1; optional in v2 (`ledger export --paths`)
     personal_commitment: Hex32 | None = None
     personal: dict[str, Any] | None = None
     personal_salt: Hex32 | None = None
+    erased: Erased | None = None  # the record's content was erased (docs/bundle.md, "Erased records")
 
     def __post_init__(self) -> None:
+        if self.erased is not None:
+            if any(v is not None for v in (self.record, self.salt, self.personal_commitment, self.personal,
+                                           self.personal_salt)):
+                raise ValueError("an erased entry has no record, salt, personal_commitment, personal or "
+                                 "personal_salt: its content is gone")
+            return
+        if self.record is None or self.salt is None:
+            raise ValueError("`record` and `salt` are required (unless the entry is `erased`)")
         if (self.personal is None) != (self.personal_salt is None):
             raise ValueError("personal and personal_salt are disclosed together or not at all")
         if self.personal is not None and self.personal_commitment is None:
@@ -155,9 +178,15 @@ class Bundle(DocumentStruct):
     records: list[BundleRecord]  # v1: at least one
     order_keys: dict[str, Hex32] | None = None  # order id -> order key; optional (docs/bundle.md)
     completeness: Completeness | None = None  # v2 only, and required there
+    #: the erasure records erased entries cite that are not among `records` (each with its path)
+    erasures: list[BundleRecord] | None = None
 
     def __post_init__(self) -> None:
         self._check_version()
+        for i, e in enumerate(self.erasures or []):
+            if e.erased is not None or e.inclusion_proof is None:
+                raise ValueError(f"`$.erasures[{i}]`: an erasure record entry is not erased and carries its "
+                                 "inclusion_proof")
         for i in range(1, len(self.records)):
             before, index = self.records[i - 1].index, self.records[i].index
             if index <= before:

@@ -208,7 +208,7 @@ def _match(bundle: Bundle, key: str, expected: list[Entry]) -> list[str]:
         if r.index in wanted:
             continue
         moved = by_leaf.get(hex_bytes(r.leaf_hash))
-        rid = r.record.get("id")
+        rid = r.record.get("id") if r.record is not None else None
         if moved is not None:
             failures.append(
                 f"record moved: {rid!r} is at leaf {moved[0]} in the committed bucket, the "

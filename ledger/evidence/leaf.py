@@ -223,6 +223,16 @@ def _write_return(o: dict[str, Any], pc: str, salt: str) -> str:
     )
 
 
+def _write_erasure(o: dict[str, Any], pc: str, salt: str) -> str:
+    erased = ",".join([f'{{"id":"{e["id"]}","index":{e["index"]},"leaf":"{e["leaf"]}"}}'
+                       for e in o["erased"]])
+    return (
+        f'{{"erased":[{erased}],"id":"{o["id"]}","key_version":{o["key_version"]},"kind":"erasure",'
+        f'"merchant_id":"{o["merchant_id"]}","operator":{_jstr(o["operator"])},"order_id":"{o["order_id"]}",'
+        f'{pc}"reason":{_jstr(o["reason"])},{salt}"ts":"{o["ts"]}"}}'
+    )
+
+
 _JCS_WRITERS: dict[str, Callable[[dict[str, Any], str, str], str]] = {
     "order": _write_order,
     "payment": _write_payment,
@@ -230,6 +240,7 @@ _JCS_WRITERS: dict[str, Callable[[dict[str, Any], str, str], str]] = {
     "delivery": _write_delivery,
     "review": _write_review,
     "return": _write_return,
+    "erasure": _write_erasure,
 }
 # The fields each writer handles (tests/unit/evidence/test_leaf.py checks them against the schemas).
 WRITER_FIELDS = {
@@ -240,4 +251,5 @@ WRITER_FIELDS = {
     "review": {"buyer_id", "media_sha256", "rating", "text"},
     "return": {"amount", "carrier", "currency", "detail", "media_sha256", "reason", "tracking_number",
                "type"},
+    "erasure": {"erased", "key_version", "operator", "reason"},
 }

@@ -7,6 +7,12 @@ Derivation (HKDF-SHA256, RFC 5869; ``||`` is concatenation, ids are UTF-8)::
     record salt  = HKDF-Expand(order_key, b"record:" || record_id, 32)
     personal salt= HKDF-Expand(order_key, b"personal:" || record_id, 32)
     data key     = HKDF-Expand(prk, b"data-key", 32)
+    wrap key     = HKDF-Expand(prk, b"order-key-wrap/v2", 32)
+
+That ``order_key`` is key derivation version 1. Orders first seen since version 2 get a random
+order key instead, stored wrapped under the wrap key so that erasing it makes their salts
+unrecoverable (`ledger.evidence.order_keys`); salts derive from an order key the same way in
+both versions.
 
 ``order_key`` is ``HKDF(ikm=master, salt=b"evidence-escrow/v1", info=b"order:" || order_id)``.
 HKDF-Expand is a PRF keyed by its first argument, so disclosing one order's key (or any of
@@ -46,6 +52,7 @@ from ledger.errors import ConfigError, CryptoError
 __all__ = [
     "PERSONAL_SALT_INFO",
     "RECORD_SALT_INFO",
+    "WRAP_KEY_INFO",
     "OrderKey",
     "DATA_KEY_ENV",
     "HKDF_SALT",
@@ -144,6 +151,7 @@ def _parse_hex_key(text: str, what: str) -> bytes:
 
 
 RECORD_SALT_INFO = b"record:"
+WRAP_KEY_INFO = b"order-key-wrap/v2"
 PERSONAL_SALT_INFO = b"personal:"
 
 
@@ -191,7 +199,7 @@ class MasterSecret:
     HMACs on a cache hit. The secret never appears in repr/str and cannot be pickled.
     """
 
-    __slots__ = ("_prk", "_order_key", "_data_key", "_fingerprint", "__weakref__")
+    __slots__ = ("_prk", "_order_key", "_data_key", "_wrap_key", "_fingerprint", "__weakref__")
 
     def __init__(self, secret: bytes) -> None:
         if not isinstance(secret, (bytes, bytearray)) or len(secret) != _HASH_LEN:
@@ -201,6 +209,7 @@ class MasterSecret:
         prk = hkdf_extract(HKDF_SALT, secret)
         self._prk = prk
         self._data_key = hkdf_expand(prk, b"data-key", _HASH_LEN)
+        self._wrap_key = hkdf_expand(prk, WRAP_KEY_INFO, _HASH_LEN)
         self._fingerprint = hkdf_expand(prk, b"fingerprint", _HASH_LEN)[:8].hex()
 
         def derive(order_id: str) -> OrderKey:
@@ -265,7 +274,8 @@ class MasterSecret:
     # derivation ----------------------------------------------------------------------
 
     def order(self, order_id: str) -> OrderKey:
-        """The order's key (cached), which derives its records' salts."""
+        """The order's version-1 key (cached), which derives its records' salts. The store knows
+        which version each order uses (`ledger.evidence.order_keys`): ask it, not this."""
         key: OrderKey = self._order_key(order_id)
         return key
 
@@ -289,6 +299,12 @@ class MasterSecret:
     def data_key(self) -> bytes:
         """HKDF-Expand(prk, b"data-key", 32): the AES-256-GCM key for personal fields."""
         return self._data_key
+
+    @property
+    def wrap_key(self) -> bytes:
+        """HKDF-Expand(prk, b"order-key-wrap/v2", 32): the AES-256-GCM key that wraps random
+        (version 2) order keys in the store."""
+        return self._wrap_key
 
     @property
     def fingerprint(self) -> str:

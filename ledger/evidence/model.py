@@ -13,12 +13,17 @@ from typing import Any
 from ledger._internal import canonical
 
 __all__ = [
-    "CURRENCIES", "DELIVERY_METHODS", "KINDS", "MAX_INT", "MAX_LINE_BYTES",
+    "CURRENCIES", "DELIVERY_METHODS", "ERASURE_KIND", "KINDS", "MAX_ERASED", "MAX_INT", "MAX_LINE_BYTES",
     "PAYMENT_METHODS", "PERSONAL_FIELDS", "RESERVED_FIELDS", "RETURN_REASONS", "RETURN_TYPES",
     "Record", "record_from_validated",
 ]
 
 KINDS: tuple[str, ...] = ("order", "payment", "shipment", "delivery", "review", "return")
+#: Written by the platform itself, never ingested: `ledger erase`'s record of an erasure.
+ERASURE_KIND = "erasure"
+MAX_ERASED = 200  # leaves one erasure record names (its canonical form stays below 64 KiB)
+MAX_REASON_CHARS = 500
+MAX_OPERATOR_CHARS = 200
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_INT = 2**53 - 1  # I-JSON: every integer is exact in an IEEE 754 double, so JCS is exact
@@ -63,6 +68,7 @@ PERSONAL_FIELDS: Mapping[str, tuple[str, ...]] = {
     "delivery": ("recipient", "phone", "address", "signed_by", "pickup_code"),
     "review": ("reviewer_name",),
     "return": ("buyer_name", "phone", "address", "postal_code"),
+    "erasure": (),
 }
 
 # --- the record ----------------------------------------------------------------------

@@ -250,8 +250,10 @@ def _parse_lines(lines: Iterable[bytes | _Overlong], source: str) -> PackedRecor
     return records
 
 
-def parse_record(obj: Mapping[str, Any], *, source: str = "<api>", line_no: int | None = None) -> Record:
-    """Validate a record given as a Python mapping (the same rules as a JSONL line).
+def parse_record(obj: Mapping[str, Any], *, source: str = "<api>", line_no: int | None = None,
+                 erasure: bool = False) -> Record:
+    """Validate a record given as a Python mapping (the same rules as a JSONL line; an ``erasure``
+    record only with `erasure`, for `ledger erase`).
 
     The value is copied, so later changes to `obj` do not affect the Record. Its
     canonical form must fit in the 64 KiB record limit.
@@ -260,7 +262,7 @@ def parse_record(obj: Mapping[str, Any], *, source: str = "<api>", line_no: int 
         raise ValidationError([RecordProblem(source, line_no, None, None,
                                              f"expected an object, got {type_name(obj)}")])
     copy = _copy(obj)
-    found = check_record(copy)
+    found = check_record(copy, erasure=erasure)
     if found:
         rid = record_id_of(copy)
         raise ValidationError([RecordProblem(source, line_no, rid, f, reason) for f, reason in found])

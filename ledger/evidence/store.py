@@ -9,8 +9,10 @@ whose ``merchant_id`` is not that of its order's first record (in the log, held 
 escrow step, or earlier in the same call) is a conflict too.
 
 Personal fields are stored AES-GCM encrypted; everything else is the record's canonical
-public JSON plus its leaf hash. Salts are never stored: they are re-derived from the
-master secret (see ``ledger.evidence.master_secret``).
+public JSON plus its leaf hash. Salts are never stored: they derive from the order's key,
+re-derived from the master secret (key version 1) or kept wrapped under it (version 2,
+``ledger.evidence.order_keys``). An erased order (``ledger.evidence.erasure``) keeps its
+leaves and loses its content and its key.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ from ledger._internal.merkle import MerkleTree
 from ledger._internal.perf import paused_gc
 from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
+from ledger.evidence.erasure import ERASURE_SOURCE, Erasing, erased_problem
 from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex
 from ledger.evidence.journal import SCHEMA as _JOURNAL_SCHEMA
 from ledger.evidence.journal import JournalTables, NewAction, migrate_v2
 from ledger.evidence.leaf import encode
 from ledger.evidence.master_secret import MasterSecret, PersonalCipher, load_data_key
 from ledger.evidence.model import Record
+from ledger.evidence.order_keys import SCHEMA as _ORDER_KEYS_SCHEMA
+from ledger.evidence.order_keys import KeyState, OrderKeys, adopt_v1
 
 _logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index
+SCHEMA_VERSION = 5  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index;
+# 5: order keys (version 2 random keys; the orders of an older store keep version 1) and erasure
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -136,9 +142,12 @@ class StoredRecord:
     personal_commitment: bytes | None
     leaf: bytes
     personal_blob: bytes | None
+    #: (when, erasure record id) for a record of an erased order: its content is gone (`public`
+    #: holds only id, kind, order_id, merchant_id and ts); None for a record with its content
+    erased: tuple[str, str] | None = None
 
 
-class Store(JournalTables):
+class Store(JournalTables, Erasing):
     """An evidence store at `path` (a SQLite file), bound to one master secret (its journals:
     `ledger.evidence.journal`)."""
 
@@ -156,10 +165,12 @@ class Store(JournalTables):
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA cache_size=-131072")  # 128 MiB: index inserts stay in memory
         self.db.executescript(_SCHEMA)
+        self.db.executescript(_ORDER_KEYS_SCHEMA)
         self._migrate()
         self.db.executescript(_JOURNAL_SCHEMA)
         self.db.executescript(INDEX_SCHEMA)
         self.index = LogIndex(self.db, self._txn)
+        self.keys = OrderKeys(self.db, secret, self._txn)
         data_key = load_data_key(secret)
         self._check_meta(_key_fingerprint(data_key))
         self._tree: MerkleTree | None = None
@@ -168,16 +179,19 @@ class Store(JournalTables):
 
     # -- set-up -----------------------------------------------------------------
     def _migrate(self) -> None:
-        """Bring a schema-2 or -3 store to this version (its journals; records are unchanged; the
-        completeness index is built from the records when first asked for)."""
+        """Bring a schema-2, -3 or -4 store to this version (its journals; records are unchanged;
+        every order it holds keeps key version 1; the completeness index is built from the
+        records when first asked for)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] not in ("2", "3"):
+        if row is None or row[0] not in ("2", "3", "4"):
             return
         with self._txn():
             if row[0] == "2":
                 migrate_v2(self.db)  # rebuilds the anchors table with this version's columns
-            else:
+            elif row[0] == "3":
                 self.db.execute("ALTER TABLE anchors ADD COLUMN index_root BLOB")
+            adopted = adopt_v1(self.db)
+            _logger.info("%s: %d order(s) keep key version 1", self.path, adopted)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         _logger.info("migrated %s from schema %s to %d", self.path, row[0], SCHEMA_VERSION)
 
@@ -288,12 +302,12 @@ class Store(JournalTables):
         in the log identically is not held again; one there with other content, or held by
         another pending step, or of an order that belongs to another merchant, is a conflict
         and nothing is stored."""
-        rows = [self._row(r) for r in records]
         source = f"escrow:{action.action}"
         with self._txn():
+            rows, conflicts = self._encoded(records, f"escrow:{action.action}")
             existing = self._existing_leaves([row.id for row in rows])
-            conflicts = [self._conflict(source, row, {}) for row in rows
-                         if row.id in existing and existing[row.id] != row.leaf]
+            conflicts += [self._conflict(source, row, {}) for row in rows
+                          if row.id in existing and existing[row.id] != row.leaf]
             conflicts += self._held_conflicts(source, [row.id for row in rows])
             conflicts += self._owner_problems(source, [row for row in rows if row.id not in existing],
                                               self.size, {}, self._held_owners())
@@ -307,6 +321,16 @@ class Store(JournalTables):
         _logger.info("noted escrow action %s of order %s, holding %d record(s) until it is confirmed",
                      action.action, action.order_id, len(rows) - len(existing))
         return action_id
+
+    def _append_erasure(self, record: Record) -> int:
+        """Append `ledger erase`'s erasure record through the ingest path, inside its transaction
+        (the in-memory tree catches up from the table when next asked for); its leaf index."""
+        results, _, problems = self._insert([Batch(ERASURE_SOURCE, [record])], None, keep_leaves=False,
+                                            erasing=True)
+        if problems or results[0].stored != 1:
+            raise ConflictError(problems or [RecordProblem(ERASURE_SOURCE, None, record.id, None,
+                                                           "the erasure record is already in the log")])
+        return results[0].first_index
 
     def _held_conflicts(self, source: str, ids: Sequence[str]) -> list[RecordProblem]:
         return [RecordProblem(source, None, rid, None, (
@@ -338,19 +362,36 @@ class Store(JournalTables):
                      len(fresh), size)
 
     def leaf_for(self, record: Record) -> bytes:
-        """The leaf hash `record` has (or would have) in this log."""
-        salt, psalt = self.secret.salts(record.order_id, record.id)
+        """The leaf hash `record` has (or would have) in this log (a new order gets its key now, so
+        that an offer signed over this leaf stays true when the record is stored)."""
+        salt, psalt = self.keys.states([record.order_id], create=True)[record.order_id].key.salts(record.id)
         return encode(record, salt, psalt).leaf_hash
 
-    def _row(self, r: Record) -> _Row:
-        salt, psalt = self.secret.salts(r.order_id, r.id)
+    def _encoded(self, records: Sequence[Record], source: str, *, erasing: bool = False,
+                 ) -> tuple[list[_Row], list[RecordProblem]]:
+        """The rows of the records that may enter the log (their orders' keys looked up in one
+        batch, a new order given a version-2 key in the caller's transaction), and a problem for
+        each that may not: a record of an erased order, an erasure record not `ledger erase`'s."""
+        states = self.keys.states([r.order_id for r in records], create=True)
+        rows, problems = [], []
+        for r in records:
+            state = states[r.order_id]
+            problem = erased_problem(source, r, state, erasing=erasing)
+            if problem is None:
+                rows.append(self._row(r, state))
+            else:
+                problems.append(problem)
+        return rows, problems
+
+    def _row(self, r: Record, state: KeyState) -> _Row:
+        salt, psalt = state.key.salts(r.id)
         e = encode(r, salt, psalt)
         blob = None if e.personal_jcs is None else self._cipher.encrypt_canonical(r.id, e.personal_jcs)
         return _Row(r.id, r.kind, r.order_id, r.merchant_id, r.ts, ts_ns(r.ts), e.public_jcs, blob,
                     e.personal_commitment, e.leaf_hash)
 
     def _insert(
-        self, batches: Sequence[Batch], progress: _Progress, *, keep_leaves: bool,
+        self, batches: Sequence[Batch], progress: _Progress, *, keep_leaves: bool, erasing: bool = False,
     ) -> tuple[list[IngestResult], list[bytes], list[RecordProblem]]:
         """Insert the batches' new records in chunks (inside the caller's transaction); a
         conflict is collected, and the caller rolls everything back."""
@@ -368,7 +409,8 @@ class Store(JournalTables):
             this_call[batch] = b.source
             first, skipped = size, 0
             for i in range(0, len(b.records), _CHUNK):
-                rows = [self._row(r) for r in b.records[i : i + _CHUNK]]
+                rows, refused = self._encoded(b.records[i : i + _CHUNK], b.source, erasing=erasing)
+                conflicts += refused
                 existing = self._existing_leaves([row.id for row in rows])
                 fresh = [row for row in rows if row.id not in existing]
                 skipped += sum(1 for row in rows if existing.get(row.id) == row.leaf)
@@ -385,7 +427,7 @@ class Store(JournalTables):
                 if keep_leaves:
                     leaves += [row.leaf for row in fresh]
                 if progress:
-                    progress(len(rows))
+                    progress(len(rows) + len(refused))
             self.db.execute("UPDATE batches SET count = ?, skipped = ? WHERE id = ?",
                             (size - first, skipped, batch))
             results.append(IngestResult(b.source, size - first, skipped, first, size))
@@ -478,12 +520,16 @@ class Store(JournalTables):
         return found
 
     # -- reading ------------------------------------------------------------------------
-    _COLS = "idx, id, kind, order_id, merchant_id, ts, public, personal_commitment, leaf, personal"
+    _COLS = ("idx, id, kind, order_id, merchant_id, ts, public, personal_commitment, leaf, personal,"
+             " erased_at, erasure_id")
 
     def _rows(self, where: str, args: Iterable[Any]) -> list[StoredRecord]:
-        q = f"SELECT {self._COLS} FROM records WHERE {where} ORDER BY idx"
+        # USING: `order_id` in `where` is the records' (every record's order has a key row)
+        q = (f"SELECT {self._COLS} FROM records LEFT JOIN order_keys USING (order_id) WHERE {where}"
+             " ORDER BY idx")
         return [
-            StoredRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9])
+            StoredRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9],
+                         None if r[10] is None or r[1] == r[11] else (r[10], r[11]))
             for r in self.db.execute(q, tuple(args))
         ]
 

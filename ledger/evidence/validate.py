@@ -36,13 +36,17 @@ from ledger.evidence.checks import (
 from ledger.evidence.model import (
     CURRENCIES,
     DELIVERY_METHODS,
+    ERASURE_KIND,
     KINDS,
+    MAX_ERASED,
     MAX_ID_CHARS,
     MAX_INT,
     MAX_ITEMS,
     MAX_MEDIA,
+    MAX_OPERATOR_CHARS,
     MAX_PERSONAL_CHARS,
     MAX_QTY,
+    MAX_REASON_CHARS,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
     PAYMENT_METHODS,
@@ -58,7 +62,7 @@ def _personal_check(kind: str) -> Check:
     allowed = PERSONAL_FIELDS[kind]
     text = text_check(MAX_PERSONAL_CHARS)
     fields = {name: text for name in allowed}
-    listing = ", ".join(allowed)
+    listing = ", ".join(allowed) or "none (this kind has no personal fields)"
     allowed_set = frozenset(allowed)
     obj = object_check(fields, ())
 
@@ -122,6 +126,14 @@ def _order_rules(obj: dict[str, Any], bad: set[str], out: Problems) -> None:
             f"total {obj['total']} does not equal sum(qty*unit_price) {subtotal} + shipping_fee "
             f"{obj['shipping_fee']} - discount {discount} = {expected}",
         ))
+
+
+def _erasure_rules(obj: dict[str, Any], bad: set[str], out: Problems) -> None:
+    if "erased" in bad or "erased" not in obj:
+        return
+    indexes = [e["index"] for e in obj["erased"]]
+    if any(b <= a for a, b in zip(indexes, indexes[1:], strict=False)):
+        out.append(("erased", "entries are not in strictly increasing index order"))
 
 
 def _return_rules(obj: dict[str, Any], bad: set[str], out: Problems) -> None:
@@ -265,6 +277,22 @@ _SCHEMAS: dict[str, _Schema] = {
 }
 assert tuple(_SCHEMAS) == KINDS
 
+#: `ledger erase`'s record (docs/records.md, "Erasure"); never accepted from input files.
+_ERASURE = _schema(
+    ERASURE_KIND,
+    {
+        "reason": text_check(MAX_REASON_CHARS),
+        "operator": text_check(MAX_OPERATOR_CHARS),
+        "key_version": int_check(1, 2, money=False),
+        "erased": list_check(object_check({"index": int_check(0, MAX_INT, money=False), "id": check_ident,
+                                           "leaf": _sha256_hex}, ("index", "id", "leaf")),
+                             MAX_ERASED, unique_key="id"),
+    },
+    {},
+    _erasure_rules,
+)
+_WITH_ERASURE: dict[str, _Schema] = {**_SCHEMAS, ERASURE_KIND: _ERASURE}
+
 
 _NO_PROBLEMS: Problems = []
 _NO_BAD: set[str] = set()
@@ -316,10 +344,12 @@ def fast_valid(obj: dict[str, Any]) -> bool:
     return True
 
 
-def check_record(obj: dict[str, Any]) -> Problems:
-    """Every problem of one decoded record, as (field path, reason), in field order."""
+def check_record(obj: dict[str, Any], *, erasure: bool = False) -> Problems:
+    """Every problem of one decoded record, as (field path, reason), in field order. An
+    ``erasure`` record is valid only with `erasure` (`ledger erase` writes it; input never may)."""
     kind = obj.get("kind")
-    schema = _SCHEMAS.get(kind) if kind.__class__ is str else None
+    schemas = _WITH_ERASURE if erasure else _SCHEMAS
+    schema = schemas.get(kind) if kind.__class__ is str else None
     if schema is not None and obj.__class__ is dict:
         # Fast path: the usual valid record, without collecting anything.
         if schema.required <= obj.keys():
@@ -334,21 +364,24 @@ def check_record(obj: dict[str, Any]) -> Problems:
                 found: Problems = []
                 schema.rules(obj, _NO_BAD, found)
                 return found
-    return _collect_problems(obj)
+    return _collect_problems(obj, schemas)
 
 
-def _collect_problems(obj: dict[str, Any]) -> Problems:
+def _collect_problems(obj: dict[str, Any], schemas: dict[str, _Schema] = _SCHEMAS) -> Problems:
     out: Problems = []
     if obj.__class__ is DupDict:
         out.extend((field_key(k), f"duplicate key {k!r} in the object") for k in obj.dups)
     kind = obj.get("kind")
-    schema = _SCHEMAS.get(kind) if kind.__class__ is str else None
+    schema = schemas.get(kind) if kind.__class__ is str else None
     if schema is None:
         # Without a kind only the common fields can be checked.
         if "kind" not in obj:
             out.append(("kind", f"missing required field; expected one of: {', '.join(KINDS)}"))
         elif kind.__class__ is not str:
             out.append(("kind", wrong_type("a record kind (string)", kind)))
+        elif kind == ERASURE_KIND:
+            out.append(("kind", "an erasure record is written by `ledger erase` (which destroys the "
+                                "order's content and key), never ingested"))
         else:
             out.append(("kind", f"unknown kind {kind[:40]!r}; expected one of: {', '.join(KINDS)}"))
         for name in ("id", "order_id", "merchant_id", "ts"):
@@ -402,4 +435,4 @@ def record_id_of(obj: Mapping[str, Any]) -> str | None:
 def schema_fields(kind: str) -> frozenset[str]:
     """The kind-specific public fields a record of `kind` may carry (not the common ones,
     not ``personal``)."""
-    return frozenset(_SCHEMAS[kind].fields) - {"personal", *_COMMON}
+    return frozenset(_WITH_ERASURE[kind].fields) - {"personal", *_COMMON}

@@ -108,9 +108,9 @@ def record_summary(r: StoredRecord) -> str:
         if k == "return":
             detail = f": {p['detail']}" if p.get("detail") else ""
             return clip(f"{p['type']} ({p['reason']}) {p['amount']} {p['currency']}{detail}")
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError):  # fields not of its kind, or erased (`ledger erase`)
         pass
-    return clip(k)
+    return clip(k if r.erased is None else f"{k}, erased on {r.erased[0]}")
 
 
 def event_summary(name: str, a: dict[str, Any], token: str | None) -> str:

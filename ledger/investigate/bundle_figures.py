@@ -13,7 +13,9 @@ Scope, as in the audit: the orders whose order record is in [since, until), with
 records. The bundle must therefore run to its head (no `until`): a later record of an order
 opened in the window (its delivery, its return) is in the bundle only then. A record of such
 an order whose ``ts`` is before the bundle's ``since`` is outside the bundle: the lender starts
-the bundle early enough (the exporter's ``since``); docs/audit.md says so.
+the bundle early enough (the exporter's ``since``); docs/audit.md says so. An erased record
+(``ledger erase``) has no content in a bundle, so the figures leave it out; the audit, which
+still knows its kind, may count it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class _BundleRecords:
                          str(r.record["merchant_id"]), str(r.record["ts"]), r.record,
                          None if r.personal_commitment is None else hex_bytes(r.personal_commitment),
                          hex_bytes(r.leaf_hash), None)
-            for r in bundle.records]
+            for r in bundle.records if r.record is not None]  # an erased entry has no content to count
 
     def records_for_merchant(self, merchant_id: str) -> list[StoredRecord]:
         return [r for r in self.records if r.merchant_id == merchant_id]

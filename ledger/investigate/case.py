@@ -313,6 +313,10 @@ def build_case(
     chain: Chain = client.chain
     if not store.records_for_order(order_id):
         raise CaseError(f"order {order_id!r} has no record in the log: nothing to build a case from")
+    erased = store.erasure_of(order_id)
+    if erased is not None:
+        raise CaseError(f"order {order_id!r} was erased on {erased.erased_at} (erasure record "
+                        f"{erased.erasure_id!r}): its evidence is gone, there is no case to replay")
     for c in recheck_anchors(store, chain, log_address).changes:  # the bundle cites an anchor on chain now
         _logger.warning("%s", c.text())
     bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
@@ -323,7 +327,7 @@ def build_case(
     hashes = [a.tx_hash for a in rows] + [bytes(h) for h in extra_txs]
     if not hashes:
         raise CaseError(f"order {order_id!r} has no escrow actions")
-    by_leaf = {r.leaf_hash: r.record["id"] for r in bundle.records}
+    by_leaf = {r.leaf_hash: r.record["id"] for r in bundle.records if r.record is not None}
     actions = [_action(client, n, mined, by_leaf) for n, mined in enumerate(_mined(chain, hashes))]
     fund = next((a for a in actions if a.function == "fund" and a.status == "confirmed"), None)
     if fund is None:

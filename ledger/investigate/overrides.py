@@ -110,10 +110,10 @@ def apply_overrides(case: Case, overrides: Sequence[Override]) -> Case:
 
 def _override_record(case: Case, ov: Override) -> None:
     rid, _, fld = ov.target.rpartition(".")
-    items = [r for r in case.evidence.records if r.record.get("id") == rid]
+    items = [r.record for r in case.evidence.records if r.record is not None and r.record.get("id") == rid]
     if not items or not fld:
         raise CaseError(f"override {ov}: no disclosed record {rid!r} (RECORD_ID.FIELD)")
-    items[0].record[fld] = _json_arg(ov.value or "")
+    items[0][fld] = _json_arg(ov.value or "")
 
 
 def _moved(time: int, ov: Override) -> int:

@@ -439,6 +439,9 @@ def _check_evidence(
     label = ev.record_id or ev.leaf[:16]
     if item is None:
         return label, False, f"cited leaf {ev.leaf[:16]}… is not disclosed in the case"
+    if item.record is None:
+        when = item.erased.at if item.erased is not None else "?"
+        return label, False, f"cited leaf {ev.leaf[:16]}… was erased on {when}: its content is gone"
     rid = item.record.get("id")
     problems = verdicts.get(rid, []) if isinstance(rid, str) else []
     if problems:

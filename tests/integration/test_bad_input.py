@@ -187,6 +187,10 @@ def _set_up(work: Path) -> dict[str, str]:  # long function: the module's whole 
     write("badid.jsonl", jsonl(dict(fresh, id="X 7")))
     write("good-then-bad.jsonl", jsonl(dict(fresh, id="X8:pay", order_id="X8")))
     write("empty.jsonl", b"")
+    write("erasure.jsonl", jsonl({"id": f"{shipped}:erasure", "kind": "erasure", "order_id": shipped,
+                                  "merchant_id": order["merchant_id"], "ts": "2026-12-01T00:00:00Z",
+                                  "reason": "r", "operator": "o", "key_version": 2,
+                                  "erased": [{"index": 0, "id": f"{shipped}:order", "leaf": "00" * 32}]}))
     write("not-json.json", b"{not json")
     write("array.json", b"[]")
     write("payment.json", json.dumps(dict(spare, kind="payment")))
@@ -446,6 +450,18 @@ CASES: list[tuple[str, list[str], bytes, list[str]]] = [
      ["not allowed with argument"]),
     ("anchor-confirmations", ["anchor", "--confirmations", "-1"], b"",
      ["argument --confirmations", "from 0 to 1000"]),
+    # erasure: refused before anything is written
+    ("erase-unknown", ["erase", "--order", "NOPE", "--reason", "r"], b"",
+     ["order 'NOPE' has no records in the log: nothing to erase"]),
+    ("erase-empty-reason", ["erase", "--order", "{shipped}", "--reason", ""], b"",
+     ["record '{shipped}:erasure' field 'reason'", "must not be empty"]),
+    ("erase-control-operator", ["erase", "--order", "{shipped}", "--reason", "r", "--operator", "a\x07b"],
+     b"", ["field 'operator'", "control character U+0007"]),
+    ("erase-json", ["erase", "--order", "NOPE", "--reason", "r", "--json"], b"", ["'NOPE' has no records"]),
+    ("erase-no-reason", ["erase", "--order", "{shipped}"], b"",
+     ["the following arguments are required: --reason"]),
+    ("ingest-erasure-record", ["ingest", f"{W}/erasure.jsonl"], b"",
+     ["erasure.jsonl:1", "field 'kind'", "an erasure record is written by `ledger erase`"]),
     # cases and replays
     ("replay-missing", ["replay", f"{W}/missing.json"], b"", ["CASE", "missing.json", "no such case file"]),
     ("replay-not-json", ["replay", f"{W}/not-json.json"], b"", ["not-json.json is not JSON"]),

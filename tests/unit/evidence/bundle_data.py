@@ -30,6 +30,18 @@ def anchored_store(path: Path) -> Store:
     return store
 
 
+def paper_anchor(store: Store, n: int) -> None:
+    """Record the store's whole log as anchored with its index root and confirmed, the `n`-th such
+    anchor (its own transaction, block and time; on paper: no chain)."""
+    size = store.size
+    anchor_id = store.record_sent_anchor(
+        chain_id=CHAIN_ID, contract=CONTRACT, size=size, root=store.tree.root(size), prev_size=0,
+        sender="0x" + "00" * 20, nonce=n, tx_hash=bytes([n + 1]) * 32, raw_tx=b"",
+        index_root=store.index_root(size))  # fmt: skip
+    store.mark_anchor(anchor_id, "confirmed", block_number=5 + n, block_hash=bytes([n + 2]) * 32,
+                      block_timestamp=1795590813 + n, gas_used=50_000)
+
+
 def order_with_personal(store: Store) -> str:
     row = store.db.execute(
         "SELECT order_id FROM records WHERE personal IS NOT NULL ORDER BY idx LIMIT 1"

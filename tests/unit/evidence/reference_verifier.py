@@ -127,7 +127,7 @@ def time_ns(v: Any) -> int:
 
 def read_bundle(data: bytes) -> dict[str, Any]:
     doc = _members(read_json(data, "evidence-escrow/bundle/v1"),
-                   {"format", "generated_at", "selection", "anchor", "records"}, {"order_keys"})
+                   {"format", "generated_at", "selection", "anchor", "records"}, {"order_keys", "erasures"})
     _string(doc["generated_at"])
     selection = _members(doc["selection"], set(), {"order_id", "merchant_id", "since", "until", "audit"})
     for name, v in selection.items():
@@ -154,10 +154,29 @@ def read_bundle(data: bytes) -> dict[str, Any]:
     entries = [_record_entry(r) for r in records]
     if any(b["index"] <= a_["index"] for a_, b in zip(entries, entries[1:], strict=False)):
         raise Malformed("order")
-    return {"selection": selection, "anchor": a, "order_keys": keys, "records": entries}
+    erasures = doc.get("erasures", [])
+    if not isinstance(erasures, list):
+        raise Malformed("erasures")
+    erasures = [_record_entry(r, erased_allowed=False) for r in erasures]
+    return {"selection": selection, "anchor": a, "order_keys": keys, "records": entries, "erasures": erasures}
 
 
-def _record_entry(r: Any) -> dict[str, Any]:
+def _record_entry(r: Any, erased_allowed: bool = True) -> dict[str, Any]:
+    if erased_allowed and isinstance(r, dict) and r.get("erased") is not None:
+        e = _members(r, {"index", "leaf_hash", "inclusion_proof", "erased"}, set())
+        _integer(e["index"])
+        _form(e["leaf_hash"], HEX32)
+        if not isinstance(e["inclusion_proof"], list):
+            raise Malformed("proof")
+        for p in e["inclusion_proof"]:
+            _form(p, HEX32)
+        mark = _members(e["erased"], {"at", "record_id"}, set())
+        _string(mark["record_id"])
+        try:
+            time_ns(mark["at"])
+        except ValueError:
+            raise Malformed("erased.at") from None
+        return e
     e = _members(r, {"index", "leaf_hash", "inclusion_proof", "record", "salt"},
                  {"personal_commitment", "personal", "personal_salt"})
     _integer(e["index"])
@@ -247,6 +266,34 @@ def _content_fails(e: dict[str, Any], size: int, root: bytes, keys: dict[str, st
     return leaf.hex() != e["leaf_hash"] or root_from_path(leaf, e["index"], size, path) != root
 
 
+def erased_fails(e: dict[str, Any], b: dict[str, Any], size: int, root: bytes) -> bool:
+    """Steps E1 to E4 of the page for an erased entry."""
+    mark = e["erased"]
+    cited = [x for x in b["records"] + b["erasures"] if "erased" not in x
+             and x["record"].get("id") == mark["record_id"]]
+    if not cited:
+        return True
+    er = cited[0]
+    in_records = any(x is er for x in b["records"])
+    if er["record"].get("kind") != "erasure" or (
+            record_fails(er, size, root, b["order_keys"], b["selection"]) if in_records
+            else _content_fails(er, size, root, b["order_keys"])):
+        return True
+    listed = er["record"].get("erased")
+    named = [m for m in listed if isinstance(m, dict) and m.get("index") == e["index"]] \
+        if isinstance(listed, list) else []
+    if not named or named[0].get("leaf") != e["leaf_hash"] or er["index"] <= e["index"]:
+        return True
+    if er["record"].get("ts") != mark["at"]:
+        return True
+    for name in ("order_id", "merchant_id"):
+        if name in b["selection"] and er["record"].get(name) != b["selection"][name]:
+            return True
+    leaf = bytes.fromhex(e["leaf_hash"])
+    path = [bytes.fromhex(p) for p in e["inclusion_proof"]]
+    return root_from_path(leaf, e["index"], size, path) != root
+
+
 def _outside(record: dict[str, Any], selection: dict[str, str]) -> bool:
     for name in ("order_id", "merchant_id"):
         if name in selection and record.get(name) != selection[name]:
@@ -322,7 +369,8 @@ def verify(data: bytes, w3: Web3 | None, *, trust: bytes | None = None, chain_id
     a = b["anchor"]
     size, root = a["tree_size"], bytes.fromhex(a["root"])
     failed = {i for i, e in enumerate(b["records"])
-              if record_fails(e, size, root, b["order_keys"], b["selection"])}
+              if (erased_fails(e, b, size, root) if "erased" in e
+                  else record_fails(e, size, root, b["order_keys"], b["selection"]))}
     head_failed = (chain_id is not None and a["chain_id"] != chain_id) or (
         contract is not None and a["contract"] != contract)
     if not head_failed and w3 is not None:

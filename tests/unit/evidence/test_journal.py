@@ -165,7 +165,7 @@ def test_a_schema_2_store_migrates_keeping_every_row(tmp_path: Path, sale: list[
         [action] = store.actions(status="sent")
         assert (action.order_id, action.payload, action.nonce, action.block_hash) == ("O1", {"a": 1}, 5, None)
         store.mark_anchor(anchor.id, "lost", error="reorg")  # the new statuses are allowed
-        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "4"
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "5"
 
 
 def test_an_earlier_attempt_mined_becomes_the_rows_latest_bytes_and_nonce(store: Store,

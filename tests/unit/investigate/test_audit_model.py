@@ -251,3 +251,13 @@ def test_a_duplicate_key_deep_in_a_real_report_is_refused(reports: dict[str, Rep
 def test_text_that_is_no_report_is_refused(text: str) -> None:
     with pytest.raises(AuditError, match="^x.json"):
         AuditReport.from_json(text, "x.json")
+
+
+def test_an_erased_record_is_summarised_as_erased() -> None:
+    from ledger.evidence.store import StoredRecord
+
+    ts = "2026-11-11T00:00:00Z"
+    kept = {"id": "O1:pay", "kind": "payment", "order_id": "O1", "merchant_id": "M1", "ts": ts}
+    erased = StoredRecord(3, "O1:pay", "payment", "O1", "M1", ts, kept, None, b"\0" * 32, None,
+                          ("2026-12-01T09:00:00Z", "O1:erasure"))
+    assert audit_model.record_summary(erased) == "payment, erased on 2026-12-01T09:00:00Z"
