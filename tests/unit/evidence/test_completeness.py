@@ -281,3 +281,30 @@ def test_every_omission_addition_move_or_substitution_is_caught(
         assert (status, failures) == ("proven", [])
     else:
         assert status == "failed" and failures, mutation
+
+
+def test_an_erased_orders_v2_bundle_is_complete_and_says_erased(tmp_path: Path) -> None:
+    """Erasure keeps the leaves, so the index is unchanged: the order's bundle still proves that
+    its entries are all there, each erased one shown as erased, and other orders are untouched."""
+    store, records = _store(tmp_path)
+    store.ingest(records, source="sale.jsonl")
+    _anchor(store)
+    order = _busiest_order(store)
+    other = next(r.order_id for r in records if r.order_id != order)
+    before = store.index_root(store.size)
+    store.erase(order, reason="GDPR art. 17 request 1", operator="dpo@example.com")
+    assert store.index.root(store.size - 1) == before  # the erasure record is appended, nothing else moves
+    _anchor(store, n=1)
+    bundle = _order_bundle(store, order)
+    assert bundle.format == FORMAT_V2
+    erased = [r for r in bundle.records if r.erased is not None]
+    assert erased and all(r.record is None for r in erased)
+    again = load_bundle(dumps_bundle(bundle).encode(), "b.json")
+    v = verify_bundle(again, None)
+    assert v.completeness == "proven" and v.completeness_failures == []
+    assert all(r.ok for r in v.records) and sum(r.erased_at is not None for r in v.records) == len(erased)
+    assert _check(_order_bundle(store, other)) == ("proven", [])
+    # dropping an erased entry is still a dropped record
+    status, failures = _check(msgspec.structs.replace(bundle, records=[r for r in bundle.records
+                                                                       if r is not erased[0]]))
+    assert status == "failed" and failures[0].startswith("record dropped")
