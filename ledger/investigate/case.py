@@ -319,7 +319,8 @@ def build_case(
                         f"{erased.erasure_id!r}): its evidence is gone, there is no case to replay")
     for c in recheck_anchors(store, chain, log_address).changes:  # the bundle cites an anchor on chain now
         _logger.warning("%s", c.text())
-    bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id)
+    bundle, left_out = export_bundle(store, chain.chain_id, log_address, order_id=order_id,
+                                     completeness=False)  # a case: v1, with paths
     if left_out:
         raise CaseError(f"records {left_out} of order {order_id!r} are not anchored yet: run `ledger anchor`")
     rows = [a for a in store.actions(order_id=order_id)

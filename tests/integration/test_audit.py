@@ -300,7 +300,8 @@ def test_order_timeline_verifies_unanchored_and_tampered_evidence(history, escro
         "order", "pay", "ship", "dlv", "return", "return-ship", "return-dlv")]
     # Index and leaf as an outside verifier gets them: the order's exported bundle (which
     # verifies on chain), each leaf included in the head the EvidenceLog anchored.
-    bundle, left_out = export_bundle(h.store, e.chain.chain_id, h.auditor.log_address, order_id=c)
+    bundle, left_out = export_bundle(h.store, e.chain.chain_id, h.auditor.log_address, order_id=c,
+                                     paths=True)
     pin = Pin(e.chain.chain_id, h.auditor.log_address)
     assert left_out == [] and verify_bundle(bundle, e.chain.w3, pin=pin).ok
     head = bundle.anchor
