@@ -263,6 +263,7 @@ class _Snapshot:
         self.index, self.size = index, size
         self.values: dict[bytes, tuple[int, bytes] | None] = {}  # keyhash -> (shard, value) | absent
         self.merchant_days: dict[str, _Days] = {}
+        self._by_shard: dict[int, dict[bytes, bytes | None]] | None = None
         if size == current:
             return
         later = list(index._records("idx >= ? AND idx < ?", (size, current)))
@@ -298,22 +299,31 @@ class _Snapshot:
                 else None
             )
 
-    def listing(self, shard: int) -> list[tuple[bytes, bytes]]:
-        pairs = dict(self.index._listings([shard])[shard])
-        for kh, sv in self.values.items():
-            if shard_of(kh) != shard:
-                continue
-            if sv is None:
+    def _changed(self) -> dict[int, dict[bytes, bytes | None]]:
+        """The recomputed keys by shard (None: absent at this size), grouped once."""
+        if self._by_shard is None:
+            self._by_shard = defaultdict(dict)
+            for kh, sv in self.values.items():
+                self._by_shard[shard_of(kh)][kh] = None if sv is None else sv[1]
+        return self._by_shard
+
+    def listing(self, shard: int,
+                listed: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:
+        """The shard's sorted pairs at this size (`listed`: its kept listing, when already read)."""
+        pairs = dict(self.index._listings([shard])[shard] if listed is None else listed)
+        for kh, value in self._changed().get(shard, {}).items():
+            if value is None:
                 pairs.pop(kh, None)
             else:
-                pairs[kh] = sv[1]
+                pairs[kh] = value
         return sorted(pairs.items())
 
     def root_and_path(self, prove: int | None) -> tuple[bytes, list[bytes]]:
-        changed = sorted({shard_of(kh) for kh in self.values})
+        changed = sorted(self._changed())
+        listings = self.index._listings(changed)  # one query per 900 shards, not one per shard
         changes = {}
         for s in changed:
-            pairs = self.listing(s)
+            pairs = self.listing(s, listings[s])
             changes[s] = shard_hash(pairs) if pairs else EMPTY_SHARD
         return self.index._tree(self.index.size).root_and_path(changes, prove)
 
