@@ -358,7 +358,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     extends = None if args.extends is None else _extends(args.extends, bundle, w3, pin)
     if args.figures:
         assert chain is not None
-        return _figures(args, bundle, verdict, chain)
+        return _figures(args, bundle, verdict, chain, pin)
     if args.json:
         out = verdict.to_json() if extends is None else {**verdict.to_json(), "extends": extends}
         print(json.dumps(out, indent=2))
@@ -374,7 +374,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return VERIFY_EXIT[status]
 
 
-def _figures(args: argparse.Namespace, bundle: Bundle, verdict: Verdict, chain: Chain) -> int:
+def _figures(args: argparse.Namespace, bundle: Bundle, verdict: Verdict, chain: Chain,
+             pin: Pin | None) -> int:
     """`--figures`: the merchant report `ledger audit --merchant` would print, from the bundle."""
     from ledger.deploy import escrow_client
     from ledger.escrow.client import EscrowClient
@@ -385,7 +386,6 @@ def _figures(args: argparse.Namespace, bundle: Bundle, verdict: Verdict, chain: 
         raise ConfigError(f"--escrow {args.escrow!r} is not an address")
     client = (EscrowClient.at(chain, to_checksum_address(args.escrow)) if args.escrow
               else escrow_client(chain, data_dir(args)))
-    pin = verify_pin(args)
     start = pin.root.deployment_block if pin is not None and pin.root is not None else 0
     report = bundle_figures(bundle, verdict, client, since=args.since, until=args.until, from_block=start)
     if args.json:

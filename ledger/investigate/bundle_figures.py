@@ -52,16 +52,20 @@ class _BundleRecords:
                          None if r.personal_commitment is None else hex_bytes(r.personal_commitment),
                          hex_bytes(r.leaf_hash), None)
             for r in bundle.records if r.record is not None]  # an erased entry has no content to count
+        self.by_order: dict[str, list[StoredRecord]] = {}
+        self.by_leaf: dict[bytes, StoredRecord] = {}
+        for r in self.records:
+            self.by_order.setdefault(r.order_id, []).append(r)
+            self.by_leaf.setdefault(r.leaf, r)
 
     def records_for_merchant(self, merchant_id: str) -> list[StoredRecord]:
         return [r for r in self.records if r.merchant_id == merchant_id]
 
     def records_for_orders(self, order_ids: Any) -> dict[str, list[StoredRecord]]:
-        ids = list(dict.fromkeys(order_ids))
-        return {oid: [r for r in self.records if r.order_id == oid] for oid in ids}
+        return {oid: self.by_order.get(oid, []) for oid in dict.fromkeys(order_ids)}
 
     def record_by_leaf(self, leaf: bytes) -> StoredRecord | None:
-        return next((r for r in self.records if r.leaf == leaf), None)
+        return self.by_leaf.get(leaf)
 
     def actions(self, **_: Any) -> list[ActionRow]:
         return []  # a lender has no platform journal: the chain answers instead

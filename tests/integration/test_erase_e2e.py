@@ -9,8 +9,6 @@ a node (`connect` answers with it), as `ledger --rpc URL` would on a real one.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +18,9 @@ from unittest import mock
 import pytest
 
 from ledger.chain.rpc import Chain
-from ledger.cli.main import main
 from ledger.dev.flash_sale import generate_flash_sale, to_jsonl
 from ledger.evidence.master_secret import MasterSecret
+from tests.integration.test_bad_input import ledger, ok
 
 ORDERS = 6
 
@@ -46,22 +44,6 @@ def embedded(_embedded_chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyP
             chain.revert_to(snap)
             for k, v in saved.items():
                 setattr(chain, k, v)
-
-
-def ledger(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(list(args))
-        except SystemExit as done:
-            status = done.code if isinstance(done.code, int) else 1
-    return status, out.getvalue(), err.getvalue()
-
-
-def ok(*args: str) -> dict[str, Any]:
-    status, out, err = ledger(*args, "--json")
-    assert status == 0, (args, out, err)
-    return dict(json.loads(out))
 
 
 def _verify(bundle: Path, trust: str) -> tuple[int, dict[str, Any]]:
