@@ -308,3 +308,26 @@ def test_an_erased_orders_v2_bundle_is_complete_and_says_erased(tmp_path: Path) 
     status, failures = _check(msgspec.structs.replace(bundle, records=[r for r in bundle.records
                                                                        if r is not erased[0]]))
     assert status == "failed" and failures[0].startswith("record dropped")
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda d: d["completeness"].update(shard_path=d["completeness"]["shard_path"][:15]), "shard_path"),
+    (lambda d: d["completeness"].update(key="order:someone-else"), "is not the selection's"),
+    (lambda d: d["completeness"].update(key="shop:x"), "neither 'order:<id>' nor 'merchant:<id>'"),
+    (lambda d: d["completeness"].update(directory=[]), "an order key has `entries`"),
+    (lambda d: d["completeness"]["entries"][0].__setitem__(2, "XY" * 32), "completeness.entries"),
+    (lambda d: d.pop("completeness"), "a v2 bundle has `completeness` and `anchor.index_root`"),
+    (lambda d: d["anchor"].pop("index_root"), "a v2 bundle has `completeness` and `anchor.index_root`"),
+    (lambda d: d.update(format="evidence-escrow/bundle/v1"), "is required in a v1 bundle"),  # no paths
+    (lambda d: d["selection"].pop("order_id"), "is not the selection's"),
+])
+def test_a_malformed_v2_bundle_is_refused_naming_the_part(anchored: Store, edit: Any, needle: str) -> None:
+    import json
+
+    from ledger.errors import BundleError
+
+    doc = json.loads(dumps_bundle(_order_bundle(anchored)))
+    edit(doc)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(json.dumps(doc).encode(), "b.json")
+    assert needle in str(caught.value)
