@@ -81,28 +81,39 @@ def dumps_strict(obj: Any) -> bytes:
     return rfc8785.dumps(obj)
 
 
-def in_fast_domain(obj: Any) -> bool:
+def in_fast_domain(obj: Any) -> bool:  # long function: one loop without a call per value (verify hot path)
     """Whether `dumps` is guaranteed to produce the JCS bytes of `obj`."""
-    t = type(obj)
-    if t is str:
-        s: str = obj
-        return s.isascii() or _LONE_SURROGATE.search(s) is None
-    if t is int:
-        n: int = obj
-        return -MAX_SAFE_INT <= n <= MAX_SAFE_INT
-    if obj is None or t is bool:
-        return True
-    if t is list:
-        return all(in_fast_domain(v) for v in obj)
-    if t is dict:
-        for k, v in obj.items():
-            if type(k) is not str:
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        t = type(o)
+        if t is dict:
+            for k, v in o.items():
+                if type(k) is not str:
+                    return False
+                if not k.isascii() and (
+                    _NON_BMP.search(k) is not None or _LONE_SURROGATE.search(k) is not None
+                ):
+                    return False
+                tv = type(v)
+                if tv is str:
+                    if not v.isascii() and _LONE_SURROGATE.search(v) is not None:
+                        return False
+                elif tv is int:
+                    if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                        return False
+                elif tv is dict or tv is list:
+                    stack.append(v)
+                elif not (v is None or tv is bool):
+                    return False
+        elif t is list:
+            stack.extend(o)
+        elif t is str:
+            if not o.isascii() and _LONE_SURROGATE.search(o) is not None:
                 return False
-            if not k.isascii() and (
-                _NON_BMP.search(k) is not None or _LONE_SURROGATE.search(k) is not None
-            ):
+        elif t is int:
+            if not -MAX_SAFE_INT <= o <= MAX_SAFE_INT:
                 return False
-            if not in_fast_domain(v):
-                return False
-        return True
-    return False
+        elif not (o is None or t is bool):
+            return False
+    return True

@@ -39,6 +39,7 @@ __all__ = [
     "key_hash",
     "merchant_key",
     "order_key",
+    "packed_shard_hash",
     "root_from_shard",
     "shard_hash",
     "shard_of",
@@ -117,6 +118,14 @@ def shard_hash(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     return h.digest()
 
 
+def packed_shard_hash(packed: bytes) -> bytes:
+    """`shard_hash` of pairs given as one string ``keyhash || value || keyhash || value …``
+    (in increasing keyhash order): the same hash, in one call."""
+    h = hashlib.sha256(_SHARD)
+    h.update(packed)
+    return h.digest()
+
+
 EMPTY_SHARD = shard_hash(())
 
 
@@ -129,39 +138,39 @@ def _empty_levels() -> list[bytes]:
 
 
 _EMPTY = _empty_levels()
+_LEAF = hashlib.sha256(b"\x00")
+_NODE = hashlib.sha256(b"\x01")
 
 
 class TopTree:
-    """The RFC 9162 tree over the 65,536 shard hashes, kept by level so that changing k shards
-    rehashes only their paths; an all-empty subtree is a constant, never stored."""
+    """The RFC 9162 tree over the 65,536 shard hashes, every node kept in one list per level
+    (131,071 hashes, 4 MiB), so that changing k shards rehashes only their paths."""
 
     def __init__(self, shards: dict[int, bytes] | None = None) -> None:
-        self.levels: list[dict[int, bytes]] = [{} for _ in range(SHARD_LEVELS + 1)]
+        self.levels: list[list[bytes]] = [
+            [_EMPTY[h]] * (SHARDS >> h) for h in range(SHARD_LEVELS + 1)
+        ]
         if shards:
             self.update(shards)
 
-    def _node(self, height: int, pos: int, overlay: list[dict[int, bytes]] | None = None) -> bytes:
-        if overlay is not None and pos in overlay[height]:
-            return overlay[height][pos]
-        return self.levels[height].get(pos, _EMPTY[height])
-
-    def _rehash(
-        self, shards: dict[int, bytes], into: list[dict[int, bytes]], overlay: list[dict[int, bytes]] | None
-    ) -> None:
-        into[0].update({s: leaf_hash(h) for s, h in shards.items()})
-        changed = set(shards)
-        for height in range(SHARD_LEVELS):
-            changed = {p >> 1 for p in changed}
-            into[height + 1].update(
-                {
-                    p: node_hash(self._node(height, 2 * p, overlay), self._node(height, 2 * p + 1, overlay))
-                    for p in changed
-                }
-            )
-
     def update(self, shards: dict[int, bytes]) -> None:
         """Set these shards' hashes (in place)."""
-        self._rehash(shards, self.levels, None)
+        leaf, node, levels = _LEAF.copy, _NODE.copy, self.levels
+        below = levels[0]
+        for s, h in shards.items():
+            c = leaf()
+            c.update(h)
+            below[s] = c.digest()
+        changed = {s >> 1 for s in shards}
+        for height in range(1, SHARD_LEVELS + 1):
+            level = levels[height]
+            for p in changed:
+                c = node()
+                c.update(below[2 * p])
+                c.update(below[2 * p + 1])
+                level[p] = c.digest()
+            below = level
+            changed = {p >> 1 for p in changed}
 
     def root_and_path(
         self, changes: dict[int, bytes] | None = None, prove: int | None = None
@@ -169,15 +178,26 @@ class TopTree:
         """The root, with `changes` applied on a copy (the tree itself is untouched), and the
         audit path of shard `prove` (leaf side first) in that tree."""
         overlay: list[dict[int, bytes]] = [{} for _ in range(SHARD_LEVELS + 1)]
+
+        def at(height: int, pos: int) -> bytes:
+            got = overlay[height].get(pos)
+            return self.levels[height][pos] if got is None else got
+
         if changes:
-            self._rehash(changes, overlay, overlay)
+            overlay[0] = {s: leaf_hash(h) for s, h in changes.items()}
+            changed = set(changes)
+            for height in range(SHARD_LEVELS):
+                changed = {p >> 1 for p in changed}
+                overlay[height + 1] = {
+                    p: node_hash(at(height, 2 * p), at(height, 2 * p + 1)) for p in changed
+                }
         path = []
         if prove is not None:
             pos = prove
             for height in range(SHARD_LEVELS):
-                path.append(self._node(height, pos ^ 1, overlay))
+                path.append(at(height, pos ^ 1))
                 pos >>= 1
-        return self._node(SHARD_LEVELS, 0, overlay), path
+        return at(SHARD_LEVELS, 0), path
 
 
 def root_from_shard(shard: int, pairs: Sequence[tuple[bytes, bytes]], path: Sequence[bytes]) -> bytes:

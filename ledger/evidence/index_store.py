@@ -5,9 +5,10 @@ able to answer for any earlier size, so a bundle proves completeness "as of head
 State (all derivable from the records table, so a store of an earlier version gains its
 index by one pass over the log):
 
-- ``index_keys``: every key with its count and value as of ``meta.index_size``;
+- ``index_map``: each non-empty shard's hash and its pairs as one string (what its hash is
+  over), so a changed shard costs one row read and one row write;
 - ``index_days``: each merchant's days (count, chain digest);
-- ``index_shards``: each non-empty shard's hash; ``index_roots``: the root computed at each size.
+- ``index_roots``: the root computed at each size; ``meta.index_size``: the size kept.
 
 Records are append-only, so the index at size N is a function of the first N leaves; a size
 below ``index_size`` is answered by recomputing only the keys that records at N or later touch.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.evidence.index import (
+    DAY_NS,
     EMPTY_SHARD,
     Entry,
     TopTree,
@@ -31,21 +33,19 @@ from ledger.evidence.index import (
     key_hash,
     merchant_key,
     order_key,
+    packed_shard_hash,
     shard_hash,
     shard_of,
 )
 
-__all__ = ["INDEX_SCHEMA", "KeyProof", "LogIndex"]
+__all__ = ["INDEX_SCHEMA", "OLD_INDEX_TABLES", "KeyProof", "LogIndex", "drop_old_index"]
 
 INDEX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS index_keys (
-    key TEXT PRIMARY KEY,                -- 'order:<id>' or 'merchant:<id>'
-    keyhash BLOB NOT NULL,
-    shard INTEGER NOT NULL,
-    count INTEGER NOT NULL,              -- records under the key
-    value BLOB NOT NULL                  -- an order's bucket digest; a merchant's directory value
+CREATE TABLE IF NOT EXISTS index_map (
+    shard INTEGER PRIMARY KEY,           -- first two bytes of its keys' hashes
+    hash BLOB NOT NULL,                  -- its shard hash
+    pairs BLOB NOT NULL                  -- keyhash || value per key (64 bytes), increasing keyhash
 );
-CREATE INDEX IF NOT EXISTS index_keys_shard ON index_keys(shard, keyhash);
 CREATE TABLE IF NOT EXISTS index_days (
     merchant TEXT NOT NULL,
     day INTEGER NOT NULL,                -- UTC days since 1970-01-01
@@ -53,9 +53,12 @@ CREATE TABLE IF NOT EXISTS index_days (
     digest BLOB NOT NULL,
     PRIMARY KEY (merchant, day)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS index_shards (shard INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS index_roots (size INTEGER PRIMARY KEY, root BLOB NOT NULL);
 """
+
+# dropped on migration from schema 4 or 5 (rebuilt from the records; the roots stay): what those
+# kept, and this version's own tables but the roots, should one be there already
+OLD_INDEX_TABLES = ("index_keys", "index_shards", "index_days", "index_map")
 
 _Days = dict[int, tuple[int, bytes]]  # day -> (count, digest)
 
@@ -93,7 +96,7 @@ class LogIndex:
     def _tree(self, size: int) -> TopTree:
         if self._top is None or self._top_size != size:
             self._top = TopTree(
-                {int(s): bytes(h) for s, h in self.db.execute("SELECT shard, hash FROM index_shards")}
+                {int(s): bytes(h) for s, h in self.db.execute("SELECT shard, hash FROM index_map")}
             )
             self._top_size = size
         return self._top
@@ -119,89 +122,76 @@ class LogIndex:
         )
 
     def _advance(self, start: int, end: int) -> None:  # long function: one pass, in the caller's transaction
-        """Extend the kept index from size `start` to `end` (inside the caller's transaction)."""
+        """Extend the kept index from size `start` to `end` (inside the caller's transaction):
+        read the new records once, and each touched shard and merchant directory once."""
         orders: dict[str, list[Entry]] = defaultdict(list)
         merchants: dict[str, dict[int, list[Entry]]] = defaultdict(lambda: defaultdict(list))
         for idx, oid, mid, ts, leaf in self._records("idx >= ? AND idx < ?", (start, end)):
             e = (idx, ts, bytes(leaf))
             orders[oid].append(e)
-            merchants[mid][day_of(ts)].append(e)
-        current = self._current(order_key(o) for o in orders)
-        upserts: list[tuple[str, bytes, int, int, bytes]] = []
+            merchants[mid][ts // DAY_NS].append(e)
+        okeys = {oid: key_hash(order_key(oid)) for oid in orders}
+        mkeys = {mid: key_hash(merchant_key(mid)) for mid in merchants}
+        shards = self._pairs({shard_of(kh) for kh in [*okeys.values(), *mkeys.values()]})
         for oid, entries in orders.items():
-            key = order_key(oid)
-            kh = key_hash(key)
-            count, value = current.get(key, (0, None))
-            upserts.append(
-                (key, kh, shard_of(kh), count + len(entries), bucket_digest(kh, entries, start=value))
-            )
+            kh = okeys[oid]
+            pairs = shards[shard_of(kh)]
+            pairs[kh] = bucket_digest(kh, entries, start=pairs.get(kh))
+        directories = self._directories(list(merchants))
+        day_rows = []
         for mid, new_days in merchants.items():
-            key = merchant_key(mid)
-            kh = key_hash(key)
-            days = self._days(mid)
+            kh, days = mkeys[mid], directories[mid]
             for day, entries in new_days.items():
                 count, digest = days.get(day, (0, None))
                 days[day] = (count + len(entries), bucket_digest(kh, entries, day, start=digest))
-            self.db.executemany(
-                "INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)",
-                [(mid, d, *days[d]) for d in new_days],
-            )
-            upserts.append(
-                (
-                    key,
-                    kh,
-                    shard_of(kh),
-                    sum(c for c, _ in days.values()),
-                    directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items()))),
-                )
-            )
+                day_rows.append((mid, day, *days[day]))
+            shards[shard_of(kh)][kh] = directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))
         self.db.executemany(
-            "INSERT INTO index_keys(key, keyhash, shard, count, value) VALUES (?,?,?,?,?) ON CONFLICT(key)"
-            " DO UPDATE SET count = excluded.count, value = excluded.value",
-            upserts,
+            "INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)", day_rows
         )
-        touched = sorted({u[2] for u in upserts})
-        hashes = {s: shard_hash(pairs) for s, pairs in self._listings(touched).items()}
-        self.db.executemany(
-            "INSERT OR REPLACE INTO index_shards(shard, hash) VALUES (?, ?)", sorted(hashes.items())
-        )
+        rows = []
+        for s, pairs in shards.items():
+            packed = b"".join([k + pairs[k] for k in sorted(pairs)])
+            rows.append((s, packed_shard_hash(packed), packed))
+        self.db.executemany("INSERT OR REPLACE INTO index_map(shard, hash, pairs) VALUES (?, ?, ?)", rows)
         tree = self._tree(start)
-        tree.update(hashes)
+        tree.update({s: h for s, h, _ in rows})
         self._top_size = end
         root, _ = tree.root_and_path(None)
         self.db.execute("INSERT OR REPLACE INTO index_roots(size, root) VALUES (?, ?)", (end, root))
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_size', ?)", (str(end),))
 
-    def _current(self, keys: Iterable[str]) -> dict[str, tuple[int, bytes]]:
-        out: dict[str, tuple[int, bytes]] = {}
-        ks = list(keys)
-        for i in range(0, len(ks), 900):
-            part = ks[i : i + 900]
-            for key, count, value in self.db.execute(
-                f"SELECT key, count, value FROM index_keys WHERE key IN ({','.join('?' * len(part))})", part
+    def _pairs(self, shards: Iterable[int]) -> dict[int, dict[bytes, bytes]]:
+        """These shards' kept pairs (keyhash -> value), one query per 900 shards."""
+        out: dict[int, dict[bytes, bytes]] = {s: {} for s in shards}
+        wanted = sorted(out)
+        for i in range(0, len(wanted), 900):
+            part = wanted[i : i + 900]
+            for s, packed in self.db.execute(
+                f"SELECT shard, pairs FROM index_map WHERE shard IN ({','.join('?' * len(part))})", part
             ):
-                out[key] = (int(count), bytes(value))
+                b = bytes(packed)
+                out[int(s)] = {b[j : j + 32]: b[j + 32 : j + 64] for j in range(0, len(b), 64)}
+        return out
+
+    def _directories(self, merchants: Sequence[str]) -> dict[str, _Days]:
+        """These merchants' kept days, one query per 900 merchants."""
+        out: dict[str, _Days] = {m: {} for m in merchants}
+        for i in range(0, len(merchants), 900):
+            part = merchants[i : i + 900]
+            for m, d, c, g in self.db.execute(
+                "SELECT merchant, day, count, digest FROM index_days"
+                f" WHERE merchant IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                out[m][int(d)] = (int(c), bytes(g))
         return out
 
     def _days(self, merchant: str) -> _Days:
-        return {
-            int(d): (int(c), bytes(g))
-            for d, c, g in self.db.execute(
-                "SELECT day, count, digest FROM index_days WHERE merchant = ?", (merchant,)
-            )
-        }
+        return self._directories([merchant])[merchant]
 
     def _listings(self, shards: Sequence[int]) -> dict[int, list[tuple[bytes, bytes]]]:
-        out: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in shards}
-        for i in range(0, len(shards), 900):
-            part = shards[i : i + 900]
-            for s, kh, value in self.db.execute(
-                f"SELECT shard, keyhash, value FROM index_keys WHERE shard IN ({','.join('?' * len(part))})"
-                " ORDER BY shard, keyhash",
-                part,
-            ):
-                out[int(s)].append((bytes(kh), bytes(value)))
-        return out
+        return {s: sorted(pairs.items()) for s, pairs in self._pairs(shards).items()}
 
     # -- answers at any size ---------------------------------------------------------------
     def _snapshot(self, size: int, current: int) -> _Snapshot:
@@ -337,3 +327,11 @@ class _Snapshot:
         if merchant_id in self.merchant_days:
             return self.merchant_days[merchant_id]
         return self.index._days(merchant_id)
+
+
+def drop_old_index(db: sqlite3.Connection) -> None:
+    """Forget the index a schema-4 or -5 store kept (inside the caller's transaction): it is
+    rebuilt from the records when first asked for; the roots it computed stay (same rules)."""
+    for table in OLD_INDEX_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("DELETE FROM meta WHERE key = 'index_size'")

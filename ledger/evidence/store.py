@@ -31,7 +31,7 @@ from ledger._internal.perf import paused_gc
 from ledger._internal.rfc3339 import MAX_NS, parse_time_ns, rfc3339, ts_ns
 from ledger.errors import ConflictError, RecordProblem, StoreError
 from ledger.evidence.erasure import ERASURE_SOURCE, Erasing, erased_problem
-from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex
+from ledger.evidence.index_store import INDEX_SCHEMA, LogIndex, drop_old_index
 from ledger.evidence.journal import SCHEMA as _JOURNAL_SCHEMA
 from ledger.evidence.journal import JournalTables, NewAction, migrate_v2
 from ledger.evidence.leaf import encode
@@ -42,8 +42,9 @@ from ledger.evidence.order_keys import KeyState, OrderKeys, adopt_v1
 
 _logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index;
-# 5: order keys (version 2 random keys; the orders of an older store keep version 1) and erasure
+SCHEMA_VERSION = 6  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index;
+# 5: order keys (version 2 random keys; the orders of an older store keep version 1) and erasure;
+# 6: the index kept as one row per shard (same rules and roots; rebuilt from the records)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -179,19 +180,21 @@ class Store(JournalTables, Erasing):
 
     # -- set-up -----------------------------------------------------------------
     def _migrate(self) -> None:
-        """Bring a schema-2, -3 or -4 store to this version (its journals; records are unchanged;
-        every order it holds keeps key version 1; the completeness index is built from the
-        records when first asked for)."""
+        """Bring a schema-2 to -5 store to this version (its journals; records are unchanged;
+        every order a store before 5 holds keeps key version 1; the completeness index is
+        rebuilt from the records when first asked for)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] not in ("2", "3", "4"):
+        if row is None or row[0] not in ("2", "3", "4", "5"):
             return
         with self._txn():
             if row[0] == "2":
                 migrate_v2(self.db)  # rebuilds the anchors table with this version's columns
             elif row[0] == "3":
                 self.db.execute("ALTER TABLE anchors ADD COLUMN index_root BLOB")
-            adopted = adopt_v1(self.db)
-            _logger.info("%s: %d order(s) keep key version 1", self.path, adopted)
+            if row[0] != "5":
+                adopted = adopt_v1(self.db)
+                _logger.info("%s: %d order(s) keep key version 1", self.path, adopted)
+            drop_old_index(self.db)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         _logger.info("migrated %s from schema %s to %d", self.path, row[0], SCHEMA_VERSION)
 

@@ -131,6 +131,32 @@ def test_the_kept_index_agrees_with_the_naive_one_at_every_size(
     assert other.index_root(33) == naive_root(_rows(other, 33))
 
 
+def test_a_schema_5_store_rebuilds_its_index_from_the_records(
+    tmp_path: Path, sale: list[dict[str, Any]]
+) -> None:
+    """Schema 5 kept one row per key; schema 6 one per shard. The old tables go, the roots stay,
+    and the index rebuilt from the records counts every record once (its days are not added to)."""
+    path = tmp_path / "old.sqlite3"
+    records = [parse_record(o) for o in sale]
+    with Store(path, MasterSecret.from_hex("c5" * 32)) as store:
+        store.ingest(records, source="all")
+        root = store.index_root(len(records))
+        store.db.executescript(
+            "CREATE TABLE index_keys (key TEXT PRIMARY KEY, keyhash BLOB, shard INTEGER, count INTEGER,"
+            " value BLOB); CREATE TABLE index_shards (shard INTEGER PRIMARY KEY, hash BLOB NOT NULL);"
+            " INSERT INTO index_shards VALUES (1, x'00'); UPDATE meta SET value = '5' WHERE key = 'schema';"
+        )
+    with Store(path, MasterSecret.from_hex("c5" * 32)) as store:
+        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert not tables & {"index_keys", "index_shards"}
+        assert store.index.size == 0
+        assert store.db.execute("SELECT COUNT(*) FROM index_days").fetchone()[0] == 0
+        assert store.index_root(len(records)) == root == naive_root(_rows(store, len(records)))
+        merchant = records[0].merchant_id
+        proof = store.index.merchant_proof(merchant, len(records), None, None)
+        assert sum(c for _, c, _ in proof.days) == sum(1 for r in records if r.merchant_id == merchant)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.data())
 def test_proofs_at_any_size_lead_to_the_root(tmp_path_factory: Any, data: st.DataObject) -> None:
