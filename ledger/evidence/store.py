@@ -43,8 +43,7 @@ from ledger.evidence.order_keys import KeyState, OrderKeys, adopt_v1
 _logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 6  # 2: ts_ns, records_leaf; 3: journal statuses, attempts, held records; 4: index;
-# 5: order keys (version 2 random keys; the orders of an older store keep version 1) and erasure;
-# 6: the index kept as one row per shard (same rules and roots; rebuilt from the records)
+# 5: order keys (v2 random; an older store's orders keep v1), erasure; 6: index kept one row per shard
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -192,8 +191,7 @@ class Store(JournalTables, Erasing):
             elif row[0] == "3":
                 self.db.execute("ALTER TABLE anchors ADD COLUMN index_root BLOB")
             if row[0] != "5":
-                adopted = adopt_v1(self.db)
-                _logger.info("%s: %d order(s) keep key version 1", self.path, adopted)
+                _logger.info("%s: %d order(s) keep key version 1", self.path, adopt_v1(self.db))
             drop_old_index(self.db)
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         _logger.info("migrated %s from schema %s to %d", self.path, row[0], SCHEMA_VERSION)
