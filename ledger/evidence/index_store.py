@@ -16,6 +16,7 @@ below ``index_size`` is answered by recomputing only the keys that records at N 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS index_roots (size INTEGER PRIMARY KEY, root BLOB NOT 
 # kept, and this version's own tables but the roots, should one be there already
 OLD_INDEX_TABLES = ("index_keys", "index_shards", "index_days", "index_map")
 
+_logger = logging.getLogger(__name__)
+
 _Days = dict[int, tuple[int, bytes]]  # day -> (count, digest)
 
 
@@ -79,25 +82,107 @@ class KeyProof:
 
 
 class LogIndex:
-    """The index of one store (its connection and transaction maker)."""
+    """The index of one store (its connection and transaction maker).
+
+    Advancing the index changes shards all over the map (keys are hashes), so writing them at
+    every anchor would rewrite most of its pages each time. The changed shards and directories
+    are kept in memory instead (the *overlay*, on top of the persisted state at
+    ``meta.index_size``) and written together when the overlay spans `FLUSH_RECORDS` records or
+    `FLUSH_BYTES` bytes, and when the store closes. The index is derived data: an overlay lost
+    to a crash is recomputed from the records; the roots computed are persisted at once. If
+    another process persisted a newer state, this one's overlay is dropped, never written over it.
+    """
+
+    FLUSH_RECORDS = 250_000
+    FLUSH_BYTES = 64 << 20
 
     def __init__(self, db: sqlite3.Connection, txn: Callable[[], Any]) -> None:
         self.db = db
         self._txn = txn
         self._top: TopTree | None = None
         self._top_size = -1
+        self._base = -1  # the persisted size the overlay is on (-1: no overlay)
+        self._mem_size = -1
+        self._dirty: dict[int, tuple[bytes, bytes]] = {}  # shard -> (hash, packed pairs)
+        self._dirty_days: dict[str, _Days] = {}  # merchant -> its whole directory
+        self._changed_days: set[tuple[str, int]] = set()
+        self._dirty_bytes = 0
 
     # -- state ---------------------------------------------------------------------------
-    @property
-    def size(self) -> int:
+    def _persisted(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'index_size'").fetchone()
         return 0 if row is None else int(row[0])
 
-    def _tree(self, size: int) -> TopTree:
+    @property
+    def size(self) -> int:
+        """The size the index is kept at (in memory or persisted)."""
+        return self._mem_size if self._base >= 0 else self._persisted()
+
+    def _sync(self) -> None:
+        """Drop the overlay if another process persisted a newer state under it."""
+        if self._base >= 0 and self._persisted() != self._base:
+            self._drop()
+
+    def _drop(self) -> None:
+        self._base = self._mem_size = self._top_size = -1
+        self._top = None
+        self._dirty, self._dirty_days, self._changed_days, self._dirty_bytes = {}, {}, set(), 0
+
+    def _keep(self, end: int, shards: dict[int, tuple[bytes, bytes]], days: dict[str, _Days],
+              changed_days: Iterable[tuple[str, int]]) -> None:
+        """Put an advance's results in the overlay (persisting it when it has grown enough)."""
+        if self._base < 0:
+            self._base = self._persisted()
+        self._mem_size = end
+        for s, hp in shards.items():
+            old = self._dirty.get(s)
+            self._dirty_bytes += len(hp[1]) - (0 if old is None else len(old[1]))
+            self._dirty[s] = hp
+        self._dirty_days.update(days)
+        self._changed_days.update(changed_days)
+        if end - self._base >= self.FLUSH_RECORDS or self._dirty_bytes >= self.FLUSH_BYTES:
+            self._write()
+
+    def _write(self) -> None:
+        """Persist the overlay (inside the caller's transaction, on the state it was built on)."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO index_map(shard, hash, pairs) VALUES (?, ?, ?)",
+            [(s, h, packed) for s, (h, packed) in sorted(self._dirty.items())],
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)",
+            [(m, d, *self._dirty_days[m][d]) for m, d in sorted(self._changed_days)],
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('index_size', ?)", (str(self._mem_size),)
+        )
+        self._base = self._mem_size
+        self._dirty, self._dirty_days, self._changed_days, self._dirty_bytes = {}, {}, set(), 0
+
+    def flush(self, *, closing: bool = False) -> None:
+        """Persist the overlay now (the store does when it closes); a newer persisted state wins.
+        `closing`: a failure is logged, not raised (the overlay is recomputed when next needed)."""
+        if self._base < 0 or self._mem_size == self._base:
+            return
+        try:
+            with self._txn():
+                if self._persisted() == self._base:
+                    self._write()
+                else:
+                    self._drop()
+        except sqlite3.Error as exc:
+            if not closing:
+                raise
+            _logger.warning("the completeness index at size %d was not persisted: %s", self._mem_size, exc)
+
+    def _tree(self) -> TopTree:
+        """The top tree at the kept size."""
+        size = self.size
         if self._top is None or self._top_size != size:
             self._top = TopTree(
                 {int(s): bytes(h) for s, h in self.db.execute("SELECT shard, hash FROM index_map")}
             )
+            self._top.update({s: h for s, (h, _) in self._dirty.items()})
             self._top_size = size
         return self._top
 
@@ -105,6 +190,7 @@ class LogIndex:
         """The index root of the log's first `size` leaves (advancing the kept index to `size`
         when it is behind)."""
         with self._txn():
+            self._sync()
             current = self.size
             if size > current:
                 self._advance(current, size)
@@ -138,33 +224,33 @@ class LogIndex:
             pairs = shards[shard_of(kh)]
             pairs[kh] = bucket_digest(kh, entries, start=pairs.get(kh))
         directories = self._directories(list(merchants))
-        day_rows = []
+        changed_days = []
         for mid, new_days in merchants.items():
             kh, days = mkeys[mid], directories[mid]
             for day, entries in new_days.items():
                 count, digest = days.get(day, (0, None))
                 days[day] = (count + len(entries), bucket_digest(kh, entries, day, start=digest))
-                day_rows.append((mid, day, *days[day]))
+                changed_days.append((mid, day))
             shards[shard_of(kh)][kh] = directory_value(kh, ((d, c, g) for d, (c, g) in sorted(days.items())))
-        self.db.executemany(
-            "INSERT OR REPLACE INTO index_days(merchant, day, count, digest) VALUES (?,?,?,?)", day_rows
-        )
-        rows = []
+        kept = {}
         for s, pairs in shards.items():
             packed = b"".join([k + pairs[k] for k in sorted(pairs)])
-            rows.append((s, packed_shard_hash(packed), packed))
-        self.db.executemany("INSERT OR REPLACE INTO index_map(shard, hash, pairs) VALUES (?, ?, ?)", rows)
-        tree = self._tree(start)
-        tree.update({s: h for s, h, _ in rows})
+            kept[s] = (packed_shard_hash(packed), packed)
+        tree = self._tree()
+        tree.update({s: h for s, (h, _) in kept.items()})
+        self._keep(end, kept, directories, changed_days)
         self._top_size = end
         root, _ = tree.root_and_path(None)
         self.db.execute("INSERT OR REPLACE INTO index_roots(size, root) VALUES (?, ?)", (end, root))
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('index_size', ?)", (str(end),))
 
     def _pairs(self, shards: Iterable[int]) -> dict[int, dict[bytes, bytes]]:
         """These shards' kept pairs (keyhash -> value), one query per 900 shards."""
         out: dict[int, dict[bytes, bytes]] = {s: {} for s in shards}
-        wanted = sorted(out)
+        for s in out:
+            if s in self._dirty:
+                b = self._dirty[s][1]
+                out[s] = {b[j : j + 32]: b[j + 32 : j + 64] for j in range(0, len(b), 64)}
+        wanted = sorted(s for s in out if s not in self._dirty)
         for i in range(0, len(wanted), 900):
             part = wanted[i : i + 900]
             for s, packed in self.db.execute(
@@ -176,9 +262,10 @@ class LogIndex:
 
     def _directories(self, merchants: Sequence[str]) -> dict[str, _Days]:
         """These merchants' kept days, one query per 900 merchants."""
-        out: dict[str, _Days] = {m: {} for m in merchants}
-        for i in range(0, len(merchants), 900):
-            part = merchants[i : i + 900]
+        out: dict[str, _Days] = {m: dict(self._dirty_days.get(m, {})) for m in merchants}
+        wanted = [m for m in merchants if m not in self._dirty_days]
+        for i in range(0, len(wanted), 900):
+            part = wanted[i : i + 900]
             for m, d, c, g in self.db.execute(
                 "SELECT merchant, day, count, digest FROM index_days"
                 f" WHERE merchant IN ({','.join('?' * len(part))})",
@@ -238,6 +325,7 @@ class LogIndex:
         return proof
 
     def _prepare(self, size: int) -> _Snapshot:
+        self._sync()
         current = self.size
         if size > current:
             self._advance(current, size)
@@ -315,7 +403,7 @@ class _Snapshot:
         for s in changed:
             pairs = self.listing(s, listings[s])
             changes[s] = shard_hash(pairs) if pairs else EMPTY_SHARD
-        return self.index._tree(self.index.size).root_and_path(changes, prove)
+        return self.index._tree().root_and_path(changes, prove)
 
     def proof(self, key: str) -> KeyProof:
         kh = key_hash(key)

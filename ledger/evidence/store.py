@@ -148,8 +148,7 @@ class StoredRecord:
 
 
 class Store(JournalTables, Erasing):
-    """An evidence store at `path` (a SQLite file), bound to one master secret (its journals:
-    `ledger.evidence.journal`)."""
+    """An evidence store at `path` (a SQLite file), bound to one master secret (journals: `.journal`)."""
 
     def __init__(self, path: str | Path, secret: MasterSecret) -> None:
         self.path = Path(path)
@@ -223,6 +222,7 @@ class Store(JournalTables, Erasing):
             )
 
     def close(self) -> None:
+        self.index.flush(closing=True)
         self.db.close()
         self.closed = True
 
